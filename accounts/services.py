@@ -1,0 +1,61 @@
+"""Users, organisations and identities; invoking chaincode as a signed-in user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from ledger import services as ledger
+from ledger.crypto import generate_private_key, public_bytes
+from ledger.models import Identity, Organisation, OrgType
+
+from .keys import custodial_key_store, custodial_signer
+from .models import Membership, Role
+
+ENERGY = "k"
+
+
+def household_account_key(organisation: Organisation) -> str:
+    return f"household:{organisation.msp_id}"
+
+
+@transaction.atomic
+def membership_create(*, user: AbstractBaseUser, organisation: Organisation, role: str = Role.MEMBER) -> Membership:
+    """Give ``user`` a custodial identity in ``organisation``."""
+    key = generate_private_key()
+    identity = ledger.identity_register(organisation=organisation, name=user.get_username(),
+                                        public_key=public_bytes(key))
+    custodial_key_store(identity=identity, key=key)
+    return Membership.objects.create(user=user, organisation=organisation, identity=identity, role=role)
+
+
+@transaction.atomic
+def user_signup(*, username: str, password: str, email: str = "", household_name: str | None = None):
+    """A resident signs up: a user, their household organisation, an identity and a k account."""
+    user = get_user_model().objects.create_user(username=username, password=password, email=email)
+    org = ledger.organisation_create(msp_id=f"hh-{username.lower()}", name=household_name or f"{username}'s household",
+                                     org_type=OrgType.HOUSEHOLD)
+    membership_create(user=user, organisation=org, role=Role.OWNER)
+    if ledger.Asset.objects.filter(code=ENERGY).exists():
+        ledger.account_open(key=household_account_key(org), asset=ENERGY, organisation=org)
+    return user
+
+
+def membership_for(user, organisation: Organisation | None = None) -> Membership:
+    qs = Membership.objects.select_related("identity__organisation", "organisation").filter(user=user)
+    if organisation is not None:
+        qs = qs.filter(organisation=organisation)
+    membership = qs.order_by("id").first()
+    if membership is None:
+        raise Membership.DoesNotExist(f"{user} is not a member of any organisation")
+    return membership
+
+
+def invoke_as(*, identity: Identity, chaincode: str, function: str, args: dict[str, Any],
+              idempotency_key: str | None) -> ledger.InvokeResult:
+    """Invoke with a custodial identity: its sealed key signs the proposal."""
+    return ledger.invoke(chaincode=chaincode, function=function, args=args, invoker=identity,
+                         idempotency_key=idempotency_key, signer=custodial_signer(identity))

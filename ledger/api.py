@@ -1,0 +1,71 @@
+"""Read API under /api/v1/ledger/: blocks, transactions, inclusion proofs, accounts."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors
+from .serializers import AccountSerializer, BlockSerializer, ProofSerializer, TransactionSerializer, TransactionSummarySerializer
+
+
+class BlockList(generics.ListAPIView):
+    serializer_class = BlockSerializer
+
+    def get_queryset(self):
+        return selectors.blocks_visible_to(self.request.user)
+
+
+class BlockDetail(generics.RetrieveAPIView):
+    serializer_class = BlockSerializer
+    lookup_field = "number"
+
+    def get_queryset(self):
+        return selectors.blocks_visible_to(self.request.user)
+
+
+class BlockTransactions(generics.ListAPIView):
+    """The block's transactions the caller may see (leaf hashes of all are in the proofs)."""
+
+    serializer_class = TransactionSummarySerializer
+
+    def get_queryset(self):
+        block = get_object_or_404(selectors.blocks_visible_to(self.request.user), number=self.kwargs["number"])
+        return selectors.transactions_visible_to(self.request.user).filter(block=block)
+
+
+class TransactionDetail(generics.RetrieveAPIView):
+    serializer_class = TransactionSerializer
+    lookup_field = "tx_hash"
+
+    def get_queryset(self):
+        return selectors.transactions_visible_to(self.request.user).prefetch_related(
+            "postings__account", "state_writes"
+        )
+
+
+class TransactionProof(APIView):
+    """Leaf index, audit path and signed block header: enough to check inclusion offline."""
+
+    @extend_schema(responses=ProofSerializer)
+    def get(self, request, tx_hash: str):
+        tx = get_object_or_404(selectors.transactions_visible_to(request.user), tx_hash=tx_hash)
+        proof = selectors.transaction_proof(tx)
+        if proof is None:
+            return Response({"detail": "transaction is not sealed into a block yet"}, status=409)
+        return Response(proof)
+
+
+class AccountList(generics.ListAPIView):
+    serializer_class = AccountSerializer
+
+    def get_queryset(self):
+        return selectors.accounts_visible_to(self.request.user)
+
+
+class AccountDetail(generics.RetrieveAPIView):
+    serializer_class = AccountSerializer
+
+    def get_queryset(self):
+        return selectors.accounts_visible_to(self.request.user)

@@ -1,0 +1,235 @@
+"""The chaincode API: a registry of contracts, their endorsement policies and the context
+they run in. Contracts are plain Python: they read arguments, state and balances through the
+context and record postings, state writes and events on it; the ledger service applies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from .canonical import CanonicalError, canonical_json
+
+ISSUANCE = "issuance"
+
+
+class ContractError(Exception):
+    """A contract refused the invocation; it is recorded as rejected with this reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Invoker:
+    identity_id: int
+    name: str  # "<msp_id>/<identity name>"
+    msp_id: str
+    org_id: int
+    org_type: str
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: int
+    key: str
+    asset: str
+    kind: str
+    organisation_id: int
+    balance: int
+
+
+class LedgerReader(Protocol):
+    def account(self, key: str, asset: str, *, lock: bool) -> AccountInfo | None: ...
+
+    def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None: ...
+
+
+@dataclass
+class ContractFunction:
+    fn: Callable[[Context], Any]
+    orgs: frozenset[str] | None  # None: any organisation type may invoke
+    description: str
+
+
+class Contract:
+    """A named chaincode; functions are registered with ``@contract.function(...)``."""
+
+    def __init__(self, name: str, description: str = ""):
+        self.name = name
+        self.description = description
+        self.functions: dict[str, ContractFunction] = {}
+
+    def function(self, name: str | None = None, *, orgs: Iterable[str] | None = None):
+        def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
+            self.functions[name or fn.__name__] = ContractFunction(
+                fn=fn, orgs=frozenset(orgs) if orgs is not None else None, description=(fn.__doc__ or "").strip()
+            )
+            return fn
+
+        return register
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._contracts: dict[str, Contract] = {}
+
+    def register(self, contract: Contract) -> Contract:
+        if contract.name in self._contracts and self._contracts[contract.name] is not contract:
+            raise ValueError(f"chaincode {contract.name!r} is already registered")
+        self._contracts[contract.name] = contract
+        return contract
+
+    def resolve(self, chaincode: str, function: str) -> ContractFunction:
+        contract = self._contracts.get(chaincode)
+        if contract is None:
+            raise ContractError(f"unknown chaincode {chaincode!r}")
+        fn = contract.functions.get(function)
+        if fn is None:
+            raise ContractError(f"chaincode {chaincode!r} has no function {function!r}")
+        return fn
+
+    def contracts(self) -> list[Contract]:
+        return list(self._contracts.values())
+
+
+registry = Registry()
+
+
+def check_policy(fn: ContractFunction, invoker: Invoker, chaincode: str, function: str) -> None:
+    if fn.orgs is not None and invoker.org_type not in fn.orgs:
+        allowed = ", ".join(sorted(fn.orgs))
+        raise ContractError(
+            f"endorsement policy: {chaincode}.{function} may be invoked by {allowed}, not {invoker.org_type}"
+        )
+
+
+@dataclass
+class Effects:
+    """What a contract did, in the order it did it."""
+
+    # (account key, asset, signed amount); merged per account when applied
+    postings: list[tuple[str, str, int]] = field(default_factory=list)
+    # (namespace, key, value, is_delete)
+    state_writes: list[tuple[str, str, Any, bool]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # (account key, asset, organisation id that must own it)
+    owner_checks: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+class Context:
+    """What a running contract sees. Amounts are integers in the asset's stored unit."""
+
+    def __init__(self, *, chaincode: str, function: str, args: dict[str, Any], invoker: Invoker,
+                 now: datetime, reader: LedgerReader):
+        self.chaincode = chaincode
+        self.function = function
+        self.args = args
+        self.invoker = invoker
+        self.now = now
+        self._reader = reader
+        self.effects = Effects()
+        self._state_cache: dict[str, Any] = {}
+
+    # --- arguments -------------------------------------------------------------------------
+    def arg_str(self, name: str, *, required: bool = True, max_length: int = 200) -> str | None:
+        value = self.args.get(name)
+        if value is None:
+            if required:
+                raise ContractError(f"argument {name!r} is required")
+            return None
+        if not isinstance(value, str) or not value or len(value) > max_length:
+            raise ContractError(f"argument {name!r} must be a non-empty string of at most {max_length} characters")
+        return value
+
+    def arg_int(self, name: str, *, positive: bool = True, required: bool = True) -> int | None:
+        value = self.args.get(name)
+        if value is None:
+            if required:
+                raise ContractError(f"argument {name!r} is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ContractError(f"argument {name!r} must be an integer")
+        if positive and value <= 0:
+            raise ContractError(f"argument {name!r} must be positive")
+        return value
+
+    def reject(self, reason: str) -> None:
+        raise ContractError(reason)
+
+    # --- accounts and value ----------------------------------------------------------------
+    def account(self, key: str, asset: str, *, lock: bool = False) -> AccountInfo:
+        info = self._reader.account(key, asset, lock=lock)
+        if info is None:
+            raise ContractError(f"no {asset} account {key!r}")
+        return info
+
+    def balance(self, key: str, asset: str) -> int:
+        """Current balance, locked for the rest of the invocation, plus this invocation's postings."""
+        base = self.account(key, asset, lock=True).balance
+        return base + sum(a for k, s, a in self.effects.postings if k == key and s == asset)
+
+    def require_owner(self, key: str, asset: str, organisation_id: int | None = None) -> None:
+        """The account must belong to the invoker's organisation (checked when applied)."""
+        self.effects.owner_checks.append((key, asset, organisation_id or self.invoker.org_id))
+
+    def transfer(self, source: str, destination: str, amount: int, asset: str) -> None:
+        if amount <= 0:
+            raise ContractError("amount must be positive")
+        if source == destination:
+            raise ContractError("source and destination are the same account")
+        self.effects.postings.append((source, asset, -amount))
+        self.effects.postings.append((destination, asset, amount))
+
+    def mint(self, destination: str, amount: int, asset: str) -> None:
+        self.transfer(ISSUANCE, destination, amount, asset)
+
+    def burn(self, source: str, amount: int, asset: str) -> None:
+        self.transfer(source, ISSUANCE, amount, asset)
+
+    # --- world state (namespace = this chaincode) -----------------------------------------
+    def get_state(self, key: str) -> Any:
+        if key in self._state_cache:
+            return self._state_cache[key]
+        row = self._reader.state(self.chaincode, key, lock=True)
+        value = None if row is None or row[2] else row[0]
+        self._state_cache[key] = value
+        return value
+
+    def put_state(self, key: str, value: Any) -> None:
+        if value is None:
+            raise ContractError("state values cannot be null; use del_state")
+        try:
+            canonical_json(value)
+        except CanonicalError as exc:
+            raise ContractError(f"state value for {key!r} is not ledger JSON: {exc}") from exc
+        self._state_cache[key] = value
+        self.effects.state_writes.append((self.chaincode, key, value, False))
+
+    def del_state(self, key: str) -> None:
+        self._state_cache[key] = None
+        self.effects.state_writes.append((self.chaincode, key, None, True))
+
+    def emit(self, name: str, payload: dict[str, Any]) -> None:
+        self.effects.events.append({"name": name, "payload": payload})
+
+
+def net_postings(postings: list[tuple[str, str, int]]) -> dict[tuple[str, str], int]:
+    """Merge postings per (account, asset) keeping first-seen order; drop zero nets."""
+    merged: dict[tuple[str, str], int] = {}
+    for key, asset, amount in postings:
+        merged[(key, asset)] = merged.get((key, asset), 0) + amount
+    return {k: v for k, v in merged.items() if v}
+
+
+def check_balances(deltas: dict[tuple[str, str], int], accounts: dict[tuple[str, str], AccountInfo]) -> None:
+    """Pure: refuse any non-issuance account going below zero, naming it."""
+    for (key, asset), delta in deltas.items():
+        info = accounts[(key, asset)]
+        if info.kind != ISSUANCE and info.balance + delta < 0:
+            raise ContractError(
+                f"insufficient funds: {asset} account {key!r} holds {info.balance}, needs {-delta}"
+            )

@@ -1,0 +1,74 @@
+"""The exact documents the ledger signs and hashes. Shared by the writer and the verifier."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from .canonical import canonical_json, digest
+
+GENESIS_PREVIOUS_HASH = "0" * 64
+SIGNATURE_REJECTION = "invalid signature: the proposal is not signed by the invoker's key"
+
+
+def timestamp_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def proposal_document(*, chaincode: str, function: str, args: dict[str, Any], invoker: str,
+                      idempotency_key: str | None, proposed_at: datetime) -> dict[str, Any]:
+    return {
+        "chaincode": chaincode,
+        "function": function,
+        "args": args,
+        "invoker": invoker,
+        "idempotency_key": idempotency_key,
+        "proposed_at": timestamp_text(proposed_at),
+    }
+
+
+def proposal_bytes(**fields: Any) -> bytes:
+    """The bytes an invoker signs."""
+    return canonical_json(proposal_document(**fields))
+
+
+def body_digest(chaincode: str, function: str, args: dict[str, Any]) -> str:
+    """What idempotency compares: the same key must come with the same body."""
+    return digest({"chaincode": chaincode, "function": function, "args": args})
+
+
+def transaction_document(*, proposal: dict[str, Any], signature: str, status: str, reason: str, result: Any,
+                         events: list, postings: list[list], state_writes: list[list]) -> dict[str, Any]:
+    """Envelope and effects: postings are [account key, asset, amount]; state writes are
+    [namespace, key, value, is_delete, version]."""
+    return {
+        "proposal": proposal,
+        "signature": signature,
+        "effects": {
+            "status": status,
+            "reason": reason,
+            "result": result,
+            "events": events,
+            "postings": postings,
+            "state_writes": state_writes,
+        },
+    }
+
+
+def transaction_hash(**fields: Any) -> str:
+    return digest(transaction_document(**fields))
+
+
+def block_header(*, number: int, previous_hash: str, merkle_root: str, timestamp: datetime,
+                 tx_count: int) -> dict[str, Any]:
+    return {
+        "number": number,
+        "previous_hash": previous_hash,
+        "merkle_root": merkle_root,
+        "timestamp": timestamp_text(timestamp),
+        "tx_count": tx_count,
+    }
+
+
+def block_header_bytes(**fields: Any) -> bytes:
+    return canonical_json(block_header(**fields))

@@ -1,0 +1,203 @@
+"""The ledger's tables. Rows here are written only by ``ledger.services`` and the sealer."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class OrgType(models.TextChoices):
+    UTILITY = "utility"
+    GRID = "grid"
+    DISTRIBUTOR = "distributor"
+    PRODUCER = "producer"
+    BANK = "bank"
+    CHARITY = "charity"
+    AGENT = "agent"
+    HOUSEHOLD = "household"
+    AUDITOR = "auditor"
+
+
+class Organisation(models.Model):
+    """An MSP-like member organisation of the network."""
+
+    msp_id = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    org_type = models.CharField(max_length=20, choices=OrgType.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.org_type})"
+
+
+class IdentityKind(models.TextChoices):
+    USER = "user"
+    DEVICE = "device"
+    SERVICE = "service"
+
+
+class Identity(models.Model):
+    """A key holder that signs proposals; named ``<msp_id>/<name>``."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="identities")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=IdentityKind.choices, default=IdentityKind.USER)
+    public_key = models.BinaryField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organisation", "name"], name="identity_unique_name")]
+        verbose_name_plural = "identities"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.organisation.msp_id}/{self.name}"
+
+    def __str__(self) -> str:
+        return self.qualified_name
+
+
+class Asset(models.Model):
+    """``k`` counts Wh (scale 3 shows kWh); fiat assets count minor units (scale 2)."""
+
+    code = models.CharField(max_length=10, primary_key=True)
+    name = models.CharField(max_length=100)
+    scale = models.PositiveSmallIntegerField(help_text="decimal places between the stored unit and the display unit")
+    display_unit = models.CharField(max_length=10)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class AccountKind(models.TextChoices):
+    ISSUANCE = "issuance"
+    HOLDER = "holder"
+    DEVICE = "device"
+    POOL = "pool"
+    ESCROW = "escrow"
+
+
+class Account(models.Model):
+    """One per (key, asset). Only issuance accounts may go below zero (database CHECK)."""
+
+    key = models.CharField(max_length=120, help_text="ledger address, e.g. household:alice or issuance")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="accounts")
+    kind = models.CharField(max_length=10, choices=AccountKind.choices, default=AccountKind.HOLDER)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="accounts")
+    balance = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "asset"], name="account_unique_key_asset"),
+            models.CheckConstraint(
+                condition=Q(balance__gte=0) | Q(kind="issuance"), name="account_balance_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} [{self.asset_id}]"
+
+
+class Block(models.Model):
+    number = models.BigIntegerField(unique=True)
+    previous_hash = models.CharField(max_length=64)
+    merkle_root = models.CharField(max_length=64)
+    timestamp = models.DateTimeField()
+    tx_count = models.IntegerField()
+    header_hash = models.CharField(max_length=64, unique=True)
+    signer_public_key = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"block {self.number}"
+
+
+class TxStatus(models.TextChoices):
+    VALID = "valid"
+    REJECTED = "rejected"
+
+
+class Transaction(models.Model):
+    """An invocation, committed with its effects; rejected ones are kept with their reason."""
+
+    chaincode = models.CharField(max_length=50)
+    function = models.CharField(max_length=50)
+    args = models.JSONField()
+    invoker = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="transactions")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    body_digest = models.CharField(max_length=64, help_text="sha256 of canonical {chaincode, function, args}")
+    proposed_at = models.DateTimeField()
+    signature = models.CharField(max_length=128)
+    status = models.CharField(max_length=10, choices=TxStatus.choices)
+    reason = models.TextField(blank=True, default="")
+    result = models.JSONField(null=True)
+    events = models.JSONField(default=list)
+    tx_hash = models.CharField(max_length=64, unique=True)
+    block = models.ForeignKey(Block, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoker", "idempotency_key"], name="tx_unique_idempotency_key",
+                condition=Q(idempotency_key__isnull=False),
+            ),
+        ]
+        indexes = [models.Index(fields=["id"], condition=Q(block__isnull=True), name="tx_unsealed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.chaincode}.{self.function} {self.tx_hash[:12]}"
+
+
+class Posting(models.Model):
+    """Signed amount: positive credits the account, negative debits it."""
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="posting_amount_not_zero")]
+
+
+class StateWrite(models.Model):
+    """History of world-state writes; a delete is a write with ``is_delete``."""
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="state_writes")
+    namespace = models.CharField(max_length=50)
+    key = models.CharField(max_length=200)
+    value = models.JSONField(null=True)
+    is_delete = models.BooleanField(default=False)
+    version = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+
+
+class StateEntry(models.Model):
+    """Current world state per chaincode namespace (the latest StateWrite of each key)."""
+
+    namespace = models.CharField(max_length=50)
+    key = models.CharField(max_length=200)
+    value = models.JSONField(null=True)
+    is_deleted = models.BooleanField(default=False)
+    version = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace", "key"], name="state_unique_key")]
+        verbose_name_plural = "state entries"
+
+
+class SealerLease(models.Model):
+    """Claimed by compare-and-swap so exactly one sealer runs at a time."""
+
+    name = models.CharField(max_length=20, unique=True)
+    holder = models.CharField(max_length=100, blank=True, default="")
+    expires_at = models.DateTimeField(null=True)

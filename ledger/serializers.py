@@ -1,0 +1,74 @@
+from rest_framework import serializers
+
+from .models import Account, Block, Transaction
+from .selectors import block_header_dict
+
+
+class BlockSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Block
+        fields = ["number", "previous_hash", "merkle_root", "timestamp", "tx_count", "header_hash",
+                  "signer_public_key", "signature"]
+
+
+class PostingSerializer(serializers.Serializer):
+    account = serializers.CharField(source="account.key")
+    asset = serializers.CharField(source="asset_id")
+    amount = serializers.IntegerField()
+
+
+class StateWriteSerializer(serializers.Serializer):
+    namespace = serializers.CharField()
+    key = serializers.CharField()
+    value = serializers.JSONField(allow_null=True)
+    is_delete = serializers.BooleanField()
+    version = serializers.IntegerField()
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    invoker = serializers.CharField(source="invoker.qualified_name")
+    block = serializers.IntegerField(source="block.number", allow_null=True, default=None)
+    postings = PostingSerializer(many=True, read_only=True)
+    state_writes = StateWriteSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Transaction
+        fields = ["tx_hash", "chaincode", "function", "args", "invoker", "idempotency_key", "proposed_at",
+                  "signature", "status", "reason", "result", "events", "block", "postings", "state_writes"]
+
+
+class TransactionSummarySerializer(serializers.ModelSerializer):
+    invoker = serializers.CharField(source="invoker.qualified_name")
+    block = serializers.IntegerField(source="block.number", allow_null=True, default=None)
+
+    class Meta:
+        model = Transaction
+        fields = ["tx_hash", "chaincode", "function", "invoker", "proposed_at", "status", "reason", "block"]
+
+
+class BlockHeaderField(serializers.DictField):
+    def to_representation(self, value):
+        return block_header_dict(value)
+
+
+class ProofSerializer(serializers.Serializer):
+    tx_hash = serializers.CharField()
+    leaf_index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    audit_path = serializers.ListField(child=serializers.CharField())
+    block = BlockSerializer()
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    asset = serializers.CharField(source="asset_id")
+    organisation = serializers.CharField(source="organisation.msp_id")
+    display_balance = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Account
+        fields = ["id", "key", "asset", "kind", "organisation", "balance", "display_balance"]
+
+    def get_display_balance(self, account: Account) -> str:
+        from .units import format_amount
+
+        return format_amount(account.balance, account.asset.scale)

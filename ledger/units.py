@@ -1,0 +1,7 @@
+"""Integer amounts shown as decimals without floats (k: Wh shown as kWh; fiat: minor units)."""
+
+
+def format_amount(amount: int, scale: int) -> str:
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**scale)
+    return f"{sign}{whole}.{frac:0{scale}d}" if scale else f"{sign}{whole}"

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import api
+
+app_name = "ledger"
+urlpatterns = [
+    path("blocks/", api.BlockList.as_view(), name="block-list"),
+    path("blocks/<int:number>/", api.BlockDetail.as_view(), name="block-detail"),
+    path("blocks/<int:number>/transactions/", api.BlockTransactions.as_view(), name="block-transactions"),
+    path("transactions/<str:tx_hash>/", api.TransactionDetail.as_view(), name="transaction-detail"),
+    path("transactions/<str:tx_hash>/proof/", api.TransactionProof.as_view(), name="transaction-proof"),
+    path("accounts/", api.AccountList.as_view(), name="account-list"),
+    path("accounts/<int:pk>/", api.AccountDetail.as_view(), name="account-detail"),
+]

@@ -1,0 +1,283 @@
+"""Replay the ledger from genesis and check everything that can be checked.
+
+Every block's number, link, header hash and orderer signature; every transaction's hash,
+body digest and invoker signature; every Merkle root and count; per-transaction zero sums;
+running balances; and the final balances and world state against the stored ones.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from .canonical import sha256_hex
+from .contracts import ISSUANCE
+from .crypto import unb64, verify_signature
+from .documents import (
+    GENESIS_PREVIOUS_HASH,
+    SIGNATURE_REJECTION,
+    block_header_bytes,
+    body_digest,
+    proposal_bytes,
+    proposal_document,
+    transaction_hash,
+)
+from .merkle import merkle_root
+from .selectors import as_utc
+
+CHUNK = 2000
+
+
+@dataclass
+class Problem:
+    message: str
+    block: int | None = None
+    tx_hash: str | None = None
+    tx_id: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.block is not None:
+            where.append(f"block {self.block}")
+        if self.tx_id is not None:
+            where.append(f"transaction {self.tx_hash or ''} (id {self.tx_id})")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+@dataclass
+class Report:
+    blocks: int = 0
+    transactions: int = 0
+    unsealed: int = 0
+    accounts: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _Stop(Exception):
+    pass
+
+
+def trusted_orderer_keys() -> set[str]:
+    from .sealing import orderer_public_hex
+
+    extra = getattr(settings, "GRIDCOIN_TRUSTED_ORDERER_KEYS", "") or ""
+    return {orderer_public_hex(), *[k.strip() for k in extra.split(",") if k.strip()]}
+
+
+def verify_chain(*, check_signatures: bool = True, first_only: bool = True,
+                 progress: Callable[[Report], None] | None = None) -> Report:
+    report = Report()
+    started = time.perf_counter()
+    v = _Verifier(report, check_signatures=check_signatures, first_only=first_only)
+    try:
+        v.run(progress)
+    except _Stop:
+        pass
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Verifier:
+    def __init__(self, report: Report, *, check_signatures: bool, first_only: bool):
+        self.report = report
+        self.check_signatures = check_signatures
+        self.first_only = first_only
+        self.trusted = trusted_orderer_keys()
+        self.balances: dict[int, int] = {}
+        self.issuance: set[int] = set()
+        self.state: dict[tuple[str, str], tuple[Any, bool, int]] = {}
+        self.current_block: int | None = None
+
+    def fail(self, message: str, *, block: int | None = None, tx: tuple | None = None) -> None:
+        if block is None and tx is not None:
+            block = self.current_block
+        self.report.problems.append(
+            Problem(message, block=block, tx_hash=tx[12] if tx else None, tx_id=tx[0] if tx else None)
+        )
+        if self.first_only:
+            raise _Stop
+
+    def run(self, progress: Callable[[Report], None] | None) -> None:
+        with connection.cursor() as cur:
+            cur.execute("SELECT id FROM ledger_account WHERE kind = %s", [ISSUANCE])
+            self.issuance = {r[0] for r in cur.fetchall()}
+            cur.execute(
+                "SELECT id, number, previous_hash, merkle_root, timestamp, tx_count, header_hash, "
+                "signer_public_key, signature FROM ledger_block ORDER BY number"
+            )
+            blocks = cur.fetchall()
+        previous_hash, expected_number = GENESIS_PREVIOUS_HASH, 0
+        for block in blocks:
+            number, header_hash = block[1], block[6]
+            self._check_header(block, previous_hash, expected_number)
+            hashes = []
+            for tx, postings, writes in self._transactions("t.block_id = %s", [block[0]]):
+                hashes.append(self._check_transaction(tx, postings, writes, block=number))
+            if len(hashes) != block[5]:
+                self.fail(f"header counts {block[5]} transactions, block holds {len(hashes)}", block=number)
+            if merkle_root(hashes).hex() != block[3]:
+                self.fail("Merkle root does not match the block's transactions", block=number)
+            self.report.blocks += 1
+            if progress:
+                progress(self.report)
+            previous_hash, expected_number = header_hash, number + 1
+        last = 0
+        while True:
+            batch = list(self._transactions("t.block_id IS NULL AND t.id > %s", [last], limit=CHUNK))
+            if not batch:
+                break
+            for tx, postings, writes in batch:
+                self._check_transaction(tx, postings, writes, block=None)
+                self.report.unsealed += 1
+            last = batch[-1][0][0]
+        self._check_balances()
+        self._check_state()
+
+    def _check_header(self, block: tuple, previous_hash: str, expected_number: int) -> None:
+        _, number, prev, root, ts, count, header_hash, signer, signature = block
+        if number != expected_number:
+            self.fail(f"expected block number {expected_number}, found {number}", block=number)
+        if prev != previous_hash:
+            self.fail(f"previous hash {prev} does not link to {previous_hash}", block=number)
+        header_bytes = block_header_bytes(number=number, previous_hash=prev, merkle_root=root,
+                                          timestamp=as_utc(ts), tx_count=count)
+        if sha256_hex(header_bytes) != header_hash:
+            self.fail("header hash does not match the header", block=number)
+        if signer not in self.trusted:
+            self.fail(f"signed by untrusted orderer key {signer}", block=number)
+        elif not _verify_hex(signer, signature, header_bytes):
+            self.fail("orderer signature does not verify", block=number)
+
+    # --- transactions ------------------------------------------------------------------------
+    def _transactions(self, where: str, params: list, limit: int | None = None) -> Iterator[tuple[tuple, list, list]]:
+        sql = (
+            "SELECT t.id, t.chaincode, t.function, t.args, t.idempotency_key, t.body_digest, "
+            "t.proposed_at, t.signature, t.status, t.reason, t.result, t.events, t.tx_hash, t.block_id, "
+            "o.msp_id, i.name, i.public_key FROM ledger_transaction t "
+            "JOIN ledger_identity i ON i.id = t.invoker_id "
+            f"JOIN ledger_organisation o ON o.id = i.organisation_id WHERE {where} ORDER BY t.id"
+        )
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            txs = cur.fetchall()
+            if not txs:
+                return
+            ids = [t[0] for t in txs]
+            lo, hi = ids[0], ids[-1]
+            cur.execute(
+                "SELECT p.transaction_id, a.key, p.asset_id, p.amount, p.account_id, a.asset_id "
+                "FROM ledger_posting p JOIN ledger_account a ON a.id = p.account_id "
+                "WHERE p.transaction_id BETWEEN %s AND %s ORDER BY p.id",
+                [lo, hi],
+            )
+            postings: dict[int, list] = {}
+            for row in cur.fetchall():
+                postings.setdefault(row[0], []).append(row)
+            cur.execute(
+                "SELECT transaction_id, namespace, key, value, is_delete, version FROM ledger_statewrite "
+                "WHERE transaction_id BETWEEN %s AND %s ORDER BY id",
+                [lo, hi],
+            )
+            writes: dict[int, list] = {}
+            for row in cur.fetchall():
+                writes.setdefault(row[0], []).append(row)
+        # Rows of other transactions whose ids fall in [lo, hi] are ignored here and checked
+        # with their own transaction.
+        for tx in txs:
+            yield tx, postings.get(tx[0], []), writes.get(tx[0], [])
+
+    def _check_transaction(self, tx: tuple, postings: list, writes: list, block: int | None) -> bytes:
+        (tx_id, chaincode, function, args_json, idem, digest, proposed_at, signature, status, reason,
+         result_json, events_json, stored_hash, block_id, msp_id, name, public_key) = tx
+        self.current_block = block
+        args, result, events = _json(args_json), _json(result_json), _json(events_json)
+        proposal_fields = dict(chaincode=chaincode, function=function, args=args, invoker=f"{msp_id}/{name}",
+                               idempotency_key=idem, proposed_at=as_utc(proposed_at))
+        posting_rows = [[p[1], p[2], p[3]] for p in postings]
+        write_rows = [[w[1], w[2], _json(w[3]), bool(w[4]), w[5]] for w in writes]
+        try:
+            computed = transaction_hash(
+                proposal=proposal_document(**proposal_fields), signature=signature, status=status, reason=reason,
+                result=result, events=events, postings=posting_rows, state_writes=write_rows,
+            )
+        except Exception as exc:  # malformed stored JSON is itself tampering
+            self.fail(f"transaction cannot be hashed: {exc}", tx=tx)
+            computed = "00" * 32
+        if computed != stored_hash:
+            self.fail(f"hash mismatch: stored {stored_hash}, recomputed {computed}", tx=tx)
+        if body_digest(chaincode, function, args) != digest:
+            self.fail("body digest does not match chaincode, function and args", tx=tx)
+        if self.check_signatures:
+            try:
+                valid = verify_signature(bytes(public_key), unb64(signature), proposal_bytes(**proposal_fields))
+            except ValueError:
+                valid = False
+            if valid == (reason == SIGNATURE_REJECTION and status == "rejected"):
+                self.fail("invoker signature does not verify" if not valid else
+                          "a transaction rejected as forged carries a valid signature", tx=tx)
+        if status not in ("valid", "rejected"):
+            self.fail(f"unknown status {status!r}", tx=tx)
+        if status == "rejected" and (postings or writes):
+            self.fail("a rejected transaction has effects", tx=tx)
+        sums: dict[str, int] = {}
+        for _, key, asset, amount, account_id, account_asset in postings:
+            if asset != account_asset:
+                self.fail(f"posting asset {asset} differs from account {key!r}'s asset {account_asset}", tx=tx)
+            sums[asset] = sums.get(asset, 0) + amount
+            balance = self.balances.get(account_id, 0) + amount
+            self.balances[account_id] = balance
+            if balance < 0 and account_id not in self.issuance:
+                self.fail(f"{asset} account {key!r} goes negative ({balance})", tx=tx)
+        for asset, total in sums.items():
+            if total:
+                self.fail(f"{asset} postings sum to {total}, not zero", tx=tx)
+        for ns, key, value, is_delete, version in write_rows:
+            prev = self.state.get((ns, key))
+            expected_version = (prev[2] if prev else 0) + 1
+            if version != expected_version:
+                self.fail(f"state {ns}/{key} version {version}, expected {expected_version}", tx=tx)
+            self.state[(ns, key)] = (value, is_delete, version)
+        self.report.transactions += 1
+        return bytes.fromhex(computed)
+
+    # --- final state ---------------------------------------------------------------------------
+    def _check_balances(self) -> None:
+        with connection.cursor() as cur:
+            cur.execute("SELECT id, key, asset_id, balance FROM ledger_account ORDER BY id")
+            for account_id, key, asset, balance in cur.fetchall():
+                self.report.accounts += 1
+                replayed = self.balances.get(account_id, 0)
+                if replayed != balance:
+                    self.fail(f"{asset} account {key!r} stores balance {balance}, postings sum to {replayed}")
+
+    def _check_state(self) -> None:
+        with connection.cursor() as cur:
+            cur.execute("SELECT namespace, key, value, is_deleted, version FROM ledger_stateentry")
+            stored = {(r[0], r[1]): (_json(r[2]), bool(r[3]), r[4]) for r in cur.fetchall()}
+        for key in sorted(set(stored) | set(self.state)):
+            if stored.get(key) != self.state.get(key):
+                self.fail(f"world state {key[0]}/{key[1]} is {stored.get(key)}, history says {self.state.get(key)}")
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _verify_hex(public_hex: str, signature_hex: str, message: bytes) -> bool:
+    try:
+        return verify_signature(bytes.fromhex(public_hex), bytes.fromhex(signature_hex), message)
+    except ValueError:
+        return False
