@@ -1,0 +1,68 @@
+# GridCoin: install, run, test, benchmark.  `make help` lists the targets.
+#
+# .venv/ is the project's virtualenv.  `make run` needs no services; `make up` needs
+# DATABASE_URL and REDIS_URL; `make test` uses whatever services the environment points at.
+
+SHELL := /bin/bash
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+# The stamp is keyed on the contents of requirements.txt, so a changed file reinstalls and
+# an unchanged one costs nothing (mtimes change on every clone and checkout; contents do not).
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-16)
+STAMP    := $(VENV)/.requirements-$(REQ_HASH)
+
+RUN_ADDR          ?= 127.0.0.1:8000
+PYTEST_ARGS       ?=
+BENCH_ARGS        ?=
+BENCH_DATABASE_URL = postgres://postgres@127.0.0.1:5432/gridcoin_bench
+
+# The embedded default must not pick up a full-stack configuration from the caller's shell.
+EMBEDDED := env -u DATABASE_URL -u REDIS_URL -u MQTT_URL
+
+.DEFAULT_GOAL := help
+.PHONY: help install run up test bench lint
+
+help:
+	@echo "make install   create .venv and install requirements.txt (skipped when up to date)"
+	@echo "make run       embedded default: SQLite, no services, demo data, http://$(RUN_ADDR)"
+	@echo "make up        full stack from the Procfile (needs DATABASE_URL and REDIS_URL)"
+	@echo "make test      pytest (extra arguments in PYTEST_ARGS)"
+	@echo "make bench     benchmarks against PostgreSQL (DATABASE_URL, default $(BENCH_DATABASE_URL))"
+	@echo "make lint      ruff check"
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements.txt
+	@rm -f $(VENV)/.requirements-*
+	@touch $@
+
+run: install
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py migrate --noinput
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py seed_demo
+	@echo "GridCoin on http://$(RUN_ADDR)/ (demo logins are listed on the home page; Ctrl-C stops)"
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=1 $(PY) manage.py runserver --noreload $(RUN_ADDR)
+
+# honcho gives each process PORT = base + 100 * index; web is first in the Procfile, so it
+# gets the base port: $$PORT, or 8000.
+up: install
+	@test -n "$$DATABASE_URL" || { echo "make up: set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/gridcoin" >&2; exit 1; }
+	@test -n "$$REDIS_URL" || { echo "make up: set REDIS_URL, e.g. redis://127.0.0.1:6379/0" >&2; exit 1; }
+	GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py migrate --noinput
+	GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py collectstatic --noinput --verbosity 0
+	@mkdir -p var
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" GRIDCOIN_BACKGROUND_SEALER=0 \
+		$(VENV)/bin/honcho start -f Procfile -p "$${PORT:-8000}"
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install
+	DATABASE_URL="$${DATABASE_URL:-$(BENCH_DATABASE_URL)}" $(PY) bench/run.py $(BENCH_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
