@@ -19,8 +19,12 @@ from rest_framework.test import APIClient
 from accounts.models import Role
 from accounts.services import household_account_key, invoke_as, membership_create, membership_for, user_signup
 from ledger import services as ledger
+from ledger.canonical import sha256_hex
+from ledger.crypto import verify_signature
+from ledger.documents import block_header_bytes
 from ledger.models import Account, Block, Identity, Organisation, OrgType, Transaction
-from ledger.sealing import lease_acquire, lease_release, seal_next_block
+from ledger.sealing import lease_acquire, lease_release, orderer_public_hex, seal_next_block
+from ledger.selectors import as_utc
 
 LEDGER_API = "/api/v1/ledger/"
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -125,3 +129,17 @@ def build_world(settings) -> World:
 
 def transaction_row(tx_hash: str) -> Transaction:
     return Transaction.objects.get(tx_hash=tx_hash)
+
+
+def header_bytes_of(block: dict) -> bytes:
+    """Rebuild the signed header from an API response (the timestamp is parsed, not trusted as text)."""
+    return block_header_bytes(number=block["number"], previous_hash=block["previous_hash"],
+                              merkle_root=block["merkle_root"], timestamp=as_utc(block["timestamp"]),
+                              tx_count=block["tx_count"])
+
+
+def assert_block_header_verifies(block: dict) -> None:
+    header = header_bytes_of(block)
+    assert block["signer_public_key"] == orderer_public_hex()
+    assert verify_signature(bytes.fromhex(block["signer_public_key"]), bytes.fromhex(block["signature"]), header)
+    assert sha256_hex(header) == block["header_hash"]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.canonical import sha256_hex
 from ledger.crypto import verify_signature
-from ledger.documents import GENESIS_PREVIOUS_HASH, block_header_bytes
-from ledger.sealing import orderer_public_hex
-from ledger.selectors import as_utc
-from tests.personas import LEDGER_API, WRITE_METHODS, World, build_world, seal_all
+from ledger.documents import GENESIS_PREVIOUS_HASH
+from tests.personas import (
+    LEDGER_API,
+    WRITE_METHODS,
+    World,
+    assert_block_header_verifies,
+    build_world,
+    header_bytes_of,
+    seal_all,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,20 +28,6 @@ def world(settings) -> World:
 
 def _urls(number: int) -> list[str]:
     return [f"{LEDGER_API}blocks/", f"{LEDGER_API}blocks/{number}/", f"{LEDGER_API}blocks/{number}/transactions/"]
-
-
-def header_bytes_of(block: dict) -> bytes:
-    """Rebuild the signed header from an API response (the timestamp is parsed, not trusted as text)."""
-    return block_header_bytes(number=block["number"], previous_hash=block["previous_hash"],
-                              merkle_root=block["merkle_root"], timestamp=as_utc(block["timestamp"]),
-                              tx_count=block["tx_count"])
-
-
-def assert_block_header_verifies(block: dict) -> None:
-    header = header_bytes_of(block)
-    assert block["signer_public_key"] == orderer_public_hex()
-    assert verify_signature(bytes.fromhex(block["signer_public_key"]), bytes.fromhex(block["signature"]), header)
-    assert sha256_hex(header) == block["header_hash"]
 
 
 def test_anonymous_is_refused_on_every_block_endpoint(world):
