@@ -7,7 +7,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import selectors
-from .serializers import AccountSerializer, BlockSerializer, ProofSerializer, TransactionSerializer, TransactionSummarySerializer
+from .serializers import (
+    AccountSerializer,
+    BlockSerializer,
+    ProofSerializer,
+    TransactionSerializer,
+    TransactionSummarySerializer,
+)
 
 
 class BlockList(generics.ListAPIView):

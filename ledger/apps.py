@@ -6,8 +6,9 @@ class LedgerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import chaincodes  # noqa: F401  (registers the built-in contracts)
         from django.conf import settings
+
+        from . import chaincodes  # noqa: F401  (registers the built-in contracts)
 
         if settings.GRIDCOIN_BACKGROUND_SEALER:
             from .sealing import start_background_sealer

@@ -41,7 +41,7 @@ def _check(value: Any) -> bool:
             for key, sub in item.items():
                 if not isinstance(key, str):
                     raise CanonicalError(f"object key {key!r} is not a string")
-                if fast and any(ord(ch) > 0xFFFF for ch in key):
+                if fast and not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
                     fast = False
                 stack.append(sub)
             continue

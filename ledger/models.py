@@ -50,12 +50,12 @@ class Identity(models.Model):
         constraints = [models.UniqueConstraint(fields=["organisation", "name"], name="identity_unique_name")]
         verbose_name_plural = "identities"
 
+    def __str__(self) -> str:
+        return self.qualified_name
+
     @property
     def qualified_name(self) -> str:
         return f"{self.organisation.msp_id}/{self.name}"
-
-    def __str__(self) -> str:
-        return self.qualified_name
 
 
 class Asset(models.Model):
@@ -129,7 +129,8 @@ class Transaction(models.Model):
     function = models.CharField(max_length=50)
     args = models.JSONField()
     invoker = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="transactions")
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", for "no key": the unique constraint must ignore keyless rows.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     body_digest = models.CharField(max_length=64, help_text="sha256 of canonical {chaincode, function, args}")
     proposed_at = models.DateTimeField()
     signature = models.CharField(max_length=128)
@@ -166,6 +167,9 @@ class Posting(models.Model):
         ordering = ["id"]
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="posting_amount_not_zero")]
 
+    def __str__(self) -> str:
+        return f"{self.amount:+d} {self.asset_id} → account {self.account_id}"
+
 
 class StateWrite(models.Model):
     """History of world-state writes; a delete is a write with ``is_delete``."""
@@ -179,6 +183,9 @@ class StateWrite(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.key} v{self.version}{' (deleted)' if self.is_delete else ''}"
 
 
 class StateEntry(models.Model):
@@ -194,6 +201,9 @@ class StateEntry(models.Model):
         constraints = [models.UniqueConstraint(fields=["namespace", "key"], name="state_unique_key")]
         verbose_name_plural = "state entries"
 
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.key} v{self.version}"
+
 
 class SealerLease(models.Model):
     """Claimed by compare-and-swap so exactly one sealer runs at a time."""
@@ -201,3 +211,6 @@ class SealerLease(models.Model):
     name = models.CharField(max_length=20, unique=True)
     holder = models.CharField(max_length=100, blank=True, default="")
     expires_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'}"

@@ -20,9 +20,9 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .canonical import sha256_hex
 from .crypto import private_key_from_seed, public_bytes, unb64
 from .documents import GENESIS_PREVIOUS_HASH, block_header_bytes
-from .canonical import sha256_hex
 from .merkle import merkle_root
 from .models import Block, SealerLease
 

@@ -32,6 +32,8 @@ from .merkle import merkle_root
 from .selectors import as_utc
 
 CHUNK = 2000
+# Below this many transactions, worker processes cost more to start than they save.
+PARALLEL_SIGNATURES_FROM = 5000
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Problem:
     block: int | None = None
     tx_hash: str | None = None
     tx_id: int | None = None
+    order: int = 0  # position in replay order, so the first problem is reported first
 
     def __str__(self) -> str:
         where = []
@@ -76,21 +79,41 @@ def trusted_orderer_keys() -> set[str]:
 
 
 def verify_chain(*, check_signatures: bool = True, first_only: bool = True,
-                 progress: Callable[[Report], None] | None = None) -> Report:
+                 progress: Callable[[Report], None] | None = None, workers: int | None = None) -> Report:
+    """``workers``: processes for signature checks (default: one per CPU on large ledgers)."""
     report = Report()
     started = time.perf_counter()
-    v = _Verifier(report, check_signatures=check_signatures, first_only=first_only)
+    pool = None
+    if check_signatures and workers != 0:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM ledger_transaction")
+            total = cur.fetchone()[0]
+        if workers or total >= PARALLEL_SIGNATURES_FROM:
+            from .sigcheck import SignaturePool
+
+            pool = SignaturePool(workers)
+    v = _Verifier(report, check_signatures=check_signatures, first_only=first_only, pool=pool)
     try:
         v.run(progress)
+        v.drain_signatures()
     except _Stop:
         pass
+    finally:
+        if pool is not None:
+            pool.close()
+    report.problems.sort(key=lambda p: p.order)
     report.seconds = time.perf_counter() - started
     return report
 
 
 class _Verifier:
-    def __init__(self, report: Report, *, check_signatures: bool, first_only: bool):
+    def __init__(self, report: Report, *, check_signatures: bool, first_only: bool, pool=None):
         self.report = report
+        self.pool = pool
+        # (order, tx, expected_valid, future-or-None, index) awaiting a signature result
+        self.pending: list[tuple] = []
+        self.batch: list[tuple] = []
+        self.order = 0
         self.check_signatures = check_signatures
         self.first_only = first_only
         self.trusted = trusted_orderer_keys()
@@ -99,14 +122,64 @@ class _Verifier:
         self.state: dict[tuple[str, str], tuple[Any, bool, int]] = {}
         self.current_block: int | None = None
 
-    def fail(self, message: str, *, block: int | None = None, tx: tuple | None = None) -> None:
+    def fail(self, message: str, *, block: int | None = None, tx: tuple | None = None,
+             order: int | None = None) -> None:
         if block is None and tx is not None:
             block = self.current_block
         self.report.problems.append(
-            Problem(message, block=block, tx_hash=tx[12] if tx else None, tx_id=tx[0] if tx else None)
+            Problem(message, block=block, tx_hash=tx[12] if tx else None, tx_id=tx[0] if tx else None,
+                    order=self.order if order is None else order)
         )
         if self.first_only:
+            # A signature still being checked elsewhere may belong to an earlier transaction;
+            # settle those first so the report names the first bad one.
+            self.drain_signatures(stop=False)
             raise _Stop
+
+    def check_signature(self, tx: tuple, public_key: bytes, signature: str, message: bytes,
+                        expected_valid: bool) -> None:
+        try:
+            raw = unb64(signature)
+        except ValueError:
+            raw = b""
+        if self.pool is None:
+            self._signature_result(verify_signature(public_key, raw, message), expected_valid, tx,
+                                   self.order, self.current_block)
+            return
+        self.batch.append((self.order, tx, self.current_block, expected_valid, (public_key, raw, message)))
+        if len(self.batch) >= 1000:
+            self.flush_signatures()
+
+    def flush_signatures(self) -> None:
+        if self.batch:
+            self.pending.append((self.batch, self.pool.submit([item[4] for item in self.batch])))
+            self.batch = []
+        # Keep at most two batches in flight so memory stays flat on big ledgers.
+        while len(self.pending) > 2:
+            self._settle(self.pending.pop(0), stop=True)
+
+    def drain_signatures(self, stop: bool = True) -> None:
+        if self.pool is None:
+            return
+        if self.batch:
+            self.pending.append((self.batch, self.pool.submit([item[4] for item in self.batch])))
+            self.batch = []
+        while self.pending:
+            self._settle(self.pending.pop(0), stop=stop)
+
+    def _settle(self, pending: tuple, *, stop: bool) -> None:
+        items, futures = pending
+        results = [ok for future in futures for ok in future.result()]
+        for (order, tx, block, expected_valid, _), valid in zip(items, results, strict=True):
+            if stop:
+                self._signature_result(valid, expected_valid, tx, order, block)
+            elif valid != expected_valid:
+                self.report.problems.append(Problem(_signature_message(valid), block=block, tx_hash=tx[12],
+                                                    tx_id=tx[0], order=order))
+
+    def _signature_result(self, valid: bool, expected_valid: bool, tx: tuple, order: int, block: int | None) -> None:
+        if valid != expected_valid:
+            self.fail(_signature_message(valid), tx=tx, block=block, order=order)
 
     def run(self, progress: Callable[[Report], None] | None) -> None:
         with connection.cursor() as cur:
@@ -129,6 +202,8 @@ class _Verifier:
             if merkle_root(hashes).hex() != block[3]:
                 self.fail("Merkle root does not match the block's transactions", block=number)
             self.report.blocks += 1
+            if self.pool is not None:
+                self.flush_signatures()
             if progress:
                 progress(self.report)
             previous_hash, expected_number = header_hash, number + 1
@@ -145,6 +220,8 @@ class _Verifier:
         self._check_state()
 
     def _check_header(self, block: tuple, previous_hash: str, expected_number: int) -> None:
+        self.order += 1
+        self.current_block = block[1]
         _, number, prev, root, ts, count, header_hash, signer, signature = block
         if number != expected_number:
             self.fail(f"expected block number {expected_number}, found {number}", block=number)
@@ -203,6 +280,7 @@ class _Verifier:
         (tx_id, chaincode, function, args_json, idem, digest, proposed_at, signature, status, reason,
          result_json, events_json, stored_hash, block_id, msp_id, name, public_key) = tx
         self.current_block = block
+        self.order += 1
         args, result, events = _json(args_json), _json(result_json), _json(events_json)
         proposal_fields = dict(chaincode=chaincode, function=function, args=args, invoker=f"{msp_id}/{name}",
                                idempotency_key=idem, proposed_at=as_utc(proposed_at))
@@ -221,13 +299,9 @@ class _Verifier:
         if body_digest(chaincode, function, args) != digest:
             self.fail("body digest does not match chaincode, function and args", tx=tx)
         if self.check_signatures:
-            try:
-                valid = verify_signature(bytes(public_key), unb64(signature), proposal_bytes(**proposal_fields))
-            except ValueError:
-                valid = False
-            if valid == (reason == SIGNATURE_REJECTION and status == "rejected"):
-                self.fail("invoker signature does not verify" if not valid else
-                          "a transaction rejected as forged carries a valid signature", tx=tx)
+            forged = reason == SIGNATURE_REJECTION and status == "rejected"
+            self.check_signature(tx, bytes(public_key), signature, proposal_bytes(**proposal_fields),
+                                 expected_valid=not forged)
         if status not in ("valid", "rejected"):
             self.fail(f"unknown status {status!r}", tx=tx)
         if status == "rejected" and (postings or writes):
@@ -270,6 +344,11 @@ class _Verifier:
         for key in sorted(set(stored) | set(self.state)):
             if stored.get(key) != self.state.get(key):
                 self.fail(f"world state {key[0]}/{key[1]} is {stored.get(key)}, history says {self.state.get(key)}")
+
+
+def _signature_message(valid: bool) -> str:
+    return ("a transaction rejected as forged carries a valid signature" if valid
+            else "invoker signature does not verify")
 
 
 def _json(value: Any) -> Any:

@@ -15,3 +15,32 @@ def test_mint_transfer_seal_verify(network):
     report = verify_chain()
     assert report.ok, report.problems
     assert report.transactions == 2 and report.blocks == 1
+
+
+@pytest.mark.django_db
+def test_parallel_signature_check_names_first_forged_signature(network):
+    from django.db import connection
+
+    network.mint("household:hh-alice", 5000)
+    for n in range(6):
+        network.alice.invoke("token", "transfer", {"from": "household:hh-alice", "to": "household:hh-bob",
+                                                   "asset": "k", "amount": 10 + n})
+    assert lease_acquire(holder="t")
+    while seal_next_block(holder="t", max_tx=3, force=True):
+        pass
+    assert verify_chain(workers=2).ok
+    from ledger.models import Transaction
+
+    victim = Transaction.objects.order_by("id")[4]
+    forged = ("A" if victim.signature[0] != "A" else "B") + victim.signature[1:]
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SET session_replication_role = replica")
+        cur.execute("UPDATE ledger_transaction SET signature = %s, tx_hash = tx_hash WHERE id = %s",
+                    [forged, victim.pk])
+        if connection.vendor == "postgresql":
+            cur.execute("SET session_replication_role = DEFAULT")
+    report = verify_chain(workers=2)
+    assert not report.ok
+    first = report.problems[0]
+    assert first.tx_id == victim.pk and first.block == 1

@@ -1,0 +1,62 @@
+"""Shared set-up for benchmarks: a fresh PostgreSQL database and a migrated Django."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/gridcoin_bench"
+
+
+def fresh_database() -> str:
+    """Drop and recreate the bench database named by DATABASE_URL; returns the URL."""
+    import psycopg
+
+    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    parts = urlparse(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        sys.exit("benchmarks need PostgreSQL: set DATABASE_URL=postgres://...")
+    name = parts.path.lstrip("/")
+    admin = urlunparse(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("GRIDCOIN_DATA_DIR", tempfile.mkdtemp(prefix="gridcoin-bench-"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gridcoin.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["DEBUG"] = "0"
+    for var in ("REDIS_URL", "MQTT_URL", "GRIDCOIN_BACKGROUND_SEALER"):
+        os.environ.pop(var, None)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def p95(samples: list[float]) -> float:
+    if len(samples) < 2:
+        return samples[0] if samples else 0.0
+    return statistics.quantiles(samples, n=100)[94]
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,11 @@
+"""``make bench``: every benchmark, each printing its figures next to a baseline from the same run."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import ledger_bench  # noqa: E402
+
+if __name__ == "__main__":
+    ledger_bench.main()
