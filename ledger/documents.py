@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .canonical import canonical_json, digest
+from .canonical import canonical_json, digest, sha256_hex
 
 GENESIS_PREVIOUS_HASH = "0" * 64
 SIGNATURE_REJECTION = "invalid signature: the proposal is not signed by the invoker's key"
@@ -44,19 +44,34 @@ def transaction_document(*, proposal: dict[str, Any], signature: str, status: st
     return {
         "proposal": proposal,
         "signature": signature,
-        "effects": {
-            "status": status,
-            "reason": reason,
-            "result": result,
-            "events": events,
-            "postings": postings,
-            "state_writes": state_writes,
-        },
+        "effects": effects_document(status=status, reason=reason, result=result, events=events,
+                                    postings=postings, state_writes=state_writes),
     }
 
 
-def transaction_hash(**fields: Any) -> str:
-    return digest(transaction_document(**fields))
+def effects_document(*, status: str, reason: str, result: Any, events: list, postings: list[list],
+                     state_writes: list[list]) -> dict[str, Any]:
+    return {
+        "status": status,
+        "reason": reason,
+        "result": result,
+        "events": events,
+        "postings": postings,
+        "state_writes": state_writes,
+    }
+
+
+def transaction_hash(*, proposal: bytes, signature: str, **effects: Any) -> str:
+    """SHA-256 of the canonical ``transaction_document``. The signed proposal is already
+    canonical bytes, so the document is assembled around them (keys in JCS order: effects,
+    proposal, signature) instead of serialising the proposal twice."""
+    document = b"".join((
+        b'{"effects":', canonical_json(effects_document(**effects)),
+        b',"proposal":', proposal,
+        b',"signature":', canonical_json(signature),
+        b"}",
+    ))
+    return sha256_hex(document)
 
 
 def block_header(*, number: int, previous_hash: str, merkle_root: str, timestamp: datetime,

@@ -205,6 +205,7 @@ def _invoke_once(identity: Identity, who: Invoker, proposal: dict[str, Any], pay
     result: Any = None
     status, reason = TxStatus.VALID.value, ""
     applied: tuple[list[tuple[AccountInfo, int]], list[list]] = ([], [])
+    proposal_key = proposal["idempotency_key"]
     if not (signed_here or verify_signature(bytes(identity.public_key), signature, payload)):
         status, reason = TxStatus.REJECTED.value, SIGNATURE_REJECTION
         proposal = {**proposal, "idempotency_key": None}  # a forgery must not claim the real key
@@ -217,10 +218,10 @@ def _invoke_once(identity: Identity, who: Invoker, proposal: dict[str, Any], pay
             ctx = Context(chaincode=proposal["chaincode"], function=proposal["function"], args=proposal["args"],
                           invoker=who, now=proposed_at, reader=reader)
             result = fn.fn(ctx)
-            canonical_json(result)
             effects = ctx.effects
             if fast and effects.postings and not effects.state_writes:
-                return _commit_transfer(identity, proposal, signature, digest, proposed_at, result, effects)
+                return _commit_transfer(identity, proposal, payload, signature, digest, proposed_at, result,
+                                        effects)
             applied = _apply(effects, reader)
         except ContractError as exc:
             status, reason, result, effects = TxStatus.REJECTED.value, exc.reason, None, Effects()
@@ -229,7 +230,8 @@ def _invoke_once(identity: Identity, who: Invoker, proposal: dict[str, Any], pay
     postings, state_writes = applied
     sig_text = b64(signature)
     tx_hash = transaction_hash(
-        proposal=proposal, signature=sig_text, status=status, reason=reason, result=result,
+        proposal=payload if proposal["idempotency_key"] == proposal_key else canonical_json(proposal),
+        signature=sig_text, status=status, reason=reason, result=result,
         events=effects.events,
         postings=[[info.key, info.asset, amount] for info, amount in postings],
         state_writes=state_writes,
@@ -279,7 +281,7 @@ class _AccountDirectory:
 _directory = _AccountDirectory()
 
 
-def _commit_transfer(identity: Identity, proposal: dict[str, Any], signature: bytes, digest: str,
+def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: bytes, signature: bytes, digest: str,
                      proposed_at: datetime, result: Any, effects: Effects) -> InvokeResult:
     """PostgreSQL hot path for value movements without state writes: balances, transaction and
     postings in one statement. The database CHECK refuses overdrafts (the caller then retries on
@@ -299,7 +301,7 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], signature: by
     postings = [(accounts[k], d) for k, d in deltas.items()]
     status = TxStatus.VALID.value
     tx_hash = transaction_hash(
-        proposal=proposal, signature=sig_text, status=status, reason="", result=result, events=effects.events,
+        proposal=payload, signature=sig_text, status=status, reason="", result=result, events=effects.events,
         postings=[[info.key, info.asset, amount] for info, amount in postings], state_writes=[],
     )
     update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint)"] * len(postings))

@@ -25,7 +25,6 @@ from .documents import (
     block_header_bytes,
     body_digest,
     proposal_bytes,
-    proposal_document,
     transaction_hash,
 )
 from .merkle import merkle_root
@@ -287,11 +286,13 @@ class _Verifier:
         posting_rows = [[p[1], p[2], p[3]] for p in postings]
         write_rows = [[w[1], w[2], _json(w[3]), bool(w[4]), w[5]] for w in writes]
         try:
+            signed = proposal_bytes(**proposal_fields)
             computed = transaction_hash(
-                proposal=proposal_document(**proposal_fields), signature=signature, status=status, reason=reason,
+                proposal=signed, signature=signature, status=status, reason=reason,
                 result=result, events=events, postings=posting_rows, state_writes=write_rows,
             )
         except Exception as exc:  # malformed stored JSON is itself tampering
+            signed = b""
             self.fail(f"transaction cannot be hashed: {exc}", tx=tx)
             computed = "00" * 32
         if computed != stored_hash:
@@ -300,8 +301,7 @@ class _Verifier:
             self.fail("body digest does not match chaincode, function and args", tx=tx)
         if self.check_signatures:
             forged = reason == SIGNATURE_REJECTION and status == "rejected"
-            self.check_signature(tx, bytes(public_key), signature, proposal_bytes(**proposal_fields),
-                                 expected_valid=not forged)
+            self.check_signature(tx, bytes(public_key), signature, signed, expected_valid=not forged)
         if status not in ("valid", "rejected"):
             self.fail(f"unknown status {status!r}", tx=tx)
         if status == "rejected" and (postings or writes):
