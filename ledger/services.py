@@ -266,12 +266,15 @@ class _AccountDirectory:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], AccountInfo] = {}
 
-    def resolve(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], AccountInfo]:
-        missing = [k for k in keys if k not in self._entries]
+    def resolve(self, keys: list[tuple[str, str]], *, fresh: bool = False) -> dict[tuple[str, str], AccountInfo]:
+        missing = keys if fresh else [k for k in keys if k not in self._entries]
         if missing:
             if len(self._entries) > 200_000:
                 self._entries.clear()
-            self._entries.update(_select_accounts(missing, lock=False))
+            found = _select_accounts(missing, lock=False)
+            for key in missing:
+                self._entries.pop(key, None)
+            self._entries.update(found)
         return {k: self._entries[k] for k in keys if k in self._entries}
 
     def clear(self) -> None:
@@ -279,6 +282,16 @@ class _AccountDirectory:
 
 
 _directory = _AccountDirectory()
+
+
+def _check_accounts(wanted: list[tuple[str, str]], accounts: dict[tuple[str, str], AccountInfo],
+                    owner_checks: list[tuple[str, str, int]]) -> None:
+    for key, asset in wanted:
+        if (key, asset) not in accounts:
+            raise ContractError(f"no {asset} account {key!r}")
+    for key, asset, org_id in owner_checks:
+        if accounts[(key, asset)].organisation_id != org_id:
+            raise ContractError(f"{asset} account {key!r} does not belong to the invoker's organisation")
 
 
 def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: bytes, signature: bytes, digest: str,
@@ -291,12 +304,12 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
     deltas = net_postings(effects.postings)
     wanted = list(dict.fromkeys([*deltas, *((k, a) for k, a, _ in effects.owner_checks)]))
     accounts = _directory.resolve(wanted)
-    for key, asset in wanted:
-        if (key, asset) not in accounts:
-            raise ContractError(f"no {asset} account {key!r}")
-    for key, asset, org_id in effects.owner_checks:
-        if accounts[(key, asset)].organisation_id != org_id:
-            raise ContractError(f"{asset} account {key!r} does not belong to the invoker's organisation")
+    try:
+        _check_accounts(wanted, accounts, effects.owner_checks)
+    except ContractError:
+        # The cache may be stale; only a fresh read may refuse the invocation.
+        accounts = _directory.resolve(wanted, fresh=True)
+        _check_accounts(wanted, accounts, effects.owner_checks)
     sig_text = b64(signature)
     postings = [(accounts[k], d) for k, d in deltas.items()]
     status = TxStatus.VALID.value
@@ -304,11 +317,11 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
         proposal=payload, signature=sig_text, status=status, reason="", result=result, events=effects.events,
         postings=[[info.key, info.asset, amount] for info, amount in postings], state_writes=[],
     )
-    update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint)"] * len(postings))
+    update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint,%s::bigint)"] * len(postings))
     posting_rows = ",".join(["(%s::int,%s::bigint,%s::text,%s::bigint)"] * len(postings))
     params: list[Any] = []
     for info, amount in postings:
-        params += [info.id, info.key, info.asset, amount]
+        params += [info.id, info.key, info.asset, info.organisation_id, amount]
     params += [
         proposal["chaincode"], proposal["function"], json.dumps(proposal["args"]), identity.pk,
         proposal["idempotency_key"], digest, proposed_at, sig_text, status, "",
@@ -318,8 +331,9 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
         params += [n, info.id, info.asset, amount]
     sql = (
         "WITH upd AS (UPDATE ledger_account AS a SET balance = a.balance + v.d "
-        f"FROM (VALUES {update_rows}) AS v(id, key, asset, d) "
-        "WHERE a.id = v.id AND a.key = v.key AND a.asset_id = v.asset RETURNING a.id), "
+        f"FROM (VALUES {update_rows}) AS v(id, key, asset, org, d) "
+        "WHERE a.id = v.id AND a.key = v.key AND a.asset_id = v.asset AND a.organisation_id = v.org "
+        "RETURNING a.id), "
         "tx AS (INSERT INTO ledger_transaction (chaincode, function, args, invoker_id, idempotency_key, body_digest, "
         "proposed_at, signature, status, reason, result, events, tx_hash) "
         "SELECT %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s "
@@ -377,12 +391,7 @@ def _apply(effects: Effects, reader: _DatabaseReader) -> tuple[list[tuple[Accoun
     deltas = net_postings(effects.postings)
     wanted = list(dict.fromkeys([*deltas, *((k, a) for k, a, _ in effects.owner_checks)]))
     accounts = _select_accounts(wanted, lock=True) if wanted else {}
-    for key, asset in wanted:
-        if (key, asset) not in accounts:
-            raise ContractError(f"no {asset} account {key!r}")
-    for key, asset, org_id in effects.owner_checks:
-        if accounts[(key, asset)].organisation_id != org_id:
-            raise ContractError(f"{asset} account {key!r} does not belong to the invoker's organisation")
+    _check_accounts(wanted, accounts, effects.owner_checks)
     check_balances(deltas, accounts)
 
     versions: dict[tuple[str, str], int] = {}

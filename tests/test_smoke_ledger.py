@@ -44,3 +44,24 @@ def test_parallel_signature_check_names_first_forged_signature(network):
     assert not report.ok
     first = report.problems[0]
     assert first.tx_id == victim.pk and first.block == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_stale_account_directory_never_misroutes_or_wrongly_refuses(network):
+    from ledger.contracts import AccountInfo
+    from ledger.models import Account
+    from ledger.services import _directory
+
+    network.mint("household:hh-alice", 1000)
+    alice = Account.objects.get(key="household:hh-alice")
+    bob = Account.objects.get(key="household:hh-bob")
+    # Poison the cache: alice's key points at bob's row, owned by another organisation.
+    _directory._entries[("household:hh-alice", "k")] = AccountInfo(bob.pk, "household:hh-alice", "k", "holder",
+                                                                   network.bob.organisation.pk, 0)
+    result = network.alice.invoke("token", "transfer", {"from": "household:hh-alice", "to": "household:hh-bob",
+                                                        "asset": "k", "amount": 400})
+    assert result.ok, result.reason
+    alice.refresh_from_db()
+    bob.refresh_from_db()
+    assert (alice.balance, bob.balance) == (600, 400)
