@@ -55,7 +55,7 @@ up: install
 	GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py migrate --noinput
 	GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py collectstatic --noinput --verbosity 0
 	@mkdir -p var
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" GRIDCOIN_BACKGROUND_SEALER=0 \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 GRIDCOIN_BACKGROUND_SEALER=0 \
 		$(VENV)/bin/honcho start -f Procfile -p "$${PORT:-8000}"
 
 test: install
