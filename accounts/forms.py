@@ -17,11 +17,19 @@ class SignupForm(UserCreationForm):
         max_length=USERNAME_MAX_LENGTH,
         validators=[RegexValidator(r"^[A-Za-z0-9_-]+\Z", "Use only letters, digits, - and _.")],
         help_text=f"Letters, digits, - and _ (up to {USERNAME_MAX_LENGTH}).",
-        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none",
-                                      "autocorrect": "off", "spellcheck": "false", "autofocus": True}),
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "username",
+                "autocapitalize": "none",
+                "autocorrect": "off",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
     )
-    email = forms.EmailField(required=False, help_text="For receipts.",
-                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(
+        required=False, help_text="For receipts.", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
 
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
@@ -36,9 +44,10 @@ class SignupForm(UserCreationForm):
     def clean_username(self) -> str:
         username = self.cleaned_data["username"]
         User = get_user_model()
-        taken = User.objects.filter(username__iexact=username).exists() or Organisation.objects.filter(
-            msp_id=f"hh-{username.lower()}"
-        ).exists()
+        taken = (
+            User.objects.filter(username__iexact=username).exists()
+            or Organisation.objects.filter(msp_id=f"hh-{username.lower()}").exists()
+        )
         if taken:
             raise forms.ValidationError(USERNAME_TAKEN, code="unique")
         return username

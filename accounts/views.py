@@ -15,8 +15,9 @@ from .forms import USERNAME_TAKEN, SignupForm
 
 def _next_url(request: HttpRequest) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
-                                       require_https=request.is_secure()):
+    if url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return candidate
     return resolve_url(settings.LOGIN_REDIRECT_URL)
 
@@ -28,9 +29,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_signup(username=form.cleaned_data["username"],
-                                        password=form.cleaned_data["password1"],
-                                        email=form.cleaned_data.get("email") or "")
+            user = services.user_signup(
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                email=form.cleaned_data.get("email") or "",
+            )
         except IntegrityError:  # lost a race for the same username; the service rolled back
             form.add_error("username", USERNAME_TAKEN)
         else:

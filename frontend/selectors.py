@@ -23,8 +23,12 @@ def organisations_with_accounts(user) -> list[OrganisationSummary]:
         return []
     memberships = Membership.objects.filter(user=user).select_related("organisation").order_by("id")
     summaries = {m.organisation_id: OrganisationSummary(m.organisation, m.role) for m in memberships}
-    accounts = (Account.objects.filter(organisation_id__in=summaries).exclude(kind="issuance")
-                .select_related("asset").order_by("asset_id", "key"))
+    accounts = (
+        Account.objects.filter(organisation_id__in=summaries)
+        .exclude(kind="issuance")
+        .select_related("asset")
+        .order_by("asset_id", "key")
+    )
     for account in accounts:
         summaries[account.organisation_id].accounts.append(account)
     return list(summaries.values())
@@ -34,6 +38,9 @@ def demo_logins_present():
     """The seed's demo logins whose users exist (none on a network that was not seeded)."""
     from accounts.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD
 
-    existing = set(get_user_model().objects.filter(username__in=[d.username for d in DEMO_LOGINS])
-                   .values_list("username", flat=True))
+    existing = set(
+        get_user_model()
+        .objects.filter(username__in=[d.username for d in DEMO_LOGINS])
+        .values_list("username", flat=True)
+    )
     return [d for d in DEMO_LOGINS if d.username in existing], DEMO_PASSWORD

@@ -17,11 +17,15 @@ RECENT_TRANSACTIONS = 10
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     demo_logins, demo_password = selectors.demo_logins_present()
-    return render(request, "frontend/home.html", {
-        "organisations": selectors.organisations_with_accounts(request.user),
-        "demo_logins": demo_logins,
-        "demo_password": demo_password,
-    })
+    return render(
+        request,
+        "frontend/home.html",
+        {
+            "organisations": selectors.organisations_with_accounts(request.user),
+            "demo_logins": demo_logins,
+            "demo_password": demo_password,
+        },
+    )
 
 
 @require_GET
@@ -52,20 +56,28 @@ def explorer(request: HttpRequest) -> HttpResponse:
 def block_detail(request: HttpRequest, number: int) -> HttpResponse:
     block = get_object_or_404(ledger.blocks_visible_to(request.user), number=number)
     transactions = ledger.transactions_visible_to(request.user).filter(block=block)
-    return render(request, "frontend/explorer/block.html", {
-        "the_block": block,  # a context variable named "block" is shadowed inside {% block %}
-        "transactions": transactions,
-        "hidden": block.tx_count - len(transactions),
-    })
+    return render(
+        request,
+        "frontend/explorer/block.html",
+        {
+            "the_block": block,  # a context variable named "block" is shadowed inside {% block %}
+            "transactions": transactions,
+            "hidden": block.tx_count - len(transactions),
+        },
+    )
 
 
 @require_GET
 @login_required
 def transaction_detail(request: HttpRequest, tx_hash: str) -> HttpResponse:
     tx: Transaction = get_object_or_404(ledger.transactions_visible_to(request.user), tx_hash=tx_hash)
-    return render(request, "frontend/explorer/transaction.html", {
-        "tx": tx,
-        "postings": tx.postings.select_related("account", "asset").order_by("id"),
-        "state_writes": tx.state_writes.order_by("id"),
-        "proof": ledger.transaction_proof(tx),
-    })
+    return render(
+        request,
+        "frontend/explorer/transaction.html",
+        {
+            "tx": tx,
+            "postings": tx.postings.select_related("account", "asset").order_by("id"),
+            "state_writes": tx.state_writes.order_by("id"),
+            "proof": ledger.transaction_proof(tx),
+        },
+    )

@@ -54,8 +54,11 @@ def _movements(alice_account: str) -> list[tuple[str, str, dict]]:
     return [
         ("seed-demo-mint-producer", "mint", {"to": PRODUCER_ACCOUNT, "asset": "k", "amount": 50_000}),
         ("seed-demo-mint-utility", "mint", {"to": UTILITY_ACCOUNT, "asset": "k", "amount": 20_000}),
-        ("seed-demo-transfer-alice", "transfer",
-         {"from": UTILITY_ACCOUNT, "to": alice_account, "asset": "k", "amount": 5_000}),
+        (
+            "seed-demo-transfer-alice",
+            "transfer",
+            {"from": UTILITY_ACCOUNT, "to": alice_account, "asset": "k", "amount": 5_000},
+        ),
     ]
 
 
@@ -64,8 +67,10 @@ def _existing_membership(user, organisation: Organisation) -> Membership:
     it the role would hand a stranger the utility's keys, so refuse."""
     membership = Membership.objects.filter(user=user, organisation=organisation).first()
     if membership is None:
-        raise CommandError(f"user {user.get_username()!r} exists but is not a member of {organisation.msp_id}; "
-                           "refusing to grant demo roles to an account the seed did not create")
+        raise CommandError(
+            f"user {user.get_username()!r} exists but is not a member of {organisation.msp_id}; "
+            "refusing to grant demo roles to an account the seed did not create"
+        )
     return membership
 
 
@@ -104,8 +109,9 @@ def demo_seed() -> list[str]:
     for username in RESIDENTS:
         user = User.objects.filter(username=username).first()
         if user is None:
-            user = accounts.user_signup(username=username, password=DEMO_PASSWORD,
-                                        household_name=f"{username.title()}'s household")
+            user = accounts.user_signup(
+                username=username, password=DEMO_PASSWORD, household_name=f"{username.title()}'s household"
+            )
             created.append(f"user {username}")
         households[username] = accounts.membership_for(user).organisation
         key = accounts.household_account_key(households[username])
@@ -128,8 +134,9 @@ def demo_seed() -> list[str]:
 
     utility_identity = memberships["utility"].identity
     for idempotency_key, function, args in _movements(accounts.household_account_key(households["alice"])):
-        result = accounts.invoke_as(identity=utility_identity, chaincode="token", function=function, args=args,
-                                    idempotency_key=idempotency_key)
+        result = accounts.invoke_as(
+            identity=utility_identity, chaincode="token", function=function, args=args, idempotency_key=idempotency_key
+        )
         if not result.ok:
             raise CommandError(f"token.{function} {args} was rejected: {result.reason}")
         if not result.replayed:

@@ -1,0 +1,153 @@
+"""``seed_demo`` builds the demo through services and chaincode, and a rerun changes nothing."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from accounts.models import CustodialKey, Membership, Role
+from ledger.models import Account, Asset, Block, Identity, Organisation, Posting, Transaction, TxStatus
+from ledger.sealing import lease_acquire, lease_release, seal_next_block
+from ledger.verify import verify_chain
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def snapshot() -> dict:
+    return {
+        "users": get_user_model().objects.count(),
+        "organisations": Organisation.objects.count(),
+        "identities": Identity.objects.count(),
+        "memberships": Membership.objects.count(),
+        "keys": CustodialKey.objects.count(),
+        "assets": Asset.objects.count(),
+        "accounts": Account.objects.count(),
+        "transactions": Transaction.objects.count(),
+        "postings": Posting.objects.count(),
+        "balances": dict(Account.objects.values_list("key", "balance").order_by("key", "asset_id")),
+    }
+
+
+def balance(key: str, asset: str = "k") -> int:
+    return Account.objects.get(key=key, asset_id=asset).balance
+
+
+def test_seed_creates_the_demo_network():
+    out = seed()
+    assert "Seeded the demo" in out
+
+    types = dict(Organisation.objects.values_list("msp_id", "org_type"))
+    assert types == {
+        "gridco-utility": "utility",
+        "sunfarm": "producer",
+        "demobank": "bank",
+        "warmhomes": "charity",
+        "audit": "auditor",
+        "hh-alice": "household",
+        "hh-bob": "household",
+    }
+    k, inr = Asset.objects.get(code="k"), Asset.objects.get(code="INR")
+    assert (k.scale, k.display_unit, inr.scale) == (3, "kWh", 2)
+    assert Account.objects.get(key="issuance", asset=k).organisation.msp_id == "gridco-utility"
+
+    users = get_user_model().objects
+    for username in ("utility", "producer", "auditor", "alice", "bob", "carol"):
+        assert users.get(username=username).check_password("gridcoin-demo"), username
+    expected = {
+        ("utility", "gridco-utility", Role.OWNER),
+        ("producer", "sunfarm", Role.OWNER),
+        ("auditor", "audit", Role.OWNER),
+        ("alice", "hh-alice", Role.OWNER),
+        ("bob", "hh-bob", Role.OWNER),
+        ("carol", "hh-alice", Role.MEMBER),
+    }
+    got = set(Membership.objects.values_list("user__username", "organisation__msp_id", "role"))
+    assert got == expected
+    assert CustodialKey.objects.count() == Identity.objects.count() == len(expected)
+
+    assert balance("producer:sunfarm") == 50_000
+    assert balance("utility:gridco") == 15_000
+    assert balance("household:hh-alice") == 5_000
+    assert balance("household:hh-bob") == 0
+    assert balance("issuance") == -70_000
+    # Every coin moved through the token chaincode, invoked and signed by the utility's identity.
+    txs = Transaction.objects.all()
+    assert txs.count() == 3 and all(t.status == TxStatus.VALID for t in txs)
+    assert {t.invoker.qualified_name for t in txs} == {"gridco-utility/utility"}
+    assert {(t.chaincode, t.function) for t in txs} == {("token", "mint"), ("token", "transfer")}
+
+
+def test_seed_twice_changes_nothing():
+    seed()
+    first = snapshot()
+    out = seed()
+    assert "already exists" in out and "nothing changed" in out
+    assert snapshot() == first
+
+
+def test_seed_then_seal_verifies_and_a_rerun_after_sealing_still_changes_nothing():
+    seed()
+    assert lease_acquire(holder="t")
+    block = seal_next_block(holder="t", force=True)
+    assert block is not None and block.tx_count == 3
+    report = verify_chain()
+    assert report.ok, [str(p) for p in report.problems]
+    assert (report.blocks, report.transactions, report.unsealed) == (1, 3, 0)
+
+    before = snapshot()
+    assert "already exists" in seed()
+    assert snapshot() == before
+    assert seal_next_block(holder="t", force=True) is None  # nothing new to seal
+    assert Block.objects.count() == 1
+    lease_release(holder="t")
+    assert verify_chain().ok
+
+
+def test_seed_completes_a_partial_demo():
+    """Whatever already exists (here the utility and both assets) is reused, the rest is made."""
+    from ledger import services as ledger
+
+    utility = ledger.organisation_create(msp_id="gridco-utility", name="GridCo", org_type="utility")
+    ledger.asset_create(code="k", name="Energy coin", scale=3, display_unit="kWh", issuer=utility)
+    ledger.asset_create(code="INR", name="Rupee", scale=2, display_unit="INR", issuer=utility)
+    out = seed()
+    assert "organisation gridco-utility" not in out and "asset k" not in out
+    assert "organisation sunfarm" in out and "user carol" in out and "token.transfer" in out
+    assert balance("household:hh-alice") == 5_000
+
+
+def test_seed_refuses_a_demo_organisation_of_the_wrong_type():
+    from ledger import services as ledger
+
+    ledger.organisation_create(msp_id="sunfarm", name="Sun Farm", org_type="household")
+    with pytest.raises(CommandError, match="sunfarm exists with type household"):
+        seed()
+
+
+def test_seed_refuses_to_promote_a_user_it_did_not_create():
+    """Someone who signed up as 'utility' before the seed must not receive the utility's keys."""
+    from accounts.services import user_signup
+    from ledger import services as ledger
+
+    utility = ledger.organisation_create(msp_id="other-utility", name="Other", org_type="utility")
+    ledger.asset_create(code="k", name="Energy", scale=3, display_unit="kWh", issuer=utility)
+    user_signup(username="utility", password="not-the-demo-1")
+    before = snapshot()
+    with pytest.raises(CommandError, match="refusing to grant demo roles"):
+        seed()
+    assert snapshot() == before  # atomic: nothing of the demo was left behind
+    assert not Membership.objects.filter(user__username="utility", organisation__msp_id="gridco-utility").exists()
