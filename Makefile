@@ -61,8 +61,18 @@ up: install
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The benchmark drops and recreates the database it is given, so it refuses any database whose
+# name does not say "bench": an exported DATABASE_URL from `make up` must never be wiped.
 bench: install
-	DATABASE_URL="$${DATABASE_URL:-$(BENCH_DATABASE_URL)}" $(PY) bench/run.py $(BENCH_ARGS)
+	@url="$${DATABASE_URL:-$(BENCH_DATABASE_URL)}"; \
+	case "$${url##*/}" in \
+	  *bench*) ;; \
+	  *) echo "make bench drops and recreates its database; $$url is not named *bench*." >&2; \
+	     echo "Unset DATABASE_URL (default $(BENCH_DATABASE_URL)) or point it at a bench database." >&2; \
+	     exit 1 ;; \
+	esac; \
+	echo "benchmarks on $$url"; \
+	DATABASE_URL="$$url" $(PY) bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
