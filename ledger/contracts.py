@@ -30,6 +30,8 @@ class Invoker:
     msp_id: str
     org_id: int
     org_type: str
+    kind: str = "user"  # user, device or service
+    identity_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,20 +55,24 @@ class ContractFunction:
     fn: Callable[[Context], Any]
     orgs: frozenset[str] | None  # None: any organisation type may invoke
     description: str
+    namespace: str = ""
 
 
 class Contract:
     """A named chaincode; functions are registered with ``@contract.function(...)``."""
 
-    def __init__(self, name: str, description: str = ""):
+    def __init__(self, name: str, description: str = "", *, namespace: str | None = None):
         self.name = name
         self.description = description
+        # Chaincodes that serve one domain may share a world-state namespace.
+        self.namespace = namespace or name
         self.functions: dict[str, ContractFunction] = {}
 
     def function(self, name: str | None = None, *, orgs: Iterable[str] | None = None):
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
             self.functions[name or fn.__name__] = ContractFunction(
-                fn=fn, orgs=frozenset(orgs) if orgs is not None else None, description=(fn.__doc__ or "").strip()
+                fn=fn, orgs=frozenset(orgs) if orgs is not None else None, description=(fn.__doc__ or "").strip(),
+                namespace=self.namespace,
             )
             return fn
 
@@ -124,8 +130,9 @@ class Context:
     """What a running contract sees. Amounts are integers in the asset's stored unit."""
 
     def __init__(self, *, chaincode: str, function: str, args: dict[str, Any], invoker: Invoker,
-                 now: datetime, reader: LedgerReader):
+                 now: datetime, reader: LedgerReader, namespace: str | None = None):
         self.chaincode = chaincode
+        self.namespace = namespace or chaincode
         self.function = function
         self.args = args
         self.invoker = invoker
@@ -191,13 +198,24 @@ class Context:
         self.transfer(source, ISSUANCE, amount, asset)
 
     # --- world state (namespace = this chaincode) -----------------------------------------
-    def get_state(self, key: str) -> Any:
+    def get_state(self, key: str, *, namespace: str | None = None) -> Any:
+        """Read a key of this chaincode's state (locked until commit), or read-only another
+        chaincode's (``namespace``), as Fabric chaincodes query each other."""
+        if namespace is not None and namespace != self.namespace:
+            row = self._reader.state(namespace, key, lock=False)
+            return None if row is None or row[2] else row[0]
         if key in self._state_cache:
             return self._state_cache[key]
-        row = self._reader.state(self.chaincode, key, lock=True)
+        row = self._reader.state(self.namespace, key, lock=True)
         value = None if row is None or row[2] else row[0]
         self._state_cache[key] = value
         return value
+
+    def require_device(self) -> str:
+        """The invoker must be a device identity; returns its name (the device's public id)."""
+        if self.invoker.kind != "device":
+            raise ContractError(f"{self.chaincode}.{self.function} must be invoked by a device's own meter key")
+        return self.invoker.identity_name
 
     def put_state(self, key: str, value: Any) -> None:
         if value is None:
@@ -207,11 +225,11 @@ class Context:
         except CanonicalError as exc:
             raise ContractError(f"state value for {key!r} is not ledger JSON: {exc}") from exc
         self._state_cache[key] = value
-        self.effects.state_writes.append((self.chaincode, key, value, False))
+        self.effects.state_writes.append((self.namespace, key, value, False))
 
     def del_state(self, key: str) -> None:
         self._state_cache[key] = None
-        self.effects.state_writes.append((self.chaincode, key, None, True))
+        self.effects.state_writes.append((self.namespace, key, None, True))
 
     def emit(self, name: str, payload: dict[str, Any]) -> None:
         self.effects.events.append({"name": name, "payload": payload})

@@ -113,7 +113,7 @@ def account_open(*, key: str, asset: Asset | str, organisation: Organisation,
 def invoker_of(identity: Identity) -> Invoker:
     org = identity.organisation
     return Invoker(identity_id=identity.pk, name=f"{org.msp_id}/{identity.name}", msp_id=org.msp_id,
-                   org_id=org.pk, org_type=org.org_type)
+                   org_id=org.pk, org_type=org.org_type, kind=identity.kind, identity_name=identity.name)
 
 
 def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Identity,
@@ -216,7 +216,7 @@ def _invoke_once(identity: Identity, who: Invoker, proposal: dict[str, Any], pay
             fn = registry.resolve(proposal["chaincode"], proposal["function"])
             check_policy(fn, who, proposal["chaincode"], proposal["function"])
             ctx = Context(chaincode=proposal["chaincode"], function=proposal["function"], args=proposal["args"],
-                          invoker=who, now=proposed_at, reader=reader)
+                          invoker=who, now=proposed_at, reader=reader, namespace=fn.namespace)
             result = fn.fn(ctx)
             effects = ctx.effects
             if fast and effects.postings and not effects.state_writes:

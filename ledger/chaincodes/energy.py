@@ -1,0 +1,276 @@
+"""The seed's energy economy (seed 002): generator, wholesale-seller, retail-seller, resident,
+consumer, and the utility's price list. Every movement of k or fiat credit happens here.
+
+Account keys: ``producer:<msp>``, ``utility:<msp>:<shard>`` (the utility's coins are split
+over UTILITY_SHARDS accounts so retail sales do not queue on one row lock),
+``household:<msp>``, ``device:<public id>``, ``credit:<payer msp>@<payee msp>`` (fiat credit).
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime, timedelta
+
+from ..contracts import Context, Contract, ContractError, registry
+from .energy_math import allocate_burn, due_for_settlement, fiat_to_wh, price_at, relay_on, reserved
+
+ENERGY = "k"
+UTILITY_SHARDS = 16
+MAX_WINDOW = timedelta(days=7)
+PRICE_KINDS = ("retail", "wholesale")
+
+
+def producer_account(msp_id: str) -> str:
+    return f"producer:{msp_id}"
+
+
+def utility_account(msp_id: str, shard: int) -> str:
+    return f"utility:{msp_id}:{shard}"
+
+
+def household_account(msp_id: str) -> str:
+    return f"household:{msp_id}"
+
+
+def device_account(public_id: str) -> str:
+    return f"device:{public_id}"
+
+
+def credit_account(payer: str, payee: str) -> str:
+    return f"credit:{payer}@{payee}"
+
+
+def _when(ctx: Context, name: str, *, required: bool = True) -> datetime | None:
+    text = ctx.arg_str(name, required=required, max_length=40)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ContractError(f"argument {name!r} must be an ISO 8601 timestamp") from None
+    if moment.tzinfo is None:
+        raise ContractError(f"argument {name!r} must carry a timezone")
+    return moment
+
+
+# --- prices --------------------------------------------------------------------------------------
+
+pricing = registry.register(Contract("pricing", "The utility's wholesale and retail prices per kWh."))
+
+
+@pricing.function("set", orgs={"utility"})
+def set_price(ctx: Context) -> dict:
+    """Add a price (minor units per kWh) for a currency, in force from ``effective_from``."""
+    kind, currency = ctx.arg_str("kind"), ctx.arg_str("currency", max_length=10)
+    price = ctx.arg_int("price")
+    effective = _when(ctx, "effective_from")
+    if kind not in PRICE_KINDS:
+        raise ContractError(f"kind must be one of {', '.join(PRICE_KINDS)}")
+    key = f"{ctx.invoker.msp_id}/{kind}/{currency}"
+    schedule = [e for e in (ctx.get_state(key) or []) if e["from"] != effective.isoformat()]
+    schedule.append({"from": effective.isoformat(), "price": price})
+    schedule.sort(key=lambda e: datetime.fromisoformat(e["from"]))
+    ctx.put_state(key, schedule)
+    return {"kind": kind, "currency": currency, "price": price, "effective_from": effective.isoformat()}
+
+
+def _price(ctx: Context, utility: str, kind: str, currency: str, when: datetime) -> int:
+    schedule = ctx.get_state(f"{utility}/{kind}/{currency}", namespace="pricing") or []
+    price = price_at(schedule, when)
+    if price is None:
+        raise ContractError(f"{utility} has no {kind} price in {currency} in force at {when.isoformat()}")
+    return price
+
+
+def _payment(ctx: Context) -> tuple[str, str, int, str, datetime, str]:
+    return (ctx.arg_str("payer", max_length=64), ctx.arg_str("payee", max_length=64), ctx.arg_int("amount"),
+            ctx.arg_str("currency", max_length=10), _when(ctx, "paid_at"), ctx.arg_str("event_id"))
+
+
+def _settle_credit(ctx: Context, key: str, currency: str, old: int, new: int) -> None:
+    if new > old:
+        ctx.mint(key, new - old, currency)
+    elif new < old:
+        ctx.burn(key, old - new, currency)
+
+
+def _take_from_utility(ctx: Context, utility: str, wh: int, spread_key: str, destination: str) -> None:
+    """Debit ``wh`` from the utility's shards, starting at one picked by ``spread_key`` so
+    concurrent sales lock different rows; several shards are combined when one is short."""
+    start = zlib.crc32(spread_key.encode()) % UTILITY_SHARDS
+    left = wh
+    available = 0
+    for n in range(UTILITY_SHARDS):
+        shard = utility_account(utility, (start + n) % UTILITY_SHARDS)
+        balance = ctx.balance(shard, ENERGY)
+        available += balance
+        take = min(balance, left)
+        if take:
+            ctx.transfer(shard, destination, take, ENERGY)
+            left -= take
+        if not left:
+            return
+    raise ContractError(f"the utility {utility} cannot cover {wh} Wh: it holds {available} Wh")
+
+
+# --- generator: producers mint ---------------------------------------------------------------
+
+generator = registry.register(Contract("generator", "A producer's meter mints one k per kWh produced."))
+
+
+@generator.function(orgs={"producer"})
+def mint(ctx: Context) -> dict:
+    """The producer's own meter reports produced energy (Wh) → k minted to the producer."""
+    meter = ctx.require_device()
+    wh = ctx.arg_int("amount")
+    account = producer_account(ctx.invoker.msp_id)
+    ctx.mint(account, wh, ENERGY)
+    ctx.emit("minted", {"meter": meter, "account": account, "wh": wh})
+    return {"meter": meter, "account": account, "wh": wh}
+
+
+# --- wholesale and retail: the bank is the fiat oracle ----------------------------------------
+
+wholesale = registry.register(Contract("wholesale-seller", "The utility buys k from a producer for fiat."))
+
+
+@wholesale.function("sell", orgs={"bank"})
+def wholesale_sell(ctx: Context) -> dict:
+    """Bank reports: utility (payer) paid producer (payee) ``amount`` → k producer → utility."""
+    utility, producer, amount, currency, paid_at, event_id = _payment(ctx)
+    price = _price(ctx, utility, "wholesale", currency, paid_at)
+    credit_key = credit_account(utility, producer)
+    credit = ctx.balance(credit_key, currency)
+    sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
+    source = producer_account(producer)
+    held = ctx.balance(source, ENERGY)
+    if sale.wh > held:
+        raise ContractError(f"producer {producer} cannot cover {sale.wh} Wh: it holds {held} Wh")
+    # Spread the purchase evenly over the utility's shards.
+    share, extra = divmod(sale.wh, UTILITY_SHARDS)
+    for n in range(UTILITY_SHARDS):
+        part = share + (1 if n < extra else 0)
+        if part:
+            ctx.transfer(source, utility_account(utility, n), part, ENERGY)
+    _settle_credit(ctx, credit_key, currency, credit, sale.credit)
+    result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
+              "currency": currency}
+    ctx.emit("wholesale", result)
+    return result
+
+
+retail = registry.register(Contract("retail-seller", "A resident buys k from the utility for fiat."))
+
+
+@retail.function("sell", orgs={"bank"})
+def retail_sell(ctx: Context) -> dict:
+    """Bank reports: resident household (payer) paid the utility (payee) → k utility → resident."""
+    household, utility, amount, currency, paid_at, event_id = _payment(ctx)
+    price = _price(ctx, utility, "retail", currency, paid_at)
+    credit_key = credit_account(household, utility)
+    credit = ctx.balance(credit_key, currency)
+    sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
+    if sale.wh:
+        _take_from_utility(ctx, utility, sale.wh, event_id, household_account(household))
+    _settle_credit(ctx, credit_key, currency, credit, sale.credit)
+    result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
+              "currency": currency, "account": household_account(household)}
+    ctx.emit("retail", result)
+    return result
+
+
+# --- resident funds devices; consumer devices burn -------------------------------------------
+
+resident = registry.register(Contract("resident", "Residents fund any consumer device.", namespace="devices"))
+consumer = registry.register(Contract("consumer", "A device's meter burns what it consumes.", namespace="devices"))
+
+
+def _windows(ctx: Context, device: str) -> list[dict]:
+    return ctx.get_state(f"windows/{device}") or []
+
+
+def _save_windows(ctx: Context, device: str, windows: list[dict]) -> None:
+    if windows:
+        ctx.put_state(f"windows/{device}", windows)
+    elif ctx.get_state(f"windows/{device}") is not None:
+        ctx.del_state(f"windows/{device}")
+
+
+@resident.function(orgs={"household", "charity", "utility"})
+def fund(ctx: Context) -> dict:
+    """Move k from the invoker's own account to any consumer device, optionally only for a
+    window (``window_start``/``window_end``): usable only inside it, unspent coins return to
+    the funder when it ends."""
+    device = ctx.arg_str("device", max_length=64)
+    wh = ctx.arg_int("amount")
+    source = ctx.arg_str("from", required=False) or household_account(ctx.invoker.msp_id)
+    start, end = _when(ctx, "window_start", required=False), _when(ctx, "window_end", required=False)
+    if (start is None) != (end is None):
+        raise ContractError("a window needs both window_start and window_end")
+    ctx.require_owner(source, ENERGY)
+    target = device_account(device)
+    ctx.transfer(source, target, wh, ENERGY)
+    windows = _windows(ctx, device)
+    if start is not None:
+        if end <= start:
+            raise ContractError("window_end must be after window_start")
+        if end <= ctx.now:
+            raise ContractError("the window has already ended")
+        if end - start > MAX_WINDOW:
+            raise ContractError("a window may last at most 7 days")
+        window = {"funder": source, "amount": wh, "remaining": wh, "start": start.isoformat(),
+                  "end": end.isoformat(), "funded_at": ctx.now.isoformat()}
+        windows = [*windows, window]
+        _save_windows(ctx, device, windows)
+    balance = ctx.balance(target, ENERGY)
+    on = relay_on(balance, windows, ctx.now)
+    result = {"device": device, "account": target, "amount": wh, "balance": balance, "relay": "on" if on else "off",
+              "window": None if start is None else {"start": start.isoformat(), "end": end.isoformat()}}
+    ctx.emit("funded", result)
+    return result
+
+
+@resident.function(orgs=None)
+def settle(ctx: Context) -> dict:
+    """Return the unspent coins of a device's ended windows to their funders. Anyone may ask;
+    it only ever acts on windows that have ended."""
+    device = ctx.arg_str("device", max_length=64)
+    windows = _windows(ctx, device)
+    ended, still_open = due_for_settlement(windows, ctx.now)
+    if not ended:
+        raise ContractError(f"device {device} has no ended window to settle")
+    target = device_account(device)
+    returned = []
+    for w in ended:
+        if w["remaining"]:
+            ctx.transfer(target, w["funder"], w["remaining"], ENERGY)
+        returned.append({"funder": w["funder"], "returned": w["remaining"], "end": w["end"]})
+    _save_windows(ctx, device, still_open)
+    balance = ctx.balance(target, ENERGY)
+    on = relay_on(balance, still_open, ctx.now)
+    result = {"device": device, "returned": returned, "balance": balance, "relay": "on" if on else "off"}
+    ctx.emit("settled", result)
+    return result
+
+
+@consumer.function(orgs=None)
+def burn(ctx: Context) -> dict:
+    """The device's own meter reports consumption (Wh) → k destroyed from the device. What the
+    device cannot pay for is recorded as a shortfall and the relay turns off."""
+    device = ctx.require_device()
+    wh = ctx.arg_int("amount")
+    account = device_account(device)
+    ctx.require_owner(account, ENERGY)  # a meter burns only its own organisation's device
+    balance = ctx.balance(account, ENERGY)
+    windows = _windows(ctx, device)
+    burned, updated = allocate_burn(wh, balance, windows, ctx.now)
+    if burned:
+        ctx.burn(account, burned, ENERGY)
+    if updated != windows:
+        _save_windows(ctx, device, updated)
+    after = balance - burned
+    on = relay_on(after, updated, ctx.now)
+    result = {"device": device, "requested": wh, "burned": burned, "shortfall": wh - burned, "balance": after,
+              "reserved": reserved(updated), "relay": "on" if on else "off"}
+    ctx.emit("burned", result)
+    return result
