@@ -48,7 +48,7 @@ run: install
 	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=1 $(PY) manage.py runserver --noreload $(RUN_ADDR)
 
 # honcho gives each process PORT = base + 100 * index; web is first in the Procfile, so it
-# gets the base port: $$PORT, or 8000.
+# gets the base port: $PORT, or 8000.
 up: install
 	@test -n "$$DATABASE_URL" || { echo "make up: set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/gridcoin" >&2; exit 1; }
 	@test -n "$$REDIS_URL" || { echo "make up: set REDIS_URL, e.g. redis://127.0.0.1:6379/0" >&2; exit 1; }
