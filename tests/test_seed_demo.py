@@ -151,3 +151,23 @@ def test_seed_refuses_to_promote_a_user_it_did_not_create():
         seed()
     assert snapshot() == before  # atomic: nothing of the demo was left behind
     assert not Membership.objects.filter(user__username="utility", organisation__msp_id="gridco-utility").exists()
+
+
+def test_reusing_an_idempotency_key_replays_the_first_result():
+    """Witness for a ledger bug on PostgreSQL: the fast path (``_commit_transfer``) runs its SQL
+    on a raw psycopg cursor, so a duplicate idempotency key raises ``psycopg.errors.UniqueViolation``,
+    which ``invoke``'s ``except django.db.IntegrityError`` does not catch: the replay never happens
+    (and seed_demo cannot be rerun). Passes on SQLite, which takes the careful path."""
+    seed()
+    from accounts.services import invoke_as, membership_for
+
+    identity = membership_for(get_user_model().objects.get(username="utility")).identity
+    result = invoke_as(
+        identity=identity,
+        chaincode="token",
+        function="mint",
+        args={"to": "producer:sunfarm", "asset": "k", "amount": 50_000},
+        idempotency_key="seed-demo-mint-producer",
+    )
+    assert result.replayed and result.ok
+    assert balance("producer:sunfarm") == 50_000
