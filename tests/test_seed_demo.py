@@ -171,3 +171,17 @@ def test_reusing_an_idempotency_key_replays_the_first_result():
     )
     assert result.replayed and result.ok
     assert balance("producer:sunfarm") == 50_000
+
+
+def test_seed_refuses_when_a_demo_idempotency_key_was_used_for_another_body(monkeypatch):
+    from accounts.management.commands import seed_demo
+
+    seed()
+    original = seed_demo._movements
+
+    def other_amounts(alice_account):
+        return [(key, fn, {**args, "amount": args["amount"] + 1}) for key, fn, args in original(alice_account)]
+
+    monkeypatch.setattr(seed_demo, "_movements", other_amounts)
+    with pytest.raises(CommandError, match="already used for something else"):
+        seed()

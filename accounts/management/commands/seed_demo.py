@@ -15,7 +15,8 @@ from django.db import transaction
 from accounts import services as accounts
 from accounts.models import Membership, Role
 from ledger import services as ledger
-from ledger.models import Account, Asset, Organisation, OrgType
+from ledger.documents import body_digest
+from ledger.models import Account, Asset, Organisation, OrgType, Transaction, TxStatus
 
 DEMO_PASSWORD = "gridcoin-demo"
 
@@ -134,6 +135,12 @@ def demo_seed() -> list[str]:
 
     utility_identity = memberships["utility"].identity
     for idempotency_key, function, args in _movements(accounts.household_account_key(households["alice"])):
+        # Look first, like every step above: a rerun need not ask the ledger to replay.
+        done = Transaction.objects.filter(invoker=utility_identity, idempotency_key=idempotency_key).first()
+        if done is not None:
+            if done.body_digest != body_digest("token", function, args) or done.status != TxStatus.VALID:
+                raise CommandError(f"{idempotency_key} was already used for something else ({done.tx_hash})")
+            continue
         result = accounts.invoke_as(
             identity=utility_identity, chaincode="token", function=function, args=args, idempotency_key=idempotency_key
         )
