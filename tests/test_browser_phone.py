@@ -26,7 +26,9 @@ def phone(monkeypatch):
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls made here
     # (by the test itself) would otherwise be refused as unsafe from async context.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -57,6 +59,8 @@ def tap_size(page, selector: str) -> tuple[float, float]:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_sign_up_log_out_and_log_in_on_a_phone(live_server, energy_asset, phone):
+    from playwright.sync_api import expect
+
     page = phone
     page.goto(f"{live_server.url}/")
     page.get_by_role("link", name="Sign up").first.click()
@@ -73,21 +77,21 @@ def test_sign_up_log_out_and_log_in_on_a_phone(live_server, energy_asset, phone)
     page.fill("#id_password1", PASSWORD)
     page.fill("#id_password2", PASSWORD + "!")
     page.click("main button[type=submit]")
-    assert page.get_by_text("The two password fields didn’t match.").is_visible()
+    expect(page.get_by_text("The two password fields didn’t match.")).to_be_visible()
 
     page.fill("#id_password1", PASSWORD)
     page.fill("#id_password2", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
     household = page.locator("article.org", has_text="mira's household")
-    assert household.is_visible()
-    assert household.locator(".balance").inner_text().strip() == "0.000 kWh"
+    expect(household).to_be_visible()
+    expect(household.locator(".balance")).to_have_text("0.000 kWh")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
+    # Logging out lands on the same URL, so wait for the signed-out page rather than the URL.
     page.get_by_role("button", name="Log out").click()
-    page.wait_for_url(f"{live_server.url}/")
-    assert page.get_by_role("link", name="Log in").first.is_visible()
-    assert page.locator("article.org").count() == 0
+    expect(page.get_by_role("link", name="Log in").first).to_be_visible()
+    expect(page.locator("article.org")).to_have_count(0)
 
     page.get_by_role("link", name="Log in").first.click()
     page.wait_for_url(f"{live_server.url}/accounts/login/")
@@ -95,5 +99,5 @@ def test_sign_up_log_out_and_log_in_on_a_phone(live_server, energy_asset, phone)
     page.fill("#id_password", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
-    assert page.locator("article.org", has_text="mira's household").is_visible()
-    assert page.get_by_text("Signed in as").is_visible()
+    expect(page.locator("article.org", has_text="mira's household")).to_be_visible()
+    expect(page.get_by_text("Signed in as")).to_be_visible()
