@@ -42,12 +42,25 @@ def _embedded_secret(name: str, nbytes: int) -> str:
     return path.read_text().strip()
 
 
+def _key32(name: str, value: str) -> str:
+    """Refuse at start-up, not at first use, a key that is not base64 of 32 bytes."""
+    import base64
+    import binascii
+
+    try:
+        if len(base64.b64decode(value.encode(), validate=True)) == 32:
+            return value
+    except (binascii.Error, ValueError):
+        pass
+    raise ImproperlyConfigured(f"{name} must be 32 random bytes, base64-encoded")
+
+
 if PRODUCTION:
     SECRET_KEY = _required("SECRET_KEY")
     # AES-256-GCM key-encryption key for custodial identity keys (base64, 32 bytes).
-    GRIDCOIN_KEK = _required("GRIDCOIN_KEK")
+    GRIDCOIN_KEK = _key32("GRIDCOIN_KEK", _required("GRIDCOIN_KEK"))
     # Ed25519 orderer (block signing) private key seed (base64, 32 bytes).
-    GRIDCOIN_ORDERER_KEY = _required("GRIDCOIN_ORDERER_KEY")
+    GRIDCOIN_ORDERER_KEY = _key32("GRIDCOIN_ORDERER_KEY", _required("GRIDCOIN_ORDERER_KEY"))
     DEBUG = False
 else:
     SECRET_KEY = os.environ.get("SECRET_KEY") or _embedded_secret("secret_key", 48)
@@ -146,6 +159,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Outside production files are served from the apps' static folders (runserver_nostatic +
+# finders); WhiteNoise need not look for a collected STATIC_ROOT there.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

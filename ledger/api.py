@@ -60,7 +60,7 @@ class TransactionProof(APIView):
         proof = selectors.transaction_proof(tx)
         if proof is None:
             return Response({"detail": "transaction is not sealed into a block yet"}, status=409)
-        return Response(proof)
+        return Response(ProofSerializer(proof).data)
 
 
 class AccountList(generics.ListAPIView):

@@ -53,9 +53,14 @@ def _check(value: Any) -> bool:
 
 
 def canonical_json(value: Any) -> bytes:
-    if _check(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return rfc8785.dumps(value)
+    try:
+        if _check(value):
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return rfc8785.dumps(value)
+    except UnicodeEncodeError as exc:  # a lone surrogate has no UTF-8 (and no JCS) form
+        raise CanonicalError(f"text is not valid Unicode: {exc.reason}") from exc
+    except rfc8785.CanonicalizationError as exc:
+        raise CanonicalError(str(exc)) from exc
 
 
 def sha256_hex(data: bytes) -> str:

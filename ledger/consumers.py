@@ -1,6 +1,8 @@
 """``/ws/ledger/``: signed-in members get a typed event for every sealed block."""
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from .events import LEDGER_GROUP
 
@@ -18,8 +20,13 @@ class LedgerConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(LEDGER_GROUP, self.channel_name)
 
     async def ledger_event(self, message: dict) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_active:
+        # Permission is re-checked per event: a member deactivated while connected hears no more.
+        if not await self._still_allowed():
             await self.close(code=4403)
             return
         await self.send_json({"event": message["event"], "payload": message["payload"]})
+
+    @database_sync_to_async
+    def _still_allowed(self) -> bool:
+        user = self.scope.get("user")
+        return user is not None and get_user_model().objects.filter(pk=user.pk, is_active=True).exists()

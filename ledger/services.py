@@ -346,7 +346,7 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
     connection.ensure_connection()
     # A server-side-binding psycopg cursor: the statement is prepared after a few uses, so the
     # hot path skips client-side quoting and server-side planning.
-    with psycopg.Cursor(connection.connection) as cur:
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
         cur.execute(sql, params)
         row = cur.fetchone()
     if row is None:

@@ -215,6 +215,13 @@ class _Verifier:
                 self._check_transaction(tx, postings, writes, block=None)
                 self.report.unsealed += 1
             last = batch[-1][0][0]
+        # Transactions that claim a block that does not exist would otherwise escape the replay.
+        for tx, postings, writes in self._transactions(
+            "t.block_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_block b WHERE b.id = t.block_id)", []
+        ):
+            self.current_block = None
+            self.fail(f"sealed into block id {tx[13]}, which is not in the chain", tx=tx)
+            self._check_transaction(tx, postings, writes, block=None)
         self._check_balances()
         self._check_state()
 
