@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,7 +47,7 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 10
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
@@ -168,6 +170,7 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
         except OperationalError as exc:
             if _sqlstate(exc) in RETRYABLE_SQLSTATES and attempt < MAX_ATTEMPTS:
                 logger.info("invoke %s.%s retried after %s", chaincode, function, _sqlstate(exc))
+                time.sleep(random.uniform(0, 0.002 * attempt))  # let the other party finish
                 continue
             raise
     raise LedgerError(f"{chaincode}.{function} could not be committed after {MAX_ATTEMPTS} attempts")
@@ -319,7 +322,7 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
     )
     update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint,%s::bigint)"] * len(postings))
     posting_rows = ",".join(["(%s::int,%s::bigint,%s::text,%s::bigint)"] * len(postings))
-    params: list[Any] = []
+    params: list[Any] = [sorted(info.id for info, _ in postings)]
     for info, amount in postings:
         params += [info.id, info.key, info.asset, info.organisation_id, amount]
     params += [
@@ -329,11 +332,14 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
     ]
     for n, (info, amount) in enumerate(postings):
         params += [n, info.id, info.asset, amount]
+    # ``lk`` locks the rows in id order first (an uncorrelated sub-select runs once, before the
+    # update locks anything), so transfers crossing the same accounts queue instead of deadlocking.
     sql = (
-        "WITH upd AS (UPDATE ledger_account AS a SET balance = a.balance + v.d "
+        "WITH lk AS (SELECT id FROM ledger_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE), "
+        "upd AS (UPDATE ledger_account AS a SET balance = a.balance + v.d "
         f"FROM (VALUES {update_rows}) AS v(id, key, asset, org, d) "
         "WHERE a.id = v.id AND a.key = v.key AND a.asset_id = v.asset AND a.organisation_id = v.org "
-        "RETURNING a.id), "
+        "AND (SELECT count(*) FROM lk) >= 0 RETURNING a.id), "
         "tx AS (INSERT INTO ledger_transaction (chaincode, function, args, invoker_id, idempotency_key, body_digest, "
         "proposed_at, signature, status, reason, result, events, tx_hash) "
         "SELECT %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s "
@@ -364,9 +370,24 @@ class _DatabaseReader:
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
         qs = StateEntry.objects.filter(namespace=namespace, key=key)
         if lock:
+            _lock_state_keys(namespace, [key])
             qs = qs.select_for_update()
         entry = qs.first()
         return None if entry is None else (entry.value, entry.version, entry.is_deleted)
+
+
+def _lock_state_keys(namespace: str, keys: list[str]) -> None:
+    """Serialise writers of the same world-state keys, including keys that do not exist yet
+    (a row lock cannot cover a missing row). Transaction-scoped advisory locks, taken in
+    sorted order; SQLite has a single writer and needs none."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM "
+            "(SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS s",
+            [sorted({f"{namespace}\x1f{key}" for key in keys})],
+        )
 
 
 def _select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[str, str], AccountInfo]:
@@ -396,8 +417,9 @@ def _apply(effects: Effects, reader: _DatabaseReader) -> tuple[list[tuple[Accoun
 
     versions: dict[tuple[str, str], int] = {}
     if effects.state_writes:
-        for ns in {w[0] for w in effects.state_writes}:
+        for ns in sorted({w[0] for w in effects.state_writes}):
             keys = [w[1] for w in effects.state_writes if w[0] == ns]
+            _lock_state_keys(ns, keys)
             for entry in StateEntry.objects.select_for_update().filter(namespace=ns, key__in=keys):
                 versions[(ns, entry.key)] = entry.version
 
