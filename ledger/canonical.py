@@ -24,32 +24,47 @@ class CanonicalError(ValueError):
 
 
 def _check(value: Any) -> bool:
-    """Validate the ledger domain; return True if the fast path applies."""
-    fast = True
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str) or item is None or isinstance(item, bool):
-            continue
-        if isinstance(item, int):
-            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                raise CanonicalError(f"integer {item} is outside the JSON safe range")
-            continue
-        if isinstance(item, float):
-            raise CanonicalError("floats are not allowed in ledger documents")
-        if isinstance(item, dict):
-            for key, sub in item.items():
+    """Validate the ledger domain; return True if the fast path applies (no key outside the
+    BMP). Recursive with exact-type dispatch: this runs for every hash the ledger computes."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise CanonicalError(f"integer {value} is outside the JSON safe range")
+        return True
+    if kind is dict:
+        fast = True
+        for key, sub in value.items():
+            if type(key) is not str:
                 if not isinstance(key, str):
                     raise CanonicalError(f"object key {key!r} is not a string")
-                if fast and not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
-                    fast = False
-                stack.append(sub)
-            continue
-        if isinstance(item, (list, tuple)):
-            stack.extend(item)
-            continue
-        raise CanonicalError(f"{type(item).__name__} is not allowed in ledger documents")
-    return fast
+            if not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
+                fast = False
+            if not _check(sub):
+                fast = False
+        return fast
+    if kind is list or kind is tuple:
+        fast = True
+        for sub in value:
+            if not _check(sub):
+                fast = False
+        return fast
+    return _check_subclass(value)
+
+
+def _check_subclass(value: Any) -> bool:
+    if isinstance(value, float):
+        raise CanonicalError("floats are not allowed in ledger documents")
+    if isinstance(value, (str, bool)):
+        return True
+    if isinstance(value, int):
+        return _check(int(value))
+    if isinstance(value, dict):
+        return _check(dict(value))
+    if isinstance(value, (list, tuple)):
+        return _check(list(value))
+    raise CanonicalError(f"{type(value).__name__} is not allowed in ledger documents")
 
 
 def canonical_json(value: Any) -> bytes:

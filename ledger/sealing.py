@@ -75,17 +75,16 @@ def seal_next_block(*, holder: str, max_tx: int | None = None, timeout: float | 
             return None
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT id, tx_hash, proposed_at FROM ledger_transaction WHERE block_id IS NULL "
-                "ORDER BY id LIMIT %s",
-                [max_tx],
+                "SELECT id, tx_hash FROM ledger_transaction WHERE block_id IS NULL ORDER BY id LIMIT %s", [max_tx]
             )
             rows = cur.fetchall()
-        if not rows:
-            return None
-        if len(rows) < max_tx and not force:
-            oldest = min(_aware(r[2]) for r in rows)
-            if (now - oldest).total_seconds() < timeout:
+            if not rows:
                 return None
+            if len(rows) < max_tx and not force:
+                cur.execute("SELECT min(proposed_at) FROM ledger_transaction WHERE block_id IS NULL")
+                oldest = _aware(cur.fetchone()[0])
+                if (now - oldest).total_seconds() < timeout:
+                    return None
         last = Block.objects.order_by("-number").values_list("number", "header_hash").first()
         number, previous = (last[0] + 1, last[1]) if last else (0, GENESIS_PREVIOUS_HASH)
         root = merkle_root([bytes.fromhex(r[1]) for r in rows]).hex()
@@ -98,10 +97,15 @@ def seal_next_block(*, holder: str, max_tx: int | None = None, timeout: float | 
         )
         ids = [r[0] for r in rows]
         with connection.cursor() as cur:
-            cur.execute(
-                f"UPDATE ledger_transaction SET block_id = %s WHERE block_id IS NULL AND id IN ({','.join(['%s'] * len(ids))})",
-                [block.pk, *ids],
-            )
+            if connection.vendor == "postgresql":
+                cur.execute("UPDATE ledger_transaction SET block_id = %s WHERE block_id IS NULL AND id = ANY(%s)",
+                            [block.pk, ids])
+            else:
+                cur.execute(
+                    "UPDATE ledger_transaction SET block_id = %s WHERE block_id IS NULL "
+                    f"AND id IN ({','.join(['%s'] * len(ids))})",
+                    [block.pk, *ids],
+                )
             if cur.rowcount != len(ids):
                 raise RuntimeError("transactions were sealed by someone else; lease fencing failed")
         sealed = SealedBlock(number=number, header_hash=block.header_hash, tx_count=len(rows))

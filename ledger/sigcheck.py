@@ -1,5 +1,8 @@
-"""Signature checks for ``ledger_verify`` in worker processes. Imports nothing from Django so
-spawned workers start fast and never touch the database connection."""
+"""Signature checks for ``ledger_verify`` in worker processes.
+
+Workers are forked (fast, and unlike spawn they do not re-run the caller's ``__main__``); they
+only call ``verify_batch`` on the bytes they are sent and leave through ``os._exit``, so they
+never use or close the parent's database connection."""
 
 from __future__ import annotations
 
@@ -19,11 +22,10 @@ class SignaturePool:
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
 
     def submit(self, items: list[tuple[bytes, bytes, bytes]]) -> list[Future]:
-        size = max(1, -(-len(items) // self.workers))
-        return [self._executor.submit(verify_batch, items[i : i + size]) for i in range(0, len(items), size)]
+        return [self._executor.submit(verify_batch, items)]
 
     def close(self) -> None:
         self._executor.shutdown(cancel_futures=True)

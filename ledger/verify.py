@@ -146,15 +146,16 @@ class _Verifier:
                                    self.order, self.current_block)
             return
         self.batch.append((self.order, tx, self.current_block, expected_valid, (public_key, raw, message)))
-        if len(self.batch) >= 1000:
+        if len(self.batch) >= 256:
             self.flush_signatures()
 
     def flush_signatures(self) -> None:
         if self.batch:
             self.pending.append((self.batch, self.pool.submit([item[4] for item in self.batch])))
             self.batch = []
-        # Keep at most two batches in flight so memory stays flat on big ledgers.
-        while len(self.pending) > 2:
+        # Keep a few batches in flight (workers stay busy) but memory flat on big ledgers;
+        # settle only those already done unless too many are waiting.
+        while self.pending and (len(self.pending) > 8 or all(f.done() for f in self.pending[0][1])):
             self._settle(self.pending.pop(0), stop=True)
 
     def drain_signatures(self, stop: bool = True) -> None:
@@ -201,8 +202,6 @@ class _Verifier:
             if merkle_root(hashes).hex() != block[3]:
                 self.fail("Merkle root does not match the block's transactions", block=number)
             self.report.blocks += 1
-            if self.pool is not None:
-                self.flush_signatures()
             if progress:
                 progress(self.report)
             previous_hash, expected_number = header_hash, number + 1
