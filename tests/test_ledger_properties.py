@@ -127,9 +127,19 @@ anything = st.one_of(
     _op("transfer", st.fixed_dictionaries({"from": keys, "to": keys, "asset": assets, "amount": amounts})),
     _op("burn", st.fixed_dictionaries({"from": keys, "asset": assets, "amount": amounts})),
 )
-replays = st.builds(Replay, index=st.integers(0, 50), same_body=st.booleans(), who=st.one_of(st.none(), members))
+replays = st.builds(
+    Replay, index=st.integers(0, 50), same_body=st.booleans(), who=st.one_of(st.none(), st.none(), members)
+)
 operations = st.one_of(
-    plausible_transfer(), plausible_transfer(), plausible_burn(), plausible_mint(), notes, anything, anything, replays
+    plausible_transfer(),
+    plausible_transfer(),
+    plausible_burn(),
+    plausible_mint(),
+    notes,
+    anything,
+    anything,
+    replays,
+    replays,
 )
 
 
