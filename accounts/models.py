@@ -35,3 +35,6 @@ class CustodialKey(models.Model):
     nonce = models.BinaryField(max_length=12)
     ciphertext = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"sealed key of identity {self.identity_id}"

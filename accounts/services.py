@@ -10,7 +10,7 @@ from django.db import transaction
 
 from ledger import services as ledger
 from ledger.crypto import generate_private_key, public_bytes
-from ledger.models import Identity, Organisation, OrgType
+from ledger.models import Identity, IdentityKind, Organisation, OrgType
 
 from .keys import custodial_key_store, custodial_signer
 from .models import Membership, Role
@@ -59,3 +59,36 @@ def invoke_as(*, identity: Identity, chaincode: str, function: str, args: dict[s
     """Invoke with a custodial identity: its sealed key signs the proposal."""
     return ledger.invoke(chaincode=chaincode, function=function, args=args, invoker=identity,
                          idempotency_key=idempotency_key, signer=custodial_signer(identity))
+
+
+@transaction.atomic
+def service_identity(*, organisation: Organisation, name: str) -> Identity:
+    """An organisation's own signing identity (a bank's webhook receiver, the utility's
+    scheduler): a custodial key with no user behind it. Created on first use."""
+    existing = Identity.objects.filter(organisation=organisation, name=name).first()
+    if existing is not None:
+        return existing
+    key = generate_private_key()
+    identity = ledger.identity_register(organisation=organisation, name=name, public_key=public_bytes(key),
+                                        kind=IdentityKind.SERVICE)
+    custodial_key_store(identity=identity, key=key)
+    return identity
+
+
+@transaction.atomic
+def energy_accounts_open(*, organisation: Organisation) -> list[str]:
+    """Open the k accounts an organisation of this type holds (idempotent): a utility's
+    shards, a producer's account, a household's account."""
+    from ledger.chaincodes.energy import UTILITY_SHARDS, producer_account, utility_account
+
+    if organisation.org_type == OrgType.UTILITY:
+        keys = [utility_account(organisation.msp_id, n) for n in range(UTILITY_SHARDS)]
+    elif organisation.org_type == OrgType.PRODUCER:
+        keys = [producer_account(organisation.msp_id)]
+    elif organisation.org_type == OrgType.HOUSEHOLD:
+        keys = [household_account_key(organisation)]
+    else:
+        keys = []
+    for key in keys:
+        ledger.account_open(key=key, asset=ENERGY, organisation=organisation)
+    return keys
