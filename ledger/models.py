@@ -128,7 +128,8 @@ class Transaction(models.Model):
     chaincode = models.CharField(max_length=50)
     function = models.CharField(max_length=50)
     args = models.JSONField()
-    invoker = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="transactions")
+    # No separate index: the (invoker, idempotency_key) unique index serves invoker lookups.
+    invoker = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="transactions", db_index=False)
     # NULL, not "", for "no key": the unique constraint must ignore keyless rows.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     body_digest = models.CharField(max_length=64, help_text="sha256 of canonical {chaincode, function, args}")
@@ -160,7 +161,9 @@ class Posting(models.Model):
 
     transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="postings")
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    # Denormalised from the account for the per-asset zero-sum trigger; a handful of assets
+    # make an index on it useless, so it has none (the foreign key stays).
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_index=False)
     amount = models.BigIntegerField()
 
     class Meta:
