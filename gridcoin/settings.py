@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "ledger",
     "accounts",
     "frontend",
+    "meters",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +210,8 @@ GRIDCOIN_BLOCK_MAX_TX = int(os.environ.get("GRIDCOIN_BLOCK_MAX_TX", "500"))
 GRIDCOIN_BLOCK_TIMEOUT = float(os.environ.get("GRIDCOIN_BLOCK_TIMEOUT", "1.0"))
 # In the embedded default the sealer runs as a thread inside the web process.
 GRIDCOIN_BACKGROUND_SEALER = os.environ.get("GRIDCOIN_BACKGROUND_SEALER", "0") == "1"
+# ... and ended funded windows are settled by a thread instead of Celery beat.
+GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", "0") == "1"
 
 LOGGING = {
     "version": 1,

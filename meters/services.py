@@ -1,0 +1,311 @@
+"""The write path of ``meters``: register devices, fund them, set prices, settle ended windows.
+Every coin movement is a chaincode invocation through ``ledger.services``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import services as accounts
+from accounts.keys import custodial_signer, key_encryption_key
+from accounts.models import Membership
+from ledger import services as ledger
+from ledger.crypto import (
+    generate_private_key,
+    open_private_key,
+    private_key_from_seed,
+    private_seed,
+    public_bytes,
+    seal_private_key,
+)
+from ledger.models import Account, AccountKind, IdentityKind, Organisation, OrgType, Transaction
+
+from . import selectors
+from .models import PUBLIC_KINDS, Device, DeviceKind, EnrolmentState, SimulatedMeterKey
+
+logger = logging.getLogger(__name__)
+
+ENERGY = "k"
+WH_PER_KWH = 1000
+MAX_WINDOW = timedelta(days=7)
+# A window typed as "from now" on a phone is a minute or two old by the time it arrives.
+WINDOW_START_GRACE = timedelta(minutes=5)
+SCHEDULER_IDENTITY = "scheduler"
+
+
+class DeviceError(Exception):
+    """A request about a device that cannot go ahead; the message is shown to the user."""
+
+
+class DeviceNotFound(DeviceError):
+    pass
+
+
+class DeviceRetired(DeviceError):
+    pass
+
+
+class FundingError(DeviceError):
+    """The funding request is invalid; nothing was sent to the ledger."""
+
+
+class FundingRejected(DeviceError):
+    """The ledger refused the invocation (recorded with its reason; nothing moved)."""
+
+    def __init__(self, result: ledger.InvokeResult):
+        super().__init__(result.reason)
+        self.result = result
+
+
+class NotPermitted(DeviceError):
+    pass
+
+
+class PriceError(DeviceError):
+    pass
+
+
+# --- registry -------------------------------------------------------------------------------
+
+@transaction.atomic
+def device_register(*, organisation: Organisation, kind: str, name: str, public_id: str, public_key: bytes,
+                    latitude: Decimal | None = None, longitude: Decimal | None = None,
+                    state: str = EnrolmentState.ACTIVE) -> Device:
+    """Register a meter's own key as a ledger identity (kind device, named by its public id)
+    and open the account it holds coins in: ``device:<public_id>`` for consumers, the owner's
+    ``producer:<msp>`` for producer meters (a producer's meters mint to the producer)."""
+    if kind not in DeviceKind.values:
+        raise DeviceError(f"unknown device kind {kind!r}")
+    if Device.objects.filter(public_id=public_id).exists():
+        raise DeviceError(f"a device {public_id} is already registered")
+    identity = ledger.identity_register(organisation=organisation, name=public_id, public_key=public_key,
+                                        kind=IdentityKind.DEVICE)
+    if kind == DeviceKind.PRODUCER_METER:
+        if organisation.org_type != OrgType.PRODUCER:
+            raise DeviceError("a producer meter belongs to a producer organisation")
+        accounts.energy_accounts_open(organisation=organisation)
+    else:
+        ledger.account_open(key=f"device:{public_id}", asset=ENERGY, organisation=organisation,
+                            kind=AccountKind.DEVICE)
+    return Device.objects.create(
+        public_id=public_id, name=name, kind=kind, organisation=organisation, identity=identity,
+        latitude=latitude, longitude=longitude, state=state, is_public=kind in PUBLIC_KINDS,
+    )
+
+
+def _aad(device: Device) -> bytes:
+    return f"gridcoin-simulated-meter:{device.pk}".encode()
+
+
+@transaction.atomic
+def device_register_simulated(*, organisation: Organisation, kind: str, name: str, public_id: str,
+                              latitude: Decimal | None = None, longitude: Decimal | None = None) -> Device:
+    """Register a device whose meter the demo or a simulator plays: its key pair is generated
+    here and the private half kept sealed, so the simulator can sign its readings."""
+    key = generate_private_key()
+    device = device_register(organisation=organisation, kind=kind, name=name, public_id=public_id,
+                             public_key=public_bytes(key), latitude=latitude, longitude=longitude)
+    nonce, ciphertext = seal_private_key(private_seed(key), key_encryption_key(), _aad(device))
+    SimulatedMeterKey.objects.create(device=device, nonce=nonce, ciphertext=ciphertext)
+    return device
+
+
+def simulated_signer(device: Device) -> Ed25519PrivateKey:
+    stored = SimulatedMeterKey.objects.get(device=device)
+    seed = open_private_key(bytes(stored.nonce), bytes(stored.ciphertext), key_encryption_key(), _aad(device))
+    return private_key_from_seed(seed)
+
+
+@transaction.atomic
+def device_retire(*, device: Device) -> Device:
+    """Retired devices keep their history but can no longer be funded."""
+    device.state = EnrolmentState.RETIRED
+    device.save(update_fields=["state"])
+    return device
+
+
+# --- funding --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FundingResult:
+    device: Device
+    invoke: ledger.InvokeResult
+    amount_wh: int
+    balance_wh: int  # the device's balance right after this funding
+    relay: str
+    window: dict | None
+
+    @property
+    def tx_hash(self) -> str:
+        return self.invoke.tx_hash
+
+    @property
+    def replayed(self) -> bool:
+        return self.invoke.replayed
+
+
+def kwh_to_wh(kwh: Decimal) -> int:
+    """Exact: a kWh amount with at most three decimals is a whole number of Wh."""
+    wh = kwh * WH_PER_KWH
+    if wh != wh.to_integral_value():
+        raise FundingError("Amounts have at most three decimals (whole Wh).")
+    return int(wh)
+
+
+def _device_for_funding(public_id: str) -> Device:
+    device = Device.objects.filter(public_id=public_id).first()
+    if device is None:
+        raise DeviceNotFound(f"There is no device {public_id!r}. Check the id on its sticker.")
+    if device.is_retired:
+        raise DeviceRetired(f"Device {public_id} is retired and can no longer be funded.")
+    if device.kind == DeviceKind.PRODUCER_METER:
+        raise FundingError(f"Device {public_id} is a producer meter; only consumer devices can be funded.")
+    return device
+
+
+def _check_window(start: datetime | None, end: datetime | None, now: datetime) -> dict | None:
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise FundingError("A window needs both a start and an end.")
+    if timezone.is_naive(start) or timezone.is_naive(end):
+        raise FundingError("Window times must carry a timezone.")
+    if end <= start:
+        raise FundingError("The window must end after it starts.")
+    if end <= now:
+        raise FundingError("The window has already ended; choose an end in the future.")
+    if start < now - WINDOW_START_GRACE:
+        raise FundingError("The window cannot start in the past.")
+    if end - start > MAX_WINDOW:
+        raise FundingError("A window may last at most 7 days.")
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime | None = None,
+                window_end: datetime | None = None, idempotency_key: str,
+                organisation: Organisation | None = None) -> FundingResult:
+    """Move ``amount_wh`` from the user's household account to device ``public_id`` as
+    ``resident.fund``, signed with the user's custodial identity.
+
+    Checked here for a clear message (nothing reaches the ledger): the device exists and is
+    not retired, the amount is positive and covered, the window is sensible. The ledger checks
+    again under its locks; a race it loses raises FundingRejected. The same idempotency key
+    returns the first result (a double-submitted form moves coins once).
+
+    Not wrapped in one transaction: ``ledger.invoke`` commits (and retries) on its own.
+    """
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise FundingError("An idempotency key of 1 to 200 characters is required.")
+    device = _device_for_funding(public_id)
+    try:
+        membership = accounts.membership_for(user, organisation)
+    except Membership.DoesNotExist:
+        raise NotPermitted("You are not a member of any organisation that holds coins.") from None
+    if isinstance(amount_wh, bool) or not isinstance(amount_wh, int) or amount_wh <= 0:
+        raise FundingError("The amount must be a positive number of Wh.")
+    key = f"fund:{idempotency_key}"
+    args: dict[str, Any] = {"device": device.public_id, "amount": amount_wh}
+    window = _check_window(window_start, window_end, timezone.now())
+    if window is not None:
+        args["window_start"], args["window_end"] = window["start"], window["end"]
+    source = accounts.household_account_key(membership.organisation)
+    first_try = not Transaction.objects.filter(invoker=membership.identity, idempotency_key=key).exists()
+    if first_try:  # a replay is answered by the ledger even if the balance has moved since
+        account = Account.objects.filter(key=source, asset_id=ENERGY).first()
+        if account is None:
+            raise FundingError(f"{membership.organisation.name} has no energy account to fund from.")
+        if amount_wh > account.balance:
+            raise FundingError(
+                f"Not enough coins: {membership.organisation.name} holds {selectors.kwh(account.balance)} kWh, "
+                f"you asked to fund {selectors.kwh(amount_wh)} kWh."
+            )
+    try:
+        result = accounts.invoke_as(identity=membership.identity, chaincode="resident", function="fund",
+                                    args=args, idempotency_key=key)
+    except ledger.IdempotencyConflict:
+        raise FundingError("This form was already submitted with different values; reload the page "
+                           "and try again.") from None
+    if not result.ok:
+        raise FundingRejected(result)
+    return FundingResult(device=device, invoke=result, amount_wh=amount_wh, balance_wh=result.result["balance"],
+                         relay=result.result["relay"], window=result.result.get("window"))
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+def _utility_membership(user) -> Membership:
+    membership = (
+        Membership.objects.select_related("identity__organisation", "organisation")
+        .filter(user=user, organisation__org_type=OrgType.UTILITY).order_by("id").first()
+        if user.is_authenticated else None
+    )
+    if membership is None:
+        raise NotPermitted("Only utility staff can set prices.")
+    return membership
+
+
+def price_set(*, user, kind: str, currency: str, price: int, effective_from: datetime,
+              idempotency_key: str) -> ledger.InvokeResult:
+    """Add a price (minor units per kWh) to the user's utility's schedule as ``pricing.set``."""
+    membership = _utility_membership(user)
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise PriceError("An idempotency key of 1 to 200 characters is required.")
+    if kind not in ("retail", "wholesale"):
+        raise PriceError("The kind must be retail or wholesale.")
+    if isinstance(price, bool) or not isinstance(price, int) or price <= 0:
+        raise PriceError("The price must be a positive whole number of minor units per kWh.")
+    if timezone.is_naive(effective_from):
+        raise PriceError("The effective time must carry a timezone.")
+    try:
+        result = accounts.invoke_as(
+            identity=membership.identity, chaincode="pricing", function="set",
+            args={"kind": kind, "currency": currency, "price": price, "effective_from": effective_from.isoformat()},
+            idempotency_key=f"price:{idempotency_key}",
+        )
+    except ledger.IdempotencyConflict:
+        raise PriceError("This form was already submitted with different values; reload and try again.") from None
+    if not result.ok:
+        raise PriceError(result.reason)
+    return result
+
+
+def user_sets_prices(user) -> bool:
+    try:
+        _utility_membership(user)
+    except NotPermitted:
+        return False
+    return True
+
+
+# --- settlement of ended windows --------------------------------------------------------------
+
+def windows_settle_due(now: datetime | None = None) -> list[ledger.InvokeResult]:
+    """Invoke ``resident.settle`` for every device with an ended funded window, as the
+    utility's scheduler identity. The idempotency key names the device and the latest ended
+    window, so a rerun (or a second worker) replays instead of settling twice."""
+    now = now or timezone.now()
+    due = selectors.windows_due(now)
+    if not due:
+        return []
+    utility = Organisation.objects.filter(org_type=OrgType.UTILITY).order_by("id").first()
+    if utility is None:
+        logger.warning("windows are due for settlement but there is no utility to settle them")
+        return []
+    identity = accounts.service_identity(organisation=utility, name=SCHEDULER_IDENTITY)
+    signer = custodial_signer(identity)
+    results = []
+    for public_id, last_end in due:
+        result = ledger.invoke(chaincode="resident", function="settle", args={"device": public_id},
+                               invoker=identity, idempotency_key=f"settle:{public_id}:{last_end}",
+                               signer=signer, proposed_at=now)
+        if not result.ok:
+            logger.info("settling %s was refused: %s", public_id, result.reason)
+        results.append(result)
+    return results
