@@ -1,14 +1,22 @@
-"""Home page and the ledger explorer. Views only read, through selectors."""
+"""Home page, the ledger explorer and the resident's pages (wallet, devices, prices). Views
+read through selectors and write through one service call each."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
 
 from ledger import selectors as ledger
-from ledger.models import Transaction
+from ledger.models import Asset, Transaction
+from meters import selectors as meter_selectors
+from meters import services as meter_services
+from meters.services import FundingResult
 
 from . import selectors
+from .forms import FundForm, PriceForm
 
 BLOCKS_PER_PAGE = 20
 RECENT_TRANSACTIONS = 10
@@ -81,3 +89,131 @@ def transaction_detail(request: HttpRequest, tx_hash: str) -> HttpResponse:
             "proof": ledger.transaction_proof(tx),
         },
     )
+
+
+# --- resident: wallet, funding, devices, prices -------------------------------------------------
+
+HISTORY_PER_PAGE = 20
+
+
+def _fund(request: HttpRequest, form: FundForm, device=None) -> tuple[FundForm, FundingResult | None, str | None]:
+    """Run a bound fund form through ``meters.services.device_fund``. Returns the form to show
+    next (fresh key once the ledger has recorded something), the result, and a ledger refusal."""
+    if not form.is_valid():
+        return form, None, None
+    data = form.cleaned_data
+    try:
+        result = meter_services.device_fund(
+            user=request.user, public_id=data["public_id"], amount_wh=form.amount_wh,
+            window_start=data.get("window_start"), window_end=data.get("window_end"),
+            idempotency_key=str(data["idempotency_key"]),
+        )
+    except meter_services.FundingRejected as exc:
+        refusal = f"The ledger refused the funding: {exc}"
+        return FundForm.fresh(initial={"public_id": data["public_id"]}, device=device), None, refusal
+    except meter_services.DeviceError as exc:
+        form.add_error(None, str(exc))
+        return form, None, None
+    return FundForm.fresh(initial={"public_id": data["public_id"]}, device=device), result, None
+
+
+def _fund_context(form: FundForm, result: FundingResult | None, refused: str | None, device=None) -> dict:
+    return {"fund_form": form, "fund_result": result, "fund_refused": refused, "fund_device": device,
+            "result_state": meter_selectors.device_state(result.device) if result else None}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wallet(request: HttpRequest) -> HttpResponse:
+    """Balances, buy coins, fund a device, history. htmx gets the fund panel or history rows."""
+    before = request.GET.get("before", "")
+    if before and not before.isdigit():
+        raise Http404("bad page")
+    entries, older = meter_selectors.wallet_history(request.user, before=int(before) if before else None,
+                                                    limit=HISTORY_PER_PAGE)
+    if request.htmx and request.method == "GET" and before:
+        return render(request, "frontend/wallet/_history_rows.html", {"entries": entries, "older": older})
+    if request.method == "POST":
+        form, result, refused = _fund(request, FundForm(request.POST))
+    else:
+        form, result, refused = FundForm.fresh(initial={"public_id": request.GET.get("device", "")}), None, None
+    context = _fund_context(form, result, refused)
+    context["wallets"] = meter_selectors.wallet_balances(request.user)
+    if request.htmx and request.method == "POST":
+        return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_wallets": result is not None})
+    context.update({"entries": entries, "older": older, "paged": bool(before)})
+    return render(request, "frontend/wallet/index.html", context)
+
+
+@require_GET
+@login_required
+def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
+    tx = get_object_or_404(meter_selectors.wallet_transactions(request.user).prefetch_related(
+        "postings__account", "postings__asset"), tx_hash=tx_hash)
+    (entry,) = meter_selectors.history_entries(request.user, [tx])
+    return render(request, "frontend/wallet/receipt.html", {"entry": entry, "tx": tx, "result": tx.result or {}})
+
+
+@require_GET
+def device_list(request: HttpRequest) -> HttpResponse:
+    states = meter_selectors.device_states(list(meter_selectors.public_devices()))
+    return render(request, "frontend/devices/list.html", {"states": states})
+
+
+@require_http_methods(["GET", "POST"])
+def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The page a device's QR code opens: state for anyone, a fund form for signed-in users.
+    No consumption history (readings are private to the owner and the utility)."""
+    device = meter_selectors.device_by_public_id(public_id)
+    if device is None:
+        raise Http404("no such device")
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        post = request.POST.copy()
+        post["public_id"] = device.public_id
+        form, result, refused = _fund(request, FundForm(post, device=device), device=device)
+    else:
+        form, result, refused = FundForm.fresh(device=device), None, None
+    context = _fund_context(form, result, refused, device=device)
+    context["state"] = meter_selectors.device_state(device)
+    if request.htmx and request.method == "POST":
+        return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_state": result is not None})
+    return render(request, "frontend/devices/detail.html", context)
+
+
+def _currencies() -> dict[str, int]:
+    return dict(Asset.objects.exclude(code="k").order_by("code").values_list("code", "scale"))
+
+
+@require_http_methods(["GET", "POST"])
+def prices(request: HttpRequest) -> HttpResponse:
+    """Everyone sees the price schedules; utility staff add prices (``pricing.set``)."""
+    can_set = request.user.is_authenticated and meter_services.user_sets_prices(request.user)
+    form = None
+    if can_set:
+        if request.method == "POST":
+            form = PriceForm(request.POST, currencies=_currencies())
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    meter_services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
+                                             price=data["price_minor"], effective_from=data["effective_from"],
+                                             idempotency_key=str(data["idempotency_key"]))
+                except meter_services.DeviceError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    messages.success(request, f"{data['kind'].title()} price in {data['currency']} added.")
+                    return redirect("frontend:prices")
+        else:
+            form = PriceForm.fresh(initial={"effective_from": timezone.localtime().replace(second=0, microsecond=0)},
+                                   currencies=_currencies())
+    elif request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return HttpResponseForbidden("Only utility staff can set prices.")
+    scales = _currencies()
+    schedules = [
+        (s, scales.get(s.currency, 2)) for s in meter_selectors.price_schedules()
+    ]
+    return render(request, "frontend/prices.html", {"schedules": schedules, "price_form": form})

@@ -7,6 +7,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/ledger/", include("ledger.urls")),
+    path("api/v1/", include("meters.urls")),
     path("accounts/", include("accounts.urls")),
+    path("webhooks/", include("payments.urls_webhooks")),
+    path("payments/", include("payments.urls")),
+    path("api/v1/payments/", include("payments.api_urls")),
     path("", include("frontend.urls")),
 ]

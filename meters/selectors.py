@@ -260,12 +260,19 @@ class PriceSchedule:
         return f"{self.utility}/{self.kind}/{self.currency}"
 
 
-def price_schedules(now: datetime | None = None) -> list[PriceSchedule]:
+def price_schedule(utility: str, kind: str, currency: str, now: datetime | None = None) -> PriceSchedule | None:
+    found = price_schedules(now, key=f"{utility}/{kind}/{currency}")
+    return found[0] if found else None
+
+
+def price_schedules(now: datetime | None = None, *, key: str | None = None) -> list[PriceSchedule]:
     """Every utility's schedules from world state (namespace ``pricing``)."""
     now = now or timezone.now()
     schedules = []
-    for key, value in (StateEntry.objects.filter(namespace="pricing", is_deleted=False)
-                       .order_by("key").values_list("key", "value")):
+    entries = StateEntry.objects.filter(namespace="pricing", is_deleted=False)
+    if key is not None:
+        entries = entries.filter(key=key)
+    for key, value in entries.order_by("key").values_list("key", "value"):
         parts = key.split("/")
         if len(parts) != 3:
             continue

@@ -56,6 +56,10 @@ class FundingError(DeviceError):
     """The funding request is invalid; nothing was sent to the ledger."""
 
 
+class FundingConflict(FundingError):
+    """The idempotency key was already used for a different request."""
+
+
 class FundingRejected(DeviceError):
     """The ledger refused the invocation (recorded with its reason; nothing moved)."""
 
@@ -230,8 +234,8 @@ def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime 
         result = accounts.invoke_as(identity=membership.identity, chaincode="resident", function="fund",
                                     args=args, idempotency_key=key)
     except ledger.IdempotencyConflict:
-        raise FundingError("This form was already submitted with different values; reload the page "
-                           "and try again.") from None
+        raise FundingConflict("This request was already submitted with different values (idempotency key "
+                              "reused); reload the page and try again.") from None
     if not result.ok:
         raise FundingRejected(result)
     return FundingResult(device=device, invoke=result, amount_wh=amount_wh, balance_wh=result.result["balance"],
@@ -240,7 +244,7 @@ def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime 
 
 # --- prices ---------------------------------------------------------------------------------
 
-def _utility_membership(user) -> Membership:
+def utility_membership(user) -> Membership:
     membership = (
         Membership.objects.select_related("identity__organisation", "organisation")
         .filter(user=user, organisation__org_type=OrgType.UTILITY).order_by("id").first()
@@ -254,7 +258,7 @@ def _utility_membership(user) -> Membership:
 def price_set(*, user, kind: str, currency: str, price: int, effective_from: datetime,
               idempotency_key: str) -> ledger.InvokeResult:
     """Add a price (minor units per kWh) to the user's utility's schedule as ``pricing.set``."""
-    membership = _utility_membership(user)
+    membership = utility_membership(user)
     if not idempotency_key or len(idempotency_key) > 200:
         raise PriceError("An idempotency key of 1 to 200 characters is required.")
     if kind not in ("retail", "wholesale"):
@@ -278,7 +282,7 @@ def price_set(*, user, kind: str, currency: str, price: int, effective_from: dat
 
 def user_sets_prices(user) -> bool:
     try:
-        _utility_membership(user)
+        utility_membership(user)
     except NotPermitted:
         return False
     return True

@@ -1,0 +1,146 @@
+"""REST under /api/v1/: wallet, devices (public state, funding) and prices. Thin: parse, call
+one selector or service, serialise."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .serializers import (
+    DeviceStateSerializer,
+    FundRequestSerializer,
+    FundResultSerializer,
+    HistoryEntrySerializer,
+    PriceRequestSerializer,
+    PriceScheduleSerializer,
+    WalletOrganisationSerializer,
+)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
+    description="Unique per intended funding; a retry with the same key and body returns the first result.",
+)
+
+
+def _error(message: str, code: int) -> Response:
+    return Response({"detail": message}, status=code)
+
+
+class WalletBalances(APIView):
+    """The signed-in user's organisations with their energy (Wh) and fiat credit balances."""
+
+    @extend_schema(responses=WalletOrganisationSerializer(many=True))
+    def get(self, request):
+        return Response({"organisations": WalletOrganisationSerializer(selectors.wallet_balances(request.user),
+                                                                         many=True).data})
+
+
+class WalletHistory(generics.ListAPIView):
+    """Transactions of the user's organisations, newest first, with links to each ledger
+    transaction and its inclusion proof."""
+
+    serializer_class = HistoryEntrySerializer
+
+    def get_queryset(self):
+        return selectors.wallet_transactions(self.request.user).prefetch_related("postings__account",
+                                                                                  "postings__asset")
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        entries = selectors.history_entries(request.user, page)
+        return self.get_paginated_response(self.get_serializer(entries, many=True).data)
+
+
+class DeviceList(generics.ListAPIView):
+    """Public devices anyone may fund (street lights, stadium, market square) and their state."""
+
+    permission_classes = [AllowAny]
+    serializer_class = DeviceStateSerializer
+
+    def get_queryset(self):
+        return selectors.public_devices()
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(selectors.device_states(page), many=True).data)
+
+
+class DeviceDetail(APIView):
+    """A device's public state by its public id (the QR code's id): no consumption history."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=DeviceStateSerializer)
+    def get(self, request, public_id: str):
+        device = selectors.device_by_public_id(public_id)
+        if device is None:
+            raise Http404("no such device")
+        return Response(DeviceStateSerializer(selectors.device_state(device)).data)
+
+
+class DeviceFund(APIView):
+    """Fund a device from your household account, optionally for a time window."""
+
+    @extend_schema(request=FundRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   responses={201: FundResultSerializer})
+    def post(self, request, public_id: str):
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            return _error("the Idempotency-Key header is required", status.HTTP_400_BAD_REQUEST)
+        body = FundRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            result = services.device_fund(user=request.user, public_id=public_id, amount_wh=data["amount_wh"],
+                                          window_start=data.get("window_start"), window_end=data.get("window_end"),
+                                          idempotency_key=key)
+        except services.DeviceNotFound as exc:
+            return _error(str(exc), status.HTTP_404_NOT_FOUND)
+        except services.FundingConflict as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT)
+        except services.NotPermitted as exc:
+            return _error(str(exc), status.HTTP_403_FORBIDDEN)
+        except services.FundingRejected as exc:
+            return Response({"detail": str(exc), "tx_hash": exc.result.tx_hash}, status=status.HTTP_400_BAD_REQUEST)
+        except services.DeviceError as exc:
+            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        return Response(FundResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class Prices(APIView):
+    """Price schedules of every utility (anyone may read); utility staff add prices."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
+
+    @extend_schema(responses=PriceScheduleSerializer(many=True))
+    def get(self, request):
+        return Response({"schedules": PriceScheduleSerializer(selectors.price_schedules(), many=True).data})
+
+    @extend_schema(request=PriceRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   responses={201: PriceScheduleSerializer})
+    def post(self, request):
+        try:
+            utility = services.utility_membership(request.user).organisation
+        except services.NotPermitted as exc:
+            return _error(str(exc), status.HTTP_403_FORBIDDEN)
+        body = PriceRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        key = request.headers.get("Idempotency-Key", "").strip() or uuid.uuid4().hex
+        try:
+            result = services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
+                                        price=data["price"], effective_from=data["effective_from"],
+                                        idempotency_key=key)
+        except services.DeviceError as exc:
+            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        schedule = selectors.price_schedule(utility.msp_id, data["kind"], data["currency"])
+        return Response({"tx_hash": result.tx_hash, **PriceScheduleSerializer(schedule).data},
+                        status=status.HTTP_201_CREATED)
