@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "accounts",
     "frontend",
     "meters",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -212,6 +213,8 @@ GRIDCOIN_BLOCK_TIMEOUT = float(os.environ.get("GRIDCOIN_BLOCK_TIMEOUT", "1.0"))
 GRIDCOIN_BACKGROUND_SEALER = os.environ.get("GRIDCOIN_BACKGROUND_SEALER", "0") == "1"
 # ... and ended funded windows are settled by a thread instead of Celery beat.
 GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", "0") == "1"
+# Stripe webhook endpoint secrets, comma-separated (several during rotation).
+STRIPE_WEBHOOK_SECRETS = [s for s in os.environ.get("STRIPE_WEBHOOK_SECRETS", "").split(",") if s] or ([] if PRODUCTION else ["whsec_" + _embedded_secret("stripe_webhook_secret", 32)])
 
 LOGGING = {
     "version": 1,

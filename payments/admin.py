@@ -1,0 +1,52 @@
+"""Admin: the webhook audit (read-only, for the utility) and the banks' secrets (retire only)."""
+
+from django.contrib import admin
+
+from . import services
+from .models import BankSecret, ProcessedEvent, WebhookEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "provider", "organisation", "event_id", "event_type", "status", "http_status",
+                    "amount", "currency", "tx_hash"]
+    list_filter = ["provider", "status", "http_status", "organisation"]
+    search_fields = ["event_id", "tx_hash", "payer", "payee"]
+    date_hierarchy = "received_at"
+
+
+@admin.register(ProcessedEvent)
+class ProcessedEventAdmin(ReadOnlyAdmin):
+    list_display = ["processed_at", "provider", "scope", "event_id"]
+    list_filter = ["provider"]
+    search_fields = ["event_id"]
+
+
+@admin.register(BankSecret)
+class BankSecretAdmin(ReadOnlyAdmin):
+    list_display = ["organisation", "label", "active", "created_at", "deactivated_at"]
+    list_filter = ["active", "organisation"]
+    exclude = ["nonce", "ciphertext"]
+    actions = ["deactivate"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("payments.change_banksecret")  # needed for the action
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["organisation", "label", "active", "created_at", "deactivated_at"]
+
+    @admin.action(description="Retire the selected secrets (deliveries signed only with them are refused)")
+    def deactivate(self, request, queryset):
+        for secret in queryset.filter(active=True):
+            services.bank_secret_deactivate(secret=secret)

@@ -1,0 +1,62 @@
+"""The payment simulator's form: amounts in major units, parsed as Decimal (never floats)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from ledger.models import OrgType
+
+from . import selectors
+from .notices import SELLER_CHAINCODES
+from .selectors import SimulatorAccess
+
+CHAINCODE_LABELS = {
+    "retail-seller": "retail-seller: a household pays the utility, coins go to the household",
+    "wholesale-seller": "wholesale-seller: the utility pays a producer, coins go to the utility",
+}
+
+
+def _org_choices(orgs) -> list[tuple[str, str]]:
+    return [(o.msp_id, f"{o.name} ({o.org_type})") for o in orgs]
+
+
+class SimulatorForm(forms.Form):
+    payer = forms.ChoiceField(label="Payer")
+    payee = forms.ChoiceField(label="Payee")
+    chaincode = forms.ChoiceField(label="Chaincode")
+    bank = forms.ChoiceField(label="Bank (signs the webhook)")
+    amount = forms.DecimalField(label="Amount", min_value=Decimal("0.01"), max_digits=14, decimal_places=2,
+                                widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+                                help_text="in major units, e.g. 10.00 rupees")
+    currency = forms.ChoiceField(label="Currency")
+
+    def __init__(self, *args, access: SimulatorAccess, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.access = access
+        if access.mode == "resident":
+            payers = access.households
+            chaincodes = ["retail-seller"]
+            payees = selectors.organisations_of_types(OrgType.UTILITY)
+        else:
+            payers = selectors.organisations_of_types(OrgType.HOUSEHOLD, OrgType.UTILITY)
+            chaincodes = list(SELLER_CHAINCODES)
+            payees = selectors.organisations_of_types(OrgType.UTILITY, OrgType.PRODUCER)
+        self.fields["payer"].choices = _org_choices(payers)
+        self.fields["payee"].choices = _org_choices(payees)
+        self.fields["chaincode"].choices = [(c, CHAINCODE_LABELS[c]) for c in chaincodes]
+        self.fields["bank"].choices = _org_choices(access.banks)
+        self.scales = {a.code: a.scale for a in selectors.fiat_assets()}
+        self.fields["currency"].choices = [(code, code) for code in self.scales]
+
+    def clean(self):
+        data = super().clean()
+        amount, currency = data.get("amount"), data.get("currency")
+        if amount is not None and currency in self.scales:
+            minor = amount * (Decimal(10) ** self.scales[currency])
+            if minor != minor.to_integral_value():
+                self.add_error("amount", f"{currency} has {self.scales[currency]} decimal places")
+            else:
+                data["amount_minor"] = int(minor)
+        return data

@@ -1,0 +1,92 @@
+"""Fiat webhooks: the banks' signing secrets, an audit row per delivery, and the claim that
+makes each provider event apply at most once. Rows are written only by ``payments.services``."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ledger.models import Organisation, OrgType
+
+
+class Provider(models.TextChoices):
+    BANK = "bank"
+    STRIPE = "stripe"
+
+
+class DeliveryStatus(models.TextChoices):
+    APPLIED = "applied", "applied (ledger transaction valid)"
+    DUPLICATE = "duplicate", "duplicate (redelivery, nothing changed)"
+    REJECTED = "rejected", "rejected"
+    IGNORED = "ignored", "ignored (event type not handled)"
+
+
+class BankSecret(models.Model):
+    """A bank's webhook signing secret, sealed with AES-256-GCM under GRIDCOIN_KEK. Several
+    active secrets per bank make rotation possible: sign with the new one, retire the old."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="webhook_secrets",
+                                     limit_choices_to={"org_type": OrgType.BANK})
+    label = models.CharField(max_length=100)
+    nonce = models.BinaryField(max_length=12)
+    ciphertext = models.BinaryField()
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["organisation_id", "-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["organisation", "label"], name="bank_secret_unique_label")]
+
+    def __str__(self) -> str:
+        return f"{self.organisation.msp_id}/{self.label}{'' if self.active else ' (inactive)'}"
+
+
+class WebhookEvent(models.Model):
+    """One row per received delivery, accepted or not (the audit trail)."""
+
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    organisation = models.ForeignKey(Organisation, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+", help_text="the bank whose secret signed it, when known")
+    event_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001  (NULL: unparseable)
+    event_type = models.CharField(max_length=60, blank=True, default="", help_text="chaincode or Stripe event type")
+    payer = models.CharField(max_length=64, blank=True, default="")
+    payee = models.CharField(max_length=64, blank=True, default="")
+    amount = models.BigIntegerField(null=True, blank=True, help_text="minor units")
+    currency = models.CharField(max_length=10, blank=True, default="")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices)
+    reason = models.TextField(blank=True, default="")
+    http_status = models.PositiveSmallIntegerField()
+    body = models.TextField(blank=True, default="", help_text="raw body, truncated")
+    signature_header = models.CharField(max_length=1000, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    tx_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    result = models.JSONField(null=True, blank=True, help_text="the ledger's result or reason")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["provider", "organisation", "event_id"], name="webhook_event_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_id or '?'} {self.status} ({self.http_status})"
+
+
+class ProcessedEvent(models.Model):
+    """The claim on a provider event id, inserted in the same database transaction as the
+    ledger invocation: a redelivery (even a concurrent one) finds it and changes nothing.
+    ``scope`` is the bank's msp id for bank notifications (event ids are the bank's own) and
+    empty for Stripe (event ids are unique per Stripe account)."""
+
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    scope = models.CharField(max_length=64, blank=True, default="")
+    event_id = models.CharField(max_length=255)
+    body_digest = models.CharField(max_length=64, help_text="sha256 of the invocation's canonical args")
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "scope", "event_id"], name="processed_event_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.scope}:{self.event_id}"
+

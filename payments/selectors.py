@@ -1,0 +1,70 @@
+"""Reads for payments: who may see the audit, who may use the simulator, dropdown choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from accounts.models import Membership
+from ledger.chaincodes.energy import ENERGY
+from ledger.models import Asset, Organisation, OrgType
+
+from .models import WebhookEvent
+
+
+def _member_organisations(user) -> list[Organisation]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return [m.organisation for m in Membership.objects.select_related("organisation").filter(user=user)]
+
+
+def can_view_webhook_events(user) -> bool:
+    return any(o.org_type in (OrgType.UTILITY, OrgType.BANK) for o in _member_organisations(user))
+
+
+def webhook_events_visible_to(user) -> QuerySet[WebhookEvent]:
+    """The utility runs the platform and sees every delivery; a bank sees the deliveries its
+    secrets signed (or its Stripe metadata named); everybody else sees none."""
+    orgs = _member_organisations(user)
+    qs = WebhookEvent.objects.select_related("organisation").order_by("-id")
+    if any(o.org_type == OrgType.UTILITY for o in orgs):
+        return qs
+    banks = [o.pk for o in orgs if o.org_type == OrgType.BANK]
+    return qs.filter(organisation_id__in=banks) if banks else qs.none()
+
+
+@dataclass(frozen=True)
+class SimulatorAccess:
+    """``operator``: utility or bank staff, any payer; ``resident``: pays only from own household."""
+
+    mode: str  # "operator" | "resident" | ""
+    households: list[Organisation]
+    banks: list[Organisation]  # banks the user may sign as
+
+    @property
+    def allowed(self) -> bool:
+        return bool(self.mode)
+
+
+def simulator_access(user) -> SimulatorAccess:
+    orgs = _member_organisations(user)
+    types = {o.org_type for o in orgs}
+    households = [o for o in orgs if o.org_type == OrgType.HOUSEHOLD]
+    signing_banks = Organisation.objects.filter(org_type=OrgType.BANK, webhook_secrets__active=True).distinct()
+    if OrgType.UTILITY in types:
+        return SimulatorAccess("operator", households, list(signing_banks.order_by("msp_id")))
+    if OrgType.BANK in types:
+        own = [o.pk for o in orgs if o.org_type == OrgType.BANK]
+        return SimulatorAccess("operator", households, list(signing_banks.filter(pk__in=own).order_by("msp_id")))
+    if households:
+        return SimulatorAccess("resident", households, list(signing_banks.order_by("msp_id")))
+    return SimulatorAccess("", [], [])
+
+
+def organisations_of_types(*types: str) -> QuerySet[Organisation]:
+    return Organisation.objects.filter(org_type__in=types).order_by("org_type", "name")
+
+
+def fiat_assets() -> QuerySet[Asset]:
+    return Asset.objects.exclude(code=ENERGY).order_by("code")

@@ -1,0 +1,74 @@
+"""Webhook endpoints and the payment simulator. Thin: parse, call one service, render."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ledger.models import Organisation, OrgType
+
+from . import selectors, services
+from .forms import SimulatorForm
+
+
+@csrf_exempt
+@require_POST
+def bank_webhook(request: HttpRequest) -> JsonResponse:
+    outcome = services.bank_webhook_receive(raw_body=request.body,
+                                            signature_header=request.headers.get("GridCoin-Signature"))
+    return JsonResponse(outcome.body, status=outcome.http_status)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    outcome = services.stripe_webhook_receive(raw_body=request.body,
+                                              signature_header=request.headers.get("Stripe-Signature"))
+    return JsonResponse(outcome.body, status=outcome.http_status)
+
+
+PREFILL = ("payer", "payee", "chaincode", "bank", "currency", "amount")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def simulator(request: HttpRequest) -> HttpResponse:
+    access = selectors.simulator_access(request.user)
+    if not access.allowed:
+        raise PermissionDenied("the payment simulator is for utility, bank and household members")
+    outcome = None
+    if request.method == "POST":
+        if access.mode == "resident":
+            own = {o.msp_id for o in access.households}
+            if request.POST.get("payer") not in own or request.POST.get("chaincode") != "retail-seller":
+                raise PermissionDenied("residents may only buy coins for their own household")
+        form = SimulatorForm(request.POST, access=access)
+        if form.is_valid():
+            data = form.cleaned_data
+            bank = Organisation.objects.get(msp_id=data["bank"], org_type=OrgType.BANK)
+            try:
+                outcome = services.simulated_payment_send(bank=bank, payer=data["payer"], payee=data["payee"],
+                                                          chaincode=data["chaincode"], amount=data["amount_minor"],
+                                                          currency=data["currency"])
+            except services.WebhookRefused as exc:
+                form.add_error(None, exc.message)
+    else:
+        initial = {name: request.GET[name] for name in PREFILL if request.GET.get(name)}
+        if access.mode == "resident" and access.households:
+            initial.setdefault("payer", access.households[0].msp_id)
+            initial["chaincode"] = "retail-seller"
+        form = SimulatorForm(initial=initial, access=access)
+    result = None
+    if outcome is not None:
+        wh = outcome.body.get("wh")
+        result = {"outcome": outcome, "body": outcome.body, "ok": outcome.http_status == 200,
+                  "kwh": None if wh is None else Decimal(wh) / 1000}
+    context = {"form": form, "access": access, "result": result}
+    template = "payments/_simulator_result.html" if request.htmx and request.method == "POST" else "payments/simulator.html"
+    return render(request, template, context, status=200)
