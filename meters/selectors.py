@@ -130,8 +130,9 @@ class Balance:
 @dataclass
 class WalletOrganisation:
     organisation: Organisation
-    energy: list[Balance] = field(default_factory=list)
-    credit: list[Balance] = field(default_factory=list)
+    energy: list[Balance] = field(default_factory=list)  # coins the organisation can spend
+    devices: list[Balance] = field(default_factory=list)  # coins already on its devices
+    credit: list[Balance] = field(default_factory=list)  # fiat credit
 
     @property
     def is_household(self) -> bool:
@@ -143,13 +144,19 @@ class WalletOrganisation:
 
 
 def wallet_balances(user) -> list[WalletOrganisation]:
-    """Each organisation of the user with its k accounts (kWh) and fiat credit accounts."""
+    """Each organisation of the user with its k accounts (kWh), the k on its own devices and
+    its fiat credit accounts."""
     orgs = {o.pk: WalletOrganisation(o) for o in sorted(organisations_of(user), key=lambda o: o.pk)}
     accounts = (Account.objects.filter(organisation_id__in=orgs).exclude(kind="issuance")
                 .select_related("asset").order_by("asset_id", "key"))
     for account in accounts:
         wallet = orgs[account.organisation_id]
-        (wallet.energy if account.asset_id == ENERGY else wallet.credit).append(Balance(account))
+        if account.asset_id != ENERGY:
+            wallet.credit.append(Balance(account))
+        elif account.kind == "device":
+            wallet.devices.append(Balance(account))
+        else:
+            wallet.energy.append(Balance(account))
     return list(orgs.values())
 
 

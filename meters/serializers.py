@@ -65,8 +65,9 @@ class WalletOrganisationSerializer(serializers.Serializer):
     msp_id = serializers.CharField(source="organisation.msp_id")
     name = serializers.CharField(source="organisation.name")
     org_type = serializers.CharField(source="organisation.org_type")
-    energy = BalanceSerializer(many=True)
-    credit = BalanceSerializer(many=True)
+    energy = BalanceSerializer(many=True, help_text="energy accounts the organisation spends from")
+    devices = BalanceSerializer(many=True, help_text="coins on the organisation's own devices")
+    credit = BalanceSerializer(many=True, help_text="fiat credit (minor units)")
 
 
 class HistoryEntrySerializer(serializers.Serializer):
