@@ -70,6 +70,7 @@ def bank_secret_create(*, organisation: Organisation, label: str, secret: str | 
     plain = secret or f"gcwh_{random_secrets.token_urlsafe(32)}"
     nonce, ciphertext = seal_private_key(plain.encode(), key_encryption_key(), _secret_aad(organisation.pk, label))
     row = BankSecret.objects.create(organisation=organisation, label=label, nonce=nonce, ciphertext=ciphertext)
+    service_identity(organisation=organisation, name=WEBHOOK_IDENTITY)  # the identity that will invoke
     return row, plain
 
 
@@ -187,6 +188,11 @@ class _Delivery:
         return self.record(status=DeliveryStatus.REJECTED, http_status=http_status, body=body, reason=message)
 
 
+def _audit_text(value: Any, limit: int) -> str | None:
+    """An unvalidated string, made storable for the audit (PostgreSQL text refuses NUL)."""
+    return value[:limit].replace("\x00", "\ufffd") if isinstance(value, str) else None
+
+
 def _guarded(receive: Callable[[_Delivery], WebhookOutcome], delivery: _Delivery) -> WebhookOutcome:
     try:
         if len(delivery.raw_body) > MAX_BODY_BYTES:
@@ -219,10 +225,7 @@ def bank_webhook_receive(*, raw_body: bytes, signature_header: str | None, now: 
                                               now=time.time() if now is None else now)  # type: ignore[assignment]
         d.organisation = bank = secret.organisation
         data = parse_json_object(raw_body)
-        if isinstance(data.get("id"), str):
-            d.event_id = data["id"][:255]
-        if isinstance(data.get("chaincode"), str):
-            d.event_type = data["chaincode"]
+        d.event_id, d.event_type = _audit_text(data.get("id"), 255), _audit_text(data.get("chaincode"), 60) or ""
         d.notice = notice = bank_notice_from(data)
         if notice.bank != bank.msp_id:
             if not Organisation.objects.filter(msp_id=notice.bank, org_type=OrgType.BANK).exists():
@@ -269,21 +272,22 @@ def stripe_webhook_receive(*, raw_body: bytes, signature_header: str | None) -> 
             payload = raw_body.decode("utf-8")
         except UnicodeDecodeError:
             raise NoticeError("body is not UTF-8") from None
-        event: dict[str, Any] | None = None
+        verified = False
         failure = "missing Stripe-Signature header"
         for secret in endpoint_secrets:
             try:
-                event = stripe.Webhook.construct_event(payload, signature_header or "", secret, tolerance=300).to_dict()
+                stripe.Webhook.construct_event(payload, signature_header or "", secret, tolerance=300)
+                verified = True
                 break
             except stripe.SignatureVerificationError as exc:
                 failure = str(exc)
             except ValueError as exc:  # authentic but not JSON
                 raise NoticeError(f"body is not valid JSON: {exc}") from None
-        if event is None:
+        if not verified:
             raise SignatureError(failure)
-        if isinstance(event.get("id"), str):
-            d.event_id = event["id"][:255]
-        d.event_type = str(event.get("type", ""))
+        # Read the verified body as plain JSON (StripeObject.to_dict is deprecated).
+        event = parse_json_object(raw_body)
+        d.event_id, d.event_type = _audit_text(event.get("id"), 255), _audit_text(event.get("type"), 60) or ""
         handler = STRIPE_HANDLERS.get(d.event_type)
         if handler is None:
             return d.record(status=DeliveryStatus.IGNORED, http_status=200, reason="event type not handled",
@@ -345,7 +349,10 @@ _signers: dict[tuple[int, bytes], Any] = {}
 def _bank_invoker(bank: Organisation) -> tuple[Identity, Any]:
     identity = Identity.objects.select_related("organisation").filter(organisation=bank, name=WEBHOOK_IDENTITY).first()
     if identity is None:
-        identity = service_identity(organisation=bank, name=WEBHOOK_IDENTITY)
+        try:
+            identity = service_identity(organisation=bank, name=WEBHOOK_IDENTITY)
+        except IntegrityError:  # a concurrent first delivery created it (the service rolled back)
+            identity = Identity.objects.select_related("organisation").get(organisation=bank, name=WEBHOOK_IDENTITY)
     # Custodial keys never change for an identity; revocation is checked by the ledger.
     cache_key = (identity.pk, bytes(identity.public_key))
     signer = _signers.get(cache_key)
