@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import rfc8785
 
 MAX_SAFE_INTEGER = 2**53 - 1
+# Reused: building an encoder per call costs more than encoding a small document.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class CanonicalError(ValueError):
@@ -67,15 +70,41 @@ def _check_subclass(value: Any) -> bool:
     raise CanonicalError(f"{type(value).__name__} is not allowed in ledger documents")
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_json(value: Any, *, checked: bool = False) -> bytes:
+    """``checked=True``: the caller vouches that ``value`` is inside the fast-path domain
+    (already checked, or parsed from JSON text that ``json_text_in_fast_domain`` accepted)."""
     try:
-        if _check(value):
-            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if checked or _check(value):
+            return _ENCODER.encode(value).encode()
         return rfc8785.dumps(value)
     except UnicodeEncodeError as exc:  # a lone surrogate has no UTF-8 (and no JCS) form
         raise CanonicalError(f"text is not valid Unicode: {exc.reason}") from exc
     except rfc8785.CanonicalizationError as exc:
         raise CanonicalError(str(exc)) from exc
+
+
+_LONG_NUMBER = re.compile(r"\d{16,}")
+
+
+def _no_floats(text: str) -> Any:
+    raise CanonicalError(f"floats are not allowed in ledger documents ({text})")
+
+
+_DECODER = json.JSONDecoder(parse_float=_no_floats, parse_constant=_no_floats)
+
+
+def loads_ledger_json(text: str | bytes | None) -> tuple[Any, bool]:
+    """Parse stored JSON; returns (value, in fast domain). Floats are refused while parsing.
+    ASCII text cannot hold a key outside the BMP, and without a 16-digit run no integer can
+    leave the safe range, so such text needs no second walk before ``canonical_json``."""
+    if text is None:
+        return None, True
+    if not isinstance(text, (str, bytes)):  # a driver that already decoded JSON
+        return text, _check(text)
+    if isinstance(text, bytes):
+        text = text.decode()
+    value = _DECODER.decode(text)
+    return value, text.isascii() and not _LONG_NUMBER.search(text)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .canonical import canonical_json, digest, sha256_hex
+from .canonical import canonical_json, sha256_hex
 
 GENESIS_PREVIOUS_HASH = "0" * 64
 SIGNATURE_REJECTION = "invalid signature: the proposal is not signed by the invoker's key"
@@ -27,14 +27,14 @@ def proposal_document(*, chaincode: str, function: str, args: dict[str, Any], in
     }
 
 
-def proposal_bytes(**fields: Any) -> bytes:
+def proposal_bytes(*, checked: bool = False, **fields: Any) -> bytes:
     """The bytes an invoker signs."""
-    return canonical_json(proposal_document(**fields))
+    return canonical_json(proposal_document(**fields), checked=checked)
 
 
-def body_digest(chaincode: str, function: str, args: dict[str, Any]) -> str:
+def body_digest(chaincode: str, function: str, args: dict[str, Any], *, checked: bool = False) -> str:
     """What idempotency compares: the same key must come with the same body."""
-    return digest({"chaincode": chaincode, "function": function, "args": args})
+    return sha256_hex(canonical_json({"chaincode": chaincode, "function": function, "args": args}, checked=checked))
 
 
 def transaction_document(*, proposal: dict[str, Any], signature: str, status: str, reason: str, result: Any,
@@ -61,14 +61,14 @@ def effects_document(*, status: str, reason: str, result: Any, events: list, pos
     }
 
 
-def transaction_hash(*, proposal: bytes, signature: str, **effects: Any) -> str:
+def transaction_hash(*, proposal: bytes, signature: str, checked: bool = False, **effects: Any) -> str:
     """SHA-256 of the canonical ``transaction_document``. The signed proposal is already
     canonical bytes, so the document is assembled around them (keys in JCS order: effects,
     proposal, signature) instead of serialising the proposal twice."""
     document = b"".join((
-        b'{"effects":', canonical_json(effects_document(**effects)),
+        b'{"effects":', canonical_json(effects_document(**effects), checked=checked),
         b',"proposal":', proposal,
-        b',"signature":', canonical_json(signature),
+        b',"signature":', canonical_json(signature, checked=True),
         b"}",
     ))
     return sha256_hex(document)

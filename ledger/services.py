@@ -148,7 +148,7 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
             raise LedgerError("invoke needs the invoker's signature or signer")
         signature = signer.sign(payload)
         signed_here = public_bytes(signer) == bytes(invoker.public_key)
-    digest = body_digest(chaincode, function, args)
+    digest = body_digest(chaincode, function, args, checked=True)  # args passed the proposal's check
 
     fast = connection.vendor == "postgresql"
     for attempt in range(1, MAX_ATTEMPTS + 1):

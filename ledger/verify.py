@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from .canonical import sha256_hex
+from .canonical import CanonicalError, loads_ledger_json, sha256_hex
 from .contracts import ISSUANCE
 from .crypto import unb64, verify_signature
 from .documents import (
@@ -286,16 +286,31 @@ class _Verifier:
          result_json, events_json, stored_hash, block_id, msp_id, name, public_key) = tx
         self.current_block = block
         self.order += 1
-        args, result, events = _json(args_json), _json(result_json), _json(events_json)
+        try:
+            (args, args_ok), (result, result_ok), (events, events_ok) = (
+                loads_ledger_json(args_json), loads_ledger_json(result_json), loads_ledger_json(events_json))
+        except (ValueError, CanonicalError) as exc:
+            self.fail(f"stored JSON is not ledger JSON: {exc}", tx=tx)
+            return b"\x00" * 32
+        writes_parsed = []
+        writes_ok = True
+        for w in writes:
+            value, ok = loads_ledger_json(w[3])
+            writes_ok = writes_ok and ok
+            writes_parsed.append((w, value))
+        # Stored text that cannot leave the fast path needs no second walk before hashing
+        # (only object keys and numbers can leave it, and they all come from these texts).
+        checked = args_ok and result_ok and events_ok and writes_ok
         proposal_fields = dict(chaincode=chaincode, function=function, args=args, invoker=f"{msp_id}/{name}",
                                idempotency_key=idem, proposed_at=as_utc(proposed_at))
         posting_rows = [[p[1], p[2], p[3]] for p in postings]
-        write_rows = [[w[1], w[2], _json(w[3]), bool(w[4]), w[5]] for w in writes]
+        write_rows = [[w[1], w[2], value, bool(w[4]), w[5]] for w, value in writes_parsed]
         try:
-            signed = proposal_bytes(**proposal_fields)
+            signed = proposal_bytes(checked=checked, **proposal_fields)
             computed = transaction_hash(
                 proposal=signed, signature=signature, status=status, reason=reason,
                 result=result, events=events, postings=posting_rows, state_writes=write_rows,
+                checked=checked,
             )
         except Exception as exc:  # malformed stored JSON is itself tampering
             signed = b""
@@ -303,7 +318,7 @@ class _Verifier:
             computed = "00" * 32
         if computed != stored_hash:
             self.fail(f"hash mismatch: stored {stored_hash}, recomputed {computed}", tx=tx)
-        if body_digest(chaincode, function, args) != digest:
+        if body_digest(chaincode, function, args, checked=checked) != digest:
             self.fail("body digest does not match chaincode, function and args", tx=tx)
         if self.check_signatures:
             forged = reason == SIGNATURE_REJECTION and status == "rejected"
