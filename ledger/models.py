@@ -139,17 +139,21 @@ class Transaction(models.Model):
     reason = models.TextField(blank=True, default="")
     result = models.JSONField(null=True)
     events = models.JSONField(default=list)
-    tx_hash = models.CharField(max_length=64, unique=True)
+    # Unique through Meta.constraints, not unique=True, which on PostgreSQL also builds a
+    # LIKE-pattern index that every insert and seal would pay for and no query uses.
+    tx_hash = models.CharField(max_length=64)
     block = models.ForeignKey(Block, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions")
 
     class Meta:
         ordering = ["id"]
         constraints = [
+            models.UniqueConstraint(fields=["tx_hash"], name="tx_unique_hash"),
             models.UniqueConstraint(
                 fields=["invoker", "idempotency_key"], name="tx_unique_idempotency_key",
                 condition=Q(idempotency_key__isnull=False),
             ),
         ]
+        # Small and cheap: sealed rows leave it, so the sealer's scan stays short forever.
         indexes = [models.Index(fields=["id"], condition=Q(block__isnull=True), name="tx_unsealed_idx")]
 
     def __str__(self) -> str:
