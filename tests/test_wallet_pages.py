@@ -155,13 +155,28 @@ def test_receipt_by_persona(mw, persona, status):
 
 
 def test_receipt_of_a_retail_purchase_shows_price_and_fiat(mw):
-    from ledger.models import Transaction as Tx
+    from datetime import timedelta
 
-    tx = Tx.objects.get(tx_hash=mw.tx["mint_alice"])
-    Tx.objects.filter(pk=tx.pk).update(result={"wh": 5000, "price": 800, "charged": 4000, "credit": 37,
-                                               "currency": "INR", "event_id": "e1"})  # display only
-    html = client_for(mw, "alice").get(f"/wallet/receipts/{tx.tx_hash}/").content.decode()
-    assert "8.00 INR per kWh" in html and "40.00 INR" in html and "0.37 INR" in html
+    from django.utils import timezone
+
+    from accounts.services import energy_accounts_open
+    from ledger.services import account_open
+    from tests.ledger_helpers import make_member
+
+    bank = make_member("demobank", "bank")
+    services.price_set(user=mw.uma.user, kind="retail", currency="INR", price=3000,
+                       effective_from=timezone.now() - timedelta(days=1), idempotency_key="p")
+    energy_accounts_open(organisation=mw.uma.organisation)
+    mw.uma.invoke("token", "mint", {"to": "utility:utility:0", "asset": "k", "amount": 10_000})
+    account_open(key="credit:hh-alice@utility", asset="INR", organisation=mw.alice.organisation)
+    sale = bank.invoke("retail-seller", "sell", {"payer": "hh-alice", "payee": "utility", "amount": 1000,
+                                                 "currency": "INR", "paid_at": timezone.now().isoformat(),
+                                                 "event_id": "evt-1"})
+    assert sale.ok, sale.reason
+    html = client_for(mw, "alice").get(f"/wallet/receipts/{sale.tx_hash}/").content.decode()
+    assert "Bought coins" in html and "+0.333 kWh" in html
+    assert "30.00 INR per kWh" in html and "<dd>9.99 INR</dd>" in html and "<dd>0.01 INR</dd>" in html
+    assert "+0.01 INR" in html  # the credit kept, as a change of Alice's credit account
 
 
 def test_unknown_receipt_is_404(mw):
