@@ -6,7 +6,7 @@ is claimed (``ProcessedEvent``, unique) in the same database transaction as the 
 invocation, so a redelivery, even a concurrent one, changes nothing. Every delivery, accepted
 or not, leaves exactly one ``WebhookEvent`` audit row.
 
-Status codes (documented for banks in payments/README.md):
+Status codes (see payments/README.md):
 200 applied / duplicate / ignored; 400 malformed; 401 not authentic or not fresh;
 409 the event id was already used for a different payment; 422 the ledger refused the sale
 (final: the event id is spent, redelivering replays the refusal, so do not retry);
@@ -27,7 +27,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.keys import custodial_signer, key_encryption_key
@@ -328,11 +328,23 @@ def _check_parties(notice: PaymentNotice, route: SaleRoute) -> tuple[Organisatio
     return orgs[notice.payer], orgs[notice.payee]
 
 
+# Accounts known to exist, keyed with their owner's id and creation time: ledger accounts are
+# never deleted while their organisation row lives, and a recreated organisation (a test
+# database flushed) has another creation time, so a stale entry cannot match.
+_known_accounts: set[tuple[str, str, int, datetime]] = set()
+
+
 def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
-    """Open the (zero-balance) accounts the sale touches; one query when they exist already."""
-    keys = {(key, asset) for key, asset, _ in specs}
-    found = set(Account.objects.filter(key__in=[k for k, _ in keys]).values_list("key", "asset_id"))
-    missing = [(key, asset, owner) for key, asset, owner in specs if (key, asset) not in found]
+    """Open the (zero-balance) accounts the sale touches; no query once they are known."""
+    unknown = [(key, asset, owner) for key, asset, owner in specs
+               if (key, asset, owner.pk, owner.created_at) not in _known_accounts]
+    if not unknown:
+        return
+    found = set(Account.objects.filter(key__in=[k for k, _, _ in unknown]).values_list("key", "asset_id"))
+    missing = [(key, asset, owner) for key, asset, owner in unknown if (key, asset) not in found]
+    if len(_known_accounts) > 200_000:
+        _known_accounts.clear()
+    _known_accounts.update((k, a, o.pk, o.created_at) for k, a, o in unknown if (k, a) in found)
     if not missing:
         return
     present = set(Asset.objects.filter(code__in={a for _, a, _ in missing}).values_list("code", flat=True))
@@ -341,6 +353,7 @@ def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
     for key, asset, owner in missing:
         if asset in present:
             ledger.account_open(key=key, asset=asset, organisation=owner)
+            _known_accounts.add((key, asset, owner.pk, owner.created_at))
 
 
 _signers: dict[tuple[int, bytes], Any] = {}
@@ -371,13 +384,14 @@ def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, sc
     args = notice.chaincode_args()
     digest = body_digest(route.chaincode, route.function, args)
     claim = {"provider": d.provider, "scope": scope, "event_id": notice.event_id}
-    if ProcessedEvent.objects.filter(**claim).exists():
-        return _redelivery(d, claim, digest)
     _open_accounts(route.accounts(notice, payer, payee), notice.currency)
     identity, signer = _bank_invoker(bank)
     try:
         with transaction.atomic():
-            ProcessedEvent.objects.create(**claim, body_digest=digest)
+            if not _claim_event(claim, digest):
+                # Claimed before (or by a concurrent delivery that has now committed).
+                transaction.set_rollback(True)
+                raise _AlreadyClaimed()
             result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=args, invoker=identity,
                                    idempotency_key=idempotency_key, signer=signer)
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
@@ -387,10 +401,24 @@ def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, sc
             return d.record(status=DeliveryStatus.REJECTED, http_status=422, tx_hash=result.tx_hash,
                             reason=result.reason, result={"reason": result.reason},
                             body={"status": "rejected", **base, "error": result.reason, "retry": False})
-    except IntegrityError:
-        if not ProcessedEvent.objects.filter(**claim).exists():
-            raise
-        return _redelivery(d, claim, digest)  # lost the race to a concurrent delivery of the same event
+    except _AlreadyClaimed:
+        return _redelivery(d, claim, digest)
+
+
+class _AlreadyClaimed(Exception):
+    pass
+
+
+def _claim_event(claim: dict[str, str], digest: str) -> bool:
+    """Insert the event's claim unless it exists. A concurrent claimer's uncommitted row makes
+    this wait for its outcome (unique index), so exactly one delivery of an event proceeds."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {ProcessedEvent._meta.db_table} (provider, scope, event_id, body_digest, processed_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (provider, scope, event_id) DO NOTHING RETURNING id",
+            [claim["provider"], claim["scope"], claim["event_id"], digest, timezone.now()],
+        )
+        return cur.fetchone() is not None
 
 
 def _redelivery(d: _Delivery, claim: dict[str, str], digest: str) -> WebhookOutcome:

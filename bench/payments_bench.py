@@ -1,0 +1,156 @@
+"""Payments benchmark (issue 3), on PostgreSQL in one run:
+
+1. direct ``invoke`` of retail-seller.sell as the bank's service identity (16 threads): the
+   baseline, no HTTP, no signature check, no claim, no audit;
+2. signed bank webhooks end to end through the Django test client (request, HMAC check,
+   parsing, claim, invoke, audit row, JSON response), 16 threads, ~20% redeliveries;
+3. their ratio (target: webhook overhead <= 2x direct invoke), webhooks/s (target >= 300) and
+   the p95 latency of one webhook.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+from bench.common import fresh_database, p95, setup_django
+
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+HOUSEHOLDS = int(os.environ.get("BENCH_HOUSEHOLDS", "256"))
+DUPLICATES = float(os.environ.get("BENCH_DUPLICATES", "0.2"))
+
+
+def run_threads(worker, seconds: float) -> tuple[int, float, list[float]]:
+    """Run ``worker(i, stop, latencies)`` in THREADS threads; returns (operations, elapsed, latencies)."""
+    stop = threading.Event()
+    counts = [0] * THREADS
+    latencies: list[list[float]] = [[] for _ in range(THREADS)]
+    barrier = threading.Barrier(THREADS + 1)
+
+    def body(i: int) -> None:
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            counts[i] = worker(i, stop, latencies[i])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(counts), time.perf_counter() - start, [x for part in latencies for x in part]
+
+
+def build():
+    from payments.testing import build_market
+
+    market = build_market(stock=10**12 // 16)
+    from ledger import services as ledger
+    from ledger.chaincodes.energy import credit_account
+
+    homes = [market.household] + [market.add_household(f"hh-bench-{n}") for n in range(HOUSEHOLDS - 1)]
+    for home in homes:  # the webhook path opens these on first use; the direct baseline cannot
+        ledger.account_open(key=credit_account(home.msp_id, market.utility.msp_id), asset="INR", organisation=home)
+    return market, homes
+
+
+def bench_direct(market, homes) -> tuple[float, int, float]:
+    from ledger import services as ledger
+    from payments.services import _bank_invoker
+    from payments.testing import PAID_AT
+
+    identity, signer = _bank_invoker(market.bank)
+
+    def worker(i: int, stop: threading.Event, latencies: list[float]) -> int:
+        rng = random.Random(i)
+        done = 0
+        while not stop.is_set():
+            home = rng.choice(homes)
+            args = {"event_id": f"direct-{i}-{done}", "payer": home.msp_id, "payee": market.utility.msp_id,
+                    "amount": 4 * rng.randint(25, 500), "currency": "INR", "paid_at": PAID_AT}
+            started = time.perf_counter()
+            result = ledger.invoke(chaincode="retail-seller", function="sell", args=args, invoker=identity,
+                                   idempotency_key=f"direct:{args['event_id']}", signer=signer)
+            latencies.append(time.perf_counter() - started)
+            assert result.ok, result.reason
+            done += 1
+        return done
+
+    ops, elapsed, latencies = run_threads(worker, SECONDS)
+    return ops / elapsed, ops, p95(latencies)
+
+
+def bench_webhooks(market, homes) -> tuple[float, int, float, int]:
+    from django.test import Client
+
+    from payments.testing import post_bank_webhook
+
+    duplicates = [0] * THREADS
+
+    def worker(i: int, stop: threading.Event, latencies: list[float]) -> int:
+        rng = random.Random(1000 + i)
+        client = Client()
+        sent: list[dict] = []
+        done = 0
+        while not stop.is_set():
+            if sent and rng.random() < DUPLICATES:
+                body = rng.choice(sent)  # a redelivery, re-signed as banks do
+                duplicates[i] += 1
+                expected = "duplicate"
+            else:
+                home = rng.choice(homes)
+                body = market.notification(id=f"wh-{i}-{done}", payer=home.msp_id, amount=4 * rng.randint(25, 500))
+                sent.append(body)
+                expected = "applied"
+            raw, header = market.signed(body)
+            started = time.perf_counter()
+            response = post_bank_webhook(raw, header, client=client)
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200 and response.json()["status"] == expected, response.content
+            done += 1
+        return done
+
+    ops, elapsed, latencies = run_threads(worker, SECONDS)
+    return ops / elapsed, ops, p95(latencies), sum(duplicates)
+
+
+def check_exactly_once() -> tuple[int, int]:
+    from ledger.models import Transaction
+    from payments.models import ProcessedEvent, WebhookEvent
+
+    applied = WebhookEvent.objects.filter(status="applied").count()
+    txs = Transaction.objects.filter(idempotency_key__startswith="bank:wh-").count()
+    assert applied == txs == ProcessedEvent.objects.count(), (applied, txs)
+    return applied, WebhookEvent.objects.count()
+
+
+def main() -> None:
+    url = fresh_database()
+    setup_django(url)
+    print(f"payments benchmark on PostgreSQL, {THREADS} threads, {SECONDS:.0f} s per phase, "
+          f"{HOUSEHOLDS} households, {DUPLICATES:.0%} redeliveries")
+    market, homes = build()
+    direct, direct_ops, direct_p95 = bench_direct(market, homes)
+    print(f"  direct invoke of retail-seller.sell (signed, hashed):       {direct:10,.0f} tx/s  ({direct_ops:,} tx, "
+          f"p95 {direct_p95 * 1000:.1f} ms)")
+    hooks, hook_ops, hook_p95, dups = bench_webhooks(market, homes)
+    print(f"  signed webhooks end to end (test client, {dups / max(hook_ops, 1):.0%} duplicates):  {hooks:10,.0f} /s"
+          f"    ({hook_ops:,} deliveries)  (target >= 300)")
+    print(f"  overhead direct invoke / webhook:                           {direct / hooks:10.2f}x  (target <= 2x)")
+    print(f"  webhook latency p95:                                        {hook_p95 * 1000:10.1f} ms")
+    applied, audited = check_exactly_once()
+    print(f"  exactly once: {applied:,} events applied, {audited:,} deliveries audited")
+
+
+if __name__ == "__main__":
+    main()
