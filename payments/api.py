@@ -9,6 +9,9 @@ from .models import WebhookEvent
 
 class WebhookEventSerializer(serializers.ModelSerializer):
     bank = serializers.CharField(source="organisation.msp_id", default=None, read_only=True)
+    # Plain strings: a second "status" enum would collide with the ledger's in the schema.
+    status = serializers.CharField(read_only=True, help_text="applied, duplicate, rejected or ignored")
+    provider = serializers.CharField(read_only=True, help_text="bank or stripe")
 
     class Meta:
         model = WebhookEvent
