@@ -42,10 +42,10 @@ $(STAMP): requirements.txt
 	@touch $@
 
 run: install
-	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py migrate --noinput
-	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py seed_demo
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 GRIDCOIN_BACKGROUND_SCHEDULER=0 $(PY) manage.py migrate --noinput
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 GRIDCOIN_BACKGROUND_SCHEDULER=0 $(PY) manage.py seed_demo
 	@echo "GridCoin on http://$(RUN_ADDR)/ (demo logins are listed on the home page; Ctrl-C stops)"
-	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=1 $(PY) manage.py runserver --noreload $(RUN_ADDR)
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=1 GRIDCOIN_BACKGROUND_SCHEDULER=1 $(PY) manage.py runserver --noreload $(RUN_ADDR)
 
 # honcho gives each process PORT = base + 100 * index; web is first in the Procfile, so it
 # gets the base port: $PORT, or 8000.

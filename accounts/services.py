@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from ledger import services as ledger
 from ledger.crypto import generate_private_key, public_bytes
@@ -55,10 +56,10 @@ def membership_for(user, organisation: Organisation | None = None) -> Membership
 
 
 def invoke_as(*, identity: Identity, chaincode: str, function: str, args: dict[str, Any],
-              idempotency_key: str | None) -> ledger.InvokeResult:
+              idempotency_key: str | None, proposed_at: datetime | None = None) -> ledger.InvokeResult:
     """Invoke with a custodial identity: its sealed key signs the proposal."""
     return ledger.invoke(chaincode=chaincode, function=function, args=args, invoker=identity,
-                         idempotency_key=idempotency_key, signer=custodial_signer(identity))
+                         idempotency_key=idempotency_key, signer=custodial_signer(identity), proposed_at=proposed_at)
 
 
 @transaction.atomic
@@ -69,9 +70,13 @@ def service_identity(*, organisation: Organisation, name: str) -> Identity:
     if existing is not None:
         return existing
     key = generate_private_key()
-    identity = ledger.identity_register(organisation=organisation, name=name, public_key=public_bytes(key),
-                                        kind=IdentityKind.SERVICE)
-    custodial_key_store(identity=identity, key=key)
+    try:
+        with transaction.atomic():
+            identity = ledger.identity_register(organisation=organisation, name=name, public_key=public_bytes(key),
+                                                kind=IdentityKind.SERVICE)
+            custodial_key_store(identity=identity, key=key)
+    except IntegrityError:  # a concurrent first use created it
+        return Identity.objects.get(organisation=organisation, name=name)
     return identity
 
 

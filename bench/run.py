@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ledger_bench  # noqa: E402
+from bench import ledger_bench, payments_bench  # noqa: E402
 
 if __name__ == "__main__":
     ledger_bench.main()
+    payments_bench.main()

@@ -204,6 +204,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Energy coins on a hash-chained, signed ledger.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Distinct names for the status enums of different models (ledger transactions, webhooks).
+    "ENUM_NAME_OVERRIDES": {
+        "TransactionStatusEnum": "ledger.models.TxStatus",
+        "DeliveryStatusEnum": "payments.models.DeliveryStatus",
+    },
 }
 
 # Block sealing (Fabric's BatchSize / BatchTimeout).

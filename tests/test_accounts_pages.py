@@ -256,10 +256,10 @@ def test_home_shows_each_users_organisations_and_balances():
     assert "Alice&#x27;s household" in carol and "you are member" in carol and "5.000" in carol
 
     producer = signed_in("producer").get("/").content.decode()
-    assert "producer:sunfarm" in producer and "50.000" in producer
+    assert "producer:sunfarm" in producer and "600.000" in producer
 
     utility = signed_in("utility").get("/").content.decode()
-    assert "utility:gridco" in utility and "15.000" in utility
+    assert "utility:gridco-utility:0" in utility and "25.000" in utility
     assert "household:hh-alice" not in utility  # home shows your own accounts, not all you may audit
 
 
@@ -296,7 +296,7 @@ def sealed_demo(db):
 
 
 def test_explorer_pages_require_login(client, sealed_demo):
-    tx = sealed_demo["seed-demo-transfer-alice"]
+    tx = sealed_demo["bank:seed-demo-retail-alice"]
     for path in ("/explorer/", "/explorer/blocks/0/", f"/explorer/tx/{tx.tx_hash}/"):
         response = client.get(path)
         assert response.status_code == 302, path
@@ -306,13 +306,13 @@ def test_explorer_pages_require_login(client, sealed_demo):
 def test_explorer_lists_latest_blocks(sealed_demo):
     html = signed_in("alice").get("/explorer/").content.decode()
     assert VIEWPORT_META in html
-    block_hash = sealed_demo["seed-demo-transfer-alice"].block.header_hash
+    block_hash = sealed_demo["bank:seed-demo-retail-alice"].block.header_hash
     assert block_hash[:10] in html and 'href="/explorer/blocks/0/"' in html
 
 
 def test_block_page_shows_header_and_only_visible_transactions(sealed_demo):
-    transfer = sealed_demo["seed-demo-transfer-alice"]
-    mint = sealed_demo["seed-demo-mint-producer"]
+    transfer = sealed_demo["bank:seed-demo-retail-alice"]
+    mint = sealed_demo["seed-demo-generate"]
     block = transfer.block
 
     alice = signed_in("alice").get("/explorer/blocks/0/")
@@ -321,7 +321,7 @@ def test_block_page_shows_header_and_only_visible_transactions(sealed_demo):
     assert block.header_hash in html and block.merkle_root in html and block.signature in html
     assert transfer.tx_hash[:12] in html
     assert mint.tx_hash[:12] not in html
-    assert "2 other transactions" in html
+    assert "4 other transactions" in html
 
     stranger = signed_in("stranger").get("/explorer/blocks/0/").content.decode()
     assert block.header_hash in stranger  # headers are public to members: anyone may verify
@@ -336,11 +336,11 @@ def test_unknown_block_is_404(sealed_demo):
 
 
 def test_transaction_page_shows_postings_and_proof_to_alice_and_404_to_stranger(sealed_demo):
-    transfer = sealed_demo["seed-demo-transfer-alice"]
+    transfer = sealed_demo["bank:seed-demo-retail-alice"]
     response = signed_in("alice").get(f"/explorer/tx/{transfer.tx_hash}/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert transfer.tx_hash in html and "token.transfer" in html
+    assert transfer.tx_hash in html and "retail-seller.sell" in html
     assert "household:hh-alice" in html and "+5.000" in html
     assert "utility:gridco" in html and "-5.000" in html
     assert "Inclusion proof" in html and transfer.block.merkle_root in html
@@ -355,7 +355,7 @@ def test_transaction_page_shows_postings_and_proof_to_alice_and_404_to_stranger(
     assert carol.status_code == 200  # a member of Alice's household sees its transactions
 
     assert signed_in("stranger").get(f"/explorer/tx/{transfer.tx_hash}/").status_code == 404
-    mint = sealed_demo["seed-demo-mint-producer"]
+    mint = sealed_demo["seed-demo-generate"]
     assert signed_in("alice").get(f"/explorer/tx/{mint.tx_hash}/").status_code == 404
     assert signed_in("producer").get(f"/explorer/tx/{mint.tx_hash}/").status_code == 200
 
@@ -368,7 +368,7 @@ def test_unsealed_transaction_has_no_proof_yet(sealed_demo):
         identity=identity,
         chaincode="token",
         function="transfer",
-        args={"from": "utility:gridco", "to": "household:hh-alice", "asset": "k", "amount": 1},
+        args={"from": "utility:gridco-utility:0", "to": "household:hh-alice", "asset": "k", "amount": 1},
         idempotency_key="t-unsealed",
     )
     assert result.ok, result.reason
@@ -389,7 +389,7 @@ def test_explorer_pages_back_with_htmx_rows(sealed_demo, monkeypatch):
             identity=identity,
             chaincode="token",
             function="mint",
-            args={"to": "utility:gridco", "asset": "k", "amount": 1},
+            args={"to": "utility:gridco-utility:0", "asset": "k", "amount": 1},
             idempotency_key=f"t-page-{n}",
         )
         seal_all()
@@ -418,7 +418,7 @@ def test_ledger_admin_is_read_only(sealed_demo):
     admin = get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
     client = Client()
     client.force_login(admin)
-    tx = sealed_demo["seed-demo-transfer-alice"]
+    tx = sealed_demo["bank:seed-demo-retail-alice"]
     for model in ("transaction", "block", "account", "organisation", "identity", "asset", "stateentry"):
         assert client.get(f"/admin/ledger/{model}/").status_code == 200, model
         assert client.get(f"/admin/ledger/{model}/add/").status_code == 403, model

@@ -77,18 +77,25 @@ def test_seed_creates_the_demo_network():
     }
     got = set(Membership.objects.values_list("user__username", "organisation__msp_id", "role"))
     assert got == expected
-    assert CustodialKey.objects.count() == Identity.objects.count() == len(expected)
+    # Members and the two service identities (the utility's operator, the bank's webhook
+    # receiver) hold custodial keys; the nine demo meters hold their own.
+    assert CustodialKey.objects.count() == len(expected) + 2
+    assert Identity.objects.filter(kind="device").count() == 9
 
-    assert balance("producer:sunfarm") == 50_000
-    assert balance("utility:gridco") == 15_000
-    assert balance("household:hh-alice") == 5_000
+    assert balance("producer:sunfarm") == 600_000  # 1,000 kWh generated, 400 kWh sold wholesale
+    utility = Account.objects.filter(key__startswith="utility:gridco-utility:", asset_id="k")
+    assert utility.count() == 16 and sum(a.balance for a in utility) == 395_000
+    assert balance("household:hh-alice") == 5_000  # ₹40.00 at ₹8.00/kWh
     assert balance("household:hh-bob") == 0
-    assert balance("issuance") == -70_000
-    # Every coin moved through the token chaincode, invoked and signed by the utility's identity.
+    assert balance("issuance") == -1_000_000
+    # Every coin moved through the economy's chaincodes: the producer's meter minted, the bank
+    # reported the wholesale and retail payments, the utility's operator set the prices.
     txs = Transaction.objects.all()
-    assert txs.count() == 3 and all(t.status == TxStatus.VALID for t in txs)
-    assert {t.invoker.qualified_name for t in txs} == {"gridco-utility/utility"}
-    assert {(t.chaincode, t.function) for t in txs} == {("token", "mint"), ("token", "transfer")}
+    assert txs.count() == 5 and all(t.status == TxStatus.VALID for t in txs)
+    assert {t.invoker.qualified_name for t in txs} == {"sunfarm/PM-0001", "gridco-utility/operator",
+                                                        "demobank/webhooks"}
+    assert {(t.chaincode, t.function) for t in txs} == {("generator", "mint"), ("pricing", "set"),
+                                                         ("wholesale-seller", "sell"), ("retail-seller", "sell")}
 
 
 def test_seed_twice_changes_nothing():
@@ -103,10 +110,10 @@ def test_seed_then_seal_verifies_and_a_rerun_after_sealing_still_changes_nothing
     seed()
     assert lease_acquire(holder="t")
     block = seal_next_block(holder="t", force=True)
-    assert block is not None and block.tx_count == 3
+    assert block is not None and block.tx_count == 5
     report = verify_chain()
     assert report.ok, [str(p) for p in report.problems]
-    assert (report.blocks, report.transactions, report.unsealed) == (1, 3, 0)
+    assert (report.blocks, report.transactions, report.unsealed) == (1, 5, 0)
 
     before = snapshot()
     assert "already exists" in seed()
@@ -126,7 +133,7 @@ def test_seed_completes_a_partial_demo():
     ledger.asset_create(code="INR", name="Rupee", scale=2, display_unit="INR", issuer=utility)
     out = seed()
     assert "organisation gridco-utility" not in out and "asset k" not in out
-    assert "organisation sunfarm" in out and "user carol" in out and "token.transfer" in out
+    assert "organisation sunfarm" in out and "user carol" in out and "retail-seller.sell" in out
     assert balance("household:hh-alice") == 5_000
 
 
@@ -154,34 +161,24 @@ def test_seed_refuses_to_promote_a_user_it_did_not_create():
 
 
 def test_reusing_an_idempotency_key_replays_the_first_result():
-    """Witness for a ledger bug on PostgreSQL: the fast path (``_commit_transfer``) runs its SQL
-    on a raw psycopg cursor, so a duplicate idempotency key raises ``psycopg.errors.UniqueViolation``,
-    which ``invoke``'s ``except django.db.IntegrityError`` does not catch: the replay never happens
-    (and seed_demo cannot be rerun). Passes on SQLite, which takes the careful path."""
+    """The meter's seeded generator.mint, sent again with its key, is replayed, not re-minted."""
     seed()
-    from accounts.services import invoke_as, membership_for
+    from ledger import services as ledger
+    from meters.models import Device
+    from meters.services import simulated_signer
 
-    identity = membership_for(get_user_model().objects.get(username="utility")).identity
-    result = invoke_as(
-        identity=identity,
-        chaincode="token",
-        function="mint",
-        args={"to": "producer:sunfarm", "asset": "k", "amount": 50_000},
-        idempotency_key="seed-demo-mint-producer",
-    )
+    meter = Device.objects.get(public_id="PM-0001")
+    result = ledger.invoke(chaincode="generator", function="mint", args={"amount": 1_000_000},
+                           invoker=meter.identity, idempotency_key="seed-demo-generate",
+                           signer=simulated_signer(meter))
     assert result.replayed and result.ok
-    assert balance("producer:sunfarm") == 50_000
+    assert balance("producer:sunfarm") == 600_000
 
 
 def test_seed_refuses_when_a_demo_idempotency_key_was_used_for_another_body(monkeypatch):
     from accounts.management.commands import seed_demo
 
     seed()
-    original = seed_demo._movements
-
-    def other_amounts(alice_account):
-        return [(key, fn, {**args, "amount": args["amount"] + 1}) for key, fn, args in original(alice_account)]
-
-    monkeypatch.setattr(seed_demo, "_movements", other_amounts)
+    monkeypatch.setattr(seed_demo, "GENERATED_WH", seed_demo.GENERATED_WH + 1)
     with pytest.raises(CommandError, match="already used for something else"):
         seed()

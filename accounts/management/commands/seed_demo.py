@@ -6,6 +6,7 @@ fixed idempotency key, so a second run changes nothing and says so.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -16,7 +17,14 @@ from accounts import services as accounts
 from accounts.models import Membership, Role
 from ledger import services as ledger
 from ledger.documents import body_digest
-from ledger.models import Account, Asset, Organisation, OrgType, Transaction, TxStatus
+from ledger.models import Account, Asset, Organisation, OrgType, Transaction
+from meters.demo import seed_devices
+from meters.models import Device
+from meters.services import simulated_signer
+from payments.demo import DEMO_BANK, seed_payments
+from payments.models import BankSecret, ProcessedEvent
+from payments.services import bank_notification_body, bank_secret_reveal, bank_webhook_receive
+from payments.signing import signature_header
 
 DEMO_PASSWORD = "gridcoin-demo"
 
@@ -47,20 +55,11 @@ ORGANISATIONS = [
 ]
 OPERATORS = [("utility", UTILITY), ("producer", PRODUCER), ("auditor", AUDITOR)]
 RESIDENTS = ["alice", "bob"]
-PRODUCER_ACCOUNT, UTILITY_ACCOUNT = "producer:sunfarm", "utility:gridco"
-
-
-def _movements(alice_account: str) -> list[tuple[str, str, dict]]:
-    """(idempotency key, function, args) of the token chaincode, all invoked by the utility."""
-    return [
-        ("seed-demo-mint-producer", "mint", {"to": PRODUCER_ACCOUNT, "asset": "k", "amount": 50_000}),
-        ("seed-demo-mint-utility", "mint", {"to": UTILITY_ACCOUNT, "asset": "k", "amount": 20_000}),
-        (
-            "seed-demo-transfer-alice",
-            "transfer",
-            {"from": UTILITY_ACCOUNT, "to": alice_account, "asset": "k", "amount": 5_000},
-        ),
-    ]
+# The demo's coins move the way real ones do: the producer's meter mints, the bank reports
+# the utility's wholesale purchase and a resident's retail purchase (prices from seed_payments).
+GENERATED_WH = 1_000_000  # 1,000 kWh
+WHOLESALE = ("seed-demo-wholesale", UTILITY, PRODUCER, "wholesale-seller", 200_000)  # ₹2,000.00 → 400 kWh
+RETAIL = ("seed-demo-retail-alice", "hh-alice", UTILITY, "retail-seller", 4_000)  # ₹40.00 → 5 kWh
 
 
 def _existing_membership(user, organisation: Organisation) -> Membership:
@@ -128,26 +127,42 @@ def demo_seed() -> list[str]:
     else:
         _existing_membership(carol, households["alice"])
 
-    for key, msp_id in [(PRODUCER_ACCOUNT, PRODUCER), (UTILITY_ACCOUNT, UTILITY)]:
-        if not Account.objects.filter(key=key, asset_id="k").exists():
-            ledger.account_open(key=key, asset="k", organisation=orgs[msp_id])
-            created.append(f"account {key}")
+    created += seed_payments()
+    created += seed_devices()
+    created += _seed_energy()
+    return created
 
-    utility_identity = memberships["utility"].identity
-    for idempotency_key, function, args in _movements(accounts.household_account_key(households["alice"])):
-        # Look first, like every step above: a rerun need not ask the ledger to replay.
-        done = Transaction.objects.filter(invoker=utility_identity, idempotency_key=idempotency_key).first()
-        if done is not None:
-            if done.body_digest != body_digest("token", function, args) or done.status != TxStatus.VALID:
-                raise CommandError(f"{idempotency_key} was already used for something else ({done.tx_hash})")
-            continue
-        result = accounts.invoke_as(
-            identity=utility_identity, chaincode="token", function=function, args=args, idempotency_key=idempotency_key
-        )
+
+def _seed_energy() -> list[str]:
+    """Mint through the producer's meter, then buy wholesale and retail through signed bank
+    notifications (the same path as ``POST /webhooks/bank/``). Fixed idempotency keys and event
+    ids make a rerun a no-op."""
+    created: list[str] = []
+    meter = Device.objects.select_related("identity").get(public_id="PM-0001")
+    key = "seed-demo-generate"
+    done = Transaction.objects.filter(invoker=meter.identity, idempotency_key=key).first()
+    if done is not None and done.body_digest != body_digest("generator", "mint", {"amount": GENERATED_WH}):
+        raise CommandError(f"{key} was already used for something else ({done.tx_hash})")
+    if done is None:
+        result = ledger.invoke(chaincode="generator", function="mint", args={"amount": GENERATED_WH},
+                               invoker=meter.identity, idempotency_key=key, signer=simulated_signer(meter))
         if not result.ok:
-            raise CommandError(f"token.{function} {args} was rejected: {result.reason}")
-        if not result.replayed:
-            created.append(f"token.{function} {idempotency_key}")
+            raise CommandError(f"generator.mint was rejected: {result.reason}")
+        created.append(f"generator.mint {GENERATED_WH} Wh by PM-0001")
+    bank = Organisation.objects.get(msp_id=DEMO_BANK)
+    secret = BankSecret.objects.filter(organisation=bank, active=True).order_by("-id").first()
+    for event_id, payer, payee, chaincode, amount in (WHOLESALE, RETAIL):
+        if ProcessedEvent.objects.filter(provider="bank", scope=DEMO_BANK, event_id=event_id).exists():
+            continue  # a redelivery would carry a new payment time, i.e. another body
+        now = int(time.time())
+        body = bank_notification_body(event_id=event_id, bank=DEMO_BANK, payer=payer, payee=payee,
+                                      chaincode=chaincode, amount=amount, currency="INR", created=now)
+        outcome = bank_webhook_receive(raw_body=body, now=now,
+                                       signature_header=signature_header([bank_secret_reveal(secret)], now, body))
+        if outcome.http_status != 200:
+            raise CommandError(f"{chaincode} {event_id} was refused: {outcome.body}")
+        if outcome.body.get("status") == "applied":
+            created.append(f"{chaincode}.sell {event_id}")
     return created
 
 
