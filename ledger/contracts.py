@@ -47,6 +47,8 @@ class AccountInfo:
 class LedgerReader(Protocol):
     def account(self, key: str, asset: str, *, lock: bool) -> AccountInfo | None: ...
 
+    def accounts(self, keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[str, str], AccountInfo]: ...
+
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None: ...
 
 
@@ -140,6 +142,7 @@ class Context:
         self._reader = reader
         self.effects = Effects()
         self._state_cache: dict[str, Any] = {}
+        self._locked: dict[tuple[str, str], AccountInfo] = {}
 
     # --- arguments -------------------------------------------------------------------------
     def arg_str(self, name: str, *, required: bool = True, max_length: int = 200) -> str | None:
@@ -174,9 +177,25 @@ class Context:
             raise ContractError(f"no {asset} account {key!r}")
         return info
 
+    def lock(self, *accounts: tuple[str, str]) -> None:
+        """Lock several accounts in one read (in id order, so callers cannot deadlock each
+        other); later ``balance`` calls for them need no further query."""
+        wanted = [a for a in accounts if a not in self._locked]
+        found = self._reader.accounts(wanted, lock=True)
+        for key, asset in wanted:
+            if (key, asset) not in found:
+                raise ContractError(f"no {asset} account {key!r}")
+        self._locked.update(found)
+
+    def locked_accounts(self) -> dict[tuple[str, str], AccountInfo]:
+        """Accounts read under lock so far, with their balances at that read."""
+        return dict(self._locked)
+
     def balance(self, key: str, asset: str) -> int:
         """Current balance, locked for the rest of the invocation, plus this invocation's postings."""
-        base = self.account(key, asset, lock=True).balance
+        if (key, asset) not in self._locked:
+            self._locked[(key, asset)] = self.account(key, asset, lock=True)
+        base = self._locked[(key, asset)].balance
         return base + sum(a for k, s, a in self.effects.postings if k == key and s == asset)
 
     def require_owner(self, key: str, asset: str, organisation_id: int | None = None) -> None:

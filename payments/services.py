@@ -98,9 +98,38 @@ def bank_secret_reveal(secret: BankSecret) -> str:
     return plain
 
 
+_ORG_FIELDS = ["id", "msp_id", "name", "org_type", "created_at"]
+_ORG_COLUMNS = "o.id, o.msp_id, o.name, o.org_type, o.created_at"
+
+
+def _loaded(model, **values):
+    """A model instance for a row read with raw SQL (as if the ORM had loaded it)."""
+    instance = model(**values)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+def _organisation_from_row(values: tuple) -> Organisation:
+    return _loaded(Organisation, **dict(zip(_ORG_FIELDS, values, strict=True)))
+
+
 def _active_bank_secrets() -> list[tuple[BankSecret, str]]:
-    rows = BankSecret.objects.filter(active=True).select_related("organisation").order_by("id")
-    return [(row, bank_secret_reveal(row)) for row in rows]
+    """Every active secret with its bank. Raw SQL: this runs for every delivery, and building
+    the ORM query cost more CPU than running it."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT s.id, s.label, s.nonce, s.ciphertext, {_ORG_COLUMNS} FROM {BankSecret._meta.db_table} s "
+            "JOIN ledger_organisation o ON o.id = s.organisation_id WHERE s.active ORDER BY s.id"
+        )
+        rows = cur.fetchall()
+    secrets = []
+    for secret_id, label, nonce, ciphertext, *org in rows:
+        bank = _organisation_from_row(tuple(org))
+        secret = _loaded(BankSecret, id=secret_id, organisation=bank, label=label, nonce=bytes(nonce),
+                         ciphertext=bytes(ciphertext), active=True)
+        secrets.append((secret, bank_secret_reveal(secret)))
+    return secrets
 
 
 # --- the dispatch table: chaincode → who pays whom and which accounts the sale needs --------
@@ -171,14 +200,26 @@ class _Delivery:
                tx_hash: str | None = None, result: Any = None) -> WebhookOutcome:
         notice = self.notice
         text = self.raw_body[: MAX_AUDIT_BODY * 4].decode("utf-8", errors="replace")[:MAX_AUDIT_BODY]
-        event = WebhookEvent.objects.create(
-            provider=self.provider, organisation=self.organisation, event_id=self.event_id,
-            event_type=self.event_type[:60], payer=notice.payer if notice else "", payee=notice.payee if notice else "",
-            amount=notice.amount if notice else None, currency=notice.currency if notice else "",
-            status=status, reason=reason, http_status=http_status, body=text.replace("\x00", "\ufffd"),
-            signature_header=(self.signature_header or "")[:1000].replace("\x00", "\ufffd"),
-            tx_hash=tx_hash, result=result,
-        )
+        values = {
+            "provider": self.provider, "organisation_id": self.organisation.pk if self.organisation else None,
+            "event_id": self.event_id, "event_type": self.event_type[:60],
+            "payer": notice.payer if notice else "", "payee": notice.payee if notice else "",
+            "amount": notice.amount if notice else None, "currency": notice.currency if notice else "",
+            "status": status, "reason": reason, "http_status": http_status, "body": text.replace("\x00", "\ufffd"),
+            "signature_header": (self.signature_header or "")[:1000].replace("\x00", "\ufffd"),
+            "received_at": timezone.now(), "tx_hash": tx_hash,
+        }
+        # Raw SQL: one audit row per delivery is on the hot path; the ORM's insert machinery
+        # cost more CPU than the insert.
+        columns = ", ".join(values) + ", result"
+        with connection.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {WebhookEvent._meta.db_table} ({columns}) "
+                f"VALUES ({', '.join(['%s'] * len(values))}, %s) RETURNING id",
+                [*values.values(), None if result is None else json.dumps(result)],
+            )
+            values["id"] = cur.fetchone()[0]
+        event = _loaded(WebhookEvent, **values, result=result)
         return WebhookOutcome(http_status=http_status, body=body, event=event)
 
     def refuse(self, http_status: int, message: str) -> WebhookOutcome:
@@ -318,7 +359,10 @@ def _sale_summary(result: Any) -> dict[str, Any]:
 
 
 def _check_parties(notice: PaymentNotice, route: SaleRoute) -> tuple[Organisation, Organisation]:
-    orgs = {o.msp_id: o for o in Organisation.objects.filter(msp_id__in=[notice.payer, notice.payee])}
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT {_ORG_COLUMNS} FROM ledger_organisation o WHERE o.msp_id IN (%s, %s)",
+                    [notice.payer, notice.payee])
+        orgs = {o.msp_id: o for o in map(_organisation_from_row, cur.fetchall())}
     for role, msp_id, wanted in (("payer", notice.payer, route.payer_type), ("payee", notice.payee, route.payee_type)):
         org = orgs.get(msp_id)
         if org is None:
@@ -359,8 +403,19 @@ def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
 _signers: dict[tuple[int, bytes], Any] = {}
 
 
+def _webhook_identity(bank: Organisation) -> Identity | None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, kind, public_key, created_at, revoked_at FROM ledger_identity "
+                    "WHERE organisation_id = %s AND name = %s", [bank.pk, WEBHOOK_IDENTITY])
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return _loaded(Identity, id=row[0], organisation=bank, name=WEBHOOK_IDENTITY, kind=row[1],
+                   public_key=bytes(row[2]), created_at=row[3], revoked_at=row[4])
+
+
 def _bank_invoker(bank: Organisation) -> tuple[Identity, Any]:
-    identity = Identity.objects.select_related("organisation").filter(organisation=bank, name=WEBHOOK_IDENTITY).first()
+    identity = _webhook_identity(bank)
     if identity is None:
         try:
             identity = service_identity(organisation=bank, name=WEBHOOK_IDENTITY)
@@ -392,8 +447,9 @@ def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, sc
                 # Claimed before (or by a concurrent delivery that has now committed).
                 transaction.set_rollback(True)
                 raise _AlreadyClaimed()
+            # The claim serialises this event id, so the ledger needs no savepoint of its own.
             result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=args, invoker=identity,
-                                   idempotency_key=idempotency_key, signer=signer)
+                                   idempotency_key=idempotency_key, signer=signer, savepoint=False)
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
             if result.ok:
                 return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=result.tx_hash,

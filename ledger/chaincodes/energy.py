@@ -94,10 +94,18 @@ def _settle_credit(ctx: Context, key: str, currency: str, old: int, new: int) ->
         ctx.burn(key, old - new, currency)
 
 
+def _shard_index(spread_key: str) -> int:
+    return zlib.crc32(spread_key.encode()) % UTILITY_SHARDS
+
+
+def _first_shard(utility: str, spread_key: str) -> str:
+    return utility_account(utility, _shard_index(spread_key))
+
+
 def _take_from_utility(ctx: Context, utility: str, wh: int, spread_key: str, destination: str) -> None:
     """Debit ``wh`` from the utility's shards, starting at one picked by ``spread_key`` so
     concurrent sales lock different rows; several shards are combined when one is short."""
-    start = zlib.crc32(spread_key.encode()) % UTILITY_SHARDS
+    start = _shard_index(spread_key)
     left = wh
     available = 0
     for n in range(UTILITY_SHARDS):
@@ -168,6 +176,7 @@ def retail_sell(ctx: Context) -> dict:
     household, utility, amount, currency, paid_at, event_id = _payment(ctx)
     price = _price(ctx, utility, "retail", currency, paid_at)
     credit_key = credit_account(household, utility)
+    ctx.lock((credit_key, currency), (_first_shard(utility, event_id), ENERGY))  # one read for both
     credit = ctx.balance(credit_key, currency)
     sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
     if sale.wh:
