@@ -24,10 +24,20 @@ def fresh_database() -> str:
         sys.exit("benchmarks need PostgreSQL: set DATABASE_URL=postgres://...")
     name = parts.path.lstrip("/")
     admin = urlunparse(parts._replace(path="/postgres"))
+    _close_django_connections()  # a previous benchmark in this process may hold one
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return url
+
+
+def _close_django_connections() -> None:
+    from django.apps import apps
+
+    if apps.ready:
+        from django.db import connections
+
+        connections.close_all()
 
 
 def setup_django(url: str) -> None:
@@ -40,8 +50,10 @@ def setup_django(url: str) -> None:
         os.environ.pop(var, None)
     sys.path.insert(0, str(ROOT))
     import django
+    from django.apps import apps
 
-    django.setup()
+    if not apps.ready:
+        django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

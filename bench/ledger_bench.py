@@ -112,7 +112,7 @@ def bench_sealing() -> tuple[float, int, int]:
     from ledger.models import Transaction
     from ledger.sealing import lease_acquire, seal_next_block
 
-    pending = Transaction.objects.filter(block__isnull=True).count()
+    pending = Transaction.objects.unsealed().count()
     assert lease_acquire(holder="bench", seconds=3600)
     blocks = 0
     with Timer() as t:

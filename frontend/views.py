@@ -55,7 +55,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "frontend/explorer/_block_rows.html", context)
     context["recent"] = ledger.transactions_visible_to(request.user).order_by("-id")[:RECENT_TRANSACTIONS]
-    context["unsealed"] = ledger.transactions_visible_to(request.user).filter(block__isnull=True).count()
+    context["unsealed"] = ledger.transactions_visible_to(request.user).unsealed().count()
     return render(request, "frontend/explorer/index.html", context)
 
 
@@ -63,7 +63,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
 @login_required
 def block_detail(request: HttpRequest, number: int) -> HttpResponse:
     block = get_object_or_404(ledger.blocks_visible_to(request.user), number=number)
-    transactions = ledger.transactions_visible_to(request.user).filter(block=block)
+    transactions = ledger.transactions_visible_to(request.user).in_block(block)
     return render(
         request,
         "frontend/explorer/block.html",

@@ -38,7 +38,7 @@ class BlockTransactions(generics.ListAPIView):
 
     def get_queryset(self):
         block = get_object_or_404(selectors.blocks_visible_to(self.request.user), number=self.kwargs["number"])
-        return selectors.transactions_visible_to(self.request.user).filter(block=block)
+        return selectors.transactions_visible_to(self.request.user).in_block(block)
 
 
 class TransactionDetail(generics.RetrieveAPIView):

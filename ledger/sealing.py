@@ -75,13 +75,15 @@ def seal_next_block(*, holder: str, max_tx: int | None = None, timeout: float | 
             return None
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT id, tx_hash FROM ledger_transaction WHERE block_id IS NULL ORDER BY id LIMIT %s", [max_tx]
+                "SELECT t.id, t.tx_hash FROM ledger_unsealedtransaction u "
+                "JOIN ledger_transaction t ON t.id = u.transaction_id ORDER BY u.transaction_id LIMIT %s", [max_tx]
             )
             rows = cur.fetchall()
             if not rows:
                 return None
             if len(rows) < max_tx and not force:
-                cur.execute("SELECT min(proposed_at) FROM ledger_transaction WHERE block_id IS NULL")
+                cur.execute("SELECT min(t.proposed_at) FROM ledger_unsealedtransaction u "
+                            "JOIN ledger_transaction t ON t.id = u.transaction_id")
                 oldest = _aware(cur.fetchone()[0])
                 if (now - oldest).total_seconds() < timeout:
                     return None
@@ -91,22 +93,24 @@ def seal_next_block(*, holder: str, max_tx: int | None = None, timeout: float | 
         header = dict(number=number, previous_hash=previous, merkle_root=root, timestamp=now, tx_count=len(rows))
         header_bytes = block_header_bytes(**header)
         key = orderer_key()
+        ids = [r[0] for r in rows]
         block = Block.objects.create(
             **header, header_hash=sha256_hex(header_bytes), signer_public_key=public_bytes(key).hex(),
-            signature=key.sign(header_bytes).hex(),
+            signature=key.sign(header_bytes).hex(), first_tx_id=ids[0], last_tx_id=ids[-1],
         )
-        ids = [r[0] for r in rows]
         with connection.cursor() as cur:
             if connection.vendor == "postgresql":
                 cur.execute("UPDATE ledger_transaction SET block_id = %s WHERE block_id IS NULL AND id = ANY(%s)",
                             [block.pk, ids])
+                sealed = cur.rowcount
+                cur.execute("DELETE FROM ledger_unsealedtransaction WHERE transaction_id = ANY(%s)", [ids])
             else:
-                cur.execute(
-                    "UPDATE ledger_transaction SET block_id = %s WHERE block_id IS NULL "
-                    f"AND id IN ({','.join(['%s'] * len(ids))})",
-                    [block.pk, *ids],
-                )
-            if cur.rowcount != len(ids):
+                marks = ",".join(["%s"] * len(ids))
+                cur.execute(f"UPDATE ledger_transaction SET block_id = %s WHERE block_id IS NULL AND id IN ({marks})",
+                            [block.pk, *ids])
+                sealed = cur.rowcount
+                cur.execute(f"DELETE FROM ledger_unsealedtransaction WHERE transaction_id IN ({marks})", ids)
+            if sealed != len(ids) or cur.rowcount != len(ids):
                 raise RuntimeError("transactions were sealed by someone else; lease fencing failed")
         sealed = SealedBlock(number=number, header_hash=block.header_hash, tx_count=len(rows))
         transaction.on_commit(lambda: _announce(sealed))

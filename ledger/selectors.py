@@ -64,7 +64,7 @@ def transaction_proof(tx: Transaction) -> dict | None:
     if tx.block_id is None:
         return None
     block = tx.block
-    hashes = list(Transaction.objects.filter(block=block).order_by("id").values_list("tx_hash", flat=True))
+    hashes = list(Transaction.objects.in_block(block).order_by("id").values_list("tx_hash", flat=True))
     index = hashes.index(tx.tx_hash)
     path = inclusion_proof([bytes.fromhex(h) for h in hashes], index)
     return {

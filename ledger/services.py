@@ -43,6 +43,7 @@ from .models import (
     StateWrite,
     Transaction,
     TxStatus,
+    UnsealedTransaction,
 )
 
 logger = logging.getLogger(__name__)
@@ -328,6 +329,7 @@ def _invoke_once(call: _Call, *, fast: bool, strict: bool = False) -> InvokeResu
         proposed_at=proposed_at, signature=sig_text, status=status, reason=reason, result=result,
         events=effects.events, tx_hash=tx_hash,
     )
+    UnsealedTransaction.objects.create(transaction_id=tx.pk)
     if postings:
         Posting.objects.bulk_create(
             Posting(transaction_id=tx.pk, account_id=info.id, asset_id=info.asset, amount=amount)
@@ -429,7 +431,8 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
         "WHERE (SELECT count(*) FROM upd) = %s RETURNING id), "
         "ins AS (INSERT INTO ledger_posting (transaction_id, account_id, asset_id, amount) "
         f"SELECT tx.id, v.account_id, v.asset, v.amount FROM tx, (VALUES {posting_rows}) AS v(ord, account_id, asset, amount) "
-        "ORDER BY v.ord RETURNING 1) "
+        "ORDER BY v.ord RETURNING 1), "
+        "queued AS (INSERT INTO ledger_unsealedtransaction (transaction_id) SELECT id FROM tx) "
         "SELECT id, (SELECT count(*) FROM ins) FROM tx"
     )
     connection.ensure_connection()

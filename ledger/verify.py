@@ -122,11 +122,13 @@ class _Verifier:
         self.current_block: int | None = None
 
     def fail(self, message: str, *, block: int | None = None, tx: tuple | None = None,
-             order: int | None = None) -> None:
+             order: int | None = None, tx_ref: tuple[int, str] | None = None) -> None:
         if block is None and tx is not None:
             block = self.current_block
+        if tx is not None:
+            tx_ref = (tx[0], tx[12])
         self.report.problems.append(
-            Problem(message, block=block, tx_hash=tx[12] if tx else None, tx_id=tx[0] if tx else None,
+            Problem(message, block=block, tx_hash=tx_ref[1] if tx_ref else None, tx_id=tx_ref[0] if tx_ref else None,
                     order=self.order if order is None else order)
         )
         if self.first_only:
@@ -187,15 +189,29 @@ class _Verifier:
             self.issuance = {r[0] for r in cur.fetchall()}
             cur.execute(
                 "SELECT id, number, previous_hash, merkle_root, timestamp, tx_count, header_hash, "
-                "signer_public_key, signature FROM ledger_block ORDER BY number"
+                "signer_public_key, signature, first_tx_id, last_tx_id FROM ledger_block ORDER BY number"
             )
             blocks = cur.fetchall()
+        # Transactions claiming a block whose id range does not cover them (one scan).
+        strays: dict[int, list[tuple[int, str]]] = {}
+        with connection.cursor() as cur:
+            cur.execute("SELECT t.block_id, t.id, t.tx_hash FROM ledger_transaction t JOIN ledger_block b "
+                        "ON b.id = t.block_id WHERE t.id NOT BETWEEN b.first_tx_id AND b.last_tx_id "
+                        "OR b.first_tx_id IS NULL ORDER BY t.id")
+            for block_id, tx_id, tx_hash in cur.fetchall():
+                strays.setdefault(block_id, []).append((tx_id, tx_hash))
         previous_hash, expected_number = GENESIS_PREVIOUS_HASH, 0
         for block in blocks:
             number, header_hash = block[1], block[6]
             self._check_header(block, previous_hash, expected_number)
+            for ref in strays.get(block[0], []):
+                self.fail("claims this block but lies outside the block's transaction id range", block=number,
+                          tx_ref=ref)
             hashes = []
-            for tx, postings, writes in self._transactions("t.block_id = %s", [block[0]]):
+            # Members by id range (transactions carry no block index); anything claiming this
+            # block outside the range is caught below.
+            for tx, postings, writes in self._transactions("t.id BETWEEN %s AND %s AND t.block_id = %s",
+                                                           [block[9] or 0, block[10] or 0, block[0]]):
                 hashes.append(self._check_transaction(tx, postings, writes, block=number))
             if len(hashes) != block[5]:
                 self.fail(f"header counts {block[5]} transactions, block holds {len(hashes)}", block=number)
@@ -210,24 +226,35 @@ class _Verifier:
             batch = list(self._transactions("t.block_id IS NULL AND t.id > %s", [last], limit=CHUNK))
             if not batch:
                 break
+            queued = self._queued([tx[0] for tx, _, _ in batch])
             for tx, postings, writes in batch:
                 self._check_transaction(tx, postings, writes, block=None)
                 self.report.unsealed += 1
+                if tx[0] not in queued:
+                    self.fail("not sealed and not queued for sealing either", tx=tx)
             last = batch[-1][0][0]
-        # Transactions that claim a block that does not exist would otherwise escape the replay.
+        # Transactions that claim a block that does not exist, or that does not cover them,
+        # would otherwise escape the replay.
         for tx, postings, writes in self._transactions(
-            "t.block_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_block b WHERE b.id = t.block_id)", []
+            "t.block_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_block b WHERE b.id = t.block_id "
+            "AND t.id BETWEEN b.first_tx_id AND b.last_tx_id)", []
         ):
             self.current_block = None
-            self.fail(f"sealed into block id {tx[13]}, which is not in the chain", tx=tx)
+            self.fail(f"sealed into block id {tx[13]}, which is not in the chain or does not cover it", tx=tx)
             self._check_transaction(tx, postings, writes, block=None)
         self._check_balances()
         self._check_state()
 
+    def _queued(self, ids: list[int]) -> set[int]:
+        marks = ",".join(["%s"] * len(ids))
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT transaction_id FROM ledger_unsealedtransaction WHERE transaction_id IN ({marks})", ids)
+            return {r[0] for r in cur.fetchall()}
+
     def _check_header(self, block: tuple, previous_hash: str, expected_number: int) -> None:
         self.order += 1
         self.current_block = block[1]
-        _, number, prev, root, ts, count, header_hash, signer, signature = block
+        _, number, prev, root, ts, count, header_hash, signer, signature = block[:9]
         if number != expected_number:
             self.fail(f"expected block number {expected_number}, found {number}", block=number)
         if prev != previous_hash:

@@ -65,3 +65,16 @@ def test_stale_account_directory_never_misroutes_or_wrongly_refuses(network):
     alice.refresh_from_db()
     bob.refresh_from_db()
     assert (alice.balance, bob.balance) == (600, 400)
+
+
+@pytest.mark.django_db
+def test_unsealed_transaction_missing_from_the_sealing_queue_is_reported(network):
+    from ledger.models import UnsealedTransaction
+
+    result = network.mint("household:hh-alice", 700)
+    assert UnsealedTransaction.objects.filter(transaction_id=result.tx_id).exists()
+    assert verify_chain().ok
+    UnsealedTransaction.objects.filter(transaction_id=result.tx_id).delete()
+    report = verify_chain()
+    assert not report.ok
+    assert report.problems[0].tx_id == result.tx_id and "not queued" in report.problems[0].message
