@@ -126,6 +126,15 @@ ASGI_APPLICATION = "gridcoin.asgi.application"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A psycopg pool per process: a request (or webhook) borrows an open connection instead
+        # of connecting anew, which cost more than the work it came to do. Sized for the ASGI
+        # thread pool plus the test suite's 32-thread races.
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": int(os.environ.get("GRIDCOIN_DB_POOL_MAX", "40")),
+            "timeout": 30,
+        }
 elif PRODUCTION:
     raise ImproperlyConfigured("DATABASE_URL must be set when GRIDCOIN_ENV=production")
 else:
