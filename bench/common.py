@@ -38,6 +38,9 @@ def _close_django_connections() -> None:
         from django.db import connections
 
         connections.close_all()
+        for conn in connections.all():
+            if hasattr(conn, "close_pool"):  # pooled connections stay open until the pool closes
+                conn.close_pool()
 
 
 def setup_django(url: str) -> None:
