@@ -128,13 +128,16 @@ generator = registry.register(Contract("generator", "A producer's meter mints on
 
 @generator.function(orgs={"producer"})
 def mint(ctx: Context) -> dict:
-    """The producer's own meter reports produced energy (Wh) → k minted to the producer."""
+    """The producer's own meter reports produced energy (Wh, or a cumulative export register)
+    → k minted to the producer."""
     meter = ctx.require_device()
-    wh = ctx.arg_int("amount")
+    wh, reading = _metered(ctx, meter, "export_wh")
     account = producer_account(ctx.invoker.msp_id)
-    ctx.mint(account, wh, ENERGY)
-    ctx.emit("minted", {"meter": meter, "account": account, "wh": wh})
-    return {"meter": meter, "account": account, "wh": wh}
+    if wh:
+        ctx.mint(account, wh, ENERGY)
+    result = {"meter": meter, "account": account, "wh": wh, "counter": reading["counter"] if reading else None}
+    ctx.emit("minted", result)
+    return result
 
 
 # --- wholesale and retail: the bank is the fiat oracle ----------------------------------------
@@ -262,12 +265,38 @@ def settle(ctx: Context) -> dict:
     return result
 
 
+def _metered(ctx: Context, device: str, register: str) -> tuple[int, dict | None]:
+    """The energy (Wh) a meter reports: either ``amount`` directly, or a cumulative reading
+    (``counter``, ``import_wh``, ``export_wh``, ``timestamp``, OBIS 1.8.0 / 2.8.0) whose delta
+    against the last accepted reading (world state ``registers/<device>``) is the energy. A
+    lost reading loses nothing (the next one covers it); a replayed or older counter, or a
+    register that went backwards, is refused."""
+    if "counter" not in ctx.args:
+        return ctx.arg_int("amount"), None
+    counter = ctx.arg_int("counter", positive=False)
+    import_wh, export_wh = ctx.arg_int("import_wh", positive=False), ctx.arg_int("export_wh", positive=False)
+    _when(ctx, "timestamp")
+    if counter < 0 or import_wh < 0 or export_wh < 0:
+        raise ContractError("counter and registers cannot be negative")
+    key = f"registers/{device}"
+    last = ctx.get_state(key) or {"counter": -1, "import_wh": 0, "export_wh": 0}
+    if counter <= last["counter"]:
+        raise ContractError(f"reading counter {counter} is not after the last accepted {last['counter']} "
+                            "(replayed or out of order)")
+    if import_wh < last["import_wh"] or export_wh < last["export_wh"]:
+        raise ContractError("a cumulative register went backwards")
+    reading = {"counter": counter, "import_wh": import_wh, "export_wh": export_wh, "timestamp": ctx.args["timestamp"]}
+    ctx.put_state(key, reading)
+    return reading[register] - last[register], reading
+
+
 @consumer.function(orgs=None)
 def burn(ctx: Context) -> dict:
-    """The device's own meter reports consumption (Wh) → k destroyed from the device. What the
-    device cannot pay for is recorded as a shortfall and the relay turns off."""
+    """The device's own meter reports consumption (Wh, or a cumulative import register) → k
+    destroyed from the device. What the device cannot pay for is recorded as a shortfall and the
+    relay turns off."""
     device = ctx.require_device()
-    wh = ctx.arg_int("amount")
+    wh, reading = _metered(ctx, device, "import_wh")
     account = device_account(device)
     ctx.require_owner(account, ENERGY)  # a meter burns only its own organisation's device
     balance = ctx.balance(account, ENERGY)
@@ -280,6 +309,7 @@ def burn(ctx: Context) -> dict:
     after = balance - burned
     on = relay_on(after, updated, ctx.now)
     result = {"device": device, "requested": wh, "burned": burned, "shortfall": wh - burned, "balance": after,
-              "reserved": reserved(updated), "relay": "on" if on else "off"}
+              "reserved": reserved(updated), "relay": "on" if on else "off",
+              "counter": reading["counter"] if reading else None}
     ctx.emit("burned", result)
     return result
