@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -12,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ledger.models import Organisation, OrgType
+from ledger.units import format_amount
 
 from . import selectors, services
 from .forms import SimulatorForm
@@ -68,7 +67,7 @@ def simulator(request: HttpRequest) -> HttpResponse:
     if outcome is not None:
         wh = outcome.body.get("wh")
         result = {"outcome": outcome, "body": outcome.body, "ok": outcome.http_status == 200,
-                  "kwh": None if wh is None else Decimal(wh) / 1000}
+                  "kwh": None if wh is None else format_amount(wh, 3)}  # kWh, 3 decimals
     context = {"form": form, "access": access, "result": result}
     template = "payments/_simulator_result.html" if request.htmx and request.method == "POST" else "payments/simulator.html"
     return render(request, template, context, status=200)
