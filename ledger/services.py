@@ -153,7 +153,7 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
         if signer is None:
             raise LedgerError("invoke needs the invoker's signature or signer")
         signature = signer.sign(payload)
-        signature_ok = public_bytes(signer) == bytes(invoker.public_key)
+        signature_ok = _public_of(signer) == bytes(invoker.public_key)
     else:
         signature_ok = verify_signature(bytes(invoker.public_key), signature, payload)
     digest = body_digest(chaincode, function, args, checked=True)  # args passed the proposal's check
@@ -197,6 +197,20 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
                 continue
             raise
     raise LedgerError(f"{chaincode}.{function} could not be committed after {MAX_ATTEMPTS} attempts")
+
+
+_signer_publics: dict[int, tuple[Ed25519PrivateKey, bytes]] = {}
+
+
+def _public_of(signer: Ed25519PrivateKey) -> bytes:
+    """The signer's public key, remembered per key object (kept alive by the cache, so its id
+    cannot be reused while cached)."""
+    entry = _signer_publics.get(id(signer))
+    if entry is None or entry[0] is not signer:
+        if len(_signer_publics) > 10_000:
+            _signer_publics.clear()
+        entry = _signer_publics[id(signer)] = (signer, public_bytes(signer))
+    return entry[1]
 
 
 def _constraint(exc: BaseException) -> str | None:
