@@ -1,0 +1,169 @@
+"""The gateway's write path: signed meter readings in, ``consumer.burn`` / ``generator.mint``
+out, every reading kept in the audit table with its outcome; meters' connection states.
+
+A batch of readings from many meters is one database transaction: each reading's invocation
+runs in its own savepoint inside it (a refusal or a replay rolls back only that reading), and
+the audit rows go in with one bulk insert. The MQTT gateway acknowledges a batch's messages
+only after this commit, so a gateway killed mid-batch gets them again and the ledger's
+idempotency keys (``reading:<counter>``) turn re-application into a replay.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ledger import services as ledger
+from ledger.readings import Reading, ReadingError, chaincode_for, parse_reading
+from meters import live
+from meters.models import Device
+
+from .models import MeterReading, MeterStatus, ReadingStatus, ReceivedVia
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    meter: str
+    counter: int | None
+    status: str  # applied | replayed | rejected
+    reason: str = ""
+    tx_hash: str = ""
+    result: dict[str, Any] | None = None  # the contract's result (burned, minted, relay, ...)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != ReadingStatus.REJECTED
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _claimed_meter(message: Any) -> str:
+    meter = message.get("meter") if isinstance(message, dict) else None
+    return meter[:64] if isinstance(meter, str) else ""
+
+
+def _load_devices(public_ids: set[str]) -> dict[str, Device]:
+    if not public_ids:
+        return {}
+    return {d.public_id: d for d in Device.objects.select_related("identity__organisation")
+            .filter(public_id__in=public_ids)}
+
+
+def _invoke(device: Device, reading: Reading) -> IngestOutcome:
+    chaincode, function = chaincode_for(device.kind)
+    try:
+        result = ledger.invoke(chaincode=chaincode, function=function, args=reading.args(), invoker=device.identity,
+                               idempotency_key=reading.idempotency_key, signature=reading.signature,
+                               proposed_at=reading.timestamp)
+    except ledger.LedgerError as exc:  # e.g. the counter was already used for other registers
+        return IngestOutcome(reading.meter, reading.counter, ReadingStatus.REJECTED, str(exc))
+    if result.replayed:
+        reason = "delivered again: already " + ("applied" if result.ok else f"refused ({result.reason})")
+        return IngestOutcome(reading.meter, reading.counter, ReadingStatus.REPLAYED, reason, result.tx_hash,
+                             result.result)
+    if not result.ok:
+        return IngestOutcome(reading.meter, reading.counter, ReadingStatus.REJECTED, result.reason, result.tx_hash)
+    return IngestOutcome(reading.meter, reading.counter, ReadingStatus.APPLIED, "", result.tx_hash, result.result)
+
+
+def readings_ingest(messages: list[dict], *, received_via: str) -> list[IngestOutcome]:
+    """Apply a batch of decoded reading messages (from any number of meters) and return one
+    outcome per message, in order. A malformed message is rejected with its reason and never
+    aborts the batch; only a database failure does (then nothing of the batch is kept and the
+    caller delivers it again). Within the batch each meter's readings are applied in counter
+    order. After commit every device with an applied reading is announced once."""
+    if received_via not in ReceivedVia.values:
+        raise ValueError(f"received_via must be one of {ReceivedVia.values}")
+    if len(messages) > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} readings per batch")
+    received_at = timezone.now()
+    outcomes: list[IngestOutcome | None] = [None] * len(messages)
+    readings: list[tuple[int, Reading]] = []
+    for n, message in enumerate(messages):
+        try:
+            readings.append((n, parse_reading(message)))
+        except ReadingError as exc:
+            outcomes[n] = IngestOutcome(_claimed_meter(message), None, ReadingStatus.REJECTED, str(exc))
+    readings.sort(key=lambda item: (item[1].meter, item[1].counter, item[0]))
+    latest: dict[str, Reading] = {}
+
+    with transaction.atomic():
+        devices = _load_devices({r.meter for _, r in readings})
+        for n, reading in readings:
+            device = devices.get(reading.meter)
+            if device is None:
+                outcome = IngestOutcome(reading.meter, reading.counter, ReadingStatus.REJECTED,
+                                        f"no device {reading.meter!r} is registered")
+            elif device.is_retired:
+                outcome = IngestOutcome(reading.meter, reading.counter, ReadingStatus.REJECTED,
+                                        f"device {reading.meter} is retired")
+            else:
+                outcome = _invoke(device, reading)
+                if outcome.status == ReadingStatus.APPLIED:
+                    latest[reading.meter] = reading
+            outcomes[n] = outcome
+        parsed = dict((n, r) for n, r in readings)
+        MeterReading.objects.bulk_create(
+            _audit_row(outcome, parsed.get(n), devices, received_via, received_at)
+            for n, outcome in enumerate(outcomes)
+        )
+        if latest:
+            transaction.on_commit(lambda: _announce(latest, outcomes))
+    return outcomes  # type: ignore[return-value]
+
+
+def _audit_row(outcome: IngestOutcome, reading: Reading | None, devices: dict[str, Device], received_via: str,
+               received_at: datetime) -> MeterReading:
+    device = devices.get(outcome.meter)
+    return MeterReading(
+        device=device, meter=outcome.meter, counter=reading.counter if reading else None,
+        import_wh=reading.import_wh if reading else None, export_wh=reading.export_wh if reading else None,
+        timestamp=reading.timestamp if reading else None, status=outcome.status, reason=outcome.reason,
+        tx_hash=outcome.tx_hash, received_via=received_via, received_at=received_at,
+    )
+
+
+def _announce(latest: dict[str, Reading], outcomes: list[IngestOutcome | None]) -> None:
+    totals: dict[str, dict[str, int]] = {}
+    for o in outcomes:
+        if o is not None and o.status == ReadingStatus.APPLIED and o.result:
+            sums = totals.setdefault(o.meter, {})
+            for name in ("burned", "shortfall", "wh"):
+                if isinstance(o.result.get(name), int):
+                    sums[name] = sums.get(name, 0) + o.result[name]
+    for public_id, reading in latest.items():
+        consumption = {"counter": reading.counter, "import_wh": reading.import_wh, "export_wh": reading.export_wh,
+                       "timestamp": reading.timestamp.isoformat(), **totals.get(public_id, {})}
+        try:
+            live.device_state_changed(public_id, consumption=consumption)
+        except Exception:  # best effort: the ledger is the truth, pages resync on reconnect
+            logger.warning("could not announce the state of %s", public_id, exc_info=True)
+
+
+STATUS_VALUES = {"online": True, "offline": False}
+
+
+def meter_statuses_record(statuses: dict[str, bool], *, changed_at: datetime | None = None) -> int:
+    """Record meters' connection states ({public id: online}); unknown meters are ignored.
+    Returns how many devices were recorded."""
+    if not statuses:
+        return 0
+    changed_at = changed_at or timezone.now()
+    with transaction.atomic():
+        ids = dict(Device.objects.filter(public_id__in=statuses).values_list("public_id", "pk"))
+        MeterStatus.objects.bulk_create(
+            [MeterStatus(device_id=pk, online=statuses[public_id], changed_at=changed_at)
+             for public_id, pk in ids.items()],
+            update_conflicts=True, unique_fields=["device"], update_fields=["online", "changed_at"],
+        )
+    return len(ids)
