@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "frontend",
     "meters",
     "payments",
+    "iot_gateway",
 ]
 
 MIDDLEWARE = [

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/ledger/", include("ledger.urls")),
     path("api/v1/", include("meters.urls")),
+    path("api/v1/", include("iot_gateway.urls")),
     path("accounts/", include("accounts.urls")),
     path("webhooks/", include("payments.urls_webhooks")),
     path("payments/", include("payments.urls")),
