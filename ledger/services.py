@@ -207,7 +207,7 @@ def _public_of(signer: Ed25519PrivateKey) -> bytes:
     cannot be reused while cached)."""
     entry = _signer_publics.get(id(signer))
     if entry is None or entry[0] is not signer:
-        if len(_signer_publics) > 10_000:
+        if len(_signer_publics) > 64:  # long-lived signers only; a few keys in memory at most
             _signer_publics.clear()
         entry = _signer_publics[id(signer)] = (signer, public_bytes(signer))
     return entry[1]
