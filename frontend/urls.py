@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import device_views, views
 
 app_name = "frontend"
 urlpatterns = [
@@ -11,7 +11,14 @@ urlpatterns = [
     path("wallet/", views.wallet, name="wallet"),
     path("wallet/receipts/<str:tx_hash>/", views.receipt, name="receipt"),
     path("devices/", views.device_list, name="devices"),
+    path("devices/stickers/", device_views.sticker_sheet, name="stickers"),
+    path("d/<slug:public_id>/qr.png", device_views.device_qr_png, name="device-qr-png"),
+    path("d/<slug:public_id>/qr.svg", device_views.device_qr_svg, name="device-qr-svg"),
     path("d/<slug:public_id>", views.device_page, name="device"),
     path("d/<slug:public_id>/", views.device_page),
     path("prices/", views.prices, name="prices"),
+    path("scan/", device_views.scanner, name="scan"),
+    path("simulators/producer/", device_views.producer_simulator, name="producer-simulator"),
+    path("simulators/consumer/<slug:public_id>/", device_views.consumer_simulator, name="consumer-simulator"),
+    path("simulators/meters/<slug:public_id>/tick", device_views.simulator_tick, name="simulator-tick"),
 ]

@@ -13,9 +13,11 @@ from ledger import selectors as ledger
 from ledger.models import Asset, Transaction
 from meters import selectors as meter_selectors
 from meters import services as meter_services
+from meters.consumers import may_see_consumption
 from meters.services import FundingResult
 
 from . import selectors
+from .device_views import device_page_url
 from .forms import FundForm, PriceForm
 
 BLOCKS_PER_PAGE = 20
@@ -157,13 +159,17 @@ def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
 @require_GET
 def device_list(request: HttpRequest) -> HttpResponse:
     states = meter_selectors.device_states(list(meter_selectors.public_devices()))
-    return render(request, "frontend/devices/list.html", {"states": states})
+    return render(request, "frontend/devices/list.html", {
+        "states": states, "markers": selectors.device_map(states),
+        "map_width": selectors.MAP_WIDTH, "map_height": selectors.MAP_HEIGHT,
+    })
 
 
 @require_http_methods(["GET", "POST"])
 def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
-    """The page a device's QR code opens: state for anyone, a fund form for signed-in users.
-    No consumption history (readings are private to the owner and the utility)."""
+    """The page a device's QR code opens: state for anyone (kept live over
+    ``/ws/devices/<id>/``), a fund form for signed-in users. Consumption history and who funded
+    a window only for the owner organisation's members and the utility."""
     device = meter_selectors.device_by_public_id(public_id)
     if device is None:
         raise Http404("no such device")
@@ -177,8 +183,12 @@ def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
         form, result, refused = FundForm.fresh(device=device), None, None
     context = _fund_context(form, result, refused, device=device)
     context["state"] = meter_selectors.device_state(device)
+    context["private"] = may_see_consumption(request.user, device)
     if request.htmx and request.method == "POST":
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_state": result is not None})
+    if context["private"]:
+        context["readings"] = selectors.device_readings(device)
+    context["device_url"] = device_page_url(request, device.public_id)
     return render(request, "frontend/devices/detail.html", context)
 
 

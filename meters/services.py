@@ -27,7 +27,7 @@ from ledger.crypto import (
 )
 from ledger.models import Account, AccountKind, IdentityKind, Organisation, OrgType, Transaction
 
-from . import selectors
+from . import live, selectors
 from .models import PUBLIC_KINDS, Device, DeviceKind, EnrolmentState, SimulatedMeterKey
 
 logger = logging.getLogger(__name__)
@@ -238,8 +238,14 @@ def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime 
                               "reused); reload the page and try again.") from None
     if not result.ok:
         raise FundingRejected(result)
+    _announce(device.public_id)
     return FundingResult(device=device, invoke=result, amount_wh=amount_wh, balance_wh=result.result["balance"],
                          relay=result.result["relay"], window=result.result.get("window"))
+
+
+def _announce(public_id: str) -> None:
+    """Push the device's new state (websocket, relay) once the change has committed."""
+    transaction.on_commit(lambda: live.device_state_changed(public_id))
 
 
 # --- prices ---------------------------------------------------------------------------------
@@ -311,5 +317,7 @@ def windows_settle_due(now: datetime | None = None) -> list[ledger.InvokeResult]
                                signer=signer, proposed_at=now)
         if not result.ok:
             logger.info("settling %s was refused: %s", public_id, result.reason)
+        else:
+            _announce(public_id)
         results.append(result)
     return results

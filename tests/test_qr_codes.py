@@ -1,0 +1,118 @@
+"""Device QR codes (PNG, SVG) encode the absolute URL of the device page; the utility's
+sticker sheet, by persona (house style #7)."""
+
+from __future__ import annotations
+
+import pytest
+import segno
+from django.test import Client
+
+from meters import qr
+from tests.meters_world import MeterWorld, build_meter_world
+
+pytestmark = pytest.mark.django_db
+
+URL = "http://testserver/d/SL-0001"
+
+
+@pytest.fixture
+def mw(settings) -> MeterWorld:
+    return build_meter_world(settings)
+
+
+def client_of(mw, name: str) -> Client:
+    client = Client()
+    if name != "anonymous":
+        client.force_login(mw.persona(name).user)
+    return client
+
+
+def test_device_url_joins_base_and_id():
+    assert qr.device_url("https://grid.example/", "SL-0001") == "https://grid.example/d/SL-0001"
+    assert qr.device_url("https://grid.example", "SL-0001") == "https://grid.example/d/SL-0001"
+
+
+def test_the_code_carries_exactly_the_device_url():
+    code = qr.device_qr(URL)
+    assert code.matrix == segno.make(URL, error="m", micro=False, boost_error=False).matrix
+    assert code.matrix != segno.make(URL + "/", error="m", micro=False, boost_error=False).matrix
+    assert code.error == "M" and not code.is_micro
+
+
+@pytest.mark.parametrize("name", ["anonymous", "charlie", "alice"])
+def test_png_is_public_and_encodes_the_page_url(mw, name):
+    response = client_of(mw, name).get("/d/SL-0001/qr.png")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert response.content == qr.qr_png(URL)  # segno is deterministic: same data, same image
+
+
+def test_svg_encodes_the_page_url(mw):
+    response = Client().get("/d/SL-0001/qr.svg")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b"<?xml") and b"<svg" in response.content
+    assert response.content == qr.qr_svg(URL, title="SL-0001 Beach Road light")
+
+
+def test_public_url_setting_wins_over_the_request_host(mw, settings):
+    settings.GRIDCOIN_PUBLIC_URL = "https://pay.gridco.example"
+    response = Client().get("/d/SL-0001/qr.png")
+    assert response.content == qr.qr_png("https://pay.gridco.example/d/SL-0001")
+
+
+def test_unknown_device_has_no_code(mw):
+    assert Client().get("/d/NOPE-1/qr.png").status_code == 404
+    assert Client().get("/d/NOPE-1/qr.svg").status_code == 404
+
+
+def test_qr_is_read_only(mw):
+    assert Client().post("/d/SL-0001/qr.png").status_code == 405
+
+
+# --- sticker sheet ------------------------------------------------------------------------------
+
+STICKERS = "/devices/stickers/"
+
+
+def test_anonymous_is_sent_to_log_in(mw):
+    response = Client().get(STICKERS)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("name", ["alice", "bob", "charlie"])
+def test_residents_may_not_print_stickers(mw, name):
+    assert client_of(mw, name).get(STICKERS).status_code == 403
+
+
+def test_utility_staff_print_all_active_devices(mw):
+    response = client_of(mw, "uma").get(STICKERS)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "@page" in html
+    assert 'data-public-id="SL-0001"' in html and 'data-public-id="HM-ALICE"' in html
+    assert 'data-public-id="SL-0099"' not in html  # retired
+    assert html.count('class="sticker"') == 2
+    assert qr.qr_svg_inline(URL, title="SL-0001") in html
+    assert URL in html
+
+
+def test_utility_staff_pick_devices_by_id_and_are_told_what_is_missing(mw):
+    response = client_of(mw, "uma").get(STICKERS, {"ids": "HM-ALICE,NOPE-9"})
+    html = response.content.decode()
+    assert html.count('class="sticker"') == 1 and 'data-public-id="HM-ALICE"' in html
+    assert "Not found: NOPE-9" in html
+
+
+def test_utility_staff_pick_one_organisations_devices(mw):
+    response = client_of(mw, "uma").get(STICKERS, {"org": mw.alice.organisation.msp_id})
+    html = response.content.decode()
+    assert html.count('class="sticker"') == 1 and 'data-public-id="HM-ALICE"' in html
+
+
+def test_a_deactivated_utility_user_cannot_print(mw):
+    client = client_of(mw, "uma")
+    mw.uma.user.is_active = False
+    mw.uma.user.save()
+    assert client.get(STICKERS).status_code in (302, 403)
