@@ -11,6 +11,7 @@ idempotency keys (``reading:<counter>``) turn re-application into a replay.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -76,12 +77,16 @@ def _invoke(device: Device, reading: Reading) -> IngestOutcome:
     return IngestOutcome(reading.meter, reading.counter, ReadingStatus.APPLIED, "", result.tx_hash, result.result)
 
 
-def readings_ingest(messages: list[dict], *, received_via: str) -> list[IngestOutcome]:
+def readings_ingest(messages: list[dict], *, received_via: str,
+                    undecodable: Sequence[tuple[str, str]] = ()) -> list[IngestOutcome]:
     """Apply a batch of decoded reading messages (from any number of meters) and return one
     outcome per message, in order. A malformed message is rejected with its reason and never
     aborts the batch; only a database failure does (then nothing of the batch is kept and the
     caller delivers it again). Within the batch each meter's readings are applied in counter
-    order. After commit every device with an applied reading is announced once."""
+    order. After commit every device with an applied reading is announced once.
+
+    ``undecodable`` lists (meter id, reason) of payloads that were not even JSON: they are
+    kept as rejected readings in the same transaction (no outcome is returned for them)."""
     if received_via not in ReceivedVia.values:
         raise ValueError(f"received_via must be one of {ReceivedVia.values}")
     if len(messages) > MAX_BATCH:
@@ -113,10 +118,14 @@ def readings_ingest(messages: list[dict], *, received_via: str) -> list[IngestOu
                     latest[reading.meter] = reading
             outcomes[n] = outcome
         parsed = dict((n, r) for n, r in readings)
-        MeterReading.objects.bulk_create(
-            _audit_row(outcome, parsed.get(n), devices, received_via, received_at)
-            for n, outcome in enumerate(outcomes)
-        )
+        rows = [_audit_row(outcome, parsed.get(n), devices, received_via, received_at)
+                for n, outcome in enumerate(outcomes)]
+        if undecodable:
+            known = _load_devices({meter for meter, _ in undecodable} - set(devices))
+            rows += [MeterReading(device=devices.get(meter) or known.get(meter), meter=meter[:64],
+                                  status=ReadingStatus.REJECTED, reason=reason, received_via=received_via,
+                                  received_at=received_at) for meter, reason in undecodable]
+        MeterReading.objects.bulk_create(rows)
         if latest:
             transaction.on_commit(lambda: _announce(latest, outcomes))
     return outcomes  # type: ignore[return-value]

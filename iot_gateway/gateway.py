@@ -1,0 +1,222 @@
+"""The MQTT gateway: readings in, relay commands out, meters' online/offline states.
+
+Exactly once, end to end: the gateway keeps a persistent MQTT 5 session (clean start off, a
+session expiry) and acknowledges each message (manual PUBACK) only after the database
+transaction of its batch committed. A gateway killed at any moment gets the unacknowledged
+messages again on restart; the ledger's idempotency key ``reading:<counter>`` makes a reading
+applied before the kill a replay. A lost message loses no energy either: registers are
+cumulative, so the next reading covers it.
+
+``GatewayLoop.step()`` does one batch and returns whether it did work (tests call it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from django.db import close_old_connections
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from meters import live
+
+from . import relay
+from .mqtt import (
+    OFFLINE,
+    ONLINE,
+    READINGS_FILTER,
+    STATUS_FILTER,
+    address,
+    connect_properties,
+    make_client,
+    meter_of,
+    meter_topic,
+)
+from .services import meter_statuses_record, readings_ingest
+
+logger = logging.getLogger(__name__)
+
+SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our subscriptions and unacked messages a week
+RECEIVE_MAXIMUM = 65_535  # let the broker send whole batches before we acknowledge any
+
+
+@dataclass(frozen=True)
+class Received:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+class GatewayLoop:
+    def __init__(self, *, url: str, client_id: str = "gridcoin-gateway", batch_size: int = 500,
+                 batch_timeout: float = 0.05, idle_wait: float = 0.5, meters: list[str] | None = None):
+        self.url = url
+        self.meters = meters  # serve only these meter ids (default: all)
+        self.client_id = client_id
+        self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
+        self.idle_wait = idle_wait
+        self.inbox: queue.SimpleQueue[Received] = queue.SimpleQueue()
+        self.pending: list[Received] = []  # a batch whose commit failed: retried by the next step
+        self.subscribed = threading.Event()
+        self.stopped = threading.Event()
+        self.client: mqtt.Client | None = None
+        self.ingested = 0  # readings committed (any outcome), for benchmarks and logs
+
+    # --- connection -----------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> GatewayLoop:
+        client = make_client(self.url, client_id=self.client_id, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        host, port = address(client)
+        client.connect(host, port, keepalive=30, clean_start=False,
+                       properties=connect_properties(session_expiry=SESSION_EXPIRY, receive_maximum=RECEIVE_MAXIMUM))
+        self.client = client
+        client.loop_start()
+        if not self.subscribed.wait(timeout):
+            self.close()
+            raise ConnectionError(f"no subscription at {host}:{port} within {timeout} s")
+        if relay.default_publisher_if_any() is not None:  # one connection per process is enough
+            live.relay_publisher_unregister(relay.default_publisher_if_any())
+        live.relay_publisher_register(self.publish_relay)
+        return self
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            logger.error("gateway could not connect: %s", reason_code)
+            return
+        logger.info("gateway connected (session present: %s)", flags.session_present)
+        if self.meters:
+            client.subscribe([(meter_topic(m, leaf), 1) for m in self.meters for leaf in ("readings", "status")])
+        else:
+            client.subscribe([(READINGS_FILTER, 1), (STATUS_FILTER, 1)])
+        self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not self.stopped.is_set():
+            logger.warning("gateway disconnected (%s); paho reconnects", reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        self.inbox.put(Received(message.mid, message.qos, message.topic, message.payload))
+
+    def publish_relay(self, public_id: str, relay: str) -> None:
+        """Relay command to the meter: retained, so a meter that (re)connects learns it."""
+        if self.client is not None:
+            self.client.publish(meter_topic(public_id, "relay"), relay, qos=1, retain=True)
+
+    def close(self, *, end_session: bool = False) -> None:
+        """Disconnect; the broker keeps the session (and queues readings for the next start)
+        unless ``end_session``."""
+        self.stopped.set()
+        live.relay_publisher_unregister(self.publish_relay)
+        if self.client is not None:
+            props = None
+            if end_session:
+                props = Properties(PacketTypes.DISCONNECT)
+                props.SessionExpiryInterval = 0
+            self.client.disconnect(properties=props)
+            self.client.loop_stop()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _collect(self) -> list[Received]:
+        try:
+            first = self.inbox.get(timeout=self.idle_wait)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_timeout
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self.inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self.inbox.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch
+
+    def step(self) -> bool:
+        """Commit one batch of received messages, then acknowledge them. Returns whether
+        there was anything to do. A database failure leaves the batch pending (unacked) for
+        the next step."""
+        batch = self.pending or self._collect()
+        if not batch:
+            return False
+        self.pending = batch
+        readings, undecodable, statuses = decode_batch(batch)
+        close_old_connections()
+        if readings or undecodable:
+            readings_ingest(readings, received_via="mqtt", undecodable=undecodable)
+        if statuses:
+            meter_statuses_record(statuses)
+        self.pending = []
+        self.ingested += len(readings) + len(undecodable)
+        client = self.client
+        if client is not None:
+            for message in batch:
+                client.ack(message.mid, message.qos)
+        return True
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.step()
+            except Exception:
+                logger.exception("gateway batch failed; retrying")
+                close_old_connections()
+                time.sleep(1.0)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def decode_batch(batch: list[Received]) -> tuple[list[dict], list[tuple[str, str]], dict[str, bool]]:
+    """Split a batch into reading messages, undecodable readings (meter id, reason) and the
+    latest status per meter. A reading's meter id comes from its topic."""
+    readings: list[dict] = []
+    undecodable: list[tuple[str, str]] = []
+    statuses: dict[str, bool] = {}
+    for message in batch:
+        where = meter_of(message.topic)
+        if where is None:
+            continue
+        meter, leaf = where
+        if leaf == "status":
+            text = message.payload.decode(errors="replace").strip().lower()
+            if text.startswith("{"):
+                try:
+                    text = str(json.loads(text).get("status", "")).lower()
+                except (ValueError, AttributeError):
+                    text = ""
+            if text in (ONLINE, OFFLINE):
+                statuses[meter] = text == ONLINE
+            continue
+        if leaf != "readings":
+            continue
+        try:
+            body = json.loads(message.payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            undecodable.append((meter, f"the payload is not JSON: {exc}"))
+            continue
+        if isinstance(body, dict):
+            claimed = body.setdefault("meter", meter)
+            if claimed != meter:
+                undecodable.append((meter, f"a reading of meter {claimed!r} was published on {meter}'s topic"))
+                continue
+        readings.append(body)
+    return readings, undecodable, statuses
