@@ -413,32 +413,47 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
         accounts = _directory.resolve(wanted, fresh=True)
         _check_accounts(wanted, accounts, effects.owner_checks)
     sig_text = b64(signature)
-    postings = [(accounts[k], d) for k, d in deltas.items()]
     status = TxStatus.VALID.value
     tx_hash = transaction_hash(
         proposal=payload, signature=sig_text, status=status, reason="", result=result, events=effects.events,
-        postings=[[info.key, info.asset, amount] for info, amount in postings], state_writes=[],
+        postings=[[key, asset, amount] for (key, asset), amount in deltas.items()], state_writes=[],
     )
-    update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint,%s::bigint)"] * len(postings))
-    posting_rows = ",".join(["(%s::int,%s::bigint,%s::text,%s::bigint)"] * len(postings))
-    params: list[Any] = [sorted(info.id for info, _ in postings)]
-    for info, amount in postings:
-        params += [info.id, info.key, info.asset, info.organisation_id, amount]
-    params += [
+    fixed = [
         proposal["chaincode"], proposal["function"], json.dumps(proposal["args"]), identity.pk,
         proposal["idempotency_key"], digest, proposed_at, sig_text, status, "",
-        None if result is None else json.dumps(result), json.dumps(effects.events), tx_hash, len(postings),
+        None if result is None else json.dumps(result), json.dumps(effects.events), tx_hash, len(deltas),
     ]
+    for _ in range(2):
+        row = _transfer_statement([(accounts[k], d) for k, d in deltas.items()], fixed)
+        if row is not None:
+            return InvokeResult(tx_id=row[0], tx_hash=tx_hash, status=status, reason="", result=result)
+        # A cached id no longer names its account and the statement wrote nothing: read afresh.
+        accounts = _directory.resolve(wanted, fresh=True)
+        _check_accounts(wanted, accounts, effects.owner_checks)
+    raise _StaleDirectory()
+
+
+def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any]) -> tuple | None:
+    update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint,%s::bigint)"] * len(postings))
+    posting_rows = ",".join(["(%s::int,%s::bigint,%s::text,%s::bigint)"] * len(postings))
+    account_rows: list[Any] = []
+    for info, amount in postings:
+        account_rows += [info.id, info.key, info.asset, info.organisation_id, amount]
+    params: list[Any] = [*account_rows, *account_rows, len(postings), *fixed]  # lk, upd, the count, tx
     for n, (info, amount) in enumerate(postings):
         params += [n, info.id, info.asset, amount]
     # ``lk`` locks the rows in id order first (an uncorrelated sub-select runs once, before the
     # update locks anything), so transfers crossing the same accounts queue instead of deadlocking.
+    # It also checks that every cached id still names the same account: if one does not, the
+    # statement writes nothing at all and returns no row.
     sql = (
-        "WITH lk AS (SELECT id FROM ledger_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE), "
+        "WITH lk AS (SELECT a.id FROM ledger_account AS a "
+        f"JOIN (VALUES {update_rows}) AS v(id, key, asset, org, d) "
+        "ON a.id = v.id AND a.key = v.key AND a.asset_id = v.asset AND a.organisation_id = v.org "
+        "ORDER BY a.id FOR UPDATE OF a), "
         "upd AS (UPDATE ledger_account AS a SET balance = a.balance + v.d "
         f"FROM (VALUES {update_rows}) AS v(id, key, asset, org, d) "
-        "WHERE a.id = v.id AND a.key = v.key AND a.asset_id = v.asset AND a.organisation_id = v.org "
-        "AND (SELECT count(*) FROM lk) >= 0 RETURNING a.id), "
+        "WHERE a.id = v.id AND (SELECT count(*) FROM lk) = %s RETURNING a.id), "
         "tx AS (INSERT INTO ledger_transaction (chaincode, function, args, invoker_id, idempotency_key, body_digest, "
         "proposed_at, signature, status, reason, result, events, tx_hash) "
         "SELECT %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s "
@@ -454,10 +469,7 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
     # hot path skips client-side quoting and server-side planning.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
         cur.execute(sql, params)
-        row = cur.fetchone()
-    if row is None:
-        raise _StaleDirectory()
-    return InvokeResult(tx_id=row[0], tx_hash=tx_hash, status=status, reason="", result=result)
+        return cur.fetchone()
 
 
 class _DatabaseReader:
