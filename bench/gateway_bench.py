@@ -1,0 +1,243 @@
+"""Gateway benchmark (issue 4), on PostgreSQL and Mosquitto:
+
+1. signed readings ingested into the ledger per second, end to end: 10,000 meters' pre-signed
+   readings published over MQTT (QoS 1) to ``run_gateway`` running as its own process
+   (batch loop, acks after commit), until every reading is committed;
+2. the same readings through ``readings_ingest`` in-process: one transaction per batch versus
+   one per reading, and the share of the after-commit announcements;
+3. fund → relay command p95: a device at zero is funded, its retained relay message timed
+   until it reaches a subscriber;
+4. the gateway process's peak memory (maxrss).
+
+Targets: ≥ 5,000 readings/s, relay p95 ≤ 200 ms, gateway ≤ 300 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from bench.common import ROOT, Timer, fresh_database, p95, setup_django
+
+METERS = int(os.environ.get("BENCH_METERS", "10000"))
+READINGS_PER_METER = int(os.environ.get("BENCH_READINGS_PER_METER", "3"))
+IN_PROCESS_READINGS = int(os.environ.get("BENCH_IN_PROCESS_READINGS", "5000"))
+RELAY_SAMPLES = int(os.environ.get("BENCH_RELAY_SAMPLES", "100"))
+T0 = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
+
+
+def build_fleet(count: int, prefix: str):
+    """Register ``count`` street lights in bulk (setup only: identities, accounts, devices in
+    three inserts), each holding coins minted through the ledger in one transaction."""
+    from django.db import transaction
+
+    from ledger import services as ledger
+    from ledger.crypto import generate_private_key, public_bytes
+    from ledger.models import Account, AccountKind, Identity, IdentityKind, Organisation
+    from meters.models import Device
+    from tests.ledger_helpers import make_member
+
+    utility = (make_member("bench-utility", "utility") if not Organisation.objects.filter(msp_id="bench-utility")
+               .exists() else None)
+    if utility is not None:
+        ledger.asset_create(code="k", name="Energy", scale=3, display_unit="kWh", issuer=utility.organisation)
+    org = Organisation.objects.get(msp_id="bench-utility")
+    keys = {f"{prefix}-{n:05d}": generate_private_key() for n in range(count)}
+    with transaction.atomic():
+        identities = Identity.objects.bulk_create(
+            Identity(organisation=org, name=pid, public_key=public_bytes(k), kind=IdentityKind.DEVICE)
+            for pid, k in keys.items())
+        Account.objects.bulk_create(Account(key=f"device:{pid}", asset_id="k", organisation=org, kind=AccountKind.DEVICE)
+                                    for pid in keys)
+        Device.objects.bulk_create(Device(public_id=pid, name=pid, kind="street_light", organisation=org, identity=i)
+                                   for pid, i in zip(keys, identities, strict=True))
+    return utility, org, keys
+
+
+def fund_all(utility, public_ids: list[str], amount: int) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        for pid in public_ids:
+            result = utility.invoke("token", "mint", {"to": f"device:{pid}", "asset": "k", "amount": amount})
+            assert result.ok, result.reason
+
+
+def sign_readings(org, keys: dict, per_meter: int, start_counter: int = 1) -> list[dict]:
+    """Round-robin over the meters, as a live fleet would publish."""
+    from iot_gateway.simulator import SimulatedMeter
+
+    meters = [SimulatedMeter(public_id=pid, kind="street_light", invoker=f"{org.msp_id}/{pid}", signer=k)
+              for pid, k in keys.items()]
+    out = []
+    for r in range(per_meter):
+        counter = start_counter + r
+        at = T0 + timedelta(minutes=counter)
+        out += [m.reading(counter=counter, import_wh=10 * counter, export_wh=0, timestamp=at) for m in meters]
+    return out
+
+
+def gateway_process(mqtt_url: str, client_id: str) -> subprocess.Popen:
+    from django.conf import settings
+    from django.db import connection
+
+    s = connection.settings_dict
+    db_url = f"postgres://{s['USER']}{':' + s['PASSWORD'] if s['PASSWORD'] else ''}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+    env = {**os.environ, "DATABASE_URL": db_url, "MQTT_URL": mqtt_url, "GRIDCOIN_DATA_DIR": str(settings.DATA_DIR),
+           "GRIDCOIN_KEK": settings.GRIDCOIN_KEK, "GRIDCOIN_ORDERER_KEY": settings.GRIDCOIN_ORDERER_KEY,
+           "GRIDCOIN_MQTT_RELAY": "0", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "manage.py", "run_gateway", "--client-id", client_id,
+                                "--batch-size", "500", "--batch-timeout", "0.05"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = process.stdout.readline()
+    if "subscribed" not in line:
+        sys.exit(f"run_gateway did not start: {line}{process.stdout.read()}")
+    threading.Thread(target=process.stdout.read, daemon=True).start()  # drain its log
+    return process
+
+
+def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict]) -> tuple[float, float, int]:
+    """(readings/s, seconds, gateway maxrss KB)"""
+    from iot_gateway.models import MeterReading
+    from iot_gateway.mqtt import address, make_client, meter_topic
+
+    payloads = [(meter_topic(r["meter"], "readings"), json.dumps(r)) for r in readings]
+    client_id = f"gw-bench-{uuid.uuid4().hex[:8]}"
+    gateway = gateway_process(mqtt_url, client_id)
+    publisher = make_client(mqtt_url)
+    publisher.connect(*address(publisher))
+    publisher.loop_start()
+    before = MeterReading.objects.count()
+    start = time.perf_counter()
+    for topic, payload in payloads:
+        publisher.publish(topic, payload, qos=1)
+    deadline = start + 600
+    while MeterReading.objects.count() - before < len(payloads):
+        if time.perf_counter() > deadline:
+            break
+        time.sleep(0.05)
+    seconds = time.perf_counter() - start
+    done = MeterReading.objects.count() - before
+    publisher.disconnect()
+    publisher.loop_stop()
+    gateway.send_signal(signal.SIGTERM)
+    gateway.wait(30)
+    maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    cleanup = make_client(mqtt_url, client_id=client_id)
+    cleanup.connect(*address(cleanup), clean_start=True)
+    cleanup.disconnect()
+    return done / seconds, seconds, maxrss
+
+
+def bench_in_process(readings: list[dict], *, per_reading: bool, announce: bool) -> float:
+    from iot_gateway import services
+    from meters import live
+
+    original = live.device_state_changed
+    if not announce:
+        live.device_state_changed = lambda public_id, **kw: None
+    try:
+        with Timer() as t:
+            if per_reading:
+                for r in readings:
+                    services.readings_ingest([r], received_via="mqtt")
+            else:
+                for n in range(0, len(readings), 500):
+                    services.readings_ingest(readings[n:n + 500], received_via="mqtt")
+    finally:
+        live.device_state_changed = original
+    return len(readings) / t.seconds
+
+
+def bench_relay(mqtt_url: str, utility, public_ids: list[str]) -> list[float]:
+    from iot_gateway.mqtt import address, make_client, meter_topic
+    from iot_gateway.relay import MqttRelayPublisher
+    from meters import live
+
+    publisher = MqttRelayPublisher(mqtt_url)
+    live.relay_publisher_register(publisher)
+    arrived: dict[str, float] = {}
+    events = {pid: threading.Event() for pid in public_ids}
+    subscriber = make_client(mqtt_url)
+
+    def on_message(client, userdata, message):
+        pid = message.topic.split("/")[3]
+        if message.payload == b"on" and pid in events and not events[pid].is_set():
+            arrived[pid] = time.perf_counter()
+            events[pid].set()
+
+    subscribed = threading.Event()
+    subscriber.on_message = on_message
+    subscriber.on_subscribe = lambda *a: subscribed.set()
+    subscriber.connect(*address(subscriber))
+    subscriber.loop_start()
+    subscriber.subscribe([(meter_topic(pid, "relay"), 1) for pid in public_ids])
+    subscribed.wait(10)
+    publisher(public_ids[0], "off")  # connect the publisher before timing
+    time.sleep(0.5)
+    samples = []
+    for pid in public_ids:
+        start = time.perf_counter()
+        result = utility.invoke("token", "mint", {"to": f"device:{pid}", "asset": "k", "amount": 1_000})
+        assert result.ok
+        live.device_state_changed(pid)  # what the funding path does after commit
+        if events[pid].wait(5):
+            samples.append(arrived[pid] - start)
+    subscriber.disconnect()
+    subscriber.loop_stop()
+    live.relay_publisher_unregister(publisher)
+    publisher.close()
+    return samples
+
+
+def main() -> None:
+    mqtt_url = os.environ.get("MQTT_URL") or "mqtt://127.0.0.1:1883"
+    url = fresh_database()
+    setup_django(url)
+    prefix = f"B{uuid.uuid4().hex[:4].upper()}"
+
+    with Timer() as t:
+        utility, org, keys = build_fleet(METERS, prefix)
+    print(f"registered {METERS:,} meters in {t.seconds:.1f} s", flush=True)
+    with Timer() as t:
+        fund_all(utility, list(keys), 1_000_000)
+    print(f"funded them in {t.seconds:.1f} s", flush=True)
+    with Timer() as t:
+        readings = sign_readings(org, keys, READINGS_PER_METER)
+    print(f"signed {len(readings):,} readings in {t.seconds:.1f} s", flush=True)
+
+    rate, seconds, maxrss = bench_mqtt_ingestion(mqtt_url, readings)
+    print(f"MQTT end to end: {rate:,.0f} readings/s ({len(readings):,} in {seconds:.1f} s) "
+          f"[target ≥ 5,000]", flush=True)
+    print(f"gateway peak memory: {maxrss / 1024:.0f} MB [target ≤ 300]", flush=True)
+
+    # In-process comparisons on fresh counters of a subset of meters.
+    subset = dict(list(keys.items())[:IN_PROCESS_READINGS // 2])
+    batch = sign_readings(org, subset, 2, start_counter=READINGS_PER_METER + 1)
+    batch_plain = sign_readings(org, subset, 2, start_counter=READINGS_PER_METER + 3)
+    single = sign_readings(org, subset, 2, start_counter=READINGS_PER_METER + 5)
+    batched = bench_in_process(batch, per_reading=False, announce=True)
+    quiet = bench_in_process(batch_plain, per_reading=False, announce=False)
+    one_by_one = bench_in_process(single, per_reading=True, announce=True)
+    print(f"in-process, one transaction per 500-reading batch: {batched:,.0f} readings/s; "
+          f"without the after-commit announcements: {quiet:,.0f}/s; "
+          f"one transaction per reading: {one_by_one:,.0f}/s (batch/per-reading = {batched / one_by_one:.2f}x)",
+          flush=True)
+
+    # fund → relay: devices brought to zero first (a fresh fleet: no coins, relay off)
+    _, _, idle = build_fleet(RELAY_SAMPLES, f"{prefix}R")
+    samples = bench_relay(mqtt_url, utility, list(idle))
+    print(f"fund → relay command: p50 {sorted(samples)[len(samples) // 2] * 1000:.1f} ms, "
+          f"p95 {p95(samples) * 1000:.1f} ms over {len(samples)} fundings [target ≤ 200 ms]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
