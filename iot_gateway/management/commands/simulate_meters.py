@@ -52,10 +52,14 @@ class Command(BaseCommand):
         interval = 1.0 / rate
         due = {m.public_id: time.monotonic() + random.uniform(0, interval) for m in meters}
         by_id = {c.meter.public_id: c for c in clients}
+        meter_by_id = {m.public_id: m for m in meters}
+
+        def obey(public_id: str, relay: str) -> None:
+            if public_id in meter_by_id:
+                meter_by_id[public_id].relay_command(relay)
+
         if in_process:  # the fleet is in this process: relay commands reach it directly
-            meter_by_id = {m.public_id: m for m in meters}
-            live.relay_publisher_register(
-                lambda public_id, relay: meter_by_id[public_id].relay_command(relay) if public_id in meter_by_id else None)
+            live.relay_publisher_register(obey)
         self.stdout.write(f"{len(meters)} simulated meters, {rate:g} readings/s each, via "
                           f"{'HTTP ' + base_url if http else 'in-process' if in_process else settings.MQTT_URL}")
         end = time.monotonic() + seconds if seconds else None
@@ -75,6 +79,7 @@ class Command(BaseCommand):
                     next(sent)
                 stop.wait(max(0.0, min(due.values()) - time.monotonic()))
         finally:
+            live.relay_publisher_unregister(obey)
             for client in clients:
                 client.stop()
         self.stdout.write(f"sent {next(sent)} readings")
