@@ -6,6 +6,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -75,3 +76,33 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def run_threads(worker, seconds: float, threads: int) -> tuple[int, float, list[float]]:
+    """Run ``worker(i, stop, latencies)`` in ``threads`` threads released together, for
+    ``seconds``; returns (operations, elapsed, latencies). Each thread closes its database
+    connection when done."""
+    stop = threading.Event()
+    counts = [0] * threads
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    barrier = threading.Barrier(threads + 1)
+
+    def body(i: int) -> None:
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            counts[i] = worker(i, stop, latencies[i])
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=body, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in pool:
+        t.join()
+    return sum(counts), time.perf_counter() - start, [x for part in latencies for x in part]

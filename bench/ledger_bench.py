@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 
+from bench import common
 from bench.common import Timer, fresh_database, setup_django
 
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
@@ -23,24 +23,8 @@ ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "256"))
 
 def run_threads(worker, seconds: float) -> tuple[int, float]:
     """Run ``worker(i, stop)`` in THREADS threads for ``seconds``; returns (operations, elapsed)."""
-    stop = threading.Event()
-    counts = [0] * THREADS
-    barrier = threading.Barrier(THREADS + 1)
-
-    def body(i: int) -> None:
-        barrier.wait()
-        counts[i] = worker(i, stop)
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(counts), time.perf_counter() - start
+    ops, elapsed, _ = common.run_threads(lambda i, stop, _latencies: worker(i, stop), seconds, THREADS)
+    return ops, elapsed
 
 
 def bench_raw_sql(url: str) -> float:

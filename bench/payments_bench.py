@@ -15,6 +15,7 @@ import random
 import threading
 import time
 
+from bench import common
 from bench.common import fresh_database, p95, setup_django
 
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
@@ -24,31 +25,7 @@ DUPLICATES = float(os.environ.get("BENCH_DUPLICATES", "0.2"))
 
 
 def run_threads(worker, seconds: float) -> tuple[int, float, list[float]]:
-    """Run ``worker(i, stop, latencies)`` in THREADS threads; returns (operations, elapsed, latencies)."""
-    stop = threading.Event()
-    counts = [0] * THREADS
-    latencies: list[list[float]] = [[] for _ in range(THREADS)]
-    barrier = threading.Barrier(THREADS + 1)
-
-    def body(i: int) -> None:
-        from django.db import connection
-
-        barrier.wait()
-        try:
-            counts[i] = worker(i, stop, latencies[i])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(counts), time.perf_counter() - start, [x for part in latencies for x in part]
+    return common.run_threads(worker, seconds, THREADS)
 
 
 def build():
