@@ -221,6 +221,13 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Where phones reach this site (the URL printed in device QR codes); empty: the request's host.
+GRIDCOIN_PUBLIC_URL = os.environ.get("GRIDCOIN_PUBLIC_URL", "")
+# Who may play the simulated meters: "1" everyone signed in, "0" only utility staff and the
+# device's owners; unset: everyone in the embedded demo, owners and the utility elsewhere.
+_simulators_open = os.environ.get("GRIDCOIN_SIMULATORS_OPEN", "")
+GRIDCOIN_SIMULATORS_OPEN = None if _simulators_open == "" else _simulators_open == "1"
+
 # Block sealing (Fabric's BatchSize / BatchTimeout).
 GRIDCOIN_BLOCK_MAX_TX = int(os.environ.get("GRIDCOIN_BLOCK_MAX_TX", "500"))
 GRIDCOIN_BLOCK_TIMEOUT = float(os.environ.get("GRIDCOIN_BLOCK_TIMEOUT", "1.0"))
