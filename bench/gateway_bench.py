@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from bench.common import ROOT, Timer, fresh_database, p95, setup_django
 
 METERS = int(os.environ.get("BENCH_METERS", "10000"))
-READINGS_PER_METER = int(os.environ.get("BENCH_READINGS_PER_METER", "3"))
+READINGS_PER_METER = int(os.environ.get("BENCH_READINGS_PER_METER", "1"))
 IN_PROCESS_READINGS = int(os.environ.get("BENCH_IN_PROCESS_READINGS", "5000"))
 RELAY_SAMPLES = int(os.environ.get("BENCH_RELAY_SAMPLES", "100"))
 T0 = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
