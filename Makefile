@@ -72,7 +72,7 @@ bench: install
 	     exit 1 ;; \
 	esac; \
 	echo "benchmarks on $$url"; \
-	DATABASE_URL="$$url" $(PY) bench/run.py $(BENCH_ARGS)
+	DATABASE_URL="$$url" BENCH_REDIS_URL="$${BENCH_REDIS_URL-$${REDIS_URL:-}}" $(PY) bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

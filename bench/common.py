@@ -52,6 +52,8 @@ def setup_django(url: str) -> None:
     os.environ["DEBUG"] = "0"
     for var in ("REDIS_URL", "MQTT_URL", "GRIDCOIN_BACKGROUND_SEALER"):
         os.environ.pop(var, None)
+    if os.environ.get("BENCH_REDIS_URL"):  # websocket figures through the real Redis channel layer
+        os.environ["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
     sys.path.insert(0, str(ROOT))
     import django
     from django.apps import apps

@@ -198,6 +198,44 @@ def bench_relay(mqtt_url: str, utility, public_ids: list[str]) -> list[float]:
     return samples
 
 
+def bench_websocket(utility, public_ids: list[str]) -> list[float]:
+    """Fund → ``device.state`` (relay on) at a browser's websocket: a real connection to
+    ``/ws/devices/<id>/`` on the ASGI app, through the configured channel layer (Redis when
+    REDIS_URL is set, else in-memory)."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from gridcoin.asgi import application
+    from meters import live
+
+    def fund(pid: str) -> None:
+        result = utility.invoke("token", "mint", {"to": f"device:{pid}", "asset": "k", "amount": 1_000})
+        assert result.ok
+        live.device_state_changed(pid)  # what the funding path does after commit
+
+    async def measure() -> list[float]:
+        samples = []
+        for pid in public_ids:
+            socket = WebsocketCommunicator(application, f"/ws/devices/{pid}/",
+                                           headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")])
+            connected, _ = await socket.connect()
+            assert connected
+            await socket.receive_json_from(timeout=5)  # the state sent on connect
+            start = time.perf_counter()
+            await sync_to_async(fund, thread_sensitive=False)(pid)
+            while True:
+                message = await socket.receive_json_from(timeout=5)
+                if message["event"] == "device.state" and message["payload"]["relay"] == "on":
+                    break
+            samples.append(time.perf_counter() - start)
+            await socket.disconnect()
+        return samples
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
     mqtt_url = os.environ.get("MQTT_URL") or "mqtt://127.0.0.1:1883"
     url = fresh_database()
@@ -237,6 +275,14 @@ def main() -> None:
     samples = bench_relay(mqtt_url, utility, list(idle))
     print(f"fund → relay command: p50 {sorted(samples)[len(samples) // 2] * 1000:.1f} ms, "
           f"p95 {p95(samples) * 1000:.1f} ms over {len(samples)} fundings [target ≤ 200 ms]", flush=True)
+
+    _, _, idle = build_fleet(RELAY_SAMPLES, f"{prefix}W")
+    samples = bench_websocket(utility, list(idle))
+    from django.conf import settings
+
+    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    print(f"fund → websocket event: p50 {sorted(samples)[len(samples) // 2] * 1000:.1f} ms, "
+          f"p95 {p95(samples) * 1000:.1f} ms over {len(samples)} fundings ({layer}) [target ≤ 300 ms]", flush=True)
 
 
 if __name__ == "__main__":
