@@ -133,3 +133,18 @@ def test_beat_schedules_the_task():
     entry = app.conf.beat_schedule["settle-due-windows"]
     assert entry["task"] == "meters.tasks.settle_due_windows" and entry["schedule"] == 60.0
     assert settle_due_windows.name == "meters.tasks.settle_due_windows"
+
+
+def test_only_the_utility_may_settle_windows(mw):
+    """Settlement judges "ended" at the signed proposal time: a household dating a proposal
+    ahead must not be able to close someone's window early."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import membership_for
+
+    fund_past_window(mw, amount=400)
+    alice = membership_for(get_user_model().objects.get(username="alice")).identity
+    result = ledger.invoke(chaincode="resident", function="settle", args={"device": "SL-0001"}, invoker=alice,
+                           idempotency_key="early-settle", signer=custodial_signer(alice),
+                           proposed_at=timezone.now() + timedelta(days=1))
+    assert not result.ok and "endorsement policy" in result.reason

@@ -242,10 +242,11 @@ def fund(ctx: Context) -> dict:
     return result
 
 
-@resident.function(orgs=None)
+@resident.function(orgs={"utility"})
 def settle(ctx: Context) -> dict:
-    """Return the unspent coins of a device's ended windows to their funders. Anyone may ask;
-    it only ever acts on windows that have ended."""
+    """Return the unspent coins of a device's ended windows to their funders. Only the utility
+    (its scheduler) may ask: "ended" is judged at the proposal's time, which the invoker
+    signs, so an untrusted invoker could date a proposal ahead and close windows early."""
     device = ctx.arg_str("device", max_length=64)
     windows = _windows(ctx, device)
     ended, still_open = due_for_settlement(windows, ctx.now)
