@@ -58,6 +58,9 @@ class ContractFunction:
     orgs: frozenset[str] | None  # None: any organisation type may invoke
     description: str
     namespace: str = ""
+    # (args, invoker) -> (accounts, state keys) the call will read: lets a batch lock them all
+    # in one query. Optional; anything not announced is read (and locked) on demand.
+    touches: Callable[[dict[str, Any], Invoker], tuple[list[tuple[str, str]], list[str]]] | None = None
 
 
 class Contract:
@@ -70,11 +73,11 @@ class Contract:
         self.namespace = namespace or name
         self.functions: dict[str, ContractFunction] = {}
 
-    def function(self, name: str | None = None, *, orgs: Iterable[str] | None = None):
+    def function(self, name: str | None = None, *, orgs: Iterable[str] | None = None, touches=None):
         def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
             self.functions[name or fn.__name__] = ContractFunction(
                 fn=fn, orgs=frozenset(orgs) if orgs is not None else None, description=(fn.__doc__ or "").strip(),
-                namespace=self.namespace,
+                namespace=self.namespace, touches=touches,
             )
             return fn
 

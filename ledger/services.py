@@ -163,6 +163,10 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
     # nothing is one autocommitted statement; otherwise a transaction whose value movement is
     # one statement; otherwise (SQLite, state writes, refusals to name) step by step.
     postgres = connection.vendor == "postgresql"
+    if idempotency_key is None or not signature_ok:
+        # Keyless or forged: nothing but the identical transaction hash recognises a resubmission,
+        # and only the careful path looks for it before inserting.
+        postgres = False
     if not savepoint:
         if not connection.in_atomic_block:
             raise LedgerError("savepoint=False runs only inside the caller's transaction")
@@ -337,6 +341,13 @@ def _invoke_once(call: _Call, *, fast: bool, strict: bool = False) -> InvokeResu
         postings=[[info.key, info.asset, amount] for info, amount in postings],
         state_writes=state_writes,
     )
+    if proposal["idempotency_key"] is None:
+        # Deterministic signatures make a resubmitted keyless (or forged) proposal hash the same:
+        # answer with the recorded transaction instead of a duplicate.
+        same = Transaction.objects.filter(tx_hash=tx_hash).first()
+        if same is not None:
+            return InvokeResult(tx_id=same.pk, tx_hash=same.tx_hash, status=same.status, reason=same.reason,
+                                result=same.result, replayed=True)
     tx = Transaction.objects.create(
         chaincode=proposal["chaincode"], function=proposal["function"], args=proposal["args"],
         invoker_id=identity.pk, idempotency_key=proposal["idempotency_key"], body_digest=digest,

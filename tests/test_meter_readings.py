@@ -99,3 +99,16 @@ def test_producer_meter_mints_its_export_register(meters):
 def test_malformed_readings_are_refused_with_a_reason(message, reason):
     with pytest.raises(ReadingError, match=reason):
         parse_reading(message)
+
+
+def test_the_same_forged_reading_twice_is_answered_with_the_first_record(meters):
+    light, _ = meters
+
+    def forge():
+        return ledger.invoke(chaincode="consumer", function="burn", invoker=light.identity,
+                             args={"counter": 9, "import_wh": 4_000, "export_wh": 0, "timestamp": T0.isoformat()},
+                             idempotency_key="reading:9", signature=b"\x02" * 64, proposed_at=T0)
+
+    first, second = forge(), forge()
+    assert not first.ok and second.replayed and second.tx_hash == first.tx_hash
+    assert Transaction.objects.filter(tx_hash=first.tx_hash).count() == 1

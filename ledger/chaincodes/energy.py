@@ -121,12 +121,21 @@ def _take_from_utility(ctx: Context, utility: str, wh: int, spread_key: str, des
     raise ContractError(f"the utility {utility} cannot cover {wh} Wh: it holds {available} Wh")
 
 
+def _meter_touches(account_of):
+    """What a meter's report reads: its account, issuance, its registers (and windows)."""
+    def touches(args: dict, invoker) -> tuple[list[tuple[str, str]], list[str]]:
+        name = invoker.identity_name
+        return ([(account_of(invoker), ENERGY), ("issuance", ENERGY)], [f"registers/{name}", f"windows/{name}"])
+
+    return touches
+
+
 # --- generator: producers mint ---------------------------------------------------------------
 
 generator = registry.register(Contract("generator", "A producer's meter mints one k per kWh produced."))
 
 
-@generator.function(orgs={"producer"})
+@generator.function(orgs={"producer"}, touches=_meter_touches(lambda invoker: producer_account(invoker.msp_id)))
 def mint(ctx: Context) -> dict:
     """The producer's own meter reports produced energy (Wh, or a cumulative export register)
     → k minted to the producer."""
@@ -291,7 +300,7 @@ def _metered(ctx: Context, device: str, register: str) -> tuple[int, dict | None
     return reading[register] - last[register], reading
 
 
-@consumer.function(orgs=None)
+@consumer.function(orgs=None, touches=_meter_touches(lambda invoker: device_account(invoker.identity_name)))
 def burn(ctx: Context) -> dict:
     """The device's own meter reports consumption (Wh, or a cumulative import register) → k
     destroyed from the device. What the device cannot pay for is recorded as a shortfall and the
