@@ -155,13 +155,15 @@ def _announce(latest: dict[str, Reading], outcomes: list[IngestOutcome | None]) 
             for name in ("burned", "shortfall", "wh"):
                 if isinstance(o.result.get(name), int):
                     sums[name] = sums.get(name, 0) + o.result[name]
-    for public_id, reading in latest.items():
-        consumption = {"counter": reading.counter, "import_wh": reading.import_wh, "export_wh": reading.export_wh,
-                       "timestamp": reading.timestamp.isoformat(), **totals.get(public_id, {})}
-        try:
-            live.device_state_changed(public_id, consumption=consumption)
-        except Exception:  # best effort: the ledger is the truth, pages resync on reconnect
-            logger.warning("could not announce the state of %s", public_id, exc_info=True)
+    consumption = {
+        public_id: {"counter": reading.counter, "import_wh": reading.import_wh, "export_wh": reading.export_wh,
+                    "timestamp": reading.timestamp.isoformat(), **totals.get(public_id, {})}
+        for public_id, reading in latest.items()
+    }
+    try:
+        live.devices_state_changed(consumption)
+    except Exception:  # best effort: the ledger is the truth, pages resync on reconnect
+        logger.warning("could not announce the state of %d devices", len(consumption), exc_info=True)
 
 
 STATUS_VALUES = {"online": True, "offline": False}

@@ -45,6 +45,56 @@ def send_device_event(public_id: str, event: str, payload: dict[str, Any]) -> No
         logger.warning("could not push %s for %s", event, public_id, exc_info=True)
 
 
+def devices_state_changed(consumption_by_id: dict[str, dict[str, Any] | None]) -> int:
+    """``device_state_changed`` for many devices at once (a gateway batch): their states in
+    three queries and every websocket event through one trip into the channel layer.
+    Returns how many devices were announced."""
+    from .models import Device
+    from .selectors import device_states
+
+    devices = list(Device.objects.select_related("organisation").filter(public_id__in=list(consumption_by_id)))
+    if not devices:
+        return 0
+    messages: list[tuple[str, str, dict[str, Any]]] = []
+    relays: list[tuple[str, str]] = []
+    for state in device_states(devices):
+        public_id = state.device.public_id
+        messages.append((public_id, "device.state", _state_payload(public_id, state)))
+        consumption = consumption_by_id.get(public_id)
+        if consumption is not None:
+            messages.append((public_id, "device.consumption", {"public_id": public_id, **consumption}))
+        relays.append((public_id, state.relay))
+    _send_many(messages)
+    for public_id, relay in relays:
+        for publish in list(_relay_publishers):
+            try:
+                publish(public_id, relay)
+            except Exception:
+                logger.warning("relay command for %s failed", public_id, exc_info=True)
+    return len(devices)
+
+
+def _state_payload(public_id: str, state) -> dict[str, Any]:
+    return {"public_id": public_id, "relay": state.relay, "balance_wh": state.balance,
+            "reserved_wh": state.reserved, "spendable_wh": state.spendable}
+
+
+def _send_many(messages: list[tuple[str, str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not messages:
+        return
+
+    async def send_all() -> None:
+        for public_id, event, payload in messages:
+            await layer.group_send(device_group(public_id), {"type": "device.event", "event": event,
+                                                             "payload": payload})
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:  # best effort: the ledger is the truth, pages resync on reconnect
+        logger.warning("could not push %d device events", len(messages), exc_info=True)
+
+
 def device_state_changed(public_id: str, *, consumption: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Read the device's state from the ledger, push it to listeners and command its relay.
     ``consumption`` (the latest reading's figures) goes only to listeners entitled to it."""
@@ -54,8 +104,7 @@ def device_state_changed(public_id: str, *, consumption: dict[str, Any] | None =
     if device is None:
         return None
     state = device_state(device)
-    payload = {"public_id": public_id, "relay": state.relay, "balance_wh": state.balance, "reserved_wh": state.reserved,
-               "spendable_wh": state.spendable}
+    payload = _state_payload(public_id, state)
     send_device_event(public_id, "device.state", payload)
     if consumption is not None:
         send_device_event(public_id, "device.consumption", {"public_id": public_id, **consumption})

@@ -185,18 +185,18 @@ def test_a_batch_from_many_meters_and_one_announcement_per_device(fleet, django_
                                                          timestamp=T0 + timedelta(minutes=n)))
             messages.append(fleet["panel_meter"].reading(counter=n, import_wh=0, export_wh=500 * n,
                                                          timestamp=T0 + timedelta(minutes=n)))
-        original = live.device_state_changed
+        original = live.devices_state_changed
 
-        def spy(public_id, *, consumption=None):
-            announced.append((public_id, consumption))
-            return original(public_id, consumption=consumption)
+        def spy(consumption_by_id):
+            announced.extend(consumption_by_id.items())
+            return original(consumption_by_id)
 
-        live.device_state_changed = spy
+        live.devices_state_changed = spy
         try:
             with django_capture_on_commit_callbacks(execute=True):
                 outcomes = readings_ingest(messages, received_via="mqtt")
         finally:
-            live.device_state_changed = original
+            live.devices_state_changed = original
     finally:
         live.relay_publisher_unregister(publisher)
     assert all(o.status == "applied" for o in outcomes)
