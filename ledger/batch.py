@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -310,12 +311,15 @@ class _Batch:
                 )
             self._replay_forgeries()
         if self.pending:
-            with connection.cursor() as cur:
+            # Server-side binding: the arrays go over as binary instead of being quoted into
+            # the SQL text (which cost more CPU than the inserts).
+            connection.ensure_connection()
+            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
                 self._write_balances(cur)
                 ids = self._write_transactions(cur)
                 self._write_postings(cur, ids)
                 self._write_state(cur, ids)
-                cur.execute("INSERT INTO ledger_unsealedtransaction (transaction_id) SELECT unnest(%s::bigint[])",
+                cur.execute("INSERT INTO ledger_unsealedtransaction (transaction_id) SELECT unnest(%b::bigint[])",
                             [list(ids.values())])
             for p in self.pending:
                 self.outcomes[p.index] = services.InvokeResult(tx_id=ids[p.tx_hash], tx_hash=p.tx_hash, status=p.status,
@@ -372,7 +376,7 @@ class _Batch:
         final = [(self.snapshot.accounts[(i.key, i.asset)].id, self.snapshot.accounts[(i.key, i.asset)].balance)
                  for i in changed.values()]
         cur.execute("UPDATE ledger_account AS a SET balance = v.balance "
-                    "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, balance) WHERE a.id = v.id",
+                    "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, balance) WHERE a.id = v.id",
                     [[f[0] for f in final], [f[1] for f in final]])
 
     def _write_transactions(self, cur) -> dict[str, int]:
@@ -388,8 +392,8 @@ class _Batch:
             "INSERT INTO ledger_transaction (chaincode, function, args, invoker_id, idempotency_key, body_digest, "
             "proposed_at, signature, status, reason, result, events, tx_hash) "
             "SELECT c, f, a::jsonb, i, k, d, t, s, st, r, res::jsonb, ev::jsonb, h FROM unnest("
-            "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
-            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], %b::timestamptz[], "
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY "
             "AS v(c, f, a, i, k, d, t, s, st, r, res, ev, h, n) ORDER BY n RETURNING tx_hash, id",
             [list(col) for col in columns],
         )
@@ -400,7 +404,7 @@ class _Batch:
         if rows:
             tx, account, asset, amount = (list(col) for col in zip(*rows, strict=True))
             cur.execute("INSERT INTO ledger_posting (transaction_id, account_id, asset_id, amount) "
-                        "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[])",
+                        "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::bigint[])",
                         [tx, account, asset, amount])
 
     def _write_state(self, cur, ids: dict[str, int]) -> None:
@@ -410,15 +414,15 @@ class _Batch:
             return
         columns = [list(col) for col in zip(*rows, strict=True)]
         cur.execute("INSERT INTO ledger_statewrite (transaction_id, namespace, key, value, is_delete, version) "
-                    "SELECT t, n, k, v::jsonb, d, ver FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
-                    "%s::boolean[], %s::bigint[]) AS x(t, n, k, v, d, ver)", columns)
+                    "SELECT t, n, k, v::jsonb, d, ver FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], "
+                    "%b::boolean[], %b::bigint[]) AS x(t, n, k, v, d, ver)", columns)
         latest: dict[tuple[str, str], tuple] = {}
         for _, ns, key, value, is_delete, version in rows:
             latest[(ns, key)] = (ns, key, value, is_delete, version)
         columns = [list(col) for col in zip(*latest.values(), strict=True)]
         cur.execute("INSERT INTO ledger_stateentry (namespace, key, value, is_deleted, version) "
-                    "SELECT n, k, v::jsonb, d, ver FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[], "
-                    "%s::bigint[]) AS x(n, k, v, d, ver) ON CONFLICT (namespace, key) DO UPDATE SET "
+                    "SELECT n, k, v::jsonb, d, ver FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[], "
+                    "%b::bigint[]) AS x(n, k, v, d, ver) ON CONFLICT (namespace, key) DO UPDATE SET "
                     "value = EXCLUDED.value, is_deleted = EXCLUDED.is_deleted, version = EXCLUDED.version", columns)
 
 
