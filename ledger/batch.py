@@ -20,10 +20,9 @@ from typing import Any
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import DatabaseError, connection, transaction
-from django.utils import timezone
 
 from . import services
-from .canonical import CanonicalError, canonical_json
+from .canonical import canonical_json
 from .contracts import (
     AccountInfo,
     Context,
@@ -34,8 +33,8 @@ from .contracts import (
     net_postings,
     registry,
 )
-from .crypto import b64, verify_signature
-from .documents import SIGNATURE_REJECTION, body_digest, proposal_document, transaction_hash
+from .crypto import b64
+from .documents import SIGNATURE_REJECTION, body_digest, transaction_hash
 from .models import Identity, TxStatus
 
 logger = logging.getLogger(__name__)
@@ -195,29 +194,9 @@ class _Batch:
         return fresh
 
     def _call(self, r: Request) -> services._Call:
-        if not isinstance(r.args, dict):
-            raise services.LedgerError("args must be a JSON object")
-        if r.idempotency_key is not None and not (0 < len(r.idempotency_key) <= 255):
-            raise services.LedgerError("idempotency keys are 1 to 255 characters")
-        who = services.invoker_of(r.invoker)
-        proposed_at = r.proposed_at or timezone.now()
-        proposal = proposal_document(chaincode=r.chaincode, function=r.function, args=r.args, invoker=who.name,
-                                     idempotency_key=r.idempotency_key, proposed_at=proposed_at)
-        try:
-            payload = canonical_json(proposal)
-        except CanonicalError as exc:
-            raise services.LedgerError(f"args are not ledger JSON: {exc}") from exc
-        if b"\\u0000" in payload:
-            raise services.LedgerError("args must not contain NUL characters")
-        if r.signature is None:
-            if r.signer is None:
-                raise services.LedgerError("invoke needs the invoker's signature or signer")
-            signature = r.signer.sign(payload)
-            ok = services._public_of(r.signer) == bytes(r.invoker.public_key)
-        else:
-            signature, ok = r.signature, verify_signature(bytes(r.invoker.public_key), r.signature, payload)
-        digest = body_digest(r.chaincode, r.function, r.args, checked=True)
-        return services._Call(r.invoker, who, proposal, payload, signature, ok, digest, proposed_at)
+        return services.call_prepare(chaincode=r.chaincode, function=r.function, args=r.args, invoker=r.invoker,
+                                     idempotency_key=r.idempotency_key, signer=r.signer, signature=r.signature,
+                                     proposed_at=r.proposed_at)
 
     def _existing(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
         if not keys:

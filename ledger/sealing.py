@@ -25,6 +25,7 @@ from .crypto import private_key_from_seed, public_bytes, unb64
 from .documents import GENESIS_PREVIOUS_HASH, block_header_bytes
 from .merkle import merkle_root
 from .models import Block, SealerLease
+from .selectors import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def seal_next_block(*, holder: str, max_tx: int | None = None, timeout: float | 
             if len(rows) < max_tx and not force:
                 cur.execute("SELECT min(t.proposed_at) FROM ledger_unsealedtransaction u "
                             "JOIN ledger_transaction t ON t.id = u.transaction_id")
-                oldest = _aware(cur.fetchone()[0])
+                oldest = as_utc(cur.fetchone()[0])
                 if (now - oldest).total_seconds() < timeout:
                     return None
         last = Block.objects.order_by("-number").values_list("number", "header_hash").first()
@@ -115,12 +116,6 @@ def seal_next_block(*, holder: str, max_tx: int | None = None, timeout: float | 
         sealed = SealedBlock(number=number, header_hash=block.header_hash, tx_count=len(rows))
         transaction.on_commit(lambda: _announce(sealed))
     return sealed
-
-
-def _aware(moment):
-    from .selectors import as_utc
-
-    return as_utc(moment)
 
 
 def _announce(block: SealedBlock) -> None:

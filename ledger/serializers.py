@@ -1,7 +1,6 @@
 from rest_framework import serializers
 
 from .models import Account, Block, Transaction
-from .selectors import block_header_dict
 
 
 class BlockSerializer(serializers.ModelSerializer):
@@ -44,11 +43,6 @@ class TransactionSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Transaction
         fields = ["tx_hash", "chaincode", "function", "invoker", "proposed_at", "status", "reason", "block"]
-
-
-class BlockHeaderField(serializers.DictField):
-    def to_representation(self, value):
-        return block_header_dict(value)
 
 
 class ProofSerializer(serializers.Serializer):

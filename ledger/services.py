@@ -133,37 +133,14 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
     round trips, and in exchange any database error (e.g. a reused idempotency key) aborts the
     caller's whole transaction instead of being handled here.
     """
-    if not isinstance(args, dict):
-        raise LedgerError("args must be a JSON object")
-    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
-        raise LedgerError("idempotency keys are 1 to 255 characters")
-    who = invoker_of(invoker)
-    proposed_at = proposed_at or timezone.now()
-    proposal = proposal_document(chaincode=chaincode, function=function, args=args, invoker=who.name,
-                                 idempotency_key=idempotency_key, proposed_at=proposed_at)
-    try:
-        payload = canonical_json(proposal)
-    except CanonicalError as exc:
-        raise LedgerError(f"args are not ledger JSON: {exc}") from exc
-    if b"\\u0000" in payload:
-        raise LedgerError("args must not contain NUL characters")
-    # A signature made here by the key whose public half is registered is valid by
-    # construction; checking the key pair is as strong as verifying and 100x cheaper.
-    if signature is None:
-        if signer is None:
-            raise LedgerError("invoke needs the invoker's signature or signer")
-        signature = signer.sign(payload)
-        signature_ok = _public_of(signer) == bytes(invoker.public_key)
-    else:
-        signature_ok = verify_signature(bytes(invoker.public_key), signature, payload)
-    digest = body_digest(chaincode, function, args, checked=True)  # args passed the proposal's check
-    call = _Call(invoker, who, proposal, payload, signature, signature_ok, digest, proposed_at)
+    call = call_prepare(chaincode=chaincode, function=function, args=args, invoker=invoker,
+                        idempotency_key=idempotency_key, signer=signer, signature=signature, proposed_at=proposed_at)
 
     # Three ways to commit, fastest first (PostgreSQL): a value movement whose contract reads
     # nothing is one autocommitted statement; otherwise a transaction whose value movement is
     # one statement; otherwise (SQLite, state writes, refusals to name) step by step.
     postgres = connection.vendor == "postgresql"
-    if idempotency_key is None or not signature_ok:
+    if idempotency_key is None or not call.signature_ok:
         # Keyless or forged: nothing but the identical transaction hash recognises a resubmission,
         # and only the careful path looks for it before inserting.
         postgres = False
@@ -193,7 +170,7 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
             existing = _idempotent_match(invoker.pk, idempotency_key)
             if existing is None:
                 raise
-            return _replay(existing, digest)
+            return _replay(existing, call.digest)
         except OperationalError as exc:
             if _sqlstate(exc) in RETRYABLE_SQLSTATES and attempt < MAX_ATTEMPTS:
                 logger.info("invoke %s.%s retried after %s", chaincode, function, _sqlstate(exc))
@@ -267,6 +244,38 @@ class _NoReads:
 
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
         raise _NeedsTransaction
+
+
+def call_prepare(*, chaincode: str, function: str, args: dict[str, Any], invoker: Identity,
+                 idempotency_key: str | None, signer: Ed25519PrivateKey | None,
+                 signature: bytes | None, proposed_at: datetime | None) -> _Call:
+    """Validate a request and build its signed canonical proposal (shared with the batch path);
+    raises LedgerError for a request that cannot even be recorded."""
+    if not isinstance(args, dict):
+        raise LedgerError("args must be a JSON object")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise LedgerError("idempotency keys are 1 to 255 characters")
+    who = invoker_of(invoker)
+    proposed_at = proposed_at or timezone.now()
+    proposal = proposal_document(chaincode=chaincode, function=function, args=args, invoker=who.name,
+                                 idempotency_key=idempotency_key, proposed_at=proposed_at)
+    try:
+        payload = canonical_json(proposal)
+    except CanonicalError as exc:
+        raise LedgerError(f"args are not ledger JSON: {exc}") from exc
+    if b"\\u0000" in payload:
+        raise LedgerError("args must not contain NUL characters")
+    # A signature made here by the key whose public half is registered is valid by
+    # construction; checking the key pair is as strong as verifying and 100x cheaper.
+    if signature is None:
+        if signer is None:
+            raise LedgerError("invoke needs the invoker's signature or signer")
+        signature = signer.sign(payload)
+        signature_ok = _public_of(signer) == bytes(invoker.public_key)
+    else:
+        signature_ok = verify_signature(bytes(invoker.public_key), signature, payload)
+    digest = body_digest(chaincode, function, args, checked=True)  # args passed the proposal's check
+    return _Call(invoker, who, proposal, payload, signature, signature_ok, digest, proposed_at)
 
 
 def _invoke_single_statement(call: _Call) -> InvokeResult | None:
