@@ -534,14 +534,24 @@ def _lock_state_keys(namespace: str, keys: list[str]) -> None:
 
 
 def _select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[str, str], AccountInfo]:
-    placeholders = ",".join(["(%s,%s)"] * len(keys))
-    sql = (
-        "SELECT id, key, asset_id, kind, organisation_id, balance FROM ledger_account "
-        f"WHERE (key, asset_id) IN ({placeholders}) ORDER BY id"
-    )
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    params = [p for pair in keys for p in pair]
+    if connection.vendor == "postgresql" and len(keys) > 8:
+        # Many keys (a batch): two arrays joined on the unique index. A long row-value IN list
+        # is planned and quoted per pair, and cost a 500-reading batch 50 ms.
+        sql = ("SELECT a.id, a.key, a.asset_id, a.kind, a.organisation_id, a.balance FROM ledger_account a "
+               "JOIN unnest(%s::text[], %s::text[]) AS k(key, asset) ON a.key = k.key AND a.asset_id = k.asset "
+               "ORDER BY a.id")
+        params: list[Any] = [[k for k, _ in keys], [a for _, a in keys]]
+        if lock:
+            sql += " FOR UPDATE OF a"
+    else:
+        placeholders = ",".join(["(%s,%s)"] * len(keys))
+        sql = (
+            "SELECT id, key, asset_id, kind, organisation_id, balance FROM ledger_account "
+            f"WHERE (key, asset_id) IN ({placeholders}) ORDER BY id"
+        )
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        params = [p for pair in keys for p in pair]
     with connection.cursor() as cur:
         cur.execute(sql, params)
         return {(r[1], r[2]): AccountInfo(*r) for r in cur.fetchall()}

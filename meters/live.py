@@ -47,18 +47,17 @@ def send_device_event(public_id: str, event: str, payload: dict[str, Any]) -> No
 
 def devices_state_changed(consumption_by_id: dict[str, dict[str, Any] | None]) -> int:
     """``device_state_changed`` for many devices at once (a gateway batch): their states in
-    three queries and every websocket event through one trip into the channel layer.
+    one query and every websocket event through one trip into the channel layer.
     Returns how many devices were announced."""
-    from .models import Device
-    from .selectors import device_states
+    from .selectors import live_states
 
-    devices = list(Device.objects.select_related("organisation").filter(public_id__in=list(consumption_by_id)))
-    if not devices:
+    states = live_states(list(consumption_by_id))
+    if not states:
         return 0
     messages: list[tuple[str, str, dict[str, Any]]] = []
     relays: list[tuple[str, str]] = []
-    for state in device_states(devices):
-        public_id = state.device.public_id
+    for state in states:
+        public_id = state.public_id
         messages.append((public_id, "device.state", _state_payload(public_id, state)))
         consumption = consumption_by_id.get(public_id)
         if consumption is not None:
@@ -71,7 +70,7 @@ def devices_state_changed(consumption_by_id: dict[str, dict[str, Any] | None]) -
                 publish(public_id, relay)
             except Exception:
                 logger.warning("relay command for %s failed", public_id, exc_info=True)
-    return len(devices)
+    return len(states)
 
 
 def _state_payload(public_id: str, state) -> dict[str, Any]:
