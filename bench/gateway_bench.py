@@ -63,12 +63,16 @@ def build_fleet(count: int, prefix: str):
 
 
 def fund_all(utility, public_ids: list[str], amount: int) -> None:
-    from django.db import transaction
+    """Setup: mint ``amount`` to every device, 500 signed mints per ledger batch."""
+    from ledger.batch import Request, invoke_batch
 
-    with transaction.atomic():
-        for pid in public_ids:
-            result = utility.invoke("token", "mint", {"to": f"device:{pid}", "asset": "k", "amount": amount})
-            assert result.ok, result.reason
+    for n in range(0, len(public_ids), 500):
+        requests = [Request(chaincode="token", function="mint", args={"to": f"device:{pid}", "asset": "k",
+                                                                       "amount": amount},
+                            invoker=utility.identity, idempotency_key=f"bench-fund:{pid}", signer=utility.key)
+                    for pid in public_ids[n:n + 500]]
+        for result in invoke_batch(requests):
+            assert getattr(result, "ok", False), result
 
 
 def sign_readings(org, keys: dict, per_meter: int, start_counter: int = 1) -> list[dict]:

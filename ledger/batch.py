@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from . import services
 from .canonical import canonical_json
 from .contracts import (
+    ISSUANCE,
     AccountInfo,
     Context,
     ContractError,
@@ -101,13 +102,25 @@ class _Snapshot:
 
     def __init__(self) -> None:
         self.accounts: dict[tuple[str, str], AccountInfo] = {}
+        self.issuance_start: dict[tuple[str, str], int] = {}  # unlocked: written as a net change
         self.state: dict[tuple[str, str], tuple[Any, int, bool] | None] = {}
         self.namespace = ""
 
     def lock_accounts(self, keys: list[tuple[str, str]]) -> None:
         missing = [k for k in dict.fromkeys(keys) if k not in self.accounts]
-        if missing:
-            self.accounts.update(services._select_accounts(missing, lock=True))
+        if not missing:
+            return
+        # Issuance accounts have no floor and no contract reads their balance, so they are not
+        # locked: the batch adds its net change at write time. Every meter's report mints or
+        # burns, so locking them here would serialise concurrent gateway workers on one row.
+        issuance = [k for k in missing if k[0] == ISSUANCE]
+        if issuance:
+            found = services._select_accounts(issuance, lock=False)
+            self.accounts.update(found)
+            self.issuance_start.update({k: info.balance for k, info in found.items()})
+        others = [k for k in missing if k[0] != ISSUANCE]
+        if others:
+            self.accounts.update(services._select_accounts(others, lock=True))
 
     def lock_state(self, namespace: str, keys: list[str]) -> None:
         missing = sorted({k for k in keys if (namespace, k) not in self.state})
@@ -349,14 +362,25 @@ class _Batch:
         return first
 
     def _write_balances(self, cur) -> None:
+        """Locked accounts get their final balance; issuance accounts (unlocked) their net
+        change, added in id order like every other account lock."""
         changed = {i.id: i for p in self.pending for i, _ in p.postings}
         if not changed:
             return
-        final = [(self.snapshot.accounts[(i.key, i.asset)].id, self.snapshot.accounts[(i.key, i.asset)].balance)
-                 for i in changed.values()]
-        cur.execute("UPDATE ledger_account AS a SET balance = v.balance "
-                    "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, balance) WHERE a.id = v.id",
-                    [[f[0] for f in final], [f[1] for f in final]])
+        rows = []
+        for i in changed.values():
+            key = (i.key, i.asset)
+            info = self.snapshot.accounts[key]
+            if key in self.snapshot.issuance_start:
+                rows.append((info.id, info.balance - self.snapshot.issuance_start[key], True))
+            else:
+                rows.append((info.id, info.balance, False))
+        rows.sort()
+        ids, values, relative = (list(col) for col in zip(*rows, strict=True))
+        cur.execute("UPDATE ledger_account AS a SET balance = CASE WHEN v.relative THEN a.balance + v.value "
+                    "ELSE v.value END FROM unnest(%b::bigint[], %b::bigint[], %b::boolean[]) "
+                    "AS v(id, value, relative) WHERE a.id = v.id",
+                    [ids, values, relative])
 
     def _write_transactions(self, cur) -> dict[str, int]:
         """One INSERT for every transaction; ids are drawn in batch order (after every lock)."""

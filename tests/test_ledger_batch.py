@@ -131,3 +131,54 @@ def test_without_postgresql_it_invokes_one_by_one(fleet):
     outcomes = invoke_batch(requests)
     assert [o.ok for o in outcomes] == [True, True, True]
     assert Account.objects.get(key="producer:sunfarm").balance == 4_000
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_add_to_the_unlocked_issuance_account(monkeypatch):
+    """Two gateway workers' batches run at once: they lock their own devices but not the
+    issuance account every burn posts to, so each must add its net change rather than write
+    the balance it read. Nothing may fall back to one invocation at a time."""
+    import threading
+
+    from django.db import connection
+    from django.db.models import Sum
+
+    from ledger import batch
+
+    utility = make_member("utility", "utility")
+    ledger.asset_create(code="k", name="Energy", scale=3, display_unit="kWh", issuer=utility.organisation)
+    lights = [device_register_simulated(organisation=utility.organisation, kind="street_light", name=f"C{n}",
+                                        public_id=f"SL-C{n}") for n in range(8)]
+    for light in lights:
+        utility.invoke("token", "mint", {"to": f"device:{light.public_id}", "asset": "k", "amount": 100_000})
+    monkeypatch.setattr(batch, "_one", lambda r: pytest.fail("a batch fell back to one invocation at a time"))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker(mine: list) -> None:
+        try:
+            barrier.wait(timeout=30)
+            for counter in range(1, 11):
+                outcomes = invoke_batch([reading(light, counter, import_wh=100 * counter, minutes=counter)
+                                         for light in mine])
+                assert all(o.ok and not o.replayed for o in outcomes), outcomes
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(lights[n::2],)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    issuance = Account.objects.get(key="issuance", asset_id="k").balance
+    assert issuance == -(8 * 100_000 - 8 * 1_000)  # minted minus burned, not one worker's view
+    assert Account.objects.filter(asset_id="k").aggregate(total=Sum("balance"))["total"] == 0
+    assert lease_acquire(holder="c")
+    while seal_next_block(holder="c", force=True):
+        pass
+    report = verify_chain()
+    assert report.ok, [str(p) for p in report.problems]
