@@ -8,6 +8,13 @@ applied before the kill a replay. A lost message loses no energy either: registe
 cumulative, so the next reading covers it.
 
 ``GatewayLoop.step()`` does one batch and returns whether it did work (tests call it).
+
+Several workers (``run_gateway --workers N``) share the load through an MQTT 5 shared
+subscription (``$share/<group>/...``): the broker hands each message to one member, each
+member keeps its own persistent session (``<client id>-<n>``), so the exactly-once argument
+above holds per worker. Two readings of one meter may then be applied by different workers; the
+ledger serialises them on the meter's registers, and one that arrives after a later counter is
+refused as older (its energy is in the later cumulative reading, so none is lost).
 """
 
 from __future__ import annotations
@@ -56,9 +63,11 @@ class Received:
 
 class GatewayLoop:
     def __init__(self, *, url: str, client_id: str = "gridcoin-gateway", batch_size: int = 500,
-                 batch_timeout: float = 0.05, idle_wait: float = 0.5, meters: list[str] | None = None):
+                 batch_timeout: float = 0.05, idle_wait: float = 0.5, meters: list[str] | None = None,
+                 share: str | None = None):
         self.url = url
         self.meters = meters  # serve only these meter ids (default: all)
+        self.share = share  # a shared-subscription group: the broker spreads messages over its members
         self.client_id = client_id
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
@@ -96,9 +105,12 @@ class GatewayLoop:
             return
         logger.info("gateway connected (session present: %s)", flags.session_present)
         if self.meters:
-            client.subscribe([(meter_topic(m, leaf), 1) for m in self.meters for leaf in ("readings", "status")])
+            filters = [meter_topic(m, leaf) for m in self.meters for leaf in ("readings", "status")]
         else:
-            client.subscribe([(READINGS_FILTER, 1), (STATUS_FILTER, 1)])
+            filters = [READINGS_FILTER, STATUS_FILTER]
+        if self.share:
+            filters = [f"$share/{self.share}/{f}" for f in filters]
+        client.subscribe([(f, 1) for f in filters])
         self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -166,6 +178,7 @@ class GatewayLoop:
             meter_statuses_record(statuses)
         self.pending = []
         self.ingested += len(readings) + len(undecodable)
+        logger.info("%s committed %d readings", self.client_id, len(readings) + len(undecodable))
         client = self.client
         if client is not None:
             for message in batch:
