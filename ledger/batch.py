@@ -107,7 +107,8 @@ class _Snapshot:
         self.namespace = ""
 
     def lock_accounts(self, keys: list[tuple[str, str]]) -> None:
-        missing = [k for k in dict.fromkeys(keys) if k not in self.accounts]
+        accounts = self.accounts
+        missing = [k for k in dict.fromkeys(keys) if k not in accounts]
         if not missing:
             return
         # Issuance accounts have no floor and no contract reads their balance, so they are not
@@ -123,7 +124,8 @@ class _Snapshot:
             self.accounts.update(services._select_accounts(others, lock=True))
 
     def lock_state(self, namespace: str, keys: list[str]) -> None:
-        missing = sorted({k for k in keys if (namespace, k) not in self.state})
+        state = self.state
+        missing = sorted({k for k in keys if (namespace, k) not in state})
         if not missing:
             return
         services._lock_state_keys(namespace, missing)
@@ -138,15 +140,19 @@ class _Snapshot:
 
     # LedgerReader, for contracts
     def account(self, key: str, asset: str, *, lock: bool) -> AccountInfo | None:
-        self.lock_accounts([(key, asset)])
-        return self.accounts.get((key, asset))
+        found = self.accounts.get((key, asset))
+        if found is None:
+            self.lock_accounts([(key, asset)])
+            found = self.accounts.get((key, asset))
+        return found
 
     def accounts_of(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], AccountInfo]:
         self.lock_accounts(keys)
         return {k: self.accounts[k] for k in keys if k in self.accounts}
 
     def state_of(self, namespace: str, key: str) -> tuple[Any, int, bool] | None:
-        self.lock_state(namespace, [key])
+        if (namespace, key) not in self.state:
+            self.lock_state(namespace, [key])
         return self.state[(namespace, key)]
 
 

@@ -28,7 +28,8 @@ class CanonicalError(ValueError):
 
 def _check(value: Any) -> bool:
     """Validate the ledger domain; return True if the fast path applies (no key outside the
-    BMP). Recursive with exact-type dispatch: this runs for every hash the ledger computes."""
+    BMP). Recursive with exact-type dispatch, leaves checked inline (most nodes are leaves):
+    this runs for every hash the ledger computes."""
     kind = type(value)
     if kind is str or value is None or kind is bool:
         return True
@@ -44,12 +45,22 @@ def _check(value: Any) -> bool:
                     raise CanonicalError(f"object key {key!r} is not a string")
             if not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
                 fast = False
+            sub_kind = type(sub)
+            if sub_kind is str or sub is None or sub_kind is bool:
+                continue
+            if sub_kind is int and -MAX_SAFE_INTEGER <= sub <= MAX_SAFE_INTEGER:
+                continue
             if not _check(sub):
                 fast = False
         return fast
     if kind is list or kind is tuple:
         fast = True
         for sub in value:
+            sub_kind = type(sub)
+            if sub_kind is str or sub is None or sub_kind is bool:
+                continue
+            if sub_kind is int and -MAX_SAFE_INTEGER <= sub <= MAX_SAFE_INTEGER:
+                continue
             if not _check(sub):
                 fast = False
         return fast
