@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -47,7 +48,15 @@ from ledger.models import Account, Asset, Identity, Organisation, OrgType
 
 from .models import BankSecret, DeliveryStatus, ProcessedEvent, Provider, WebhookEvent
 from .notices import NoticeError, PaymentNotice, bank_notice_from, parse_json_object, stripe_notice_from
-from .signing import SignatureError, parse_signature_header, signature_header, verify_signature
+from .signing import (
+    NO_MATCH,
+    SignatureError,
+    SignatureHeader,
+    check_freshness,
+    match_secret,
+    parse_signature_header,
+    signature_header,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,19 +123,19 @@ def _organisation_from_row(values: tuple) -> Organisation:
     return _loaded(Organisation, **dict(zip(_ORG_FIELDS, values, strict=True)))
 
 
+_SECRET_COLUMNS = ("s.id, s.label, s.nonce, s.ciphertext, i.id, i.kind, i.public_key, i.created_at, i.revoked_at, "
+                   f"{_ORG_COLUMNS}")
+
+
 def _active_bank_secrets() -> list[tuple[BankSecret, str]]:
-    """Every active secret with its bank. Raw SQL: this runs for every delivery, and building
-    the ORM query cost more CPU than running it."""
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT s.id, s.label, s.nonce, s.ciphertext, i.id, i.kind, i.public_key, i.created_at, i.revoked_at, "
-            f"{_ORG_COLUMNS} FROM {BankSecret._meta.db_table} s "
-            "JOIN ledger_organisation o ON o.id = s.organisation_id "
-            "LEFT JOIN ledger_identity i ON i.organisation_id = o.id AND i.name = %s "
-            "WHERE s.active ORDER BY s.id",
-            [WEBHOOK_IDENTITY],
-        )
-        rows = cur.fetchall()
+    """Every active secret with its bank and the bank's webhook identity, read from the database."""
+    rows = _query_all(
+        f"SELECT {_SECRET_COLUMNS} FROM {BankSecret._meta.db_table} s "
+        "JOIN ledger_organisation o ON o.id = s.organisation_id "
+        "LEFT JOIN ledger_identity i ON i.organisation_id = o.id AND i.name = %s "
+        "WHERE s.active ORDER BY s.id",
+        [WEBHOOK_IDENTITY],
+    )
     secrets = []
     for secret_id, label, nonce, ciphertext, identity_id, kind, public_key, created_at, revoked_at, *org in rows:
         bank = _organisation_from_row(tuple(org))
@@ -138,6 +147,58 @@ def _active_bank_secrets() -> list[tuple[BankSecret, str]]:
                          ciphertext=bytes(ciphertext), active=True)
         secrets.append((secret, bank_secret_reveal(secret)))
     return secrets
+
+
+class _BankSecretCache:
+    """The active bank secrets (opened), with their banks and webhook identities, kept in
+    memory: reading and opening them for every delivery cost a query and six model instances.
+
+    Nothing here trusts the copy for longer than it takes to be proven wrong:
+
+    * a delivery that matches no cached secret reloads the list before it is refused, so a
+      secret created a moment ago (rotation's first step) is honoured at once, by every process;
+    * a delivery that matches a cached secret has that secret confirmed (same row, same nonce,
+      still active) and its bank's webhook identity re-read (revocation, key) by the statement
+      that claims the event id, inside the transaction that applies it: a secret retired or an
+      identity revoked before that statement runs is seen exactly as if nothing were cached
+      (the delivery is then answered from a freshly loaded list);
+    * a delivery refused for any other reason (stale timestamp, malformed body, wrong bank,
+      unknown party, ledger conflict) after matching a cached secret is refused only once the
+      secret is confirmed from the database, so a retired secret still reads "no v1 signature
+      matches an active secret", as it did when every delivery read the secrets.
+
+    ``MAX_AGE`` only bounds how long an unused process keeps plaintexts of retired secrets in
+    memory; correctness does not depend on it."""
+
+    MAX_AGE = 300.0
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[BankSecret, str]] | None = None
+        self._loaded_at = 0.0
+
+    def get(self) -> tuple[list[tuple[BankSecret, str]], bool]:
+        """The secrets and whether they were just read from the database."""
+        entries = self._entries
+        if entries is None or time.monotonic() - self._loaded_at > self.MAX_AGE:
+            return self.reload(), True
+        return entries, False
+
+    def reload(self) -> list[tuple[BankSecret, str]]:
+        # Rows read inside an uncommitted (or later rolled back) transaction may be published:
+        # another delivery that matches one is confirmed against its own view of the database.
+        entries = _active_bank_secrets()
+        self._entries, self._loaded_at = entries, time.monotonic()
+        return entries
+
+    def clear(self) -> None:
+        self._entries = None
+
+
+_bank_secrets = _BankSecretCache()
+
+
+class _StaleSecret(Exception):
+    """The cached secret (or its bank's identity) no longer matches the database."""
 
 
 # --- the dispatch table: chaincode → who pays whom and which accounts the sale needs --------
@@ -191,6 +252,12 @@ class WebhookRefused(Exception):
         self.message = message
 
 
+_AUDIT_COLUMNS = ("provider", "organisation_id", "event_id", "event_type", "payer", "payee", "amount", "currency",
+                  "status", "reason", "http_status", "body", "signature_header", "received_at", "tx_hash")
+_AUDIT_INSERT = (f"INSERT INTO {WebhookEvent._meta.db_table} ({', '.join(_AUDIT_COLUMNS)}, result) "
+                 f"VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))}, %s) RETURNING id")
+
+
 @dataclass
 class _Delivery:
     """Collects what is known about a delivery so that every exit writes one audit row."""
@@ -219,14 +286,8 @@ class _Delivery:
         }
         # Raw SQL: one audit row per delivery is on the hot path; the ORM's insert machinery
         # cost more CPU than the insert.
-        columns = ", ".join(values) + ", result"
-        with connection.cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {WebhookEvent._meta.db_table} ({columns}) "
-                f"VALUES ({', '.join(['%s'] * len(values))}, %s) RETURNING id",
-                [*values.values(), None if result is None else json.dumps(result)],
-            )
-            values["id"] = cur.fetchone()[0]
+        params = [values[column] for column in _AUDIT_COLUMNS]
+        values["id"] = _query_one(_AUDIT_INSERT, [*params, None if result is None else json.dumps(result)])[0]
         event = _loaded(WebhookEvent, **values, result=result)
         return WebhookOutcome(http_status=http_status, body=body, event=event)
 
@@ -266,12 +327,36 @@ def _guarded(receive: Callable[[_Delivery], WebhookOutcome], delivery: _Delivery
 def bank_webhook_receive(*, raw_body: bytes, signature_header: str | None, now: float | None = None) -> WebhookOutcome:
     """``POST /webhooks/bank/``: a signed bank notification (see module docstring)."""
     delivery = _Delivery(provider=Provider.BANK, raw_body=raw_body, signature_header=signature_header or "")
+    at = time.time() if now is None else now
 
     def receive(d: _Delivery) -> WebhookOutcome:
         header = parse_signature_header(signature_header)
-        # The secret that matches identifies the bank: authenticate before parsing anything.
-        secret: BankSecret = verify_signature(header=header, body=raw_body, secrets=_active_bank_secrets(),
-                                              now=time.time() if now is None else now)  # type: ignore[assignment]
+        try:
+            return _bank_delivery(d, header, at, reload=False)
+        except _StaleSecret:  # the cached secret was retired (or its identity changed): start afresh
+            d.organisation, d.event_id, d.event_type, d.notice = None, None, "", None
+            return _bank_delivery(d, header, at, reload=True)
+
+    return _guarded(receive, delivery)
+
+
+def _bank_delivery(d: _Delivery, header: SignatureHeader, now: float, *, reload: bool) -> WebhookOutcome:
+    raw_body = d.raw_body
+    # The secret that matches identifies the bank: authenticate before parsing anything.
+    if reload:
+        entries, fresh = _bank_secrets.reload(), True
+    else:
+        entries, fresh = _bank_secrets.get()
+    secret: BankSecret | None = match_secret(header=header, body=raw_body, secrets=entries)  # type: ignore[assignment]
+    if secret is not None and not fresh and getattr(secret.organisation, "_webhook_identity", None) is None:
+        secret = None  # the identity would be created for a bank read from the cache: read afresh first
+    if secret is None and not fresh:
+        entries, fresh = _bank_secrets.reload(), True
+        secret = match_secret(header=header, body=raw_body, secrets=entries)  # type: ignore[assignment]
+    if secret is None:
+        raise SignatureError(NO_MATCH)
+    try:
+        check_freshness(header=header, now=now)
         d.organisation = bank = secret.organisation
         data = parse_json_object(raw_body)
         d.event_id, d.event_type = _audit_text(data.get("id"), 255), _audit_text(data.get("chaincode"), 60) or ""
@@ -280,9 +365,20 @@ def bank_webhook_receive(*, raw_body: bytes, signature_header: str | None, now: 
             if not Organisation.objects.filter(msp_id=notice.bank, org_type=OrgType.BANK).exists():
                 raise WebhookRefused(400, f"unknown bank {notice.bank!r}")
             raise WebhookRefused(401, f"signed with a secret of {bank.msp_id}, but names bank {notice.bank!r}")
-        return _apply_notice(d, notice, bank, scope=bank.msp_id, idempotency_key=f"bank:{notice.event_id}")
+        return _apply_notice(d, notice, bank, scope=bank.msp_id, idempotency_key=f"bank:{notice.event_id}",
+                             secret=secret)
+    except (SignatureError, NoticeError, WebhookRefused, ledger.LedgerError):
+        # Refused after matching a cached secret: refuse for this reason only if the secret
+        # is still active, else for the reason a fresh read gives (see _BankSecretCache).
+        if not fresh and not _secret_confirmed(secret):
+            raise _StaleSecret() from None
+        raise
 
-    return _guarded(receive, delivery)
+
+def _secret_confirmed(secret: BankSecret) -> bool:
+    row = _query_one(f"SELECT 1 FROM {BankSecret._meta.db_table} WHERE id = %s AND nonce = %s AND active",
+                     [secret.pk, secret.nonce])
+    return row is not None
 
 
 def _stripe_checkout_session(event: dict[str, Any]) -> PaymentNotice | str:
@@ -411,23 +507,26 @@ _signers: dict[tuple[int, bytes], Any] = {}
 
 
 def _webhook_identity(bank: Organisation) -> Identity | None:
-    with connection.cursor() as cur:
-        cur.execute("SELECT id, kind, public_key, created_at, revoked_at FROM ledger_identity "
-                    "WHERE organisation_id = %s AND name = %s", [bank.pk, WEBHOOK_IDENTITY])
-        row = cur.fetchone()
+    row = _query_one("SELECT id, kind, public_key, created_at, revoked_at FROM ledger_identity "
+                     "WHERE organisation_id = %s AND name = %s", [bank.pk, WEBHOOK_IDENTITY])
     if row is None:
         return None
     return _loaded(Identity, id=row[0], organisation=bank, name=WEBHOOK_IDENTITY, kind=row[1],
                    public_key=bytes(row[2]), created_at=row[3], revoked_at=row[4])
 
 
-def _bank_invoker(bank: Organisation) -> tuple[Identity, Any]:
+def _bank_identity(bank: Organisation) -> Identity:
+    """The bank's webhook identity (read along with the bank's secrets, else read or created)."""
     identity = getattr(bank, "_webhook_identity", None) or _webhook_identity(bank)
     if identity is None:
         try:
             identity = service_identity(organisation=bank, name=WEBHOOK_IDENTITY)
         except IntegrityError:  # a concurrent first delivery created it (the service rolled back)
             identity = Identity.objects.select_related("organisation").get(organisation=bank, name=WEBHOOK_IDENTITY)
+    return identity
+
+
+def _signer_of(identity: Identity) -> Any:
     # Custodial keys never change for an identity; revocation is checked by the ledger.
     cache_key = (identity.pk, bytes(identity.public_key))
     signer = _signers.get(cache_key)
@@ -436,26 +535,40 @@ def _bank_invoker(bank: Organisation) -> tuple[Identity, Any]:
         if len(_signers) > 1000:
             _signers.clear()
         _signers[cache_key] = signer
-    return identity, signer
+    return signer
+
+
+def _bank_invoker(bank: Organisation) -> tuple[Identity, Any]:
+    identity = _bank_identity(bank)
+    return identity, _signer_of(identity)
 
 
 def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, scope: str,
-                  idempotency_key: str) -> WebhookOutcome:
+                  idempotency_key: str, secret: BankSecret | None = None) -> WebhookOutcome:
+    """Claim the event id and invoke the sale in one transaction. ``secret`` (bank deliveries)
+    is confirmed still active by the claiming statement; a retired one raises _StaleSecret."""
     route = SALE_ROUTES[notice.chaincode]
     args = notice.chaincode_args()
     digest = body_digest(route.chaincode, route.function, args)
     claim = {"provider": d.provider, "scope": scope, "event_id": notice.event_id}
-    identity, signer = _bank_invoker(bank)
-    try:
-        with transaction.atomic():
-            claimed, orgs = _claim_event(claim, digest, [notice.payer, notice.payee])
-            if not claimed:
-                # Claimed before (or by a concurrent delivery that has now committed).
-                transaction.set_rollback(True)
-                raise _AlreadyClaimed()
+    identity = _bank_identity(bank)
+    with transaction.atomic():
+        claimed, secret_active, identity_row, orgs = _claim_event(claim, digest, [notice.payer, notice.payee],
+                                                                  secret=secret, identity=identity)
+        if secret is not None:
+            if not secret_active:
+                _bank_secrets.clear()
+                raise _StaleSecret()  # rolls the claim back
+            identity = _current_identity(identity, identity_row)
+        if not claimed:
+            # Claimed before (or by a concurrent delivery that has now committed); the
+            # transaction changed nothing.
+            transaction.set_rollback(True)
+        else:
             # A refusal from here on rolls the claim back with everything else.
             payer, payee = _check_parties(notice, route, orgs)
             _open_accounts(route.accounts(notice, payer, payee), notice.currency)
+            signer = _signer_of(identity)  # the identity is confirmed: its key may be looked up
             # The claim serialises this event id, so the ledger needs no savepoint of its own.
             result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=args, invoker=identity,
                                    idempotency_key=idempotency_key, signer=signer, savepoint=False)
@@ -466,60 +579,113 @@ def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, sc
             return d.record(status=DeliveryStatus.REJECTED, http_status=422, tx_hash=result.tx_hash,
                             reason=result.reason, result={"reason": result.reason},
                             body={"status": "rejected", **base, "error": result.reason, "retry": False})
-    except _AlreadyClaimed:
-        return _redelivery(d, claim, digest)
+    return _redelivery(d, claim, digest)
 
 
-class _AlreadyClaimed(Exception):
-    pass
+def _current_identity(identity: Identity, row: tuple | None) -> Identity:
+    """The bank's webhook identity as the claiming statement just read it: a cached copy that
+    names another row or key is stale; a changed revocation time is taken from the row."""
+    if row is None or row[0] != identity.pk or bytes(row[1]) != bytes(identity.public_key):
+        _bank_secrets.clear()
+        raise _StaleSecret()
+    if row[2] == identity.revoked_at:
+        return identity
+    _bank_secrets.clear()
+    return _loaded(Identity, id=identity.pk, organisation=identity.organisation, name=identity.name,
+                   kind=identity.kind, public_key=bytes(identity.public_key), created_at=identity.created_at,
+                   revoked_at=row[2])
 
 
-def _claim_event(claim: dict[str, str], digest: str, parties: list[str]) -> tuple[bool, dict[str, Organisation]]:
-    """Insert the event's claim unless it exists, and load the payment's parties. A concurrent
-    claimer's uncommitted row makes this wait for its outcome (unique index), so exactly one
-    delivery of an event proceeds. On PostgreSQL both happen in one statement (one round trip
-    on every delivery)."""
+def _claim_event(claim: dict[str, str], digest: str, parties: list[str], *, secret: BankSecret | None = None,
+                 identity: Identity | None = None) -> tuple[bool, bool, tuple | None, dict[str, Organisation]]:
+    """Insert the event's claim unless it exists; confirm that ``secret`` is still active; read
+    the invoking identity's key and revocation time and load the payment's parties. Returns
+    (claimed, secret active, (identity id, public key, revoked_at) or None, parties by msp id).
+
+    A concurrent claimer's uncommitted row makes this wait for its outcome (unique index), so
+    exactly one delivery of an event proceeds. On PostgreSQL all of it is one prepared
+    statement (one round trip on every delivery)."""
     insert = (f"INSERT INTO {ProcessedEvent._meta.db_table} (provider, scope, event_id, body_digest, processed_at) "
               "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (provider, scope, event_id) DO NOTHING RETURNING id")
     params = [claim["provider"], claim["scope"], claim["event_id"], digest, timezone.now()]
-    select = f"SELECT {_ORG_COLUMNS} FROM ledger_organisation o WHERE o.msp_id IN (%s, %s)"
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute(f"WITH claim AS ({insert}) SELECT (SELECT id FROM claim), {_ORG_COLUMNS} "
-                        "FROM (SELECT 1) AS one LEFT JOIN ledger_organisation o ON o.msp_id IN (%s, %s)",
-                        [*params, *parties])
-            rows = cur.fetchall()
-            claimed = rows[0][0] is not None
-            found = [row[1:] for row in rows if row[1] is not None]
-        else:
-            cur.execute(insert, params)
-            claimed = cur.fetchone() is not None
-            cur.execute(select, parties)
-            found = cur.fetchall()
-    return claimed, {o.msp_id: o for o in map(_organisation_from_row, found)}
+    secret_params = [None, None] if secret is None else [secret.pk, bytes(secret.nonce)]
+    identity_id = None if identity is None else identity.pk
+    active_sql = f"SELECT count(*) FROM {BankSecret._meta.db_table} WHERE id = %s AND nonce = %s AND active"
+    if connection.vendor == "postgresql":
+        rows = _query_all(
+            f"WITH claim AS ({insert}) SELECT (SELECT id FROM claim), ({active_sql}), "
+            f"i.id, i.public_key, i.revoked_at, {_ORG_COLUMNS} "
+            "FROM (SELECT 1) AS one LEFT JOIN ledger_identity i ON i.id = %s "
+            "LEFT JOIN ledger_organisation o ON o.msp_id IN (%s, %s)",
+            [*params, *secret_params, identity_id, *parties])
+        first = rows[0]
+        claimed, active = first[0] is not None, bool(first[1])
+        identity_row = None if first[2] is None else tuple(first[2:5])
+        found = [row[5:] for row in rows if row[5] is not None]
+    else:
+        claimed = _query_one(insert, params) is not None
+        active = bool(_query_one(active_sql, secret_params)[0])
+        identity_row = _query_one("SELECT id, public_key, revoked_at FROM ledger_identity WHERE id = %s",
+                                  [identity_id])
+        found = _query_all(f"SELECT {_ORG_COLUMNS} FROM ledger_organisation o WHERE o.msp_id IN (%s, %s)", parties)
+    return claimed, active, identity_row, {o.msp_id: o for o in map(_organisation_from_row, found)}
+
+
+# The claim with its first audited outcome (applied or refused by the ledger), in one statement.
+_REDELIVERY_SQL = (
+    f"SELECT p.body_digest, w.tx_hash, w.status, w.result, w.reason FROM {ProcessedEvent._meta.db_table} p "
+    f"LEFT JOIN {WebhookEvent._meta.db_table} w ON w.id = ("
+    f"SELECT min(x.id) FROM {WebhookEvent._meta.db_table} x WHERE x.provider = p.provider "
+    "AND x.event_id = p.event_id AND x.tx_hash IS NOT NULL AND x.status IN (%s, %s) "
+    "AND (p.scope = '' OR x.organisation_id = (SELECT id FROM ledger_organisation WHERE msp_id = p.scope))) "
+    "WHERE p.provider = %s AND p.scope = %s AND p.event_id = %s"
+)
 
 
 def _redelivery(d: _Delivery, claim: dict[str, str], digest: str) -> WebhookOutcome:
-    processed = ProcessedEvent.objects.get(**claim)
-    if processed.body_digest != digest:
+    row = _query_one(_REDELIVERY_SQL, [DeliveryStatus.APPLIED.value, DeliveryStatus.REJECTED.value,
+                                       claim["provider"], claim["scope"], claim["event_id"]])
+    if row is None:
+        raise ProcessedEvent.DoesNotExist(f"claim {claim} vanished")
+    processed_digest, tx_hash, status, result, reason = row
+    if processed_digest != digest:
         raise WebhookRefused(409, f"event id {claim['event_id']!r} was already used for a different payment")
-    originals = WebhookEvent.objects.filter(provider=claim["provider"], event_id=claim["event_id"], tx_hash__isnull=False,
-                                            status__in=[DeliveryStatus.APPLIED, DeliveryStatus.REJECTED])
-    if claim["scope"]:
-        originals = originals.filter(organisation__msp_id=claim["scope"])
-    original = originals.order_by("id").first()
     body: dict[str, Any] = {"status": "duplicate", "event_id": claim["event_id"]}
-    http_status, reason = 200, "already processed"
-    if original is not None:
-        body.update(tx_hash=original.tx_hash, tx_url=f"/explorer/tx/{original.tx_hash}/",
-                    original_status=original.status)
-        if original.status == DeliveryStatus.APPLIED:
-            body.update(_sale_summary(original.result))
+    http_status, reason_text = 200, "already processed"
+    if tx_hash is not None:
+        body.update(tx_hash=tx_hash, tx_url=f"/explorer/tx/{tx_hash}/", original_status=status)
+        if status == DeliveryStatus.APPLIED:
+            if isinstance(result, (str, bytes)):
+                result = json.loads(result)  # JSON columns come back as text (Django's loaders)
+            body.update(_sale_summary(result))
         else:  # a refused sale stays refused: the ledger replays its idempotency key
-            http_status, reason = 422, f"already rejected: {original.reason}"
-            body.update(error=original.reason, retry=False)
-    return d.record(status=DeliveryStatus.DUPLICATE, http_status=http_status, reason=reason,
+            http_status, reason_text = 422, f"already rejected: {reason}"
+            body.update(error=reason, retry=False)
+    return d.record(status=DeliveryStatus.DUPLICATE, http_status=http_status, reason=reason_text,
                     tx_hash=body.get("tx_hash"), body=body)
+
+
+# --- raw statements -----------------------------------------------------------------------------
+
+def _cursor():
+    """On PostgreSQL a server-side-binding psycopg cursor: statements run on every delivery are
+    prepared after a few uses (no client-side quoting, no planning per delivery)."""
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        return psycopg.Cursor(connection.connection)
+    return connection.cursor()
+
+
+def _query_all(sql: str, params: list[Any]) -> list[tuple]:
+    with connection.wrap_database_errors, _cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _query_one(sql: str, params: list[Any]) -> tuple | None:
+    with connection.wrap_database_errors, _cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()
 
 
 # --- the payment system simulator -----------------------------------------------------------

@@ -53,22 +53,34 @@ def parse_signature_header(header: str | None) -> SignatureHeader:
     return SignatureHeader(timestamp=int(timestamps[0]), signatures=tuple(signatures))
 
 
-def verify_signature(*, header: SignatureHeader, body: bytes, secrets: Iterable[tuple[object, str]],
-                     now: float, tolerance: int = TOLERANCE_SECONDS) -> object:
-    """Return the label of the first secret one of whose v1 signatures matches, else raise.
-    The timestamp is checked after the signature, so a stale but authentic delivery says so."""
-    matched: object = None
+NO_MATCH = "no v1 signature matches an active secret (forged, altered or signed with a retired secret)"
+
+
+def match_secret(*, header: SignatureHeader, body: bytes, secrets: Iterable[tuple[object, str]]) -> object | None:
+    """The label of the first secret one of whose v1 signatures matches, else None."""
+    prefix = f"{header.timestamp}.".encode() + body
     for label, secret in secrets:
-        expected = compute_signature(secret, header.timestamp, body)
+        expected = hmac.new(secret.encode(), prefix, hashlib.sha256).hexdigest()
         # Compare with every candidate (no early exit on a partial match), constant time each.
         if any(hmac.compare_digest(expected, candidate) for candidate in header.signatures):
-            matched = label
-            break
-    if matched is None:
-        raise SignatureError("no v1 signature matches an active secret (forged, altered or signed with a retired secret)")
+            return label
+    return None
+
+
+def check_freshness(*, header: SignatureHeader, now: float, tolerance: int = TOLERANCE_SECONDS) -> None:
     age = now - header.timestamp
     if age > tolerance:
         raise SignatureError(f"signature timestamp is {int(age)} s old; deliveries older than {tolerance} s are refused")
     if age < -tolerance:
         raise SignatureError(f"signature timestamp is {int(-age)} s in the future; clocks may differ by at most {tolerance} s")
+
+
+def verify_signature(*, header: SignatureHeader, body: bytes, secrets: Iterable[tuple[object, str]],
+                     now: float, tolerance: int = TOLERANCE_SECONDS) -> object:
+    """Return the label of the first secret one of whose v1 signatures matches, else raise.
+    The timestamp is checked after the signature, so a stale but authentic delivery says so."""
+    matched = match_secret(header=header, body=body, secrets=secrets)
+    if matched is None:
+        raise SignatureError(NO_MATCH)
+    check_freshness(header=header, now=now, tolerance=tolerance)
     return matched
