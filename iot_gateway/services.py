@@ -186,7 +186,7 @@ def _audit_row(outcome: IngestOutcome, reading: Reading | None, devices: dict[st
 
 
 def _audit_insert(rows: list[AuditRow], received_via: str, received_at: datetime) -> None:
-    """Every reading's audit row: one binary array insert on PostgreSQL."""
+    """Every reading's audit row: one COPY on PostgreSQL."""
     if not rows:
         return
     if connection.vendor != "postgresql":
@@ -195,14 +195,12 @@ def _audit_insert(rows: list[AuditRow], received_via: str, received_at: datetime
                          status=r[6], reason=r[7], tx_hash=r[8], received_via=received_via, received_at=received_at)
             for r in rows)
         return
-    columns = [list(col) for col in zip(*rows, strict=True)]
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
-        cur.execute(
-            "INSERT INTO iot_gateway_meterreading (device_id, meter, counter, import_wh, export_wh, timestamp, "
-            "status, reason, tx_hash, received_via, received_at) SELECT v.*, %b, %b FROM unnest(%b::bigint[], "
-            "%b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::text[], %b::text[], "
-            "%b::text[]) AS v", [received_via, received_at, *columns])
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur, cur.copy(
+            "COPY iot_gateway_meterreading (device_id, meter, counter, import_wh, export_wh, timestamp, status, "
+            "reason, tx_hash, received_via, received_at) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((*row, received_via, received_at))
 
 
 def _announce(latest: dict[str, Reading], outcomes: list[IngestOutcome | None]) -> None:

@@ -317,8 +317,7 @@ class _Batch:
                 ids = self._write_transactions(cur)
                 self._write_postings(cur, ids)
                 self._write_state(cur, ids)
-                cur.execute("INSERT INTO ledger_unsealedtransaction (transaction_id) SELECT unnest(%b::bigint[])",
-                            [list(ids.values())])
+                _copy(cur, "ledger_unsealedtransaction", "transaction_id", [(tx_id,) for tx_id in ids.values()])
             for p in self.pending:
                 self.outcomes[p.index] = services.InvokeResult(tx_id=ids[p.tx_hash], tx_hash=p.tx_hash, status=p.status,
                                                                reason=p.reason, result=p.result)
@@ -389,42 +388,33 @@ class _Batch:
                     [ids, values, relative])
 
     def _write_transactions(self, cur) -> dict[str, int]:
-        """One INSERT for every transaction; ids are drawn in batch order (after every lock)."""
+        """Every transaction in one COPY: ids are drawn first, in batch order (after every
+        lock), so no RETURNING is needed; COPY rows are formatted in C, arrays are not."""
+        cur.execute("SELECT nextval(pg_get_serial_sequence('ledger_transaction', 'id')) "
+                    "FROM generate_series(1, %b)", [len(self.pending)])
+        drawn = sorted(row[0] for row in cur.fetchall())
+        ids = {p.tx_hash: tx_id for p, tx_id in zip(self.pending, drawn, strict=True)}
+        dumps = json.dumps
         rows = []
-        for p in self.pending:
-            c = p.call
-            rows.append((p.proposal["chaincode"], p.proposal["function"], json.dumps(p.proposal["args"]), c.identity.pk,
-                         p.proposal["idempotency_key"], c.digest, c.proposed_at, b64(c.signature), p.status, p.reason,
-                         None if p.result is None else json.dumps(p.result), json.dumps(p.effects.events), p.tx_hash))
-        columns = list(zip(*rows, strict=True))
-        cur.execute(
-            "INSERT INTO ledger_transaction (chaincode, function, args, invoker_id, idempotency_key, body_digest, "
-            "proposed_at, signature, status, reason, result, events, tx_hash) "
-            "SELECT c, f, a::jsonb, i, k, d, t, s, st, r, res::jsonb, ev::jsonb, h FROM unnest("
-            "%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], %b::timestamptz[], "
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY "
-            "AS v(c, f, a, i, k, d, t, s, st, r, res, ev, h, n) ORDER BY n RETURNING tx_hash, id",
-            [list(col) for col in columns],
-        )
-        return dict(cur.fetchall())
+        for p, tx_id in zip(self.pending, drawn, strict=True):
+            c, proposal = p.call, p.proposal
+            rows.append((tx_id, proposal["chaincode"], proposal["function"], dumps(proposal["args"]), c.identity.pk,
+                         proposal["idempotency_key"], c.digest, c.proposed_at, b64(c.signature), p.status, p.reason,
+                         None if p.result is None else dumps(p.result), dumps(p.effects.events), p.tx_hash))
+        _copy(cur, "ledger_transaction", "id, chaincode, function, args, invoker_id, idempotency_key, body_digest, "
+              "proposed_at, signature, status, reason, result, events, tx_hash", rows)
+        return ids
 
     def _write_postings(self, cur, ids: dict[str, int]) -> None:
-        rows = [(ids[p.tx_hash], info.id, info.asset, amount) for p in self.pending for info, amount in p.postings]
-        if rows:
-            tx, account, asset, amount = (list(col) for col in zip(*rows, strict=True))
-            cur.execute("INSERT INTO ledger_posting (transaction_id, account_id, asset_id, amount) "
-                        "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::bigint[])",
-                        [tx, account, asset, amount])
+        _copy(cur, "ledger_posting", "transaction_id, account_id, asset_id, amount",
+              [(ids[p.tx_hash], info.id, info.asset, amount) for p in self.pending for info, amount in p.postings])
 
     def _write_state(self, cur, ids: dict[str, int]) -> None:
         rows = [(ids[p.tx_hash], ns, key, None if value is None else json.dumps(value), is_delete, version)
                 for p in self.pending for ns, key, value, is_delete, version in p.state_writes]
         if not rows:
             return
-        columns = [list(col) for col in zip(*rows, strict=True)]
-        cur.execute("INSERT INTO ledger_statewrite (transaction_id, namespace, key, value, is_delete, version) "
-                    "SELECT t, n, k, v::jsonb, d, ver FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], "
-                    "%b::boolean[], %b::bigint[]) AS x(t, n, k, v, d, ver)", columns)
+        _copy(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version", rows)
         latest: dict[tuple[str, str], tuple] = {}
         for _, ns, key, value, is_delete, version in rows:
             latest[(ns, key)] = (ns, key, value, is_delete, version)
@@ -433,6 +423,16 @@ class _Batch:
                     "SELECT n, k, v::jsonb, d, ver FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[], "
                     "%b::bigint[]) AS x(n, k, v, d, ver) ON CONFLICT (namespace, key) DO UPDATE SET "
                     "value = EXCLUDED.value, is_deleted = EXCLUDED.is_deleted, version = EXCLUDED.version", columns)
+
+
+def _copy(cur, table: str, columns: str, rows: list[tuple]) -> None:
+    """``COPY table (columns) FROM STDIN``: one round trip, rows formatted by psycopg's C code.
+    Constraint and trigger checks are those of INSERT (statement triggers see the COPY)."""
+    if not rows:
+        return
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _replay_row(row: tuple, digest: str) -> Outcome:
