@@ -1,8 +1,10 @@
 """Gateway benchmark (issue 4), on PostgreSQL and Mosquitto:
 
 1. signed readings ingested into the ledger per second, end to end: 10,000 meters' pre-signed
-   readings published over MQTT (QoS 1) to ``run_gateway`` running as its own process
-   (batch loop, acks after commit), until every reading is committed;
+   readings published over MQTT (QoS 1, by ``bench.mqtt_fleet``, a light load generator) to
+   ``run_gateway --workers N`` running as its own processes (batch loop, acks after commit),
+   until every reading is committed; with the CPU each part used per reading (gateway,
+   PostgreSQL, broker, the fleet itself), which bounds what two cores can reach;
 2. the same readings through ``readings_ingest`` in-process: one transaction per batch versus
    one per reading, and the share of the after-commit announcements;
 3. fund → relay command p95: a device at zero is funded, its retained relay message timed
@@ -99,7 +101,7 @@ def gateway_process(mqtt_url: str, client_id: str, workers: int = 1) -> subproce
            "GRIDCOIN_KEK": settings.GRIDCOIN_KEK, "GRIDCOIN_ORDERER_KEY": settings.GRIDCOIN_ORDERER_KEY,
            "GRIDCOIN_MQTT_RELAY": "0", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "manage.py", "run_gateway", "--client-id", client_id,
-                                "--batch-size", "500", "--batch-timeout", "0.05", "--workers", str(workers)],
+                                "--batch-size", os.environ.get("BENCH_BATCH_SIZE", "500"), "--batch-timeout", "0.05", "--workers", str(workers)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = process.stdout.readline()
     if "subscribed" not in line:
@@ -108,25 +110,36 @@ def gateway_process(mqtt_url: str, client_id: str, workers: int = 1) -> subproce
     return process
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants (Linux /proc), in KB."""
-    parents: dict[int, int] = {}
+def _processes() -> dict[int, tuple[int, str, int]]:
+    """pid → (parent pid, command name, CPU ticks used so far) from Linux /proc."""
+    out = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
+                    text = f.read()
+            except OSError:
                 continue
+            name, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+            out[int(entry)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def _tree(pid: int, processes: dict[int, tuple[int, str, int]]) -> set[int]:
     tree, frontier = {pid}, [pid]
     while frontier:
         parent = frontier.pop()
-        for child, ppid in parents.items():
+        for child, (ppid, _, _) in processes.items():
             if ppid == parent and child not in tree:
                 tree.add(child)
                 frontier.append(child)
+    return tree
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KB."""
     total = 0
-    for member in tree:
+    for member in _tree(pid, _processes()):
         try:
             with open(f"/proc/{member}/status") as f:
                 total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -135,12 +148,31 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
+def _cpu_by_role(gateway_pid: int) -> dict[str, int]:
+    """CPU ticks so far of the gateway (all its processes), PostgreSQL, the broker and this
+    process (the publishing fleet)."""
+    processes = _processes()
+    gateway = _tree(gateway_pid, processes)
+    roles = {"gateway": 0, "postgres": 0, "broker": 0, "fleet": 0}
+    for pid, (_, name, ticks) in processes.items():
+        if pid in gateway:
+            roles["gateway"] += ticks
+        elif name.startswith("postgres"):
+            roles["postgres"] += ticks
+        elif name.startswith("mosquitto"):
+            roles["broker"] += ticks
+        elif pid == os.getpid():
+            roles["fleet"] += ticks
+    return roles
+
+
 def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GATEWAY_WORKERS) -> tuple[float, float, int]:
     """(readings/s, seconds, the gateway's peak resident memory in KB, all its processes together)"""
+    from bench.mqtt_fleet import publish_all
     from iot_gateway.models import MeterReading
-    from iot_gateway.mqtt import address, make_client, meter_topic
+    from iot_gateway.mqtt import address, broker, make_client, meter_topic
 
-    payloads = [(meter_topic(r["meter"], "readings"), json.dumps(r)) for r in readings]
+    payloads = [(meter_topic(r["meter"], "readings"), json.dumps(r).encode()) for r in readings]
     client_id = f"gw-bench-{uuid.uuid4().hex[:8]}"
     gateway = gateway_process(mqtt_url, client_id, workers)
     peak = [0]
@@ -153,14 +185,11 @@ def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GAT
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    publisher = make_client(mqtt_url)
-    publisher.connect(*address(publisher))
-    publisher.loop_start()
     before = MeterReading.objects.count()
+    cpu_before = _cpu_by_role(gateway.pid)
     start = time.perf_counter()
-    for topic, payload in payloads:
-        publisher.publish(topic, payload, qos=1)
-    published = time.perf_counter() - start
+    publishing = threading.Thread(target=publish_all, args=(*broker(mqtt_url)[:2], payloads), daemon=True)
+    publishing.start()
     deadline = start + 600
     while MeterReading.objects.count() - before < len(payloads):
         if time.perf_counter() > deadline:
@@ -168,17 +197,22 @@ def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GAT
         time.sleep(0.05)
     seconds = time.perf_counter() - start
     done = MeterReading.objects.count() - before
+    cpu_after = _cpu_by_role(gateway.pid)
     sampling.set()
     sampler.join()
-    publisher.disconnect()
-    publisher.loop_stop()
+    publishing.join(60)
     gateway.send_signal(signal.SIGTERM)
     gateway.wait(60)
     for member in ([client_id] if workers == 1 else [f"{client_id}-{n}" for n in range(1, workers + 1)]):
         cleanup = make_client(mqtt_url, client_id=member)
         cleanup.connect(*address(cleanup), clean_start=True)
         cleanup.disconnect()
-    print(f"  (the fleet's {len(payloads):,} publishes took {published:.1f} s)", flush=True)
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {role: (cpu_after[role] - cpu_before[role]) / tick / max(done, 1) * 1e6 for role in cpu_after}
+    total = sum(used.values())
+    print("  CPU per reading: " + ", ".join(f"{role} {us:.0f} µs" for role, us in used.items())
+          + f"; {total:.0f} µs in all, so {os.cpu_count()} cores fit at most {os.cpu_count() * 1e6 / total:,.0f} "
+          "readings/s", flush=True)
     return done / seconds, seconds, peak[0]
 
 
