@@ -105,6 +105,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+# Views marked ``payments.middleware.lean_request`` (the webhooks, all csrf_exempt) under these
+# paths are served through LEAN_MIDDLEWARE only: the same security and common response
+# headers, none of the browser middleware (static files, sessions, CSRF, auth, messages, htmx).
+LEAN_PATH_PREFIXES = ["/webhooks/"]
+LEAN_MIDDLEWARE = [m for m in MIDDLEWARE if m in {
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+}]
+MIDDLEWARE.insert(0, "payments.middleware.LeanPathMiddleware")
 
 ROOT_URLCONF = "gridcoin.urls"
 TEMPLATES = [

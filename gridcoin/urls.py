@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+# Webhooks first: banks post to them at volume, and a path is matched against every pattern
+# listed before its own (Django records each one tried, which cost more than the match).
 urlpatterns = [
+    path("webhooks/", include("payments.urls_webhooks")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
@@ -10,7 +13,6 @@ urlpatterns = [
     path("api/v1/", include("meters.urls")),
     path("api/v1/", include("iot_gateway.urls")),
     path("accounts/", include("accounts.urls")),
-    path("webhooks/", include("payments.urls_webhooks")),
     path("payments/", include("payments.urls")),
     path("api/v1/payments/", include("payments.api_urls")),
     path("", include("frontend.urls")),

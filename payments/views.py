@@ -14,8 +14,10 @@ from ledger.units import format_amount
 
 from . import selectors, services
 from .forms import SimulatorForm
+from .middleware import lean_request
 
 
+@lean_request
 @csrf_exempt
 @require_POST
 def bank_webhook(request: HttpRequest) -> JsonResponse:
@@ -24,6 +26,7 @@ def bank_webhook(request: HttpRequest) -> JsonResponse:
     return JsonResponse(outcome.body, status=outcome.http_status)
 
 
+@lean_request
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
