@@ -238,11 +238,16 @@ SALE_ROUTES: dict[str, SaleRoute] = {
 class WebhookOutcome:
     http_status: int
     body: dict[str, Any]
-    event: WebhookEvent
+    audit: dict[str, Any]  # the audit row's columns, as inserted
+
+    @property
+    def event(self) -> WebhookEvent:
+        """The audit row (built on demand: the endpoint itself needs only status and body)."""
+        return _loaded(WebhookEvent, **self.audit)
 
     @property
     def applied(self) -> bool:
-        return self.event.status == DeliveryStatus.APPLIED
+        return self.audit["status"] == DeliveryStatus.APPLIED
 
 
 class WebhookRefused(Exception):
@@ -288,8 +293,8 @@ class _Delivery:
         # cost more CPU than the insert.
         params = [values[column] for column in _AUDIT_COLUMNS]
         values["id"] = _query_one(_AUDIT_INSERT, [*params, None if result is None else json.dumps(result)])[0]
-        event = _loaded(WebhookEvent, **values, result=result)
-        return WebhookOutcome(http_status=http_status, body=body, event=event)
+        values["result"] = result
+        return WebhookOutcome(http_status=http_status, body=body, audit=values)
 
     def refuse(self, http_status: int, message: str) -> WebhookOutcome:
         body = {"status": "rejected", "error": message}
