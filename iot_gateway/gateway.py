@@ -82,7 +82,7 @@ class GatewayLoop:
     # --- connection -----------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> GatewayLoop:
-        client = make_client(self.url, client_id=self.client_id, manual_ack=True)
+        client = make_client(self.url, client_id=self.client_id, manual_ack=True, buffered=True)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect

@@ -41,10 +41,47 @@ def broker(url: str) -> tuple[str, int, str | None, str | None, bool]:
             unquote(parts.password) if parts.password else None, tls)
 
 
-def make_client(url: str, *, client_id: str | None = None, manual_ack: bool = False) -> mqtt.Client:
+class _BufferedSocket:
+    """A socket that reads 64 KB at a time. paho reads a packet with three or more ``recv``
+    calls (type byte, length bytes one by one, body) and one ``select`` per packet; under a
+    fleet's load that was most of the gateway's network thread. ``pending()`` is paho's own
+    hook for bytes it must consume without waiting in ``select`` (it uses it for TLS)."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._buffer = bytearray()
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self._buffer:
+            data = self._sock.recv(max(bufsize, 65536))  # raises BlockingIOError when empty, as paho expects
+            if len(data) <= bufsize:
+                return data
+            self._buffer += data
+        out = bytes(self._buffer[:bufsize])
+        del self._buffer[:bufsize]
+        return out
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)
+        return len(self._buffer) + (inner() if inner else 0)
+
+    def __getattr__(self, name: str):  # send, close, fileno, setblocking, ...
+        return getattr(self._sock, name)
+
+
+class BufferedClient(mqtt.Client):
+    """paho's client on a read-buffered socket (the gateway's high-volume subscriber)."""
+
+    def _create_socket(self):
+        return _BufferedSocket(super()._create_socket())
+
+
+def make_client(url: str, *, client_id: str | None = None, manual_ack: bool = False,
+                buffered: bool = False) -> mqtt.Client:
     host, port, username, password, tls = broker(url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"gridcoin-{uuid.uuid4().hex[:12]}",
-                         protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    cls = BufferedClient if buffered else mqtt.Client
+    client = cls(CallbackAPIVersion.VERSION2, client_id=client_id or f"gridcoin-{uuid.uuid4().hex[:12]}",
+                 protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     if username:
         client.username_pw_set(username, password)
     if tls:
