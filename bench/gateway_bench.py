@@ -148,22 +148,30 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def _cpu_by_role(gateway_pid: int) -> dict[str, int]:
-    """CPU ticks so far of the gateway (all its processes), PostgreSQL, the broker and this
-    process (the publishing fleet)."""
+def _cpu_by_role(gateway_pid: int) -> dict[int, tuple[str, int]]:
+    """pid → (role, CPU ticks so far) of the gateway (all its processes), PostgreSQL, the
+    broker and this process (the publishing fleet)."""
     processes = _processes()
     gateway = _tree(gateway_pid, processes)
-    roles = {"gateway": 0, "postgres": 0, "broker": 0, "fleet": 0}
+    out = {}
     for pid, (_, name, ticks) in processes.items():
         if pid in gateway:
-            roles["gateway"] += ticks
+            out[pid] = ("gateway", ticks)
         elif name.startswith("postgres"):
-            roles["postgres"] += ticks
+            out[pid] = ("postgres", ticks)
         elif name.startswith("mosquitto"):
-            roles["broker"] += ticks
+            out[pid] = ("broker", ticks)
         elif pid == os.getpid():
-            roles["fleet"] += ticks
-    return roles
+            out[pid] = ("fleet", ticks)
+    return out
+
+
+def _cpu_used(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]]) -> dict[str, int]:
+    """Ticks per role between two samples (a process that started in between counts from 0)."""
+    used = {"gateway": 0, "postgres": 0, "broker": 0, "fleet": 0}
+    for pid, (role, ticks) in after.items():
+        used[role] += ticks - before.get(pid, (role, 0))[1]
+    return used
 
 
 def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GATEWAY_WORKERS) -> tuple[float, float, int]:
@@ -208,7 +216,7 @@ def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GAT
         cleanup.connect(*address(cleanup), clean_start=True)
         cleanup.disconnect()
     tick = os.sysconf("SC_CLK_TCK")
-    used = {role: (cpu_after[role] - cpu_before[role]) / tick / max(done, 1) * 1e6 for role in cpu_after}
+    used = {role: ticks / tick / max(done, 1) * 1e6 for role, ticks in _cpu_used(cpu_before, cpu_after).items()}
     total = sum(used.values())
     print("  CPU per reading: " + ", ".join(f"{role} {us:.0f} µs" for role, us in used.items())
           + f"; {total:.0f} µs in all, so {os.cpu_count()} cores fit at most {os.cpu_count() * 1e6 / total:,.0f} "
