@@ -83,6 +83,9 @@ class GatewayLoop:
 
     def start(self, timeout: float = 10.0) -> GatewayLoop:
         client = make_client(self.url, client_id=self.client_id, manual_ack=True, buffered=True)
+        # No in-flight cap for its relay commands: with a cap paho rescans every unacknowledged
+        # message on each PUBACK, quadratic in a batch's relay commands.
+        client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
