@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -68,10 +69,24 @@ class InvokeResult:
     reason: str
     result: Any
     replayed: bool = False
+    companion_id: int | None = None  # the id of the Companion row, when it was written with the transaction
 
     @property
     def ok(self) -> bool:
         return self.status == TxStatus.VALID
+
+
+@dataclass(frozen=True)
+class Companion:
+    """A row the caller wants inserted by the same statement that commits a valid value
+    movement (PostgreSQL fast path): ``values(tx_hash, result)`` gives one value per column.
+    The row is written only if the transaction is; if the invocation takes another path (a
+    refusal, state writes, SQLite) nothing is written and ``InvokeResult.companion_id`` is None,
+    so the caller writes it itself. Saves a webhook's audit row a round trip."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (name, SQL type): parameters are cast to it
+    values: Callable[[str, Any], list[Any]]
 
 
 # --- membership and accounts ------------------------------------------------------------------
@@ -122,7 +137,7 @@ def invoker_of(identity: Identity) -> Invoker:
 def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Identity,
            idempotency_key: str | None, signer: Ed25519PrivateKey | None = None,
            signature: bytes | None = None, proposed_at: datetime | None = None,
-           savepoint: bool = True) -> InvokeResult:
+           savepoint: bool = True, companion: Companion | None = None) -> InvokeResult:
     """Run ``chaincode.function(args)`` as ``invoker`` and commit its effects atomically.
 
     The invoker's signature covers the canonical proposal; pass ``signature`` (device keys) or
@@ -149,17 +164,17 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
             raise LedgerError("savepoint=False runs only inside the caller's transaction")
         # No savepoint, no retries: any database error aborts the caller's transaction.
         with transaction.atomic(savepoint=False):
-            return _invoke_once(call, fast=postgres, strict=True)
+            return _invoke_once(call, fast=postgres, strict=True, companion=companion)
     mode = ("single" if not connection.in_atomic_block else "fast") if postgres else "careful"
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             if mode == "single":
-                outcome = _invoke_single_statement(call)
+                outcome = _invoke_single_statement(call, companion)
                 if outcome is not None:
                     return outcome
                 mode = "fast"
             with transaction.atomic():
-                return _invoke_once(call, fast=mode != "careful")
+                return _invoke_once(call, fast=mode != "careful", companion=companion)
         except _StaleDirectory:
             _directory.clear()
             continue
@@ -278,7 +293,7 @@ def call_prepare(*, chaincode: str, function: str, args: dict[str, Any], invoker
     return _Call(invoker, who, proposal, payload, signature, signature_ok, digest, proposed_at)
 
 
-def _invoke_single_statement(call: _Call) -> InvokeResult | None:
+def _invoke_single_statement(call: _Call, companion: Companion | None = None) -> InvokeResult | None:
     """A pure value movement (the contract read nothing, wrote no state) committed as one
     autocommitted statement: one round trip, no BEGIN/COMMIT. Anything else returns None
     and runs in a transaction instead, which also records refusals."""
@@ -294,7 +309,7 @@ def _invoke_single_statement(call: _Call) -> InvokeResult | None:
         if not ctx.effects.postings or ctx.effects.state_writes:
             return None
         return _commit_transfer(call.identity, call.proposal, call.payload, call.signature, call.digest,
-                                call.proposed_at, result, ctx.effects)
+                                call.proposed_at, result, ctx.effects, companion)
     except (ContractError, _NeedsTransaction):
         return None
 
@@ -311,7 +326,7 @@ def _covered(ctx: Context) -> bool:
     return True
 
 
-def _invoke_once(call: _Call, *, fast: bool, strict: bool = False) -> InvokeResult:
+def _invoke_once(call: _Call, *, fast: bool, strict: bool = False, companion: Companion | None = None) -> InvokeResult:
     identity, who, proposal, payload = call.identity, call.who, call.proposal, call.payload
     signature, digest, proposed_at = call.signature, call.digest, call.proposed_at
     reader = _DatabaseReader()
@@ -335,7 +350,7 @@ def _invoke_once(call: _Call, *, fast: bool, strict: bool = False) -> InvokeResu
             effects = ctx.effects
             if fast and effects.postings and not effects.state_writes and (not strict or _covered(ctx)):
                 return _commit_transfer(identity, proposal, payload, signature, digest, proposed_at, result,
-                                        effects)
+                                        effects, companion)
             applied = _apply(effects, reader)
         except ContractError as exc:
             status, reason, result, effects = TxStatus.REJECTED.value, exc.reason, None, Effects()
@@ -417,7 +432,8 @@ def _check_accounts(wanted: list[tuple[str, str]], accounts: dict[tuple[str, str
 
 
 def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: bytes, signature: bytes, digest: str,
-                     proposed_at: datetime, result: Any, effects: Effects) -> InvokeResult:
+                     proposed_at: datetime, result: Any, effects: Effects,
+                     companion: Companion | None = None) -> InvokeResult:
     """PostgreSQL hot path for value movements without state writes: balances, transaction and
     postings in one statement. The database CHECK refuses overdrafts (the caller then retries on
     the careful path for a named reason); the postings trigger refuses unbalanced sums.
@@ -443,17 +459,20 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
         proposal["idempotency_key"], digest, proposed_at, sig_text, status, "",
         None if result is None else json.dumps(result), json.dumps(effects.events), tx_hash, len(deltas),
     ]
+    extra = None if companion is None else (companion, companion.values(tx_hash, result))
     for _ in range(2):
-        row = _transfer_statement([(accounts[k], d) for k, d in deltas.items()], fixed)
+        row = _transfer_statement([(accounts[k], d) for k, d in deltas.items()], fixed, extra)
         if row is not None:
-            return InvokeResult(tx_id=row[0], tx_hash=tx_hash, status=status, reason="", result=result)
+            return InvokeResult(tx_id=row[0], tx_hash=tx_hash, status=status, reason="", result=result,
+                                companion_id=row[2] if extra else None)
         # A cached id no longer names its account and the statement wrote nothing: read afresh.
         accounts = _directory.resolve(wanted, fresh=True)
         _check_accounts(wanted, accounts, effects.owner_checks)
     raise _StaleDirectory()
 
 
-def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any]) -> tuple | None:
+def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any],
+                        extra: tuple[Companion, list[Any]] | None = None) -> tuple | None:
     update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint,%s::bigint)"] * len(postings))
     posting_rows = ",".join(["(%s::int,%s::bigint,%s::text,%s::bigint)"] * len(postings))
     account_rows: list[Any] = []
@@ -482,8 +501,16 @@ def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any
         f"SELECT tx.id, v.account_id, v.asset, v.amount FROM tx, (VALUES {posting_rows}) AS v(ord, account_id, asset, amount) "
         "ORDER BY v.ord RETURNING 1), "
         "queued AS (INSERT INTO ledger_unsealedtransaction (transaction_id) SELECT id FROM tx) "
-        "SELECT id, (SELECT count(*) FROM ins) FROM tx"
     )
+    if extra is None:
+        sql += "SELECT id, (SELECT count(*) FROM ins) FROM tx"
+    else:
+        companion, values = extra
+        names = ", ".join(name for name, _ in companion.columns)
+        casts = ", ".join(f"%s::{sql_type}" for _, sql_type in companion.columns)
+        sql = (sql[:-1] + f", also AS (INSERT INTO {companion.table} ({names}) SELECT {casts} FROM tx RETURNING id) "
+               "SELECT id, (SELECT count(*) FROM ins), (SELECT id FROM also) FROM tx")
+        params += values
     connection.ensure_connection()
     # A server-side-binding psycopg cursor: the statement is prepared after a few uses, so the
     # hot path skips client-side quoting and server-side planning.

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import stripe
@@ -203,7 +203,21 @@ class _StaleSecret(Exception):
 
 # --- the dispatch table: chaincode → who pays whom and which accounts the sale needs --------
 
-AccountSpec = tuple[str, str, Organisation]  # (key, asset, owner)
+class _Party(NamedTuple):
+    """A payer or payee as the claiming statement read it (no model instance per delivery).
+    ``created_at`` is the row's creation time as text: it only tells recreated rows apart."""
+
+    pk: int
+    msp_id: str
+    name: str
+    org_type: str
+    created_at: str
+
+    def organisation(self) -> Organisation:
+        return _loaded(Organisation, id=self.pk, msp_id=self.msp_id, name=self.name, org_type=self.org_type)
+
+
+AccountSpec = tuple[str, str, _Party]  # (key, asset, owner)
 
 
 @dataclass(frozen=True)
@@ -212,15 +226,15 @@ class SaleRoute:
     function: str
     payer_type: str
     payee_type: str
-    accounts: Callable[[PaymentNotice, Organisation, Organisation], list[AccountSpec]]
+    accounts: Callable[[PaymentNotice, _Party, _Party], list[AccountSpec]]
 
 
-def _retail_accounts(notice: PaymentNotice, payer: Organisation, payee: Organisation) -> list[AccountSpec]:
+def _retail_accounts(notice: PaymentNotice, payer: _Party, payee: _Party) -> list[AccountSpec]:
     return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer),
             (household_account(payer.msp_id), ENERGY, payer)]
 
 
-def _wholesale_accounts(notice: PaymentNotice, payer: Organisation, payee: Organisation) -> list[AccountSpec]:
+def _wholesale_accounts(notice: PaymentNotice, payer: _Party, payee: _Party) -> list[AccountSpec]:
     return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer),
             (producer_account(payee.msp_id), ENERGY, payee),
             *((utility_account(payer.msp_id, n), ENERGY, payer) for n in range(UTILITY_SHARDS))]
@@ -261,6 +275,16 @@ _AUDIT_COLUMNS = ("provider", "organisation_id", "event_id", "event_type", "paye
                   "status", "reason", "http_status", "body", "signature_header", "received_at", "tx_hash")
 _AUDIT_INSERT = (f"INSERT INTO {WebhookEvent._meta.db_table} ({', '.join(_AUDIT_COLUMNS)}, result) "
                  f"VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))}, %s) RETURNING id")
+_AUDIT_TABLE = WebhookEvent._meta.db_table
+_AUDIT_TYPES = {"organisation_id": "bigint", "amount": "bigint", "http_status": "integer",
+                "received_at": "timestamptz", "result": "jsonb"}  # the others are text
+
+
+_AUDIT_COMPANION_COLUMNS = tuple((c, _AUDIT_TYPES.get(c, "text")) for c in (*_AUDIT_COLUMNS, "result"))
+
+
+def _audit_params(values: dict[str, Any], result: Any) -> list[Any]:
+    return [*(values[column] for column in _AUDIT_COLUMNS), None if result is None else json.dumps(result)]
 
 
 @dataclass
@@ -276,11 +300,12 @@ class _Delivery:
     notice: PaymentNotice | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def record(self, *, status: str, http_status: int, body: dict[str, Any], reason: str = "",
-               tx_hash: str | None = None, result: Any = None) -> WebhookOutcome:
+    def audit_values(self, *, status: str, http_status: int, reason: str = "",
+                     tx_hash: str | None = None) -> dict[str, Any]:
+        """The audit row's columns (_AUDIT_COLUMNS, in order)."""
         notice = self.notice
         text = self.raw_body[: MAX_AUDIT_BODY * 4].decode("utf-8", errors="replace")[:MAX_AUDIT_BODY]
-        values = {
+        return {
             "provider": self.provider, "organisation_id": self.organisation.pk if self.organisation else None,
             "event_id": self.event_id, "event_type": self.event_type[:60],
             "payer": notice.payer if notice else "", "payee": notice.payee if notice else "",
@@ -289,10 +314,13 @@ class _Delivery:
             "signature_header": (self.signature_header or "")[:1000].replace("\x00", "\ufffd"),
             "received_at": timezone.now(), "tx_hash": tx_hash,
         }
+
+    def record(self, *, status: str, http_status: int, body: dict[str, Any], reason: str = "",
+               tx_hash: str | None = None, result: Any = None) -> WebhookOutcome:
+        values = self.audit_values(status=status, http_status=http_status, reason=reason, tx_hash=tx_hash)
         # Raw SQL: one audit row per delivery is on the hot path; the ORM's insert machinery
         # cost more CPU than the insert.
-        params = [values[column] for column in _AUDIT_COLUMNS]
-        values["id"] = _query_one(_AUDIT_INSERT, [*params, None if result is None else json.dumps(result)])[0]
+        values["id"] = _query_one(_AUDIT_INSERT, _audit_params(values, result))[0]
         values["result"] = result
         return WebhookOutcome(http_status=http_status, body=body, audit=values)
 
@@ -468,7 +496,7 @@ def _sale_summary(result: Any) -> dict[str, Any]:
 
 
 def _check_parties(notice: PaymentNotice, route: SaleRoute,
-                   orgs: dict[str, Organisation]) -> tuple[Organisation, Organisation]:
+                   orgs: dict[str, _Party]) -> tuple[_Party, _Party]:
     for role, msp_id, wanted in (("payer", notice.payer, route.payer_type), ("payee", notice.payee, route.payee_type)):
         org = orgs.get(msp_id)
         if org is None:
@@ -481,7 +509,7 @@ def _check_parties(notice: PaymentNotice, route: SaleRoute,
 # Accounts known to exist, keyed with their owner's id and creation time: ledger accounts are
 # never deleted while their organisation row lives, and a recreated organisation (a test
 # database flushed) has another creation time, so a stale entry cannot match.
-_known_accounts: set[tuple[str, str, int, datetime]] = set()
+_known_accounts: set[tuple[str, str, int, str]] = set()
 
 
 def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
@@ -490,7 +518,13 @@ def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
                if (key, asset, owner.pk, owner.created_at) not in _known_accounts]
     if not unknown:
         return
-    found = set(Account.objects.filter(key__in=[k for k, _, _ in unknown]).values_list("key", "asset_id"))
+    keys = sorted({k for k, _, _ in unknown})
+    if connection.vendor == "postgresql":
+        rows = _query_all(f"SELECT key, asset_id FROM {Account._meta.db_table} WHERE key = ANY(%s)", [keys])
+    else:
+        rows = _query_all(f"SELECT key, asset_id FROM {Account._meta.db_table} WHERE key IN "
+                          f"({', '.join(['%s'] * len(keys))})", keys)
+    found = {(key, asset) for key, asset in rows}
     missing = [(key, asset, owner) for key, asset, owner in unknown if (key, asset) not in found]
     if len(_known_accounts) > 200_000:
         _known_accounts.clear()
@@ -502,7 +536,7 @@ def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
         raise WebhookRefused(400, f"unknown currency {currency!r}: the ledger has no such asset")
     for key, asset, owner in missing:
         if asset in present:
-            ledger.account_open(key=key, asset=asset, organisation=owner)
+            ledger.account_open(key=key, asset=asset, organisation=owner.organisation())
             # Known to others only once committed: until then they cannot see the row.
             entry = (key, asset, owner.pk, owner.created_at)
             transaction.on_commit(lambda entry=entry: _known_accounts.add(entry))
@@ -574,13 +608,25 @@ def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, sc
             payer, payee = _check_parties(notice, route, orgs)
             _open_accounts(route.accounts(notice, payer, payee), notice.currency)
             signer = _signer_of(identity)  # the identity is confirmed: its key may be looked up
-            # The claim serialises this event id, so the ledger needs no savepoint of its own.
+            audit: dict[str, Any] = {}
+
+            def applied_row(tx_hash: str, result: Any) -> list[Any]:
+                audit.update(d.audit_values(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=tx_hash))
+                return _audit_params(audit, result)
+
+            # The claim serialises this event id, so the ledger needs no savepoint of its own. A
+            # sale committed by the ledger's one-statement path writes its audit row with it.
             result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=args, invoker=identity,
-                                   idempotency_key=idempotency_key, signer=signer, savepoint=False)
+                                   idempotency_key=idempotency_key, signer=signer, savepoint=False,
+                                   companion=ledger.Companion(_AUDIT_TABLE, _AUDIT_COMPANION_COLUMNS, applied_row))
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
             if result.ok:
+                body = {"status": "applied", **base, **_sale_summary(result.result)}
+                if result.companion_id is not None:
+                    return WebhookOutcome(http_status=200, body=body,
+                                          audit={**audit, "id": result.companion_id, "result": result.result})
                 return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=result.tx_hash,
-                                result=result.result, body={"status": "applied", **base, **_sale_summary(result.result)})
+                                result=result.result, body=body)
             return d.record(status=DeliveryStatus.REJECTED, http_status=422, tx_hash=result.tx_hash,
                             reason=result.reason, result={"reason": result.reason},
                             body={"status": "rejected", **base, "error": result.reason, "retry": False})
@@ -601,8 +647,11 @@ def _current_identity(identity: Identity, row: tuple | None) -> Identity:
                    revoked_at=row[2])
 
 
+_PARTY_COLUMNS = "o.id, o.msp_id, o.name, o.org_type, CAST(o.created_at AS text)"
+
+
 def _claim_event(claim: dict[str, str], digest: str, parties: list[str], *, secret: BankSecret | None = None,
-                 identity: Identity | None = None) -> tuple[bool, bool, tuple | None, dict[str, Organisation]]:
+                 identity: Identity | None = None) -> tuple[bool, bool, tuple | None, dict[str, _Party]]:
     """Insert the event's claim unless it exists; confirm that ``secret`` is still active; read
     the invoking identity's key and revocation time and load the payment's parties. Returns
     (claimed, secret active, (identity id, public key, revoked_at) or None, parties by msp id).
@@ -619,7 +668,7 @@ def _claim_event(claim: dict[str, str], digest: str, parties: list[str], *, secr
     if connection.vendor == "postgresql":
         rows = _query_all(
             f"WITH claim AS ({insert}) SELECT (SELECT id FROM claim), ({active_sql}), "
-            f"i.id, i.public_key, i.revoked_at, {_ORG_COLUMNS} "
+            f"i.id, i.public_key, i.revoked_at, {_PARTY_COLUMNS} "
             "FROM (SELECT 1) AS one LEFT JOIN ledger_identity i ON i.id = %s "
             "LEFT JOIN ledger_organisation o ON o.msp_id IN (%s, %s)",
             [*params, *secret_params, identity_id, *parties])
@@ -632,8 +681,8 @@ def _claim_event(claim: dict[str, str], digest: str, parties: list[str], *, secr
         active = bool(_query_one(active_sql, secret_params)[0])
         identity_row = _query_one("SELECT id, public_key, revoked_at FROM ledger_identity WHERE id = %s",
                                   [identity_id])
-        found = _query_all(f"SELECT {_ORG_COLUMNS} FROM ledger_organisation o WHERE o.msp_id IN (%s, %s)", parties)
-    return claimed, active, identity_row, {o.msp_id: o for o in map(_organisation_from_row, found)}
+        found = _query_all(f"SELECT {_PARTY_COLUMNS} FROM ledger_organisation o WHERE o.msp_id IN (%s, %s)", parties)
+    return claimed, active, identity_row, {row[1]: _Party(*row) for row in found}
 
 
 # The claim with its first audited outcome (applied or refused by the ledger), in one statement.
