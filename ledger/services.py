@@ -79,14 +79,16 @@ class InvokeResult:
 @dataclass(frozen=True)
 class Companion:
     """A row the caller wants inserted by the same statement that commits a valid value
-    movement (PostgreSQL fast path): ``values(tx_hash, result)`` gives one value per column.
-    The row is written only if the transaction is; if the invocation takes another path (a
-    refusal, state writes, SQLite) nothing is written and ``InvokeResult.companion_id`` is None,
-    so the caller writes it itself. Saves a webhook's audit row a round trip."""
+    movement (PostgreSQL fast path): ``row(tx_hash, result)`` gives its ``columns`` as a
+    JSON-ready dict (passed as one jsonb parameter, so the statement keeps few parameters and
+    psycopg keeps its parsed form cached). The row is written only if the transaction is; if
+    the invocation takes another path (a refusal, state writes, SQLite) nothing is written and
+    ``InvokeResult.companion_id`` is None, so the caller writes it itself. Saves a webhook's
+    audit row a round trip."""
 
     table: str
-    columns: tuple[tuple[str, str], ...]  # (name, SQL type): parameters are cast to it
-    values: Callable[[str, Any], list[Any]]
+    columns: tuple[str, ...]
+    row: Callable[[str, Any], dict[str, Any]]
 
 
 # --- membership and accounts ------------------------------------------------------------------
@@ -459,7 +461,7 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
         proposal["idempotency_key"], digest, proposed_at, sig_text, status, "",
         None if result is None else json.dumps(result), json.dumps(effects.events), tx_hash, len(deltas),
     ]
-    extra = None if companion is None else (companion, companion.values(tx_hash, result))
+    extra = None if companion is None else (companion, json.dumps(companion.row(tx_hash, result)))
     for _ in range(2):
         row = _transfer_statement([(accounts[k], d) for k, d in deltas.items()], fixed, extra)
         if row is not None:
@@ -472,7 +474,7 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
 
 
 def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any],
-                        extra: tuple[Companion, list[Any]] | None = None) -> tuple | None:
+                        extra: tuple[Companion, str] | None = None) -> tuple | None:
     update_rows = ",".join(["(%s::bigint,%s::text,%s::text,%s::bigint,%s::bigint)"] * len(postings))
     posting_rows = ",".join(["(%s::int,%s::bigint,%s::text,%s::bigint)"] * len(postings))
     account_rows: list[Any] = []
@@ -505,12 +507,13 @@ def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any
     if extra is None:
         sql += "SELECT id, (SELECT count(*) FROM ins) FROM tx"
     else:
-        companion, values = extra
-        names = ", ".join(name for name, _ in companion.columns)
-        casts = ", ".join(f"%s::{sql_type}" for _, sql_type in companion.columns)
-        sql = (sql[:-1] + f", also AS (INSERT INTO {companion.table} ({names}) SELECT {casts} FROM tx RETURNING id) "
+        companion, row = extra
+        names = ", ".join(companion.columns)
+        picked = ", ".join(f"r.{name}" for name in companion.columns)
+        sql = (sql[:-1] + f", also AS (INSERT INTO {companion.table} ({names}) SELECT {picked} "
+               f"FROM tx, jsonb_populate_record(NULL::{companion.table}, %s::jsonb) AS r RETURNING id) "
                "SELECT id, (SELECT count(*) FROM ins), (SELECT id FROM also) FROM tx")
-        params += values
+        params.append(row)
     connection.ensure_connection()
     # A server-side-binding psycopg cursor: the statement is prepared after a few uses, so the
     # hot path skips client-side quoting and server-side planning.

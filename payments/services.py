@@ -276,11 +276,7 @@ _AUDIT_COLUMNS = ("provider", "organisation_id", "event_id", "event_type", "paye
 _AUDIT_INSERT = (f"INSERT INTO {WebhookEvent._meta.db_table} ({', '.join(_AUDIT_COLUMNS)}, result) "
                  f"VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))}, %s) RETURNING id")
 _AUDIT_TABLE = WebhookEvent._meta.db_table
-_AUDIT_TYPES = {"organisation_id": "bigint", "amount": "bigint", "http_status": "integer",
-                "received_at": "timestamptz", "result": "jsonb"}  # the others are text
-
-
-_AUDIT_COMPANION_COLUMNS = tuple((c, _AUDIT_TYPES.get(c, "text")) for c in (*_AUDIT_COLUMNS, "result"))
+_AUDIT_COMPANION_COLUMNS = (*_AUDIT_COLUMNS, "result")
 
 
 def _audit_params(values: dict[str, Any], result: Any) -> list[Any]:
@@ -610,9 +606,9 @@ def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, sc
             signer = _signer_of(identity)  # the identity is confirmed: its key may be looked up
             audit: dict[str, Any] = {}
 
-            def applied_row(tx_hash: str, result: Any) -> list[Any]:
+            def applied_row(tx_hash: str, result: Any) -> dict[str, Any]:
                 audit.update(d.audit_values(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=tx_hash))
-                return _audit_params(audit, result)
+                return {**audit, "received_at": audit["received_at"].isoformat(), "result": result}
 
             # The claim serialises this event id, so the ledger needs no savepoint of its own. A
             # sale committed by the ledger's one-statement path writes its audit row with it.
