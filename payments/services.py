@@ -364,7 +364,11 @@ def bank_webhook_receive(*, raw_body: bytes, signature_header: str | None, now: 
             return _bank_delivery(d, header, at, reload=False)
         except _StaleSecret:  # the cached secret was retired (or its identity changed): start afresh
             d.organisation, d.event_id, d.event_type, d.notice = None, None, "", None
-            return _bank_delivery(d, header, at, reload=True)
+            try:
+                return _bank_delivery(d, header, at, reload=True)
+            except _StaleSecret:  # retired again between the fresh read and the claim
+                d.organisation, d.event_id, d.event_type, d.notice = None, None, "", None
+                raise SignatureError(NO_MATCH) from None
 
     return _guarded(receive, delivery)
 

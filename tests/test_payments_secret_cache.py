@@ -126,3 +126,14 @@ def test_simulator_signs_with_the_same_secrets(market):
     t = int(time.time())
     forged = services.bank_webhook_receive(raw_body=raw, signature_header=signature_header(["gcwh_guess"], t, raw))
     assert forged.http_status == 401
+
+
+def test_a_secret_retired_between_the_fresh_read_and_the_claim_is_refused(market, monkeypatch):
+    """Even a list read a moment before the retirement commits cannot apply the delivery."""
+    stale = services._active_bank_secrets()
+    bank_secret_deactivate(secret=BankSecret.objects.get(organisation=market.bank, label="primary"))
+    monkeypatch.setattr(services, "_active_bank_secrets", lambda: stale)
+    before = snapshot(market)
+    response = market.deliver(market.notification(id="raced"))
+    assert response.status_code == 401 and "retired" in response.json()["error"]
+    assert snapshot(market) == before
