@@ -313,11 +313,13 @@ class _Batch:
             # the SQL text (which cost more CPU than the inserts).
             connection.ensure_connection()
             with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
-                self._write_balances(cur)
+                self._write_balances(cur, issuance=False)
                 ids = self._write_transactions(cur)
                 self._write_postings(cur, ids)
                 self._write_state(cur, ids)
                 _copy(cur, "ledger_unsealedtransaction", "transaction_id", [(tx_id,) for tx_id in ids.values()])
+                # Last: the shared issuance row stays locked only from here to the commit.
+                self._write_balances(cur, issuance=True)
             for p in self.pending:
                 self.outcomes[p.index] = services.InvokeResult(tx_id=ids[p.tx_hash], tx_hash=p.tx_hash, status=p.status,
                                                                reason=p.reason, result=p.result)
@@ -366,26 +368,26 @@ class _Batch:
                                          reason=first.reason, result=first.result, replayed=True)
         return first
 
-    def _write_balances(self, cur) -> None:
-        """Locked accounts get their final balance; issuance accounts (unlocked) their net
-        change, added in id order like every other account lock."""
+    def _write_balances(self, cur, *, issuance: bool) -> None:
+        """Locked accounts get their final balance; issuance accounts (not locked, shared by
+        every concurrent batch) their net change, added in id order."""
         changed = {i.id: i for p in self.pending for i, _ in p.postings}
-        if not changed:
-            return
         rows = []
         for i in changed.values():
             key = (i.key, i.asset)
             info = self.snapshot.accounts[key]
             if key in self.snapshot.issuance_start:
-                rows.append((info.id, info.balance - self.snapshot.issuance_start[key], True))
-            else:
-                rows.append((info.id, info.balance, False))
+                if issuance:
+                    rows.append((info.id, info.balance - self.snapshot.issuance_start[key]))
+            elif not issuance:
+                rows.append((info.id, info.balance))
+        if not rows:
+            return
         rows.sort()
-        ids, values, relative = (list(col) for col in zip(*rows, strict=True))
-        cur.execute("UPDATE ledger_account AS a SET balance = CASE WHEN v.relative THEN a.balance + v.value "
-                    "ELSE v.value END FROM unnest(%b::bigint[], %b::bigint[], %b::boolean[]) "
-                    "AS v(id, value, relative) WHERE a.id = v.id",
-                    [ids, values, relative])
+        ids, values = (list(col) for col in zip(*rows, strict=True))
+        new_balance = "a.balance + v.value" if issuance else "v.value"
+        cur.execute(f"UPDATE ledger_account AS a SET balance = {new_balance} "
+                    "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, value) WHERE a.id = v.id", [ids, values])
 
     def _write_transactions(self, cur) -> dict[str, int]:
         """Every transaction in one COPY: ids are drawn first, in batch order (after every
