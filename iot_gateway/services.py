@@ -24,6 +24,7 @@ from ledger import services as ledger
 from ledger.batch import Request, invoke_batch
 from ledger.models import Identity, Organisation
 from ledger.readings import Reading, ReadingError, chaincode_for, parse_reading
+from ledger.selectors import sql_in
 from meters import live
 from meters.models import Device, EnrolmentState
 
@@ -72,11 +73,7 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
     thousands of readings a second the ORM's rows cost more than the query)."""
     if not public_ids:
         return {}
-    ids = sorted(public_ids)
-    if connection.vendor == "postgresql":
-        where, params = "d.public_id = ANY(%s)", [ids]
-    else:
-        where, params = f"d.public_id IN ({','.join(['%s'] * len(ids))})", ids
+    where, params = sql_in("d.public_id", sorted(public_ids))
     with connection.cursor() as cur:
         cur.execute(
             "SELECT d.id, d.public_id, d.kind, d.state, i.id, i.name, i.kind, i.public_key, i.revoked_at, "

@@ -313,13 +313,14 @@ class _Batch:
             # the SQL text (which cost more CPU than the inserts).
             connection.ensure_connection()
             with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
-                self._write_balances(cur, issuance=False)
+                final, issued = self._balance_changes()
+                _update_balances(cur, final, relative=False)
                 ids = self._write_transactions(cur)
                 self._write_postings(cur, ids)
                 self._write_state(cur, ids)
                 _copy(cur, "ledger_unsealedtransaction", "transaction_id", [(tx_id,) for tx_id in ids.values()])
                 # Last: the shared issuance row stays locked only from here to the commit.
-                self._write_balances(cur, issuance=True)
+                _update_balances(cur, issued, relative=True)
             for p in self.pending:
                 self.outcomes[p.index] = services.InvokeResult(tx_id=ids[p.tx_hash], tx_hash=p.tx_hash, status=p.status,
                                                                reason=p.reason, result=p.result)
@@ -368,26 +369,18 @@ class _Batch:
                                          reason=first.reason, result=first.result, replayed=True)
         return first
 
-    def _write_balances(self, cur, *, issuance: bool) -> None:
-        """Locked accounts get their final balance; issuance accounts (not locked, shared by
-        every concurrent batch) their net change, added in id order."""
-        changed = {i.id: i for p in self.pending for i, _ in p.postings}
-        rows = []
-        for i in changed.values():
+    def _balance_changes(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(account id, final balance) of the locked accounts the batch changed, and (account
+        id, net change) of the issuance accounts (not locked, shared by concurrent batches)."""
+        final, issued = [], []
+        for i in {i.id: i for p in self.pending for i, _ in p.postings}.values():
             key = (i.key, i.asset)
             info = self.snapshot.accounts[key]
             if key in self.snapshot.issuance_start:
-                if issuance:
-                    rows.append((info.id, info.balance - self.snapshot.issuance_start[key]))
-            elif not issuance:
-                rows.append((info.id, info.balance))
-        if not rows:
-            return
-        rows.sort()
-        ids, values = (list(col) for col in zip(*rows, strict=True))
-        new_balance = "a.balance + v.value" if issuance else "v.value"
-        cur.execute(f"UPDATE ledger_account AS a SET balance = {new_balance} "
-                    "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, value) WHERE a.id = v.id", [ids, values])
+                issued.append((info.id, info.balance - self.snapshot.issuance_start[key]))
+            else:
+                final.append((info.id, info.balance))
+        return final, issued
 
     def _write_transactions(self, cur) -> dict[str, int]:
         """Every transaction in one COPY: ids are drawn first, in batch order (after every
@@ -425,6 +418,16 @@ class _Batch:
                     "SELECT n, k, v::jsonb, d, ver FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[], "
                     "%b::bigint[]) AS x(n, k, v, d, ver) ON CONFLICT (namespace, key) DO UPDATE SET "
                     "value = EXCLUDED.value, is_deleted = EXCLUDED.is_deleted, version = EXCLUDED.version", columns)
+
+
+def _update_balances(cur, rows: list[tuple[int, int]], *, relative: bool) -> None:
+    """Set (or, ``relative``, add to) account balances, in id order."""
+    if not rows:
+        return
+    ids, values = (list(col) for col in zip(*sorted(rows), strict=True))
+    new_balance = "a.balance + v.value" if relative else "v.value"
+    cur.execute(f"UPDATE ledger_account AS a SET balance = {new_balance} "
+                "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, value) WHERE a.id = v.id", [ids, values])
 
 
 def _copy(cur, table: str, columns: str, rows: list[tuple]) -> None:

@@ -39,32 +39,30 @@ def _check(value: Any) -> bool:
         return True
     if kind is dict:
         fast = True
-        for key, sub in value.items():
+        for key in value:
             if type(key) is not str:
                 if not isinstance(key, str):
                     raise CanonicalError(f"object key {key!r} is not a string")
             if not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
                 fast = False
-            sub_kind = type(sub)
-            if sub_kind is str or sub is None or sub_kind is bool:
-                continue
-            if sub_kind is int and -MAX_SAFE_INTEGER <= sub <= MAX_SAFE_INTEGER:
-                continue
-            if not _check(sub):
-                fast = False
-        return fast
+        return _check_items(value.values()) and fast
     if kind is list or kind is tuple:
-        fast = True
-        for sub in value:
-            sub_kind = type(sub)
-            if sub_kind is str or sub is None or sub_kind is bool:
-                continue
-            if sub_kind is int and -MAX_SAFE_INTEGER <= sub <= MAX_SAFE_INTEGER:
-                continue
-            if not _check(sub):
-                fast = False
-        return fast
+        return _check_items(value)
     return _check_subclass(value)
+
+
+def _check_items(items: Any) -> bool:
+    """``_check`` over a container's items, leaves inline (most items are leaves)."""
+    fast = True
+    for sub in items:
+        kind = type(sub)
+        if kind is str or sub is None or kind is bool:
+            continue
+        if kind is int and -MAX_SAFE_INTEGER <= sub <= MAX_SAFE_INTEGER:
+            continue
+        if not _check(sub):
+            fast = False
+    return fast
 
 
 def _check_subclass(value: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
@@ -12,6 +13,14 @@ from .models import Account, Block, Organisation, OrgType, Transaction
 
 # Organisation types that see every account and transaction (they run or audit the network).
 OVERSEERS = {OrgType.UTILITY, OrgType.AUDITOR}
+
+
+def sql_in(column: str, values: list) -> tuple[str, list]:
+    """A raw-SQL condition ``column`` in ``values`` and its parameters: one array parameter on
+    PostgreSQL (the statement text does not grow with the list), a placeholder list elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
 
 
 def as_utc(moment: datetime | str) -> datetime:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ledger.chaincodes.energy_math import price_at, relay_on, reserved, spendable, window_active
 from ledger.models import Account, Organisation, OrgType, Posting, StateEntry, Transaction
-from ledger.selectors import organisations_of
+from ledger.selectors import organisations_of, sql_in
 from ledger.units import format_amount
 
 from .models import Device, DeviceKind, EnrolmentState
@@ -59,14 +59,20 @@ class DeviceState:
         ]
 
 
+def _figures(balance: int, windows: list[dict], now: datetime) -> tuple[int, int, str]:
+    """Reserved and spendable Wh and the relay, from a device's balance and funded windows."""
+    return reserved(windows), spendable(balance, windows, now), "on" if relay_on(balance, windows, now) else "off"
+
+
 def _state_of(device: Device, balance: int, windows: list[dict], now: datetime) -> DeviceState:
-    return DeviceState(device=device, balance=balance, reserved=reserved(windows),
-                       spendable=spendable(balance, windows, now), raw_windows=windows,
-                       relay="on" if relay_on(balance, windows, now) else "off", at=now)
+    held, free, relay = _figures(balance, windows, now)
+    return DeviceState(device=device, balance=balance, reserved=held, spendable=free, raw_windows=windows,
+                       relay=relay, at=now)
 
 
 def _balance_key(device: Device) -> str:
-    # A producer meter holds nothing itself; its production is the producer's.
+    # A producer meter holds nothing itself; its production is the producer's. (``live_states``
+    # states the same rule in SQL.)
     if device.kind == DeviceKind.PRODUCER_METER:
         return f"producer:{device.organisation.msp_id}"
     return device.account_key
@@ -107,10 +113,7 @@ def live_states(public_ids: list[str], now: datetime | None = None) -> list[Live
     if not public_ids:
         return []
     now = now or timezone.now()
-    if connection.vendor == "postgresql":
-        where, params = "d.public_id = ANY(%s)", [list(public_ids)]
-    else:
-        where, params = f"d.public_id IN ({','.join(['%s'] * len(public_ids))})", list(public_ids)
+    where, params = sql_in("d.public_id", public_ids)
     with connection.cursor() as cur:
         cur.execute(
             "SELECT d.public_id, a.balance, e.value FROM meters_device d "
@@ -125,8 +128,7 @@ def live_states(public_ids: list[str], now: datetime | None = None) -> list[Live
     for public_id, balance, windows in rows:
         windows = (json.loads(windows) if isinstance(windows, (str, bytes)) else windows) or []
         balance = balance or 0
-        states.append(LiveState(public_id, balance, reserved(windows), spendable(balance, windows, now),
-                                "on" if relay_on(balance, windows, now) else "off"))
+        states.append(LiveState(public_id, balance, *_figures(balance, windows, now)))
     return states
 
 

@@ -75,15 +75,9 @@ class Command(BaseCommand):
         for meter in meters or []:
             command += ["--meter", meter]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        seen = []
-        for line in process.stdout:  # its log until it reports the subscription
-            seen.append(line)
-            self.stdout.write(f"[worker {n}] {line.rstrip()}", ending="\n")
-            if "subscribed" in line:
-                break
-        else:
+        if not self._relay_output(process, n, until="subscribed"):
             process.kill()
-            raise CommandError(f"gateway worker {n} did not start: {''.join(seen)}")
+            raise CommandError(f"gateway worker {n} did not start (its log is above)")
         threading.Thread(target=self._relay_output, args=(process, n), daemon=True).start()
         return process
 
@@ -99,7 +93,12 @@ class Command(BaseCommand):
                     except CommandError as exc:
                         self.stderr.write(str(exc))
 
-    def _relay_output(self, process: subprocess.Popen, n: int) -> None:
+    def _relay_output(self, process: subprocess.Popen, n: int, until: str | None = None) -> bool:
+        """Pass a worker's log on, prefixed; with ``until``, stop after the line containing it
+        and say whether one came before the log ended."""
         for line in process.stdout:
             self.stdout.write(f"[worker {n}] {line.rstrip()}", ending="\n")
             self.stdout.flush()
+            if until is not None and until in line:
+                return True
+        return False
