@@ -4,7 +4,10 @@
    readings published over MQTT (QoS 1, by ``bench.mqtt_fleet``, a light load generator) to
    ``run_gateway --workers N`` running as its own processes (batch loop, acks after commit),
    until every reading is committed; with the CPU each part used per reading (gateway,
-   PostgreSQL, broker, the fleet itself), which bounds what two cores can reach;
+   PostgreSQL, broker, the fleet itself), which bounds what two cores can reach. The fleet is
+   funded first and the funding announced as the web process does (relay "on" retained), so
+   the run is a funded fleet in steady state: the gateway takes in the retained commands at
+   start and has none to change (a change is published, and timed in 3);
 2. the same readings through ``readings_ingest`` in-process: one transaction per batch versus
    one per reading, and the share of the after-commit announcements;
 3. fund → relay command p95: a device at zero is funded, its retained relay message timed
@@ -75,6 +78,40 @@ def fund_all(utility, public_ids: list[str], amount: int) -> None:
                     for pid in public_ids[n:n + 500]]
         for result in invoke_batch(requests):
             assert getattr(result, "ok", False), result
+
+
+def announce_funding(mqtt_url: str, public_ids: list[str]) -> None:
+    """Setup: what the funding path does after commit, for every device at once: the state
+    pushed and the relay command ("on") published retained, so the gateway starts from a
+    funded fleet whose meters already have their command."""
+    from iot_gateway.relay import MqttRelayPublisher
+    from meters import live
+
+    publisher = MqttRelayPublisher(mqtt_url)
+    live.relay_publisher_register(publisher)
+    try:
+        for n in range(0, len(public_ids), 500):
+            live.devices_state_changed({pid: None for pid in public_ids[n:n + 500]})
+    finally:
+        live.relay_publisher_unregister(publisher)
+        publisher.close()  # its queued publications go out before the DISCONNECT
+
+
+def clear_retained(mqtt_url: str, public_ids: list[str]) -> None:
+    """Remove the bench devices' retained relay commands from the broker (an empty retained
+    message clears a topic), so runs do not pile them up for every later subscriber."""
+    from iot_gateway.mqtt import address, make_client, meter_topic
+
+    client = make_client(mqtt_url)
+    client.connect(*address(client))
+    client.loop_start()
+    try:
+        infos = [client.publish(meter_topic(pid, "relay"), b"", qos=1, retain=True) for pid in public_ids]
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def sign_readings(org, keys: dict, per_meter: int, start_counter: int = 1) -> list[dict]:
@@ -334,7 +371,10 @@ def main() -> None:
     print(f"registered {METERS:,} meters in {t.seconds:.1f} s", flush=True)
     with Timer() as t:
         fund_all(utility, list(keys), 1_000_000)
-    print(f"funded them in {t.seconds:.1f} s", flush=True)
+    funded = t.seconds
+    with Timer() as t:
+        announce_funding(mqtt_url, list(keys))
+    print(f"funded them in {funded:.1f} s, announced it (relay commands retained) in {t.seconds:.1f} s", flush=True)
     with Timer() as t:
         readings = sign_readings(org, keys, READINGS_PER_METER)
     print(f"signed {len(readings):,} readings in {t.seconds:.1f} s", flush=True)
@@ -359,7 +399,8 @@ def main() -> None:
 
     # fund → relay: devices brought to zero first (a fresh fleet: no coins, relay off)
     _, _, idle = build_fleet(RELAY_SAMPLES, f"{prefix}R")
-    samples = bench_relay(mqtt_url, utility, list(idle))
+    relay_ids = list(idle)
+    samples = bench_relay(mqtt_url, utility, relay_ids)
     print(f"fund → relay command: p50 {sorted(samples)[len(samples) // 2] * 1000:.1f} ms, "
           f"p95 {p95(samples) * 1000:.1f} ms over {len(samples)} fundings [target ≤ 200 ms]", flush=True)
 
@@ -370,6 +411,7 @@ def main() -> None:
     layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
     print(f"fund → websocket event: p50 {sorted(samples)[len(samples) // 2] * 1000:.1f} ms, "
           f"p95 {p95(samples) * 1000:.1f} ms over {len(samples)} fundings ({layer}) [target ≤ 300 ms]", flush=True)
+    clear_retained(mqtt_url, list(keys) + relay_ids)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,13 @@ member keeps its own persistent session (``<client id>-<n>``), so the exactly-on
 above holds per worker. Two readings of one meter may then be applied by different workers; the
 ledger serialises them on the meter's registers, and one that arrives after a later counter is
 refused as older (its energy is in the later cumulative reading, so none is lost).
+
+Relay commands are published when they change what the broker holds. Each worker also
+subscribes to the retained relay topics (without its own publications), so it knows the
+command every meter is being given, whoever published it (another worker, the web process
+after a funding, the scheduler), and publishes only where the device's state differs from
+it: a meter's steady stream of readings costs no relay traffic, and a retained command that
+went stale in a race between publishers is corrected at the device's next reading.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import paho.mqtt.client as mqtt
 from django.db import close_old_connections
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from meters import live
 
@@ -38,6 +46,7 @@ from .mqtt import (
     OFFLINE,
     ONLINE,
     READINGS_FILTER,
+    RELAY_FILTER,
     STATUS_FILTER,
     address,
     connect_properties,
@@ -77,6 +86,8 @@ class GatewayLoop:
         self.subscribed = threading.Event()
         self.stopped = threading.Event()
         self.client: mqtt.Client | None = None
+        # public id → the retained relay command the broker holds for it, as far as we know
+        self.relay_retained: dict[str, str] = {}
         self.ingested = 0  # readings committed (any outcome), for benchmarks and logs
 
     # --- connection -----------------------------------------------------------------------
@@ -88,6 +99,7 @@ class GatewayLoop:
         client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_publish_fast = self._on_publish
         client.on_disconnect = self._on_disconnect
         host, port = address(client)
         client.connect(host, port, keepalive=30, clean_start=False,
@@ -113,7 +125,12 @@ class GatewayLoop:
             filters = [READINGS_FILTER, STATUS_FILTER]
         if self.share:
             filters = [f"$share/{self.share}/{f}" for f in filters]
-        client.subscribe([(f, 1) for f in filters])
+        # Every worker watches the retained relay commands (not its own: it knows those). A
+        # new connection learns them afresh: a restarted broker may have lost them.
+        self.relay_retained.clear()
+        relays = [meter_topic(m, "relay") for m in self.meters] if self.meters else [RELAY_FILTER]
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters]
+                         + [(f, SubscribeOptions(qos=0, noLocal=True)) for f in relays])
         self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -121,11 +138,25 @@ class GatewayLoop:
             logger.warning("gateway disconnected (%s); paho reconnects", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Received(message.mid, message.qos, message.topic, message.payload))
+        self._on_publish(message.mid, message.qos, message.retain, message.topic, message.payload)
+
+    def _on_publish(self, mid: int, qos: int, retain: bool, topic: str, payload: bytes) -> None:
+        if topic.endswith("/relay"):
+            where = meter_of(topic)
+            if where is not None:
+                command = payload.decode(errors="replace").strip().lower()
+                if command:
+                    self.relay_retained[where[0]] = command
+                else:  # an empty retained message clears the topic
+                    self.relay_retained.pop(where[0], None)
+            return
+        self.inbox.put(Received(mid, qos, topic, payload))
 
     def publish_relay(self, public_id: str, relay: str) -> None:
-        """Relay command to the meter: retained, so a meter that (re)connects learns it."""
-        if self.client is not None:
+        """Relay command to the meter, retained so a meter that (re)connects learns it; not
+        published when the broker already holds this command for the meter."""
+        if self.client is not None and self.relay_retained.get(public_id) != relay:
+            self.relay_retained[public_id] = relay
             self.client.publish(meter_topic(public_id, "relay"), relay, qos=1, retain=True)
 
     def close(self, *, end_session: bool = False) -> None:
@@ -182,10 +213,8 @@ class GatewayLoop:
         self.pending = []
         self.ingested += len(readings) + len(undecodable)
         logger.info("%s committed %d readings", self.client_id, len(readings) + len(undecodable))
-        client = self.client
-        if client is not None:
-            for message in batch:
-                client.ack(message.mid, message.qos)
+        if self.client is not None:
+            self.client.ack_many((message.mid, message.qos) for message in batch)
         return True
 
     def run(self) -> None:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import DatabaseError, connection, transaction
 
 from . import services
-from .canonical import canonical_json
+from .canonical import canonical_json, json_text
 from .contracts import (
     ISSUANCE,
     AccountInfo,
@@ -389,7 +389,7 @@ class _Batch:
                     "FROM generate_series(1, %b)", [len(self.pending)])
         drawn = sorted(row[0] for row in cur.fetchall())
         ids = {p.tx_hash: tx_id for p, tx_id in zip(self.pending, drawn, strict=True)}
-        dumps = json.dumps
+        dumps = json_text
         rows = []
         for p, tx_id in zip(self.pending, drawn, strict=True):
             c, proposal = p.call, p.proposal
@@ -405,7 +405,7 @@ class _Batch:
               [(ids[p.tx_hash], info.id, info.asset, amount) for p in self.pending for info, amount in p.postings])
 
     def _write_state(self, cur, ids: dict[str, int]) -> None:
-        rows = [(ids[p.tx_hash], ns, key, None if value is None else json.dumps(value), is_delete, version)
+        rows = [(ids[p.tx_hash], ns, key, None if value is None else json_text(value), is_delete, version)
                 for p in self.pending for ns, key, value, is_delete, version in p.state_writes]
         if not rows:
             return

@@ -4,8 +4,9 @@ Ledger documents hold only strings, integers within the IEEE-754 safe range, boo
 null, lists and objects with string keys (money and energy are never floats). For that domain
 JCS output equals ``json.dumps`` with sorted keys, no whitespace and no ASCII escaping, as long
 as every key is in the Basic Multilingual Plane (JCS sorts keys by UTF-16 code units, Python by
-code points; they agree there). We use that fast path and fall back to the ``rfc8785`` library
-for anything else; tests check the two agree.
+code points; they agree there). The fast path produces exactly that text with ``orjson``
+(sorted keys, compact, UTF-8, the same escapes), about ten times quicker than the standard
+library; anything else falls back to the ``rfc8785`` library. Tests check the two agree.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import json
 import re
 from typing import Any
 
+import orjson
 import rfc8785
 
 MAX_SAFE_INTEGER = 2**53 - 1
-# Reused: building an encoder per call costs more than encoding a small document.
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 class CanonicalError(ValueError):
@@ -84,9 +85,11 @@ def canonical_json(value: Any, *, checked: bool = False) -> bytes:
     (already checked, or parsed from JSON text that ``json_text_in_fast_domain`` accepted)."""
     try:
         if checked or _check(value):
-            return _ENCODER.encode(value).encode()
+            return orjson.dumps(value, option=_SORTED)
         return rfc8785.dumps(value)
-    except UnicodeEncodeError as exc:  # a lone surrogate has no UTF-8 (and no JCS) form
+    except orjson.JSONEncodeError as exc:  # a lone surrogate has no UTF-8 (and no JCS) form
+        raise CanonicalError(f"text is not valid Unicode: {exc}") from exc
+    except UnicodeEncodeError as exc:
         raise CanonicalError(f"text is not valid Unicode: {exc.reason}") from exc
     except rfc8785.CanonicalizationError as exc:
         raise CanonicalError(str(exc)) from exc
@@ -114,6 +117,11 @@ def loads_ledger_json(text: str | bytes | None) -> tuple[Any, bool]:
         text = text.decode()
     value = _DECODER.decode(text)
     return value, text.isascii() and not _LONG_NUMBER.search(text)
+
+
+def json_text(value: Any) -> str:
+    """JSON text of a value for a ``jsonb`` column (any key order; PostgreSQL normalises it)."""
+    return orjson.dumps(value).decode()
 
 
 def sha256_hex(data: bytes) -> str:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from . import chaincodes  # noqa: F401  (registers the built-in contracts)
-from .canonical import CanonicalError, canonical_json
+from .canonical import CanonicalError, canonical_json, json_text
 from .contracts import (
     ISSUANCE,
     AccountInfo,
@@ -457,11 +457,11 @@ def _commit_transfer(identity: Identity, proposal: dict[str, Any], payload: byte
         postings=[[key, asset, amount] for (key, asset), amount in deltas.items()], state_writes=[],
     )
     fixed = [
-        proposal["chaincode"], proposal["function"], json.dumps(proposal["args"]), identity.pk,
+        proposal["chaincode"], proposal["function"], json_text(proposal["args"]), identity.pk,
         proposal["idempotency_key"], digest, proposed_at, sig_text, status, "",
-        None if result is None else json.dumps(result), json.dumps(effects.events), tx_hash, len(deltas),
+        None if result is None else json_text(result), json_text(effects.events), tx_hash, len(deltas),
     ]
-    extra = None if companion is None else (companion, json.dumps(companion.row(tx_hash, result)))
+    extra = None if companion is None else (companion, json_text(companion.row(tx_hash, result)))
     for _ in range(2):
         row = _transfer_statement([(accounts[k], d) for k, d in deltas.items()], fixed, extra)
         if row is not None:

@@ -139,3 +139,146 @@ def test_decode_batch_takes_the_meter_from_the_topic_and_the_last_status():
 
 def test_mqtt_client_protocol_is_v5():
     assert make_client("mqtt://127.0.0.1:1883")._protocol == mqtt.MQTTv5
+
+
+class Recorder:
+    """Every message on some topics, in arrival order (retained ones included)."""
+
+    def __init__(self, *topics: str, qos: int = 1):
+        self.messages: list[tuple[str, bytes]] = []
+        self.client = make_client(settings.MQTT_URL)
+        subscribed = threading.Event()
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, qos) for t in topics])
+        self.client.connect(*address(self.client))
+        self.client.loop_start()
+        assert subscribed.wait(5)
+
+    def payloads(self, topic: str) -> list[bytes]:
+        return [payload for t, payload in self.messages if t == topic]
+
+    def wait_for(self, topic: str, count: int, timeout: float = 5.0) -> list[bytes]:
+        deadline = time.monotonic() + timeout
+        while len(self.payloads(topic)) < count:
+            assert time.monotonic() < deadline, self.payloads(topic)
+            time.sleep(0.02)
+        return self.payloads(topic)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish(topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False, properties=None) -> None:
+    client = make_client(settings.MQTT_URL)
+    client.connect(*address(client))
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=qos, retain=retain, properties=properties).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_relay_commands_are_published_when_they_differ_from_the_retained_one(fleet, gateway):  # noqa: F811
+    """Steady readings publish nothing; a change does; a stale command from another publisher is
+    corrected at the next reading (the gateway watches the retained relay topics)."""
+    light, meter = fleet["light"], fleet["light_meter"]
+    topic = meter_topic(light.public_id, "relay")
+    recorder = Recorder(topic)
+
+    def reading(n: int) -> None:
+        publish(meter_topic(light.public_id, "readings"), json.dumps(
+            meter.reading(counter=n, import_wh=1_000 * n, export_wh=0, timestamp=T0 + timedelta(minutes=n))))
+        step_until(gateway, lambda: MeterReading.objects.filter(device=light, counter=n).exists())
+
+    try:
+        reading(1)  # 4 kWh left; nothing retained yet: the gateway tells the meter
+        assert recorder.wait_for(topic, 1) == [b"on"]
+        publish(topic, "off", retain=True)  # someone else's stale command
+        deadline = time.monotonic() + 5
+        while gateway.relay_retained.get(light.public_id) != "off":
+            assert time.monotonic() < deadline, "the gateway did not see the other publisher's command"
+            time.sleep(0.02)
+        reading(2)  # 3 kWh left: the stale "off" is corrected
+        reading(3)  # 2 kWh left: the broker already holds "on", nothing to publish
+        reading(5)  # 0 kWh: off
+        # one publisher's messages on a topic arrive in order: a redundant "on" after reading 3
+        # would come before the final "off"
+        assert recorder.wait_for(topic, 4) == [b"on", b"off", b"on", b"off"]
+        assert retained(topic) == b"off"
+    finally:
+        recorder.close()
+
+
+def test_readings_with_mqtt5_properties_or_at_qos_0_are_ingested(fleet, gateway):  # noqa: F811
+    """A message with properties takes paho's own path, a QoS 0 one needs no acknowledgement:
+    both are applied like any reading."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    light, meter = fleet["light"], fleet["light_meter"]
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = 3600
+    props.UserProperty = ("firmware", "1.2")
+    publish(meter_topic(light.public_id, "readings"), json.dumps(
+        meter.reading(counter=1, import_wh=100, export_wh=0, timestamp=T0)), properties=props)
+    publish(meter_topic(light.public_id, "readings"), json.dumps(
+        meter.reading(counter=2, import_wh=300, export_wh=0, timestamp=T0 + timedelta(minutes=1))), qos=0)
+    step_until(gateway, lambda: MeterReading.objects.filter(device=light, status="applied").count() == 2)
+    assert balance(light.account_key) == 5_000 - 300
+
+
+def test_an_acknowledged_batch_is_not_delivered_again_to_the_next_session(fleet):  # noqa: F811
+    light, meter = fleet["light"], fleet["light_meter"]
+    client_id = f"gw-test-{uuid.uuid4().hex[:10]}"
+
+    def start() -> GatewayLoop:
+        return GatewayLoop(url=settings.MQTT_URL, client_id=client_id, batch_size=50, batch_timeout=0.05,
+                           idle_wait=0.1, meters=[light.public_id]).start()
+
+    first = start()
+    try:
+        for n in range(1, 4):
+            publish(meter_topic(light.public_id, "readings"), json.dumps(
+                meter.reading(counter=n, import_wh=100 * n, export_wh=0, timestamp=T0 + timedelta(minutes=n))))
+        step_until(first, lambda: MeterReading.objects.filter(device=light).count() == 3)
+    finally:
+        first.close()  # the session (and anything unacknowledged in it) stays with the broker
+    second = start()
+    try:
+        for _ in range(10):
+            second.step()
+        assert MeterReading.objects.filter(device=light).count() == 3  # no delivery came back
+        assert set(MeterReading.objects.filter(device=light).values_list("status", flat=True)) == {"applied"}
+    finally:
+        second.close(end_session=True)
+
+
+
+def test_the_relay_publisher_sends_every_command_before_it_disconnects():
+    """More commands than paho keeps in flight on a live connection: closing waits for the
+    held-back ones instead of dropping them."""
+    from iot_gateway.relay import MqttRelayPublisher
+
+    prefix = f"RP-{uuid.uuid4().hex[:6]}"
+    ids = [f"{prefix}-{n}" for n in range(5_000)]
+    publisher = MqttRelayPublisher(settings.MQTT_URL)
+    publisher(ids[0], "on")
+    assert retained(meter_topic(ids[0], "relay")) == b"on"  # connected
+    for public_id in ids[1:]:
+        publisher(public_id, "on")
+    publisher.close()
+    recorder = Recorder(meter_topic("+", "relay"), qos=0)  # QoS 1 beyond the broker's queue would be dropped
+    try:
+        deadline = time.monotonic() + 10
+        while len({t for t, _ in recorder.messages if t.split("/")[3].startswith(prefix)}) < len(ids):
+            assert time.monotonic() < deadline, "some relay commands never reached the broker"
+            time.sleep(0.05)
+    finally:
+        recorder.close()
+        cleanup = MqttRelayPublisher(settings.MQTT_URL)
+        for public_id in ids:
+            cleanup(public_id, "")  # an empty retained message clears the topic
+        cleanup.close()
