@@ -24,7 +24,7 @@ from ledger import services as ledger
 from ledger.batch import Request, invoke_batch
 from ledger.models import Identity, Organisation
 from ledger.readings import Reading, ReadingError, chaincode_for, parse_reading
-from ledger.selectors import sql_in
+from ledger.selectors import keyed_lookups, sql_in
 from meters import live
 from meters.models import Device, EnrolmentState
 
@@ -130,7 +130,7 @@ def readings_ingest(messages: list[dict], *, received_via: str,
     readings.sort(key=lambda item: (item[1].meter, item[1].counter, item[0]))
     latest: dict[str, Reading] = {}
 
-    with transaction.atomic():
+    with transaction.atomic(), keyed_lookups():
         devices = _load_devices({r.meter for _, r in readings})
         requests: list[tuple[int, Reading, Request]] = []
         for n, reading in readings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from django.db import connection
@@ -21,6 +22,32 @@ def sql_in(column: str, values: list) -> tuple[str, list]:
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s)", [list(values)]
     return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
+
+
+_PLAN_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_seqscan": "off"}
+
+
+@contextmanager
+def keyed_lookups():
+    """Inside a transaction: PostgreSQL joins by nested loops over indexes until the block ends.
+
+    A batch looks up a few hundred keys (accounts, devices, state entries) in tables of any
+    size. PostgreSQL's planner often hashes the whole table instead: right after bulk loads its
+    statistics are stale, and a join on an expression (an account key built from a device id)
+    has no estimate. Measured on 10,000 accounts: 7 ms per 500 accounts hashed against 1 ms
+    looked up, and the hashed plan grows with the table. The previous settings come back when
+    the block ends (``set_config(..., true)`` lasts at most until the transaction ends, and a
+    rollback undoes it)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT {', '.join(f'current_setting({s!r})' for s in _PLAN_SETTINGS)}, "
+                    f"{', '.join(f'set_config({s!r}, {v!r}, true)' for s, v in _PLAN_SETTINGS.items())}")
+        previous = cur.fetchone()[:len(_PLAN_SETTINGS)]
+    yield  # after an error the transaction (or its savepoint) rolls back, and the settings with it
+    with connection.cursor() as cur:
+        cur.execute("SELECT " + ", ".join(f"set_config({s!r}, %s, true)" for s in _PLAN_SETTINGS), list(previous))
 
 
 def as_utc(moment: datetime | str) -> datetime:

@@ -115,13 +115,16 @@ def live_states(public_ids: list[str], now: datetime | None = None) -> list[Live
     now = now or timezone.now()
     where, params = sql_in("d.public_id", public_ids)
     with connection.cursor() as cur:
+        # One index lookup per device for its account and its windows (correlated subqueries):
+        # joined instead, on keys built from the device's columns, PostgreSQL hashed both whole
+        # tables for every batch.
         cur.execute(
-            "SELECT d.public_id, a.balance, e.value FROM meters_device d "
-            "JOIN ledger_organisation o ON o.id = d.organisation_id "
-            "LEFT JOIN ledger_account a ON a.asset_id = %s AND a.key = CASE WHEN d.kind = %s "
-            "THEN 'producer:' || o.msp_id ELSE 'device:' || d.public_id END "
-            "LEFT JOIN ledger_stateentry e ON e.namespace = 'devices' AND e.key = %s || d.public_id "
-            f"AND NOT e.is_deleted WHERE {where}",
+            "SELECT d.public_id, "
+            "(SELECT a.balance FROM ledger_account a WHERE a.asset_id = %s AND a.key = CASE WHEN d.kind = %s "
+            "THEN 'producer:' || o.msp_id ELSE 'device:' || d.public_id END), "
+            "(SELECT e.value FROM ledger_stateentry e WHERE e.namespace = 'devices' AND e.key = %s || d.public_id "
+            "AND NOT e.is_deleted) "
+            f"FROM meters_device d JOIN ledger_organisation o ON o.id = d.organisation_id WHERE {where}",
             [ENERGY, DeviceKind.PRODUCER_METER.value, WINDOWS_PREFIX, *params])
         rows = cur.fetchall()
     states = []
