@@ -37,6 +37,7 @@ from .contracts import (
 from .crypto import b64
 from .documents import SIGNATURE_REJECTION, body_digest, transaction_hash
 from .models import Identity, TxStatus
+from .selectors import keyed_lookups
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def invoke_batch(requests: list[Request]) -> list[Outcome]:
     # Keyless requests are recognised on resubmission only by their hash; leave them to invoke.
     if connection.vendor == "postgresql" and all(r.idempotency_key is not None for r in requests):
         try:
-            with transaction.atomic():
+            with transaction.atomic(), keyed_lookups():
                 return _Batch(requests).run()
         except DatabaseError:  # a concurrent writer (key race, deadlock): the careful way instead
             logger.info("batch of %d fell back to one invocation at a time", len(requests), exc_info=True)

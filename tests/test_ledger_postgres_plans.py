@@ -1,0 +1,70 @@
+"""How the ledger's batches use PostgreSQL: keyed lookups by index, heap-only balance updates."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection, transaction
+
+from ledger.models import Account, AccountKind
+from ledger.selectors import keyed_lookups
+from tests.ledger_helpers import make_member
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def setting(name: str) -> str:
+    with connection.cursor() as cur:
+        cur.execute(f"SHOW {name}")
+        return cur.fetchone()[0]
+
+
+@pytest.fixture
+def accounts(db):
+    """2,000 device accounts, analysed: enough for PostgreSQL to prefer hashing the table."""
+    member = make_member(f"plans-{uuid.uuid4().hex[:6]}", "utility")
+    from ledger import services as ledger
+
+    ledger.asset_create(code="k", name="Energy", scale=3, display_unit="kWh", issuer=member.organisation)
+    prefix = uuid.uuid4().hex[:6]
+    Account.objects.bulk_create(Account(key=f"device:{prefix}-{n}", asset_id="k", organisation=member.organisation,
+                                        kind=AccountKind.DEVICE) for n in range(2_000))
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE ledger_account")
+    return [f"device:{prefix}-{n}" for n in range(0, 2_000, 4)]
+
+
+def plan(keys: list[str]) -> str:
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN SELECT a.id FROM ledger_account a JOIN unnest(%s::text[], %s::text[]) AS k(key, asset) "
+                    "ON a.key = k.key AND a.asset_id = k.asset", [keys, ["k"] * len(keys)])
+        return "\n".join(row[0] for row in cur.fetchall())
+
+
+def test_inside_keyed_lookups_a_batch_of_keys_is_looked_up_by_index(accounts):
+    with transaction.atomic(), keyed_lookups():
+        inside = plan(accounts)
+    assert "Index Scan" in inside and "Hash" not in inside and "Seq Scan on ledger_account" not in inside, inside
+
+
+def test_keyed_lookups_restores_the_planner_settings(accounts):
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SET LOCAL enable_seqscan = off")
+        with keyed_lookups():
+            assert (setting("enable_hashjoin"), setting("enable_mergejoin")) == ("off", "off")
+        assert (setting("enable_hashjoin"), setting("enable_mergejoin"), setting("enable_seqscan")) == ("on", "on", "off")
+    assert setting("enable_seqscan") == "on"  # and nothing outlives the transaction
+
+
+def test_balance_updates_stay_on_their_page(accounts):
+    """fillfactor 50: a balance update writes no index entry (a heap-only tuple)."""
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("UPDATE ledger_account SET balance = balance + 1 WHERE key = ANY(%s)", [accounts])
+            cur.execute("SELECT pg_stat_get_xact_tuples_updated('ledger_account'::regclass), "
+                        "pg_stat_get_xact_tuples_hot_updated('ledger_account'::regclass)")
+            updated, hot = cur.fetchone()
+    assert updated == len(accounts)
+    assert hot == updated
