@@ -5,10 +5,10 @@
    load generator) to ``run_gateway --workers N`` running as its own processes (batch loop,
    acks after commit), until every reading is committed; with the CPU each part used per
    reading (gateway, PostgreSQL, broker, the fleet itself), which bounds what two cores can
-   reach. The fleet is funded first and the funding announced as the web process does (relay
-   "on" retained), and the tables are analysed (autovacuum would have done it on a live
-   system): a funded fleet in steady state. The gateway takes in the retained commands at
-   start and has none to change (a change is published, and timed in 3);
+   reach. The fleet is funded first and the tables analysed (autovacuum would have done it on
+   a live system). Each meter gets its relay command once, at its first reading after the
+   gateway connected; its later readings change nothing and publish nothing (a change is
+   published, and timed in 3);
 2. the same readings through ``readings_ingest`` in-process: one transaction per batch versus
    one per reading, and the share of the after-commit announcements;
 3. fund → relay command p95: a device at zero is funded, its retained relay message timed
@@ -81,23 +81,6 @@ def fund_all(utility, public_ids: list[str], amount: int) -> None:
             assert getattr(result, "ok", False), result
 
 
-def announce_funding(mqtt_url: str, public_ids: list[str]) -> None:
-    """Setup: what the funding path does after commit, for every device at once: the state
-    pushed and the relay command ("on") published retained, so the gateway starts from a
-    funded fleet whose meters already have their command."""
-    from iot_gateway.relay import MqttRelayPublisher
-    from meters import live
-
-    publisher = MqttRelayPublisher(mqtt_url)
-    live.relay_publisher_register(publisher)
-    try:
-        for n in range(0, len(public_ids), 500):
-            live.devices_state_changed({pid: None for pid in public_ids[n:n + 500]})
-    finally:
-        live.relay_publisher_unregister(publisher)
-        publisher.close()  # its queued publications go out before the DISCONNECT
-
-
 def clear_retained(mqtt_url: str, public_ids: list[str]) -> None:
     """Remove the bench devices' retained relay commands from the broker (an empty retained
     message clears a topic), so runs do not pile them up for every later subscriber."""
@@ -141,10 +124,16 @@ def gateway_process(mqtt_url: str, client_id: str, workers: int = 1) -> subproce
     process = subprocess.Popen([sys.executable, "manage.py", "run_gateway", "--client-id", client_id,
                                 "--batch-size", os.environ.get("BENCH_BATCH_SIZE", "500"), "--batch-timeout", "0.05", "--workers", str(workers)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = process.stdout.readline()
-    if "subscribed" not in line:
-        sys.exit(f"run_gateway did not start: {line}{process.stdout.read()}")
-    threading.Thread(target=process.stdout.read, daemon=True).start()  # drain its log
+    log = []
+    for line in process.stdout:  # the supervising worker says it is subscribed once every worker is
+        log.append(line)
+        if "subscribed" in line and not line.startswith("[worker"):
+            break
+    else:
+        sys.exit(f"run_gateway did not start:\n{''.join(log)}")
+    show = os.environ.get("BENCH_GATEWAY_LOG") == "1"
+    threading.Thread(target=lambda: [print(line, end="", flush=True) for line in process.stdout if show],
+                     daemon=True).start()  # drain its log
     return process
 
 
@@ -373,9 +362,7 @@ def main() -> None:
     with Timer() as t:
         fund_all(utility, list(keys), 1_000_000)
     funded = t.seconds
-    with Timer() as t:
-        announce_funding(mqtt_url, list(keys))
-    print(f"funded them in {funded:.1f} s, announced it (relay commands retained) in {t.seconds:.1f} s", flush=True)
+    print(f"funded them in {funded:.1f} s", flush=True)
     from django.db import connection
 
     with connection.cursor() as cur:  # what autovacuum does on a live system after such a bulk load

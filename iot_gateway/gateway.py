@@ -16,12 +16,16 @@ above holds per worker. Two readings of one meter may then be applied by differe
 ledger serialises them on the meter's registers, and one that arrives after a later counter is
 refused as older (its energy is in the later cumulative reading, so none is lost).
 
-Relay commands are published when they change what the broker holds. Each worker also
-subscribes to the retained relay topics (without its own publications), so it knows the
-command every meter is being given, whoever published it (another worker, the web process
-after a funding, the scheduler), and publishes only where the device's state differs from
-it: a meter's steady stream of readings costs no relay traffic, and a retained command that
-went stale in a race between publishers is corrected at the device's next reading.
+Relay commands are published when they change what the meter was told. Each worker also
+subscribes to the relay topics (not to its own publications, and not to the retained backlog),
+so it knows every command published since it connected, whoever published it (another worker,
+the web process after a funding, the scheduler), and publishes only where the device's state
+differs from the last one: a meter's steady stream of readings costs no relay traffic, and a
+command that went stale in a race between publishers is corrected at the device's next
+reading. A device with no command since the worker connected gets one at its next reading.
+The retained backlog is left out on purpose: one retained command per meter, replayed at
+once to a connecting worker, overran the broker's queue for it (Mosquitto's default 1,000
+messages) and the broker dropped the readings queued behind them.
 """
 
 from __future__ import annotations
@@ -86,8 +90,8 @@ class GatewayLoop:
         self.subscribed = threading.Event()
         self.stopped = threading.Event()
         self.client: mqtt.Client | None = None
-        # public id → the retained relay command the broker holds for it, as far as we know
-        self.relay_retained: dict[str, str] = {}
+        # public id → the last relay command published for it since we connected
+        self.relay_known: dict[str, str] = {}
         self.ingested = 0  # readings committed (any outcome), for benchmarks and logs
 
     # --- connection -----------------------------------------------------------------------
@@ -125,12 +129,12 @@ class GatewayLoop:
             filters = [READINGS_FILTER, STATUS_FILTER]
         if self.share:
             filters = [f"$share/{self.share}/{f}" for f in filters]
-        # Every worker watches the retained relay commands (not its own: it knows those). A
-        # new connection learns them afresh: a restarted broker may have lost them.
-        self.relay_retained.clear()
+        # Every worker watches the relay commands others publish from now on (see above). A
+        # new connection starts from nothing: a restarted broker may have lost its retained ones.
+        self.relay_known.clear()
         relays = [meter_topic(m, "relay") for m in self.meters] if self.meters else [RELAY_FILTER]
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters]
-                         + [(f, SubscribeOptions(qos=0, noLocal=True)) for f in relays])
+        watch = SubscribeOptions(qos=0, noLocal=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters] + [(f, watch) for f in relays])
         self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -146,17 +150,17 @@ class GatewayLoop:
             if where is not None:
                 command = payload.decode(errors="replace").strip().lower()
                 if command:
-                    self.relay_retained[where[0]] = command
+                    self.relay_known[where[0]] = command
                 else:  # an empty retained message clears the topic
-                    self.relay_retained.pop(where[0], None)
+                    self.relay_known.pop(where[0], None)
             return
         self.inbox.put(Received(mid, qos, topic, payload))
 
     def publish_relay(self, public_id: str, relay: str) -> None:
         """Relay command to the meter, retained so a meter that (re)connects learns it; not
-        published when the broker already holds this command for the meter."""
-        if self.client is not None and self.relay_retained.get(public_id) != relay:
-            self.relay_retained[public_id] = relay
+        published when it is the last command the meter was given."""
+        if self.client is not None and self.relay_known.get(public_id) != relay:
+            self.relay_known[public_id] = relay
             self.client.publish(meter_topic(public_id, "relay"), relay, qos=1, retain=True)
 
     def close(self, *, end_session: bool = False) -> None:

@@ -52,21 +52,24 @@ class _BufferedSocket:
 
     def __init__(self, sock):
         self._sock = sock
-        self._buffer = bytearray()
+        self._data = b""  # the last chunk read, consumed from ``_pos`` on (no copying of the rest)
+        self._pos = 0
 
     def recv(self, bufsize: int) -> bytes:
-        if not self._buffer:
+        pos = self._pos
+        if pos >= len(self._data):
             data = self._sock.recv(max(bufsize, 65536))  # raises BlockingIOError when empty, as paho expects
             if len(data) <= bufsize:
+                self._data, self._pos = b"", 0
                 return data
-            self._buffer += data
-        out = bytes(self._buffer[:bufsize])
-        del self._buffer[:bufsize]
+            self._data, pos = data, 0
+        out = self._data[pos:pos + bufsize]
+        self._pos = pos + len(out)
         return out
 
     def pending(self) -> int:
         inner = getattr(self._sock, "pending", None)
-        return len(self._buffer) + (inner() if inner else 0)
+        return len(self._data) - self._pos + (inner() if inner else 0)
 
     def __getattr__(self, name: str):  # send, close, fileno, setblocking, ...
         return getattr(self._sock, name)

@@ -130,7 +130,7 @@ def readings_ingest(messages: list[dict], *, received_via: str,
     readings.sort(key=lambda item: (item[1].meter, item[1].counter, item[0]))
     latest: dict[str, Reading] = {}
 
-    with transaction.atomic(), keyed_lookups():
+    with keyed_lookups():  # one transaction
         devices = _load_devices({r.meter for _, r in readings})
         requests: list[tuple[int, Reading, Request]] = []
         for n, reading in readings:

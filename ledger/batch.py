@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 
 from . import services
 from .canonical import canonical_json, json_text
@@ -65,7 +65,7 @@ def invoke_batch(requests: list[Request]) -> list[Outcome]:
     # Keyless requests are recognised on resubmission only by their hash; leave them to invoke.
     if connection.vendor == "postgresql" and all(r.idempotency_key is not None for r in requests):
         try:
-            with transaction.atomic(), keyed_lookups():
+            with keyed_lookups():
                 return _Batch(requests).run()
         except DatabaseError:  # a concurrent writer (key race, deadlock): the careful way instead
             logger.info("batch of %d fell back to one invocation at a time", len(requests), exc_info=True)

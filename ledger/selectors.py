@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
@@ -29,25 +29,36 @@ _PLAN_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_s
 
 @contextmanager
 def keyed_lookups():
-    """Inside a transaction: PostgreSQL joins by nested loops over indexes until the block ends.
+    """A transaction (or a part of one) in which PostgreSQL joins by nested loops over indexes.
 
     A batch looks up a few hundred keys (accounts, devices, state entries) in tables of any
     size. PostgreSQL's planner often hashes the whole table instead: right after bulk loads its
     statistics are stale, and a join on an expression (an account key built from a device id)
     has no estimate. Measured on 10,000 accounts: 7 ms per 500 accounts hashed against 1 ms
-    looked up, and the hashed plan grows with the table. The previous settings come back when
-    the block ends (``set_config(..., true)`` lasts at most until the transaction ends, and a
-    rollback undoes it)."""
-    if connection.vendor != "postgresql":
-        yield
+    looked up, and the hashed plan grows with the table.
+
+    Outside a transaction the block is one (``transaction.atomic``) and the settings end with
+    it; inside one they are put back when the block ends (``set_config(..., true)`` lasts at
+    most until the transaction ends, and a rollback undoes it). Nested blocks cost nothing."""
+    if connection.vendor != "postgresql" or getattr(connection, "_keyed_lookups", False):
+        with transaction.atomic():
+            yield
         return
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(f'current_setting({s!r})' for s in _PLAN_SETTINGS)}, "
-                    f"{', '.join(f'set_config({s!r}, {v!r}, true)' for s, v in _PLAN_SETTINGS.items())}")
-        previous = cur.fetchone()[:len(_PLAN_SETTINGS)]
-    yield  # after an error the transaction (or its savepoint) rolls back, and the settings with it
-    with connection.cursor() as cur:
-        cur.execute("SELECT " + ", ".join(f"set_config({s!r}, %s, true)" for s in _PLAN_SETTINGS), list(previous))
+    owner = not connection.in_atomic_block
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(f'current_setting({s!r})' for s in _PLAN_SETTINGS)}, "
+                        f"{', '.join(f'set_config({s!r}, {v!r}, true)' for s, v in _PLAN_SETTINGS.items())}")
+            previous = cur.fetchone()[:len(_PLAN_SETTINGS)]
+        connection._keyed_lookups = True
+        try:
+            yield
+        finally:
+            connection._keyed_lookups = False
+        if not owner:  # the transaction goes on: put the settings back
+            with connection.cursor() as cur:
+                cur.execute("SELECT " + ", ".join(f"set_config({s!r}, %s, true)" for s in _PLAN_SETTINGS),
+                            list(previous))
 
 
 def as_utc(moment: datetime | str) -> datetime:

@@ -214,3 +214,24 @@ def test_meter_statuses_are_recorded_for_known_meters(fleet):
     assert meter_statuses_record({light.public_id: True, "NO-SUCH": False}) == 1
     assert meter_statuses_record({light.public_id: False}) == 1
     assert light.mqtt_status.online is False
+
+
+def test_a_device_changed_between_batches_is_read_afresh(fleet):
+    """The gateway reuses what it built for an unchanged device row, never a stale one: a
+    meter key replaced, or revoked, after a batch counts from the next batch on."""
+    from ledger.crypto import public_bytes
+    from ledger.models import Identity
+
+    light, meter = fleet["light"], fleet["light_meter"]
+    [first] = readings_ingest([meter.reading(counter=1, import_wh=100, export_wh=0, timestamp=T0)], received_via="mqtt")
+    assert first.status == "applied"
+    Identity.objects.filter(pk=light.identity_id).update(public_key=public_bytes(generate_private_key()))
+    [forged] = readings_ingest([meter.reading(counter=2, import_wh=200, export_wh=0,
+                                              timestamp=T0 + timedelta(minutes=1))], received_via="mqtt")
+    assert forged.status == "rejected" and "signature" in forged.reason
+    Identity.objects.filter(pk=light.identity_id).update(public_key=public_bytes(meter.signer),
+                                                         revoked_at=datetime.now(UTC))
+    [revoked] = readings_ingest([meter.reading(counter=3, import_wh=300, export_wh=0,
+                                               timestamp=T0 + timedelta(minutes=2))], received_via="mqtt")
+    assert revoked.status == "rejected" and "revoked" in revoked.reason
+    assert balance(light.account_key) == 5_000 - 100

@@ -181,9 +181,9 @@ def publish(topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = Fa
         client.loop_stop()
 
 
-def test_relay_commands_are_published_when_they_differ_from_the_retained_one(fleet, gateway):  # noqa: F811
+def test_relay_commands_are_published_when_they_differ_from_the_last_one(fleet, gateway):  # noqa: F811
     """Steady readings publish nothing; a change does; a stale command from another publisher is
-    corrected at the next reading (the gateway watches the retained relay topics)."""
+    corrected at the next reading (the gateway watches the relay topics)."""
     light, meter = fleet["light"], fleet["light_meter"]
     topic = meter_topic(light.public_id, "relay")
     recorder = Recorder(topic)
@@ -198,7 +198,7 @@ def test_relay_commands_are_published_when_they_differ_from_the_retained_one(fle
         assert recorder.wait_for(topic, 1) == [b"on"]
         publish(topic, "off", retain=True)  # someone else's stale command
         deadline = time.monotonic() + 5
-        while gateway.relay_retained.get(light.public_id) != "off":
+        while gateway.relay_known.get(light.public_id) != "off":
             assert time.monotonic() < deadline, "the gateway did not see the other publisher's command"
             time.sleep(0.02)
         reading(2)  # 3 kWh left: the stale "off" is corrected
@@ -210,6 +210,29 @@ def test_relay_commands_are_published_when_they_differ_from_the_retained_one(fle
         assert retained(topic) == b"off"
     finally:
         recorder.close()
+
+
+def test_a_connecting_gateway_is_not_sent_the_retained_backlog(fleet):  # noqa: F811
+    """Retained commands from before it connected are not replayed to the gateway (a fleet's
+    backlog at once overran the broker's queue and cost readings): it tells the meter again
+    at its next reading."""
+    light, meter = fleet["light"], fleet["light_meter"]
+    topic = meter_topic(light.public_id, "relay")
+    publish(topic, "on", retain=True)  # from before the gateway connected
+    loop = GatewayLoop(url=settings.MQTT_URL, client_id=f"gw-test-{uuid.uuid4().hex[:10]}", batch_size=50,
+                       batch_timeout=0.05, idle_wait=0.1, meters=[light.public_id]).start()
+    recorder = Recorder(topic)
+    try:
+        assert recorder.wait_for(topic, 1) == [b"on"]  # the recorder's own retained copy
+        time.sleep(0.3)
+        assert light.public_id not in loop.relay_known
+        publish(meter_topic(light.public_id, "readings"), json.dumps(
+            meter.reading(counter=1, import_wh=100, export_wh=0, timestamp=T0)))
+        step_until(loop, lambda: MeterReading.objects.filter(device=light).exists())
+        assert recorder.wait_for(topic, 2) == [b"on", b"on"]
+    finally:
+        recorder.close()
+        loop.close(end_session=True)
 
 
 def test_readings_with_mqtt5_properties_or_at_qos_0_are_ingested(fleet, gateway):  # noqa: F811
@@ -282,3 +305,28 @@ def test_the_relay_publisher_sends_every_command_before_it_disconnects():
         for public_id in ids:
             cleanup(public_id, "")  # an empty retained message clears the topic
         cleanup.close()
+
+
+def test_the_buffered_socket_hands_out_the_stream_in_order():
+    from iot_gateway.mqtt import _BufferedSocket
+
+    class Chunks:
+        def __init__(self, *chunks: bytes):
+            self.chunks = list(chunks)
+
+        def recv(self, size: int) -> bytes:
+            if not self.chunks:
+                raise BlockingIOError
+            return self.chunks.pop(0)[:size]
+
+    stream = bytes(range(256)) * 600  # 153,600 bytes: three chunks of at most 64 KB
+    sock = _BufferedSocket(Chunks(stream[:65536], stream[65536:131072], stream[131072:]))
+    out, sizes = bytearray(), [1, 1, 2, 300, 7, 65536, 5000]
+    while True:
+        try:
+            data = sock.recv(sizes[len(out) % len(sizes)])
+        except BlockingIOError:
+            break
+        assert sock.pending() >= 0
+        out += data
+    assert bytes(out) == stream and sock.pending() == 0

@@ -58,6 +58,15 @@ def test_keyed_lookups_restores_the_planner_settings(accounts):
     assert setting("enable_seqscan") == "on"  # and nothing outlives the transaction
 
 
+def test_keyed_lookups_outside_a_transaction_is_one(accounts):
+    with keyed_lookups():
+        assert connection.in_atomic_block
+        with keyed_lookups():  # nested: nothing to do
+            assert setting("enable_hashjoin") == "off"
+        assert setting("enable_hashjoin") == "off"
+    assert not connection.in_atomic_block and setting("enable_hashjoin") == "on"
+
+
 def test_balance_updates_stay_on_their_page(accounts):
     """fillfactor 50: a balance update writes no index entry (a heap-only tuple)."""
     with transaction.atomic():
