@@ -6,6 +6,7 @@ Production (GRIDCOIN_ENV=production) refuses to start without its secrets.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -74,7 +75,6 @@ ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -93,6 +93,12 @@ INSTALLED_APPS = [
     "payments",
     "iot_gateway",
 ]
+# daphne's app does one thing: ``runserver`` serves the ASGI application (websockets included).
+# Loading it imports Twisted, about 40 MB in every process that loads the apps (each gateway
+# worker, the sealer, Celery), so it is installed for ``runserver`` only; the ``web`` process
+# runs the daphne server itself.
+if sys.argv[1:2] == ["runserver"]:
+    INSTALLED_APPS.insert(0, "daphne")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

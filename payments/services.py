@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import psycopg
-import stripe
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -450,6 +449,8 @@ def stripe_webhook_receive(*, raw_body: bytes, signature_header: str | None) -> 
             payload = raw_body.decode("utf-8")
         except UnicodeDecodeError:
             raise NoticeError("body is not UTF-8") from None
+        import stripe  # here, not at import: the library is 12 MB in every process that loads the apps
+
         verified = False
         failure = "missing Stripe-Signature header"
         for secret in endpoint_secrets:
