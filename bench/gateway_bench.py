@@ -84,18 +84,12 @@ def fund_all(utility, public_ids: list[str], amount: int) -> None:
 def clear_retained(mqtt_url: str, public_ids: list[str]) -> None:
     """Remove the bench devices' retained relay commands from the broker (an empty retained
     message clears a topic), so runs do not pile them up for every later subscriber."""
-    from iot_gateway.mqtt import address, make_client, meter_topic
+    from iot_gateway.relay import MqttRelayPublisher
 
-    client = make_client(mqtt_url)
-    client.connect(*address(client))
-    client.loop_start()
-    try:
-        infos = [client.publish(meter_topic(pid, "relay"), b"", qos=1, retain=True) for pid in public_ids]
-        for info in infos:
-            info.wait_for_publish(30)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    publisher = MqttRelayPublisher(mqtt_url)
+    for public_id in public_ids:
+        publisher(public_id, "")
+    publisher.close(timeout=60)  # once the broker has them all
 
 
 def sign_readings(org, keys: dict, per_meter: int, start_counter: int = 1) -> list[dict]:
@@ -131,10 +125,15 @@ def gateway_process(mqtt_url: str, client_id: str, workers: int = 1) -> subproce
             break
     else:
         sys.exit(f"run_gateway did not start:\n{''.join(log)}")
-    show = os.environ.get("BENCH_GATEWAY_LOG") == "1"
-    threading.Thread(target=lambda: [print(line, end="", flush=True) for line in process.stdout if show],
-                     daemon=True).start()  # drain its log
+    threading.Thread(target=_drain, args=(process, os.environ.get("BENCH_GATEWAY_LOG") == "1"), daemon=True).start()
     return process
+
+
+def _drain(process: subprocess.Popen, show: bool) -> None:
+    """Read the gateway's log to the end (BENCH_GATEWAY_LOG=1 prints it)."""
+    for line in process.stdout:
+        if show:
+            print(line, end="", flush=True)
 
 
 def _processes() -> dict[int, tuple[int, str, int]]:
@@ -205,7 +204,7 @@ def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GAT
     """(readings/s, seconds, the gateway's peak resident memory in KB, all its processes together)"""
     from bench.mqtt_fleet import publish_all
     from iot_gateway.models import MeterReading
-    from iot_gateway.mqtt import address, broker, make_client, meter_topic
+    from iot_gateway.mqtt import broker, end_sessions, meter_topic
 
     payloads = [(meter_topic(r["meter"], "readings"), json.dumps(r).encode()) for r in readings]
     client_id = f"gw-bench-{uuid.uuid4().hex[:8]}"
@@ -238,10 +237,7 @@ def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GAT
     publishing.join(60)
     gateway.send_signal(signal.SIGTERM)
     gateway.wait(60)
-    for member in ([client_id] if workers == 1 else [f"{client_id}-{n}" for n in range(1, workers + 1)]):
-        cleanup = make_client(mqtt_url, client_id=member)
-        cleanup.connect(*address(cleanup), clean_start=True)
-        cleanup.disconnect()
+    end_sessions(mqtt_url, [client_id] if workers == 1 else [f"{client_id}-{n}" for n in range(1, workers + 1)])
     tick = os.sysconf("SC_CLK_TCK")
     used = {role: ticks / tick / max(done, 1) * 1e6 for role, ticks in _cpu_used(cpu_before, cpu_after).items()}
     total = sum(used.values())
@@ -361,8 +357,7 @@ def main() -> None:
     print(f"registered {METERS:,} meters in {t.seconds:.1f} s", flush=True)
     with Timer() as t:
         fund_all(utility, list(keys), 1_000_000)
-    funded = t.seconds
-    print(f"funded them in {funded:.1f} s", flush=True)
+    print(f"funded them in {t.seconds:.1f} s", flush=True)
     from django.db import connection
 
     with connection.cursor() as cur:  # what autovacuum does on a live system after such a bulk load

@@ -170,6 +170,15 @@ def make_client(url: str, *, client_id: str | None = None, manual_ack: bool = Fa
     return client
 
 
+def end_sessions(url: str, client_ids: list[str]) -> None:
+    """End the broker's persistent sessions of these client ids (a clean start, then a
+    disconnect): their subscriptions stop collecting messages for nobody."""
+    for client_id in client_ids:
+        client = make_client(url, client_id=client_id)
+        client.connect(*address(client), clean_start=True)
+        client.disconnect()
+
+
 def connect_properties(*, session_expiry: int = 0, receive_maximum: int | None = None) -> Properties:
     props = Properties(PacketTypes.CONNECT)
     if session_expiry:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 from iot_gateway.models import MeterReading
-from iot_gateway.mqtt import address, make_client, meter_topic
+from iot_gateway.mqtt import address, end_sessions, make_client, meter_topic
 from ledger.models import Transaction
 from tests.test_gateway_ingest import T0, balance, fleet  # noqa: F401  (fixture)
 
@@ -98,9 +98,7 @@ def test_a_gateway_killed_mid_batch_applies_every_reading_exactly_once(fleet, tm
             gateway.kill()
         publisher.disconnect()
         publisher.loop_stop()
-        cleanup = make_client(settings.MQTT_URL, client_id=client_id)  # end the persistent session
-        cleanup.connect(*address(cleanup), clean_start=True)
-        cleanup.disconnect()
+        end_sessions(settings.MQTT_URL, [client_id])
     replays = MeterReading.objects.filter(device=light, status="replayed").count()
     print(f"killed after {killed_at} of {N} readings applied; {replays} redelivered as replays")
     assert applied.count() == N

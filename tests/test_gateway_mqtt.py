@@ -301,10 +301,9 @@ def test_the_relay_publisher_sends_every_command_before_it_disconnects():
             time.sleep(0.05)
     finally:
         recorder.close()
-        cleanup = MqttRelayPublisher(settings.MQTT_URL)
         for public_id in ids:
-            cleanup(public_id, "")  # an empty retained message clears the topic
-        cleanup.close()
+            publisher(public_id, "")  # an empty retained message clears the topic
+        publisher.close()
 
 
 def test_the_buffered_socket_hands_out_the_stream_in_order():

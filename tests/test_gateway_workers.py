@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 from iot_gateway.models import MeterReading
-from iot_gateway.mqtt import address, make_client, meter_topic
+from iot_gateway.mqtt import address, end_sessions, make_client, meter_topic
 from ledger import services as ledger
 from ledger.models import Transaction
 from meters.services import device_register_simulated
@@ -99,10 +99,7 @@ def test_two_workers_share_the_readings_and_survive_a_killed_worker(tmp_path):
             gateway.kill()
         publisher.disconnect()
         publisher.loop_stop()
-        for n in (1, 2):
-            cleanup = make_client(settings.MQTT_URL, client_id=f"{group}-{n}")
-            cleanup.connect(*address(cleanup), clean_start=True)
-            cleanup.disconnect()
+        end_sessions(settings.MQTT_URL, [f"{group}-1", f"{group}-2"])
     assert children_of(gateway.pid) == []
     for light in lights:
         rows = MeterReading.objects.filter(device=light)
