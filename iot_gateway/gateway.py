@@ -30,6 +30,7 @@ messages) and the broker dropped the readings queued behind them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -75,7 +76,7 @@ class Received:
 
 
 class GatewayLoop:
-    def __init__(self, *, url: str, client_id: str = "gridcoin-gateway", batch_size: int = 500,
+    def __init__(self, *, url: str, client_id: str = "gridcoin-gateway", batch_size: int = 1000,
                  batch_timeout: float = 0.05, idle_wait: float = 0.5, meters: list[str] | None = None,
                  share: str | None = None):
         self.url = url
@@ -210,16 +211,22 @@ class GatewayLoop:
         self.pending = batch
         readings, undecodable, statuses = decode_batch(batch)
         close_old_connections()
-        if readings or undecodable:
-            readings_ingest(readings, received_via="mqtt", undecodable=undecodable)
-        if statuses:
-            meter_statuses_record(statuses)
-        self.pending = []
-        self.ingested += len(readings) + len(undecodable)
-        logger.info("%s committed %d readings", self.client_id, len(readings) + len(undecodable))
-        if self.client is not None:
-            self.client.ack_many((message.mid, message.qos) for message in batch)
+        # The batch's relay commands (published after its commit) and its acknowledgements
+        # leave in one wake-up of the network thread.
+        with self._writes_held():
+            if readings or undecodable:
+                readings_ingest(readings, received_via="mqtt", undecodable=undecodable)
+            if statuses:
+                meter_statuses_record(statuses)
+            self.pending = []
+            self.ingested += len(readings) + len(undecodable)
+            logger.info("%s committed %d readings", self.client_id, len(readings) + len(undecodable))
+            if self.client is not None:
+                self.client.ack_many((message.mid, message.qos) for message in batch)
         return True
+
+    def _writes_held(self):
+        return self.client.writes_held() if self.client is not None else contextlib.nullcontext()
 
     def run(self) -> None:
         while not self.stopped.is_set():

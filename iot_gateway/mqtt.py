@@ -4,8 +4,10 @@ the broker address from ``MQTT_URL`` and client construction (paho-mqtt 2.x, MQT
 from __future__ import annotations
 
 import struct
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
@@ -92,11 +94,72 @@ class BufferedClient(mqtt.Client):
       at thousands of readings a second that was a third of the gateway's CPU. Anything else
       (properties present, QoS 2, no handler set) takes paho's own path to ``on_message``;
     - ``ack_many``: one write for a whole batch's acknowledgements instead of a wake-up of
-      the network thread and a ``send`` for each.
+      the network thread and a ``send`` for each;
+    - ``writes_held()``: packets queued by the calling thread inside it (a batch's relay
+      commands) wake the network thread once, at the end, instead of once each;
+    - a PUBACK of one of our QoS 1 publications (a relay command) without properties is
+      settled without paho's ``ReasonCode`` and ``Properties`` objects, unless an
+      ``on_publish`` callback wants them.
     """
 
     on_publish_fast: FastHandler | None = None
     READ_BURST = 1_000  # packets handled per wake-up at most, so writes (acks) are not starved
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._holding: int | None = None  # the thread whose queued packets wait for one wake-up
+        self._held = False  # a packet was queued without waking the network thread
+
+    @contextmanager
+    def writes_held(self) -> Iterator[None]:
+        """Queue the calling thread's packets without waking the network thread for each;
+        one wake-up when the block ends. Nested use is part of the outer block."""
+        if self._holding == threading.get_ident():
+            yield
+            return
+        self._holding = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._holding = None
+            if self._held:
+                self._held = False
+                self._wake()
+
+    def _wake(self) -> None:
+        if self._sockpairW is not None:
+            try:
+                self._sockpairW.send(mqtt.sockpair_data)
+            except BlockingIOError:
+                pass
+        self._call_socket_register_write()
+
+    def _packet_queue(self, command, packet, mid, qos, info=None):
+        if self._holding is None or self._holding != threading.get_ident() or self._thread is None:
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0, "to_process": len(packet),
+                                 "packet": packet, "info": info})
+        self._held = True
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_pubackcomp(self, cmd):
+        length = self._in_packet["remaining_length"]
+        if cmd != "PUBACK" or self.on_publish is not None or self._protocol != mqtt.MQTTv5 or length not in (2, 3):
+            return super()._handle_pubackcomp(cmd)
+        packet = self._in_packet["packet"]
+        mid = int.from_bytes(packet[:2], "big")
+        if length == 3 and packet[2] >= 0x80:
+            self._easy_log(mqtt.MQTT_LOG_WARNING, "PUBACK (Mid: %d) refused with reason code %d", mid, packet[2])
+        with self._out_message_mutex:
+            message = self._out_messages.pop(mid, None)
+            if message is None:
+                return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+            message.info._set_as_published()
+            if message.qos > 0:
+                self._inflight_messages -= 1
+                if self._max_inflight_messages > 0:
+                    return self._update_inflight()
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _create_socket(self):
         return _BufferedSocket(super()._create_socket())

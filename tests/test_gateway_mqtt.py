@@ -329,3 +329,80 @@ def test_the_buffered_socket_hands_out_the_stream_in_order():
         assert sock.pending() >= 0
         out += data
     assert bytes(out) == stream and sock.pending() == 0
+
+
+def test_held_writes_wake_the_network_thread_once_and_every_packet_arrives():
+    """A batch's relay commands leave in one wake-up of the network thread, not one each, and
+    the broker gets every one of them."""
+    prefix = f"HW-{uuid.uuid4().hex[:6]}"
+    topics = [meter_topic(f"{prefix}-{n}", "relay") for n in range(50)]
+    recorder = Recorder(*topics)
+    client = make_client(settings.MQTT_URL, buffered=True)
+    connected = threading.Event()
+    client.on_connect = lambda *a: connected.set()
+    client.connect(*address(client))
+    client.loop_start()
+    try:
+        assert connected.wait(5)
+        wakes = []
+
+        class CountingPair:  # the socket paho writes a byte to, to wake its network thread
+            def __init__(self, sock):
+                self.sock = sock
+
+            def send(self, data):
+                wakes.append(data)
+                return self.sock.send(data)
+
+            def __getattr__(self, name):
+                return getattr(self.sock, name)
+
+        client._sockpairW = CountingPair(client._sockpairW)
+        with client.writes_held():
+            infos = [client.publish(topic, "on", qos=1) for topic in topics]
+            with client.writes_held():  # nested: part of the outer block
+                infos.append(client.publish(topics[0], "off", qos=1))
+            assert wakes == []
+        assert len(wakes) == 1
+        for info in infos:
+            info.wait_for_publish(5)
+        recorder.wait_for(topics[-1], 1)
+        assert {t for t, _ in recorder.messages} == set(topics)
+        assert recorder.payloads(topics[0]) == [b"on", b"off"]
+    finally:
+        recorder.close()
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_pubacks_of_relay_commands_are_settled_without_paho_objects(monkeypatch):
+    """Our QoS 1 publications are settled on their PUBACK (nothing left in flight) without
+    building a ReasonCode and a Properties table per acknowledgement."""
+    import paho.mqtt.client as paho_client
+
+    client = make_client(settings.MQTT_URL, buffered=True)
+    client.max_inflight_messages_set(0)
+    connected = threading.Event()
+    client.on_connect = lambda *a: connected.set()
+    client.connect(*address(client))
+    client.loop_start()
+    try:
+        assert connected.wait(5)
+        built = []
+        real_reason = paho_client.ReasonCode
+
+        def counting_reason(*args, **kwargs):
+            built.append(args)
+            return real_reason(*args, **kwargs)
+
+        monkeypatch.setattr(paho_client, "ReasonCode", counting_reason)
+        topic = meter_topic(f"PA-{uuid.uuid4().hex[:6]}", "relay")
+        infos = [client.publish(topic, str(n), qos=1) for n in range(20)]
+        for info in infos:
+            info.wait_for_publish(5)
+            assert info.is_published()
+        assert client._inflight_messages == 0 and not client._out_messages
+        assert built == []
+    finally:
+        client.disconnect()
+        client.loop_stop()
