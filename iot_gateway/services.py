@@ -24,7 +24,7 @@ from ledger import services as ledger
 from ledger.batch import Request, invoke_batch
 from ledger.models import Identity, Organisation
 from ledger.readings import Reading, ReadingError, chaincode_for, parse_reading
-from ledger.selectors import keyed_lookups, sql_in
+from ledger.selectors import bound_cursor, keyed_lookups, sql_in
 from meters import live
 from meters.models import Device, EnrolmentState
 
@@ -74,7 +74,7 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
     if not public_ids:
         return {}
     where, params = sql_in("d.public_id", sorted(public_ids))
-    with connection.cursor() as cur:
+    with bound_cursor() as cur:
         cur.execute(
             "SELECT d.id, d.public_id, d.kind, d.state, i.id, i.name, i.kind, i.public_key, i.revoked_at, "
             "o.id, o.msp_id, o.name, o.org_type FROM meters_device d "

@@ -37,7 +37,7 @@ from .contracts import (
 from .crypto import b64
 from .documents import SIGNATURE_REJECTION, body_digest, transaction_hash
 from .models import Identity, TxStatus
-from .selectors import keyed_lookups
+from .selectors import bound_cursor, keyed_lookups
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +129,13 @@ class _Snapshot:
         missing = sorted({k for k in keys if (namespace, k) not in state})
         if not missing:
             return
+        # The keys' advisory locks serialise every writer of them (each takes them before it
+        # reads: see services._lock_state_keys), so a plain read after them sees the last
+        # committed value; a row lock on top cost a WAL record per key.
         services._lock_state_keys(namespace, missing)
-        with connection.cursor() as cur:
+        with bound_cursor() as cur:
             cur.execute("SELECT key, value, version, is_deleted FROM ledger_stateentry "
-                        "WHERE namespace = %s AND key = ANY(%s) FOR UPDATE", [namespace, missing])
+                        "WHERE namespace = %s AND key = ANY(%s)", [namespace, missing])
             found = {row[0]: row[1:] for row in cur.fetchall()}
         for key in missing:
             row = found.get(key)
@@ -222,7 +225,7 @@ class _Batch:
         if not keys:
             return {}
         ids, names = zip(*keys, strict=True)
-        with connection.cursor() as cur:
+        with bound_cursor() as cur:
             cur.execute(
                 "SELECT t.invoker_id, t.idempotency_key, t.id, t.tx_hash, t.status, t.reason, t.result, t.body_digest "
                 "FROM ledger_transaction t JOIN unnest(%s::bigint[], %s::text[]) AS k(invoker_id, key) "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
@@ -22,6 +23,21 @@ def sql_in(column: str, values: list) -> tuple[str, list]:
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s)", [list(values)]
     return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
+
+
+@contextmanager
+def bound_cursor():
+    """A cursor for a batch's raw SQL (``%s`` placeholders). On PostgreSQL a psycopg cursor on
+    Django's connection with server-side binding: parameters (arrays of a thousand keys) go
+    to the server as parameters, where Django's cursor quotes them into the statement text in
+    Python, which cost more CPU than the queries. Elsewhere Django's cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cur:
+            yield cur
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+        yield cur
 
 
 _PLAN_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_seqscan": "off"}

@@ -46,6 +46,7 @@ from .models import (
     TxStatus,
     UnsealedTransaction,
 )
+from .selectors import bound_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -555,7 +556,7 @@ def _lock_state_keys(namespace: str, keys: list[str]) -> None:
     sorted order; SQLite has a single writer and needs none."""
     if connection.vendor != "postgresql":
         return
-    with connection.cursor() as cur:
+    with bound_cursor() as cur:
         cur.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM "
             "(SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS s",
@@ -582,7 +583,7 @@ def _select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[s
         if lock and connection.features.has_select_for_update:
             sql += " FOR UPDATE"
         params = [p for pair in keys for p in pair]
-    with connection.cursor() as cur:
+    with bound_cursor() as cur:
         cur.execute(sql, params)
         return {(r[1], r[2]): AccountInfo(*r) for r in cur.fetchall()}
 

@@ -7,13 +7,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ledger.chaincodes.energy_math import price_at, relay_on, reserved, spendable, window_active
 from ledger.models import Account, Organisation, OrgType, Posting, StateEntry, Transaction
-from ledger.selectors import organisations_of, sql_in
+from ledger.selectors import bound_cursor, organisations_of, sql_in
 from ledger.units import format_amount
 
 from .models import Device, DeviceKind, EnrolmentState
@@ -114,7 +113,7 @@ def live_states(public_ids: list[str], now: datetime | None = None) -> list[Live
         return []
     now = now or timezone.now()
     where, params = sql_in("d.public_id", public_ids)
-    with connection.cursor() as cur:
+    with bound_cursor() as cur:
         # One index lookup per device for its account and its windows (correlated subqueries):
         # joined instead, on keys built from the device's columns, PostgreSQL hashed both whole
         # tables for every batch.

@@ -77,3 +77,41 @@ def test_balance_updates_stay_on_their_page(accounts):
             updated, hot = cur.fetchone()
     assert updated == len(accounts)
     assert hot == updated
+
+
+def test_a_batch_serialises_world_state_keys_by_advisory_lock_not_row_lock(db):
+    """The batch reads world-state entries under their keys' advisory locks, which every
+    writer takes first; it adds no row lock (a WAL record per key) on top."""
+    import psycopg
+
+    from ledger.batch import _Snapshot
+    from ledger.models import StateEntry
+
+    key = f"registers/PL-{uuid.uuid4().hex[:6]}"
+    StateEntry.objects.create(namespace="devices", key=key, value={"counter": 1}, version=1)
+    dsn = connection.get_connection_params()
+    with transaction.atomic():
+        snapshot = _Snapshot()
+        snapshot.lock_state("devices", [key])
+        assert snapshot.state[("devices", key)][0] == {"counter": 1}
+        with psycopg.connect(**{k: v for k, v in dsn.items() if k in ("dbname", "user", "host", "port", "password")},
+                             autocommit=True) as other:
+            locked = other.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+                                   [f"devices\x1f{key}"]).fetchone()[0]
+            assert locked is False  # another writer of the key waits for this batch
+            other.execute("BEGIN")
+            row = other.execute("SELECT key FROM ledger_stateentry WHERE namespace = 'devices' AND key = %s "
+                                "FOR UPDATE NOWAIT", [key]).fetchone()  # no row lock held by the batch
+            assert row == (key,)
+            other.execute("ROLLBACK")
+
+
+def test_batch_queries_bind_their_parameters_on_the_server(db):
+    import psycopg
+
+    from ledger.selectors import bound_cursor
+
+    with bound_cursor() as cur:
+        assert isinstance(cur, psycopg.Cursor) and not isinstance(cur, psycopg.ClientCursor)
+        cur.execute("SELECT %s::text[]", [["a'b", "c"]])
+        assert cur.fetchone()[0] == ["a'b", "c"]
