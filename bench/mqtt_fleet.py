@@ -14,7 +14,9 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 import uuid
+from collections.abc import Callable
 
 
 def _remaining_length(n: int) -> bytes:
@@ -38,9 +40,12 @@ def publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
 
 
 def publish_all(host: str, port: int, messages: list[tuple[str, bytes]], *, chunk: int = 64 * 1024,
-                timeout: float = 600.0) -> None:
+                timeout: float = 600.0, window: int = 0, consumed: Callable[[], int] | None = None) -> None:
     """Publish every (topic, payload) at QoS 1 on one connection and return once the broker
-    acknowledged them all."""
+    acknowledged them all. With ``window`` and ``consumed`` (how many the subscribers have
+    taken so far), at most ``window`` messages are ahead of them: a broker queues only so
+    much for a subscriber (Mosquitto drops beyond about 14,000 unacknowledged readings of
+    this size), as a real fleet, publishing at its pace, never asks it to."""
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     connect = b"\x00\x04MQTT\x04\x02\x00\x3c" + _string(f"bench-fleet-{uuid.uuid4().hex[:12]}")
@@ -76,6 +81,8 @@ def publish_all(host: str, port: int, messages: list[tuple[str, bytes]], *, chun
     for n, (topic, payload) in enumerate(messages):
         pending += publish_packet(topic, payload, n % 65535 + 1)
         if len(pending) >= chunk:
+            while window and consumed is not None and n - consumed() > window:
+                time.sleep(0.005)
             sock.sendall(pending)
             pending.clear()
     if pending:

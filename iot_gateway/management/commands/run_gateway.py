@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--client-id", default="gridcoin-gateway",
                             help="MQTT client id; its persistent session holds unacknowledged readings")
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=int, default=1000, help="readings per database transaction at most")
         parser.add_argument("--meter", action="append", dest="meters",
                             help="serve only this meter id (repeatable; default: every meter)")
         parser.add_argument("--batch-timeout", type=float, default=0.05, help="seconds to fill a batch")
