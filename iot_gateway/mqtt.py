@@ -135,7 +135,7 @@ class BufferedClient(mqtt.Client):
         self._call_socket_register_write()
 
     def _packet_queue(self, command, packet, mid, qos, info=None):
-        if self._holding is None or self._holding != threading.get_ident() or self._thread is None:
+        if self._holding != threading.get_ident() or self._thread is None:
             return super()._packet_queue(command, packet, mid, qos, info)
         self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0, "to_process": len(packet),
                                  "packet": packet, "info": info})

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -192,8 +191,7 @@ def _audit_insert(rows: list[AuditRow], received_via: str, received_at: datetime
                          status=r[6], reason=r[7], tx_hash=r[8], received_via=received_via, received_at=received_at)
             for r in rows)
         return
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur, cur.copy(
+    with bound_cursor() as cur, cur.copy(
             "COPY iot_gateway_meterreading (device_id, meter, counter, import_wh, export_wh, timestamp, status, "
             "reason, tx_hash, received_via, received_at) FROM STDIN") as copy:
         for row in rows:

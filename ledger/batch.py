@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import DatabaseError, connection
 
@@ -315,8 +314,7 @@ class _Batch:
         if self.pending:
             # Server-side binding: the arrays go over as binary instead of being quoted into
             # the SQL text (which cost more CPU than the inserts).
-            connection.ensure_connection()
-            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+            with bound_cursor() as cur:
                 final, issued = self._balance_changes()
                 _update_balances(cur, final, relative=False)
                 ids = self._write_transactions(cur)

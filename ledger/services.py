@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -515,10 +514,9 @@ def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any
                f"FROM tx, jsonb_populate_record(NULL::{companion.table}, %s::jsonb) AS r RETURNING id) "
                "SELECT id, (SELECT count(*) FROM ins), (SELECT id FROM also) FROM tx")
         params.append(row)
-    connection.ensure_connection()
-    # A server-side-binding psycopg cursor: the statement is prepared after a few uses, so the
-    # hot path skips client-side quoting and server-side planning.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+    # Server-side binding: the statement is prepared after a few uses, so the hot path skips
+    # client-side quoting and server-side planning.
+    with bound_cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchone()
 
