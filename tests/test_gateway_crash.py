@@ -55,6 +55,19 @@ def start_gateway(client_id: str, meter: str, log: Path) -> subprocess.Popen:
     return process
 
 
+def shut_down(gateway: subprocess.Popen, publisher, client_ids: list[str], *, timeout: float) -> None:
+    """Stop a gateway process (SIGTERM, killed after ``timeout``), disconnect the test's
+    publisher and end the gateway's persistent sessions."""
+    gateway.send_signal(signal.SIGTERM)
+    try:
+        gateway.wait(timeout)
+    except subprocess.TimeoutExpired:
+        gateway.kill()
+    publisher.disconnect()
+    publisher.loop_stop()
+    end_sessions(settings.MQTT_URL, client_ids)
+
+
 def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -91,14 +104,7 @@ def test_a_gateway_killed_mid_batch_applies_every_reading_exactly_once(fleet, tm
         wait_for(lambda: applied.count() >= N, 60, "every reading")
         time.sleep(0.3)  # anything delivered twice shows up as a replay, never as a second burn
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            gateway.wait(10)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-        publisher.disconnect()
-        publisher.loop_stop()
-        end_sessions(settings.MQTT_URL, [client_id])
+        shut_down(gateway, publisher, [client_id], timeout=10)
     replays = MeterReading.objects.filter(device=light, status="replayed").count()
     print(f"killed after {killed_at} of {N} readings applied; {replays} redelivered as replays")
     assert applied.count() == N

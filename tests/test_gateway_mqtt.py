@@ -331,12 +331,9 @@ def test_the_buffered_socket_hands_out_the_stream_in_order():
     assert bytes(out) == stream and sock.pending() == 0
 
 
-def test_held_writes_wake_the_network_thread_once_and_every_packet_arrives():
-    """A batch's relay commands leave in one wake-up of the network thread, not one each, and
-    the broker gets every one of them."""
-    prefix = f"HW-{uuid.uuid4().hex[:6]}"
-    topics = [meter_topic(f"{prefix}-{n}", "relay") for n in range(50)]
-    recorder = Recorder(*topics)
+@pytest.fixture
+def buffered_client():
+    """The gateway's kind of MQTT client, connected, its network thread running."""
     client = make_client(settings.MQTT_URL, buffered=True)
     connected = threading.Event()
     client.on_connect = lambda *a: connected.set()
@@ -344,6 +341,20 @@ def test_held_writes_wake_the_network_thread_once_and_every_packet_arrives():
     client.loop_start()
     try:
         assert connected.wait(5)
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_held_writes_wake_the_network_thread_once_and_every_packet_arrives(buffered_client):
+    """A batch's relay commands leave in one wake-up of the network thread, not one each, and
+    the broker gets every one of them."""
+    prefix = f"HW-{uuid.uuid4().hex[:6]}"
+    topics = [meter_topic(f"{prefix}-{n}", "relay") for n in range(50)]
+    recorder = Recorder(*topics)
+    client = buffered_client
+    try:
         wakes = []
 
         class CountingPair:  # the socket paho writes a byte to, to wake its network thread
@@ -371,38 +382,26 @@ def test_held_writes_wake_the_network_thread_once_and_every_packet_arrives():
         assert recorder.payloads(topics[0]) == [b"on", b"off"]
     finally:
         recorder.close()
-        client.disconnect()
-        client.loop_stop()
 
 
-def test_pubacks_of_relay_commands_are_settled_without_paho_objects(monkeypatch):
+def test_pubacks_of_relay_commands_are_settled_without_paho_objects(buffered_client, monkeypatch):
     """Our QoS 1 publications are settled on their PUBACK (nothing left in flight) without
     building a ReasonCode and a Properties table per acknowledgement."""
     import paho.mqtt.client as paho_client
 
-    client = make_client(settings.MQTT_URL, buffered=True)
-    client.max_inflight_messages_set(0)
-    connected = threading.Event()
-    client.on_connect = lambda *a: connected.set()
-    client.connect(*address(client))
-    client.loop_start()
-    try:
-        assert connected.wait(5)
-        built = []
-        real_reason = paho_client.ReasonCode
+    client = buffered_client
+    built = []
+    real_reason = paho_client.ReasonCode
 
-        def counting_reason(*args, **kwargs):
-            built.append(args)
-            return real_reason(*args, **kwargs)
+    def counting_reason(*args, **kwargs):
+        built.append(args)
+        return real_reason(*args, **kwargs)
 
-        monkeypatch.setattr(paho_client, "ReasonCode", counting_reason)
-        topic = meter_topic(f"PA-{uuid.uuid4().hex[:6]}", "relay")
-        infos = [client.publish(topic, str(n), qos=1) for n in range(20)]
-        for info in infos:
-            info.wait_for_publish(5)
-            assert info.is_published()
-        assert client._inflight_messages == 0 and not client._out_messages
-        assert built == []
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    monkeypatch.setattr(paho_client, "ReasonCode", counting_reason)
+    topic = meter_topic(f"PA-{uuid.uuid4().hex[:6]}", "relay")
+    infos = [client.publish(topic, str(n), qos=1) for n in range(20)]
+    for info in infos:
+        info.wait_for_publish(5)
+        assert info.is_published()
+    assert client._inflight_messages == 0 and not client._out_messages
+    assert built == []

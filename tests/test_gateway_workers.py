@@ -17,12 +17,12 @@ import pytest
 from django.conf import settings
 
 from iot_gateway.models import MeterReading
-from iot_gateway.mqtt import address, end_sessions, make_client, meter_topic
+from iot_gateway.mqtt import address, make_client, meter_topic
 from ledger import services as ledger
 from ledger.models import Transaction
 from meters.services import device_register_simulated
 from tests.ledger_helpers import make_member
-from tests.test_gateway_crash import ROOT, database_url_of_tests, wait_for
+from tests.test_gateway_crash import ROOT, database_url_of_tests, shut_down, wait_for
 from tests.test_gateway_ingest import T0, balance, meter_for
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -92,14 +92,7 @@ def test_two_workers_share_the_readings_and_survive_a_killed_worker(tmp_path):
         assert f"{group}-1 committed" in text and f"{group}-2 committed" in text, text  # both took readings
         assert "worker 2 exited" in text, text
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            gateway.wait(30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-        publisher.disconnect()
-        publisher.loop_stop()
-        end_sessions(settings.MQTT_URL, [f"{group}-1", f"{group}-2"])
+        shut_down(gateway, publisher, [f"{group}-1", f"{group}-2"], timeout=30)
     assert children_of(gateway.pid) == []
     for light in lights:
         rows = MeterReading.objects.filter(device=light)
