@@ -20,6 +20,7 @@ Targets: ≥ 5,000 readings/s, relay p95 ≤ 200 ms, gateway ≤ 300 MB.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -39,6 +40,20 @@ RELAY_SAMPLES = int(os.environ.get("BENCH_RELAY_SAMPLES", "100"))
 GATEWAY_WORKERS = int(os.environ.get("BENCH_GATEWAY_WORKERS", "2"))
 PUBLISH_WINDOW = 8_000  # readings per gateway worker the fleet may publish ahead of the commits
 T0 = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
+
+
+@functools.cache
+def gateway_redis_url() -> str:
+    """The Redis the gateway announces through, as deployed (its own process: only a shared
+    channel layer reaches browsers): BENCH_REDIS_URL, else the local one if it answers."""
+    url = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/5"
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception:
+        return ""
+    return url
 
 
 def build_fleet(count: int, prefix: str):
@@ -116,6 +131,9 @@ def gateway_process(mqtt_url: str, client_id: str, workers: int = 1) -> subproce
     env = {**os.environ, "DATABASE_URL": db_url, "MQTT_URL": mqtt_url, "GRIDCOIN_DATA_DIR": str(settings.DATA_DIR),
            "GRIDCOIN_KEK": settings.GRIDCOIN_KEK, "GRIDCOIN_ORDERER_KEY": settings.GRIDCOIN_ORDERER_KEY,
            "GRIDCOIN_MQTT_RELAY": "0", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    if gateway_redis_url():
+        env["REDIS_URL"] = gateway_redis_url()
     process = subprocess.Popen([sys.executable, "manage.py", "run_gateway", "--client-id", client_id,
                                 "--batch-size", os.environ.get("BENCH_BATCH_SIZE", "1000"), "--batch-timeout", "0.05", "--workers", str(workers)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -188,6 +206,8 @@ def _cpu_by_role(gateway_pid: int) -> dict[int, tuple[str, int]]:
             out[pid] = ("postgres", ticks)
         elif name.startswith("mosquitto"):
             out[pid] = ("broker", ticks)
+        elif name.startswith("redis-server"):
+            out[pid] = ("redis", ticks)
         elif pid == os.getpid():
             out[pid] = ("fleet", ticks)
     return out
@@ -195,7 +215,7 @@ def _cpu_by_role(gateway_pid: int) -> dict[int, tuple[str, int]]:
 
 def _cpu_used(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]]) -> dict[str, int]:
     """Ticks per role between two samples (a process that started in between counts from 0)."""
-    used = {"gateway": 0, "postgres": 0, "broker": 0, "fleet": 0}
+    used = {"gateway": 0, "postgres": 0, "broker": 0, "redis": 0, "fleet": 0}
     for pid, (role, ticks) in after.items():
         used[role] += ticks - before.get(pid, (role, 0))[1]
     return used
@@ -381,7 +401,8 @@ def main() -> None:
     print(f"signed {len(readings):,} readings in {t.seconds:.1f} s", flush=True)
 
     rate, seconds, maxrss = bench_mqtt_ingestion(mqtt_url, readings)
-    print(f"MQTT end to end, {GATEWAY_WORKERS} gateway worker(s): {rate:,.0f} readings/s "
+    layer = "Redis channel layer" if gateway_redis_url() else "in-memory channel layer: no Redis answered"
+    print(f"MQTT end to end, {GATEWAY_WORKERS} gateway worker(s), {layer}: {rate:,.0f} readings/s "
           f"({len(readings):,} in {seconds:.1f} s) [target ≥ 5,000]", flush=True)
     print(f"gateway peak memory (all its processes): {maxrss / 1024:.0f} MB [target ≤ 300]", flush=True)
 

@@ -17,7 +17,7 @@ from django.test import override_settings
 from accounts.models import Membership
 from frontend import simulators
 from gridcoin.asgi import application
-from meters import services
+from meters import live, services
 from tests.meters_world import MeterWorld, build_meter_world
 from tests.test_ledger_websocket import HEADERS, IN_MEMORY, session_cookie
 
@@ -202,3 +202,45 @@ def test_state_arrives_through_the_real_redis_layer(mw):
                 await layer.close_pools()
 
         run(scenario)
+
+
+def announce_a_batch_with_one_listener(mw) -> None:
+    """A gateway batch announces many devices; only the one with a listener is sent to, and
+    its listener hears it."""
+    layer = get_channel_layer()
+    sent: list[str] = []
+    group_send = layer.group_send
+
+    async def spy(group, message):
+        sent.append(group)
+        await group_send(group, message)
+
+    layer.group_send = spy
+
+    async def scenario():
+        communicator = await connect(HEADERS, "SL-0001")
+        await sync_to_async(live.devices_state_changed)(
+            {"SL-0001": None, "HM-ALICE": {"counter": 1, "import_wh": 5, "export_wh": 0}})
+        assert (await next_event(communicator, "device.state"))["public_id"] == "SL-0001"
+        await communicator.disconnect()
+
+    run(scenario)
+    assert sent == ["device.SL-0001"]
+    assert live.listened_groups(layer, {"device.SL-0001", "device.HM-ALICE"}) == set()
+
+
+def test_a_batch_announcement_sends_only_to_listened_devices(mw):
+    announce_a_batch_with_one_listener(mw)
+
+
+@pytest.mark.redis
+def test_a_batch_announcement_asks_redis_which_devices_are_listened_to(mw):
+    prefix = f"gridcoin-test-{uuid.uuid4().hex}"
+    redis_layer = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                               "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": prefix}}}
+    with override_settings(CHANNEL_LAYERS=redis_layer):
+        layer = get_channel_layer()
+        try:
+            announce_a_batch_with_one_listener(mw)
+        finally:
+            async_to_sync(layer.flush)()
