@@ -134,7 +134,7 @@ class _Snapshot:
         services._lock_state_keys(namespace, missing)
         with bound_cursor() as cur:
             cur.execute("SELECT key, value, version, is_deleted FROM ledger_stateentry "
-                        "WHERE namespace = %s AND key = ANY(%s)", [namespace, missing])
+                        "WHERE namespace = %s AND key = ANY(%b)", [namespace, missing])
             found = {row[0]: row[1:] for row in cur.fetchall()}
         for key in missing:
             row = found.get(key)
@@ -227,7 +227,7 @@ class _Batch:
         with bound_cursor() as cur:
             cur.execute(
                 "SELECT t.invoker_id, t.idempotency_key, t.id, t.tx_hash, t.status, t.reason, t.result, t.body_digest "
-                "FROM ledger_transaction t JOIN unnest(%s::bigint[], %s::text[]) AS k(invoker_id, key) "
+                "FROM ledger_transaction t JOIN unnest(%b::bigint[], %b::text[]) AS k(invoker_id, key) "
                 "ON t.invoker_id = k.invoker_id AND t.idempotency_key = k.key", [list(ids), list(names)])
             return {(row[0], row[1]): row for row in cur.fetchall()}
 

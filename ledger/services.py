@@ -557,7 +557,7 @@ def _lock_state_keys(namespace: str, keys: list[str]) -> None:
     with bound_cursor() as cur:
         cur.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM "
-            "(SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS s",
+            "(SELECT k FROM unnest(%b::text[]) AS k ORDER BY k) AS s",
             [sorted({f"{namespace}\x1f{key}" for key in keys})],
         )
 
@@ -567,7 +567,7 @@ def _select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[s
         # Many keys (a batch): two arrays joined on the unique index. A long row-value IN list
         # is planned and quoted per pair, and cost a 500-reading batch 50 ms.
         sql = ("SELECT a.id, a.key, a.asset_id, a.kind, a.organisation_id, a.balance FROM ledger_account a "
-               "JOIN unnest(%s::text[], %s::text[]) AS k(key, asset) ON a.key = k.key AND a.asset_id = k.asset "
+               "JOIN unnest(%b::text[], %b::text[]) AS k(key, asset) ON a.key = k.key AND a.asset_id = k.asset "
                "ORDER BY a.id")
         params: list[Any] = [[k for k, _ in keys], [a for _, a in keys]]
         if lock:
