@@ -80,7 +80,7 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
             "JOIN ledger_identity i ON i.id = d.identity_id JOIN ledger_organisation o ON o.id = i.organisation_id "
             f"WHERE {where}", params)
         rows = cur.fetchall()
-    if len(_known_meters) > 100_000:
+    if len(_known_meters) > KNOWN_METERS:
         _known_meters.clear()
     organisations: dict[int, Organisation] = {}
     out = {}
@@ -101,7 +101,9 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
 
 # Every batch reads its devices afresh; a row identical to one read before reuses what was
 # built from it (building the models was half the lookup's CPU). The whole row is the key, so
-# a revoked identity or a retired device is never answered from here.
+# a revoked identity or a retired device is never answered from here. About 1 KB each: a
+# fleet larger than the bound is served without it rather than growing the worker.
+KNOWN_METERS = 20_000
 _known_meters: dict[tuple, _Meter] = {}
 
 

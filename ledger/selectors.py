@@ -18,8 +18,9 @@ OVERSEERS = {OrgType.UTILITY, OrgType.AUDITOR}
 
 
 def sql_in(column: str, values: list) -> tuple[str, list]:
-    """A raw-SQL condition ``column`` in ``values`` and its parameters: one array parameter on
-    PostgreSQL (the statement text does not grow with the list), a placeholder list elsewhere."""
+    """A raw-SQL condition ``column`` in ``values`` and its parameters, for ``bound_cursor``: one
+    binary array parameter on PostgreSQL (the statement text does not grow with the list), a
+    placeholder list elsewhere."""
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%b)", [list(values)]
     return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
