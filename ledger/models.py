@@ -195,7 +195,11 @@ class UnsealedTransaction(models.Model):
 class Posting(models.Model):
     """Signed amount: positive credits the account, negative debits it."""
 
-    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="postings")
+    # The database checks that the transaction exists once per INSERT statement, not once per
+    # row (migration 0010): transactions are never deleted, so the foreign key's per-row lookup
+    # and row lock guarded nothing the trigger does not.
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="postings",
+                                    db_constraint=False)
     # On PostgreSQL one composite foreign key (account_id, asset_id) → account (id, asset_id)
     # replaces the two single ones (migration 0008): one check per posting instead of two, and
     # the database itself keeps a posting's asset equal to its account's.
@@ -217,7 +221,8 @@ class Posting(models.Model):
 class StateWrite(models.Model):
     """History of world-state writes; a delete is a write with ``is_delete``."""
 
-    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="state_writes")
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="state_writes",
+                                    db_constraint=False)  # checked per statement, as for postings
     namespace = models.CharField(max_length=50)
     key = models.CharField(max_length=200)
     value = models.JSONField(null=True)

@@ -87,6 +87,26 @@ def _fresh_transaction(network: Network, key: str) -> int:
     return result.tx_id
 
 
+def test_postings_and_state_writes_must_refer_to_an_existing_transaction(books):
+    """Checked once per statement (migration 0010) on every database: the statement fails at
+    once, not at commit."""
+    missing = Transaction.objects.order_by("-pk").first().pk + 1_000
+    alice, bob = account_id(ALICE), account_id(BOB)
+    pair = "(%s, %s, 'k', -5), (%s, %s, 'k', 5)"
+    refused(INSERT_POSTINGS + pair, [missing, alice, missing, bob], words="ledger_posting rows")
+    refused("INSERT INTO ledger_statewrite (transaction_id, namespace, key, value, is_delete, version) "
+            "VALUES (%s, 'token', 'x', NULL, TRUE, 1)", [missing], words="ledger_statewrite rows")
+    tx = _fresh_transaction(books, "ref-1")
+    # one missing transaction among existing ones refuses the whole statement
+    refused(INSERT_POSTINGS + pair + ", " + pair, [tx, alice, tx, bob, missing, alice, missing, bob],
+            words="ledger_posting rows")
+    assert not Posting.objects.filter(transaction_id=tx).exists()
+    # control: the same rows for transactions that exist are accepted
+    assert accepted(INSERT_POSTINGS + pair, [tx, alice, tx, bob]) == 2
+    assert accepted("INSERT INTO ledger_statewrite (transaction_id, namespace, key, value, is_delete, version) "
+                    "VALUES (%s, 'token', 'x', NULL, TRUE, 1)", [tx]) == 1
+
+
 @pytest.mark.postgres
 def test_postings_that_do_not_sum_to_zero_are_refused(books):
     tx = _fresh_transaction(books, "raw-1")
