@@ -5,7 +5,8 @@ A deferred foreign key runs one lookup per row at commit and locks the transacti
 record) to keep it from being deleted or re-keyed. Transaction rows can be neither (the
 ``ledger_transaction_no_delete`` and frozen-column triggers), so the lock guarded nothing; the
 lookups were about 5.5 µs of PostgreSQL's time each, three for every meter reading. The
-statement-level trigger looks up all of a statement's transactions in one index scan. It runs
+statement-level trigger looks up all of a statement's transactions in one index scan, one
+query per statement (about 8 µs, so a two-posting transfer costs about what it did). It runs
 at the end of the statement rather than at commit: every writer inserts the transaction first.
 SQLite gets a row trigger with the same effect.
 """
@@ -17,15 +18,12 @@ TABLES = ("ledger_posting", "ledger_statewrite")
 
 POSTGRES_FORWARD = r"""
 CREATE FUNCTION ledger_transactions_exist() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE wanted bigint[]; missing bigint;
+DECLARE missing bigint;
 BEGIN
-  SELECT array_agg(DISTINCT transaction_id) INTO wanted FROM new_rows;
-  IF wanted IS NULL THEN
-    RETURN NULL;
-  END IF;
-  IF (SELECT count(*) FROM ledger_transaction WHERE id = ANY (wanted)) <> cardinality(wanted) THEN
-    SELECT w INTO missing FROM unnest(wanted) AS w
-     WHERE NOT EXISTS (SELECT 1 FROM ledger_transaction t WHERE t.id = w) LIMIT 1;
+  IF EXISTS (SELECT 1 FROM (SELECT array_agg(DISTINCT transaction_id) AS wanted FROM new_rows) AS s
+              WHERE (SELECT count(*) FROM ledger_transaction WHERE id = ANY (s.wanted)) <> cardinality(s.wanted)) THEN
+    SELECT n.transaction_id INTO missing FROM new_rows AS n
+     WHERE NOT EXISTS (SELECT 1 FROM ledger_transaction AS t WHERE t.id = n.transaction_id) LIMIT 1;
     RAISE EXCEPTION '% rows refer to transaction %, which does not exist', TG_TABLE_NAME, missing
       USING ERRCODE = 'foreign_key_violation';
   END IF;
