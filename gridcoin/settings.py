@@ -152,6 +152,11 @@ if DATABASE_URL:
             "max_size": int(os.environ.get("GRIDCOIN_DB_POOL_MAX", "40")),
             "timeout": 30,
         }
+        # The ledger's hot statements (``ledger.selectors.bound_cursor``) are prepared on their
+        # fifth use per connection, so PostgreSQL stops parsing and planning them each time
+        # (Django leaves psycopg's threshold unset, which never prepares). Django's own
+        # cursors bind on the client and are never prepared either way.
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 elif PRODUCTION:
     raise ImproperlyConfigured("DATABASE_URL must be set when GRIDCOIN_ENV=production")
 else:

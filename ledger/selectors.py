@@ -31,7 +31,8 @@ def bound_cursor():
     """A cursor for a batch's raw SQL (``%s`` placeholders). On PostgreSQL a psycopg cursor on
     Django's connection with server-side binding: parameters (arrays of a thousand keys) go
     to the server as parameters, where Django's cursor quotes them into the statement text in
-    Python, which cost more CPU than the queries. Elsewhere Django's cursor."""
+    Python, which cost more CPU than the queries; a statement is prepared on its fifth use on
+    a connection (``prepare_threshold`` in settings). Elsewhere Django's cursor."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cur:
             yield cur

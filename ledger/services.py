@@ -514,8 +514,9 @@ def _transfer_statement(postings: list[tuple[AccountInfo, int]], fixed: list[Any
                f"FROM tx, jsonb_populate_record(NULL::{companion.table}, %s::jsonb) AS r RETURNING id) "
                "SELECT id, (SELECT count(*) FROM ins), (SELECT id FROM also) FROM tx")
         params.append(row)
-    # Server-side binding: the statement is prepared after a few uses, so the hot path skips
-    # client-side quoting and server-side planning.
+    # Server-side binding: the statement is prepared on its fifth use per connection (the
+    # ``prepare_threshold`` in settings), so the hot path skips client-side quoting and
+    # PostgreSQL's parsing and planning.
     with bound_cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchone()
