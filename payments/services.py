@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -44,6 +43,7 @@ from ledger.chaincodes.energy import (
 from ledger.crypto import open_private_key, seal_private_key
 from ledger.documents import body_digest
 from ledger.models import Account, Asset, Identity, Organisation, OrgType
+from ledger.selectors import bound_cursor
 
 from .models import BankSecret, DeliveryStatus, ProcessedEvent, Provider, WebhookEvent
 from .notices import NoticeError, PaymentNotice, bank_notice_from, parse_json_object, stripe_notice_from
@@ -722,23 +722,16 @@ def _redelivery(d: _Delivery, claim: dict[str, str], digest: str) -> WebhookOutc
 
 # --- raw statements -----------------------------------------------------------------------------
 
-def _cursor():
-    """On PostgreSQL a server-side-binding psycopg cursor: statements run on every delivery are
-    prepared after a few uses (no client-side quoting, no planning per delivery)."""
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
-        return psycopg.Cursor(connection.connection)
-    return connection.cursor()
-
-
+# Statements run on every delivery go through the ledger's server-bound cursor: prepared after a
+# few uses (no client-side quoting, no planning per delivery).
 def _query_all(sql: str, params: list[Any]) -> list[tuple]:
-    with connection.wrap_database_errors, _cursor() as cur:
+    with bound_cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()
 
 
 def _query_one(sql: str, params: list[Any]) -> tuple | None:
-    with connection.wrap_database_errors, _cursor() as cur:
+    with bound_cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchone()
 
