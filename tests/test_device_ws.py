@@ -178,11 +178,15 @@ def test_a_settled_window_pushes_state(mw):
     run(scenario)
 
 
+def real_redis_layer() -> dict:
+    """CHANNEL_LAYERS for the real Redis, under a prefix of this test's own."""
+    return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                        "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": f"gridcoin-test-{uuid.uuid4().hex}"}}}
+
+
 @pytest.mark.redis
 def test_state_arrives_through_the_real_redis_layer(mw):
-    prefix = f"gridcoin-test-{uuid.uuid4().hex}"
-    redis_layer = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                               "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": prefix}}}
+    redis_layer = real_redis_layer()
     headers = headers_of(mw, "uma")
     with override_settings(CHANNEL_LAYERS=redis_layer):
         layer = get_channel_layer()
@@ -235,9 +239,7 @@ def test_a_batch_announcement_sends_only_to_listened_devices(mw):
 
 @pytest.mark.redis
 def test_a_batch_announcement_asks_redis_which_devices_are_listened_to(mw):
-    prefix = f"gridcoin-test-{uuid.uuid4().hex}"
-    redis_layer = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                               "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": prefix}}}
+    redis_layer = real_redis_layer()
     with override_settings(CHANNEL_LAYERS=redis_layer):
         layer = get_channel_layer()
         try:

@@ -18,7 +18,7 @@ from django.db import migrations, models
 
 TABLES = ("ledger_posting", "ledger_statewrite")
 
-POSTGRES_FORWARD = r"""
+POSTGRES_FORWARD = [r"""
 CREATE FUNCTION ledger_transactions_exist() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE missing bigint;
 BEGIN
@@ -34,10 +34,10 @@ END $$;
 """ + "".join(f"""
 CREATE TRIGGER {table}_transaction_exists AFTER INSERT ON {table}
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger_transactions_exist();
-""" for table in TABLES)
+""" for table in TABLES)]
 
-POSTGRES_BACKWARD = "".join(f"DROP TRIGGER IF EXISTS {table}_transaction_exists ON {table};\n" for table in TABLES) + \
-    "DROP FUNCTION IF EXISTS ledger_transactions_exist();\n"
+POSTGRES_BACKWARD = ["".join(f"DROP TRIGGER IF EXISTS {table}_transaction_exists ON {table};\n" for table in TABLES)
+                     + "DROP FUNCTION IF EXISTS ledger_transactions_exist();\n"]
 
 SQLITE_FORWARD = [f"""
 CREATE TRIGGER {table}_transaction_exists BEFORE INSERT ON {table}
@@ -48,22 +48,15 @@ BEGIN SELECT RAISE(ABORT, '{table} rows must refer to an existing transaction');
 SQLITE_BACKWARD = [f"DROP TRIGGER IF EXISTS {table}_transaction_exists" for table in TABLES]
 
 
-def forward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_FORWARD, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_FORWARD:
+def _statements(by_vendor: dict[str, list[str]]):
+    def run(apps, schema_editor):
+        for statement in by_vendor.get(schema_editor.connection.vendor, []):
             schema_editor.execute(statement, params=None)
+    return run
 
 
-def backward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_BACKWARD, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_BACKWARD:
-            schema_editor.execute(statement, params=None)
+forward = _statements({"postgresql": POSTGRES_FORWARD, "sqlite": SQLITE_FORWARD})
+backward = _statements({"postgresql": POSTGRES_BACKWARD, "sqlite": SQLITE_BACKWARD})
 
 
 class Migration(migrations.Migration):
