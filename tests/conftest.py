@@ -53,3 +53,9 @@ def network(db):
     from tests.ledger_helpers import Network
 
     return Network.create()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Every test hashes passwords with MD5: PBKDF2's 1,000,000 rounds cost a second a login."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -27,7 +27,6 @@ from ledger.sealing import lease_acquire, lease_release, orderer_public_hex, sea
 from ledger.selectors import as_utc
 
 LEDGER_API = "/api/v1/ledger/"
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WRITE_METHODS = ["post", "put", "patch", "delete"]
 
 _keys = itertools.count(1)
@@ -86,7 +85,6 @@ def seal_all(holder: str = "t") -> list[Block]:
 
 
 def build_world(settings) -> World:
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     users = get_user_model().objects
 
     utility = ledger.organisation_create(msp_id="utility", name="Utility", org_type=OrgType.UTILITY)

@@ -15,7 +15,6 @@ from ledger.models import Organisation, Transaction
 from payments.demo import DEMO_BANK, seed_payments
 from payments.models import WebhookEvent
 from payments.testing import build_market
-from tests.personas import FAST_HASHERS
 
 URL = "/payments/simulator/"
 API = "/api/v1/payments/events/"
@@ -29,7 +28,6 @@ class Cast:
 
 @pytest.fixture
 def cast(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     market = build_market()
     users = get_user_model().objects
     people = {}
@@ -185,7 +183,6 @@ def test_admin_lists_the_audit_read_only(cast):
 # --- demo seed ----------------------------------------------------------------------------
 
 def test_seed_payments_is_idempotent_and_the_simulator_works_with_it(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     market = build_market(bank_msp="firstbank", prices=False)
     created = seed_payments()
     assert "organisation demobank" in created and any(c.startswith("price utility retail") for c in created)

@@ -15,12 +15,10 @@ from payments.models import BankSecret, ProcessedEvent, WebhookEvent
 from payments.services import bank_secret_create, bank_secret_deactivate
 from payments.signing import signature_header
 from payments.testing import build_market
-from tests.personas import FAST_HASHERS
 
 
 @pytest.fixture
 def market(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     market = build_market()
     services._bank_secrets.clear()
     warm = market.deliver(market.notification(id="warm-up"))

@@ -19,7 +19,6 @@ from ledger.chaincodes.energy_math import fiat_to_wh
 from ledger.models import Transaction, TxStatus
 from payments.models import ProcessedEvent, WebhookEvent
 from payments.testing import RETAIL_PRICE, build_market, post_bank_webhook
-from tests.personas import FAST_HASHERS
 
 
 @dataclass
@@ -135,7 +134,6 @@ def run_storm(*, genuine: int, duplicates: int, forged: int, threads: int, house
 
 @pytest.mark.django_db
 def test_storm_without_threads(settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     run_storm(genuine=140, duplicates=50, forged=10, threads=1, households=5)
 
 
@@ -143,5 +141,4 @@ def test_storm_without_threads(settings):
 @pytest.mark.django_db(transaction=True)
 def test_storm_of_1000_concurrent_deliveries(settings):
     """~650 genuine events + 30% redeliveries + 5% forged or stale = 1,000, from 8 threads."""
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     run_storm(genuine=650, duplicates=300, forged=50, threads=8)

@@ -23,11 +23,11 @@ from django.db import connection
 from iot_gateway.models import MeterReading
 from iot_gateway.mqtt import address, end_sessions, make_client, meter_topic
 from ledger.models import Transaction
-from tests.test_gateway_ingest import T0, balance, fleet  # noqa: F401  (fixture)
+from tests.iot_gateway.test_gateway_ingest import T0, balance, fleet  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 N = 300
 
 

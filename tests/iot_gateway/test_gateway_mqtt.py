@@ -19,7 +19,7 @@ from iot_gateway.meter_clients import MqttMeter
 from iot_gateway.models import MeterReading, MeterStatus
 from iot_gateway.mqtt import address, make_client, meter_topic
 from meters import live
-from tests.test_gateway_ingest import T0, balance, fleet  # noqa: F401  (fixture)
+from tests.iot_gateway.test_gateway_ingest import T0, balance, fleet  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
 

@@ -13,14 +13,12 @@ from ledger.models import Transaction, TxStatus
 from payments.models import BankSecret, DeliveryStatus, ProcessedEvent, WebhookEvent
 from payments.services import bank_secret_create, bank_secret_deactivate, bank_webhook_receive
 from payments.testing import RETAIL_PRICE, WHOLESALE_PRICE, build_market, post_bank_webhook
-from tests.personas import FAST_HASHERS
 
-FIXTURES = Path(__file__).resolve().parent.parent / "payments" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "payments" / "fixtures"
 
 
 @pytest.fixture
 def market(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     return build_market()
 
 
@@ -276,7 +274,6 @@ def test_no_price_in_force_is_a_recorded_rejection(market):
 
 
 def test_utility_that_cannot_cover_is_a_recorded_rejection(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     market = build_market(stock=10)  # 160 Wh over 16 shards
     response = market.deliver(market.notification(amount=800))  # 1000 Wh
     assert response.status_code == 422
@@ -285,7 +282,6 @@ def test_utility_that_cannot_cover_is_a_recorded_rejection(db, settings):
 
 
 def test_sale_spread_over_several_shards_when_one_is_short(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     market = build_market(stock=100)
     response = market.deliver(market.notification(amount=800))  # 1000 Wh of 1600
     assert response.status_code == 200, response.content

@@ -10,7 +10,6 @@ from django.core.management import call_command
 from django.urls import URLPattern
 
 from ledger.urls import urlpatterns as ledger_urlpatterns
-from tests.personas import FAST_HASHERS
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +29,6 @@ def ledger_paths() -> set[str]:
 
 @pytest.fixture
 def signed_in(client, django_user_model, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     client.force_login(django_user_model.objects.create_user(username="reader", password="reader-password-1"))
     return client
 

@@ -11,14 +11,12 @@ from django.test import AsyncClient, Client
 
 from payments.middleware import lean_request
 from payments.testing import build_market, post_bank_webhook
-from tests.personas import FAST_HASHERS
 
 SECURITY_HEADERS = ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy")
 
 
 @pytest.fixture
 def market(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     return build_market()
 
 
@@ -71,7 +69,6 @@ def test_only_csrf_exempt_views_may_skip_the_csrf_middleware():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_asgi_handler_serves_webhooks_through_the_lean_path(settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     market = build_market()
     raw, header = market.signed(market.notification(id="over-asgi"))
 

@@ -11,12 +11,10 @@ from ledger.models import Transaction
 from payments import services
 from payments.models import WebhookEvent
 from payments.testing import build_market, post_bank_webhook
-from tests.personas import FAST_HASHERS
 
 
 @pytest.fixture
 def market(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     return build_market()
 
 

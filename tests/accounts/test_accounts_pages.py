@@ -24,10 +24,6 @@ VIEWPORT_META = '<meta name="viewport" content="width=device-width, initial-scal
 PASSWORD = "correct-horse-battery"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @pytest.fixture
 def energy(db):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from tests.test_browser_phone import PHONE, phone  # noqa: F401  (fixture)
+from tests.frontend.test_browser_phone import PHONE, phone  # noqa: F401  (fixture)
 
 
 @pytest.mark.browser

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE
+from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE
 
 SHOTS = os.environ.get("GRIDCOIN_SCREENSHOTS", "")
 _server: dict[str, object] = {}

@@ -15,9 +15,8 @@ from ledger.chaincodes.energy_math import fiat_to_wh
 from ledger.models import Transaction
 from payments.models import WebhookEvent
 from payments.testing import RETAIL_PRICE, build_market
-from tests.personas import FAST_HASHERS
 
-FIXTURES = Path(__file__).resolve().parent.parent / "payments" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "payments" / "fixtures"
 SECRETS = ["whsec_test_current", "whsec_test_next"]
 
 
@@ -41,7 +40,6 @@ def post(client, event: dict | bytes, *, secret: str = SECRETS[0], header: str |
 
 @pytest.fixture
 def market(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     settings.STRIPE_WEBHOOK_SECRETS = SECRETS
     return build_market(bank_msp="stripebank")
 

@@ -18,8 +18,8 @@ from accounts.models import Membership
 from frontend import simulators
 from gridcoin.asgi import application
 from meters import live, services
+from tests.ledger.test_ledger_websocket import HEADERS, IN_MEMORY, session_cookie
 from tests.meters_world import MeterWorld, build_meter_world
-from tests.test_ledger_websocket import HEADERS, IN_MEMORY, session_cookie
 
 TIMEOUT = 5
 

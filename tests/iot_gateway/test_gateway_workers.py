@@ -21,9 +21,9 @@ from iot_gateway.mqtt import address, make_client, meter_topic
 from ledger import services as ledger
 from ledger.models import Transaction
 from meters.services import device_register_simulated
+from tests.iot_gateway.test_gateway_crash import ROOT, database_url_of_tests, shut_down, wait_for
+from tests.iot_gateway.test_gateway_ingest import T0, balance, meter_for
 from tests.ledger_helpers import make_member
-from tests.test_gateway_crash import ROOT, database_url_of_tests, shut_down, wait_for
-from tests.test_gateway_ingest import T0, balance, meter_for
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from iot_gateway.models import MeterReading
 from iot_gateway.simulator import SimulatedMeter, relay_from_payload
 from ledger.crypto import generate_private_key
 from ledger.readings import parse_reading
-from tests.test_gateway_ingest import fleet  # noqa: F401  (fixture)
+from tests.iot_gateway.test_gateway_ingest import fleet  # noqa: F401  (fixture)
 
 T0 = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
 

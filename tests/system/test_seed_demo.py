@@ -16,10 +16,6 @@ from ledger.verify import verify_chain
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 def seed() -> str:
     out = StringIO()

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.test_browser_phone import PHONE, phone, tap_size  # noqa: F401  (fixture)
+from tests.frontend.test_browser_phone import PHONE, phone, tap_size  # noqa: F401  (fixture)
 
 SHOTS = os.environ.get("GRIDCOIN_SCREENSHOTS", "")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET_FILES = ("kek", "secret_key", "orderer_key")
 CONFIG_VARS = (
     "GRIDCOIN_ENV", "SECRET_KEY", "GRIDCOIN_KEK", "GRIDCOIN_ORDERER_KEY", "DATABASE_URL", "REDIS_URL", "MQTT_URL",

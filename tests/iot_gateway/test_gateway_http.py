@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from iot_gateway.models import MeterReading
-from tests.test_gateway_ingest import T0, balance, fleet  # noqa: F401  (fixture)
+from tests.iot_gateway.test_gateway_ingest import T0, balance, fleet  # noqa: F401  (fixture)
 
 
 def url(meter_id: str) -> str:
