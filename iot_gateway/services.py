@@ -21,9 +21,9 @@ from django.utils import timezone
 
 from ledger import services as ledger
 from ledger.batch import Request, invoke_batch
+from ledger.db import bound_cursor, keyed_lookups, sql_in
 from ledger.models import Identity, Organisation
 from ledger.readings import Reading, ReadingError, chaincode_for, parse_reading
-from ledger.selectors import bound_cursor, keyed_lookups, sql_in
 from meters import live
 from meters.models import Device, EnrolmentState
 

@@ -34,9 +34,9 @@ from .contracts import (
     registry,
 )
 from .crypto import b64
+from .db import bound_cursor, keyed_lookups
 from .documents import SIGNATURE_REJECTION, body_digest, transaction_hash
 from .models import Identity, TxStatus
-from .selectors import bound_cursor, keyed_lookups
 
 logger = logging.getLogger(__name__)
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import psycopg
-from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
@@ -15,68 +12,6 @@ from .models import Account, Block, Organisation, OrgType, Transaction
 
 # Organisation types that see every account and transaction (they run or audit the network).
 OVERSEERS = {OrgType.UTILITY, OrgType.AUDITOR}
-
-
-def sql_in(column: str, values: list) -> tuple[str, list]:
-    """A raw-SQL condition ``column`` in ``values`` and its parameters, for ``bound_cursor``: one
-    binary array parameter on PostgreSQL (the statement text does not grow with the list), a
-    placeholder list elsewhere."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%b)", [list(values)]
-    return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
-
-
-@contextmanager
-def bound_cursor():
-    """A cursor for a batch's raw SQL (``%s`` placeholders). On PostgreSQL a psycopg cursor on
-    Django's connection with server-side binding: parameters (arrays of a thousand keys) go
-    to the server as parameters, where Django's cursor quotes them into the statement text in
-    Python, which cost more CPU than the queries; a statement is prepared on its fifth use on
-    a connection (``prepare_threshold`` in settings). Elsewhere Django's cursor."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cur:
-            yield cur
-        return
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
-        yield cur
-
-
-_PLAN_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_seqscan": "off"}
-
-
-@contextmanager
-def keyed_lookups():
-    """A transaction (or a part of one) in which PostgreSQL joins by nested loops over indexes.
-
-    A batch looks up a few hundred keys (accounts, devices, state entries) in tables of any
-    size. PostgreSQL's planner often hashes the whole table instead: right after bulk loads its
-    statistics are stale, and a join on an expression (an account key built from a device id)
-    has no estimate. Measured on 10,000 accounts: 7 ms per 500 accounts hashed against 1 ms
-    looked up, and the hashed plan grows with the table.
-
-    Outside a transaction the block is one (``transaction.atomic``) and the settings end with
-    it; inside one they are put back when the block ends (``set_config(..., true)`` lasts at
-    most until the transaction ends, and a rollback undoes it). Nested blocks cost nothing."""
-    if connection.vendor != "postgresql" or getattr(connection, "_keyed_lookups", False):
-        with transaction.atomic():
-            yield
-        return
-    owner = not connection.in_atomic_block
-    with transaction.atomic():
-        with connection.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(f'current_setting({s!r})' for s in _PLAN_SETTINGS)}, "
-                        f"{', '.join(f'set_config({s!r}, {v!r}, true)' for s, v in _PLAN_SETTINGS.items())}")
-            previous = cur.fetchone()[:len(_PLAN_SETTINGS)]
-        connection._keyed_lookups = True
-        try:
-            yield
-        finally:
-            connection._keyed_lookups = False
-        if not owner:  # the transaction goes on: put the settings back
-            with connection.cursor() as cur:
-                cur.execute("SELECT " + ", ".join(f"set_config({s!r}, %s, true)" for s in _PLAN_SETTINGS),
-                            list(previous))
 
 
 def as_utc(moment: datetime | str) -> datetime:

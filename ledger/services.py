@@ -30,6 +30,7 @@ from .contracts import (
     registry,
 )
 from .crypto import b64, public_bytes, verify_signature
+from .db import bound_cursor
 from .documents import SIGNATURE_REJECTION, body_digest, proposal_document, transaction_hash
 from .models import (
     Account,
@@ -45,7 +46,6 @@ from .models import (
     TxStatus,
     UnsealedTransaction,
 )
-from .selectors import bound_cursor
 
 logger = logging.getLogger(__name__)
 

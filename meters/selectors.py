@@ -11,8 +11,9 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ledger.chaincodes.energy_math import price_at, relay_on, reserved, spendable, window_active
+from ledger.db import bound_cursor, sql_in
 from ledger.models import Account, Organisation, OrgType, Posting, StateEntry, Transaction
-from ledger.selectors import bound_cursor, organisations_of, sql_in
+from ledger.selectors import organisations_of
 from ledger.units import format_amount
 
 from .models import Device, DeviceKind, EnrolmentState

@@ -41,9 +41,9 @@ from ledger.chaincodes.energy import (
     utility_account,
 )
 from ledger.crypto import open_private_key, seal_private_key
+from ledger.db import bound_cursor
 from ledger.documents import body_digest
 from ledger.models import Account, Asset, Identity, Organisation, OrgType
-from ledger.selectors import bound_cursor
 
 from .models import BankSecret, DeliveryStatus, ProcessedEvent, Provider, WebhookEvent
 from .notices import NoticeError, PaymentNotice, bank_notice_from, parse_json_object, stripe_notice_from

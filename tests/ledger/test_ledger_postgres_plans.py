@@ -7,8 +7,8 @@ import uuid
 import pytest
 from django.db import connection, transaction
 
+from ledger.db import keyed_lookups
 from ledger.models import Account, AccountKind
-from ledger.selectors import keyed_lookups
 from tests.ledger_helpers import make_member
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -111,7 +111,7 @@ def test_the_ledgers_statements_are_prepared_after_a_few_uses_and_never_replanne
     that halved PostgreSQL's CPU per ``invoke``. Its generic plan is used from the first
     prepared execution on (no custom plan per execution, which cost a webhook ~0.9 ms).
     Django's own cursors are never prepared."""
-    from ledger.selectors import bound_cursor
+    from ledger.db import bound_cursor
 
     marker = f"prepared-{uuid.uuid4().hex}"
     statement = f"SELECT count(*) FROM ledger_account WHERE key = ANY(%s) AND '{marker}' <> ''"
@@ -132,7 +132,7 @@ def test_the_ledgers_statements_are_prepared_after_a_few_uses_and_never_replanne
 def test_batch_queries_bind_their_parameters_on_the_server(db):
     import psycopg
 
-    from ledger.selectors import bound_cursor
+    from ledger.db import bound_cursor
 
     with bound_cursor() as cur:
         assert isinstance(cur, psycopg.Cursor) and not isinstance(cur, psycopg.ClientCursor)
