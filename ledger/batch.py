@@ -21,22 +21,27 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import DatabaseError, connection
 
 from . import services
-from .canonical import canonical_json, json_text
-from .contracts import (
-    ISSUANCE,
-    AccountInfo,
-    Context,
-    ContractError,
-    Effects,
-    check_balances,
-    check_policy,
-    net_postings,
-    registry,
-)
+from .canonical import json_text
+from .contracts import ISSUANCE, AccountInfo, ContractError, Effects, registry
 from .crypto import b64
-from .db import bound_cursor, keyed_lookups
-from .documents import SIGNATURE_REJECTION, body_digest, transaction_hash
-from .models import Identity, TxStatus
+from .db import bound_cursor, copy_rows, keyed_lookups
+from .documents import body_digest
+from .execution import (
+    Applied,
+    Call,
+    Execution,
+    InvokeResult,
+    LedgerError,
+    check_effects,
+    execute,
+    idempotency_conflict,
+    lock_state_keys,
+    prepare,
+    select_accounts,
+    state_rows,
+    touched_accounts,
+)
+from .models import Identity
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ class Request:
     proposed_at: datetime | None = None
 
 
-Outcome = services.InvokeResult | services.LedgerError
+Outcome = InvokeResult | LedgerError
 
 
 def invoke_batch(requests: list[Request]) -> list[Outcome]:
@@ -76,35 +81,46 @@ def _one(r: Request) -> Outcome:
         return services.invoke(chaincode=r.chaincode, function=r.function, args=r.args, invoker=r.invoker,
                                idempotency_key=r.idempotency_key, signature=r.signature, signer=r.signer,
                                proposed_at=r.proposed_at)
-    except services.LedgerError as exc:
+    except LedgerError as exc:
         return exc
 
 
 @dataclass
 class _Pending:
-    """A recorded invocation waiting for the batch's writes."""
+    """An execution waiting for the batch's writes."""
 
     index: int
-    call: services._Call
-    proposal: dict[str, Any]
-    status: str
-    reason: str
-    result: Any
-    effects: Effects
-    postings: list[tuple[AccountInfo, int]]
-    state_writes: list[list]
+    execution: Execution
     tx_hash: str = ""
+
+    @property
+    def applied(self) -> Applied:
+        return self.execution.applied or Applied()
+
+
+@dataclass(frozen=True)
+class _SameKey:
+    """A request whose idempotency key an earlier request of the batch already uses."""
+
+    first: int
+    first_digest: str
+
+
+@dataclass(frozen=True)
+class _SameForgery:
+    """A forgery identical to an earlier one in the batch (it hashes the same)."""
+
+    first: int
 
 
 class _Snapshot:
     """The ledger as the batch sees it: rows locked up front (or on first read), plus the
-    effects of the batch's earlier invocations."""
+    effects of the batch's earlier invocations. Serves contracts as their LedgerReader."""
 
     def __init__(self) -> None:
         self.accounts: dict[tuple[str, str], AccountInfo] = {}
         self.issuance_start: dict[tuple[str, str], int] = {}  # unlocked: written as a net change
         self.state: dict[tuple[str, str], tuple[Any, int, bool] | None] = {}
-        self.namespace = ""
 
     def lock_accounts(self, keys: list[tuple[str, str]]) -> None:
         accounts = self.accounts
@@ -116,44 +132,36 @@ class _Snapshot:
         # burns, so locking them here would serialise concurrent gateway workers on one row.
         issuance = [k for k in missing if k[0] == ISSUANCE]
         if issuance:
-            found = services._select_accounts(issuance, lock=False)
+            found = select_accounts(issuance, lock=False)
             self.accounts.update(found)
             self.issuance_start.update({k: info.balance for k, info in found.items()})
         others = [k for k in missing if k[0] != ISSUANCE]
         if others:
-            self.accounts.update(services._select_accounts(others, lock=True))
+            self.accounts.update(select_accounts(others, lock=True))
 
     def lock_state(self, namespace: str, keys: list[str]) -> None:
-        state = self.state
-        missing = sorted({k for k in keys if (namespace, k) not in state})
+        missing = sorted({k for k in keys if (namespace, k) not in self.state})
         if not missing:
             return
         # The keys' advisory locks serialise every writer of them (each takes them before it
-        # reads: see services._lock_state_keys), so a plain read after them sees the last
-        # committed value; a row lock on top cost a WAL record per key.
-        services._lock_state_keys(namespace, missing)
-        with bound_cursor() as cur:
-            cur.execute("SELECT key, value, version, is_deleted FROM ledger_stateentry "
-                        "WHERE namespace = %s AND key = ANY(%b)", [namespace, missing])
-            found = {row[0]: row[1:] for row in cur.fetchall()}
+        # reads), so a plain read after them sees the last committed value; a row lock on top
+        # would cost a WAL record per key.
+        lock_state_keys(namespace, missing)
+        found = state_rows(namespace, missing)
         for key in missing:
-            row = found.get(key)
-            self.state[(namespace, key)] = None if row is None else (
-                json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0], row[1], bool(row[2]))
+            self.state[(namespace, key)] = found.get(key)
 
-    # LedgerReader, for contracts
+    # LedgerReader, for contracts: every read is locked, so ``lock`` changes nothing.
     def account(self, key: str, asset: str, *, lock: bool) -> AccountInfo | None:
-        found = self.accounts.get((key, asset))
-        if found is None:
+        if (key, asset) not in self.accounts:
             self.lock_accounts([(key, asset)])
-            found = self.accounts.get((key, asset))
-        return found
+        return self.accounts.get((key, asset))
 
     def accounts_of(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], AccountInfo]:
         self.lock_accounts(keys)
         return {k: self.accounts[k] for k in keys if k in self.accounts}
 
-    def state_of(self, namespace: str, key: str) -> tuple[Any, int, bool] | None:
+    def state_of(self, namespace: str, key: str, *, lock: bool = True) -> tuple[Any, int, bool] | None:
         if (namespace, key) not in self.state:
             self.lock_state(namespace, [key])
         return self.state[(namespace, key)]
@@ -178,61 +186,48 @@ class _Reader:
 class _Batch:
     def __init__(self, requests: list[Request]):
         self.requests = requests
-        self.outcomes: list[Outcome | None] = [None] * len(requests)
+        self.outcomes: list[Outcome | _SameKey | _SameForgery | None] = [None] * len(requests)
         self.snapshot = _Snapshot()
+        self.reader = _Reader(self.snapshot)
         self.pending: list[_Pending] = []
 
     def run(self) -> list[Outcome]:
         calls = self._prepare()
         self._lock_up_front(calls)
         for index, call in calls:
-            self._execute(index, call)
+            self.pending.append(_Pending(index, execute(call, self.reader, self._apply)))
         self._write()
-        return self.outcomes  # type: ignore[return-value]
+        return self._answers()
 
     # --- proposals, signatures, idempotency ---------------------------------------------------
-    def _prepare(self) -> list[tuple[int, services._Call]]:
-        calls: list[tuple[int, services._Call]] = []
+    def _prepare(self) -> list[tuple[int, Call]]:
+        calls: list[tuple[int, Call]] = []
         for index, r in enumerate(self.requests):
             try:
-                calls.append((index, self._call(r)))
-            except services.LedgerError as exc:
+                calls.append((index, prepare(chaincode=r.chaincode, function=r.function, args=r.args,
+                                             invoker=r.invoker, idempotency_key=r.idempotency_key, signer=r.signer,
+                                             signature=r.signature, proposed_at=r.proposed_at)))
+            except LedgerError as exc:
                 self.outcomes[index] = exc
-        keyed = [(i, c) for i, c in calls if c.signature_ok and c.proposal["idempotency_key"] is not None]
-        existing = self._existing({(c.identity.pk, c.proposal["idempotency_key"]) for _, c in keyed})
-        fresh: list[tuple[int, services._Call]] = []
-        first_in_batch: dict[tuple[int, str], tuple[int, str]] = {}
+        keyed = [c for _, c in calls if c.signature_ok and c.idempotency_key is not None]
+        existing = _existing({(c.identity.pk, c.idempotency_key) for c in keyed})  # type: ignore[misc]
+        fresh: list[tuple[int, Call]] = []
+        first_in_batch: dict[tuple[int, str], _SameKey] = {}
         for index, call in calls:
-            key = (call.identity.pk, call.proposal["idempotency_key"])
-            if call.signature_ok and key[1] is not None:
+            if call.signature_ok and call.idempotency_key is not None:
+                key = (call.identity.pk, call.idempotency_key)
                 if key in existing:
-                    self.outcomes[index] = _replay_row(existing[key], call.digest)
+                    self.outcomes[index] = existing[key].answer(call.digest)
                     continue
                 if key in first_in_batch:  # the same key twice in one batch: the second replays the first
-                    self.outcomes[index] = ("again", first_in_batch[key])  # type: ignore[assignment]
+                    self.outcomes[index] = first_in_batch[key]
                     continue
-                first_in_batch[key] = (index, call.digest)
+                first_in_batch[key] = _SameKey(index, call.digest)
             fresh.append((index, call))
         return fresh
 
-    def _call(self, r: Request) -> services._Call:
-        return services.call_prepare(chaincode=r.chaincode, function=r.function, args=r.args, invoker=r.invoker,
-                                     idempotency_key=r.idempotency_key, signer=r.signer, signature=r.signature,
-                                     proposed_at=r.proposed_at)
-
-    def _existing(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
-        if not keys:
-            return {}
-        ids, names = zip(*keys, strict=True)
-        with bound_cursor() as cur:
-            cur.execute(
-                "SELECT t.invoker_id, t.idempotency_key, t.id, t.tx_hash, t.status, t.reason, t.result, t.body_digest "
-                "FROM ledger_transaction t JOIN unnest(%b::bigint[], %b::text[]) AS k(invoker_id, key) "
-                "ON t.invoker_id = k.invoker_id AND t.idempotency_key = k.key", [list(ids), list(names)])
-            return {(row[0], row[1]): row for row in cur.fetchall()}
-
     # --- locks ------------------------------------------------------------------------------
-    def _lock_up_front(self, calls: list[tuple[int, services._Call]]) -> None:
+    def _lock_up_front(self, calls: list[tuple[int, Call]]) -> None:
         accounts: list[tuple[str, str]] = []
         state: dict[str, list[str]] = {}
         for _, call in calls:
@@ -243,139 +238,117 @@ class _Batch:
             if fn.touches is None:
                 continue
             try:
-                touched_accounts, touched_state = fn.touches(call.proposal["args"], call.who)
+                announced, touched_state = fn.touches(call.proposal["args"], call.who)
             except (KeyError, TypeError, ValueError):
                 continue
-            accounts += touched_accounts
+            accounts += announced
             state.setdefault(fn.namespace, []).extend(touched_state)
         for namespace in sorted(state):
             self.snapshot.lock_state(namespace, state[namespace])
         self.snapshot.lock_accounts(accounts)
 
-    # --- contracts, in memory ---------------------------------------------------------------
-    def _execute(self, index: int, call: services._Call) -> None:
-        proposal, status, reason, result, effects = call.proposal, TxStatus.VALID.value, "", None, Effects()
-        postings: list[tuple[AccountInfo, int]] = []
-        writes: list[list] = []
-        if not call.signature_ok:
-            status, reason = TxStatus.REJECTED.value, SIGNATURE_REJECTION
-            proposal = {**proposal, "idempotency_key": None}
-        elif call.identity.revoked_at is not None:
-            status, reason = TxStatus.REJECTED.value, f"identity {call.who.name} is revoked"
-        else:
-            try:
-                fn = registry.resolve(proposal["chaincode"], proposal["function"])
-                check_policy(fn, call.who, proposal["chaincode"], proposal["function"])
-                ctx = Context(chaincode=proposal["chaincode"], function=proposal["function"], args=proposal["args"],
-                              invoker=call.who, now=call.proposed_at, reader=_Reader(self.snapshot),
-                              namespace=fn.namespace)
-                result = fn.fn(ctx)
-                effects = ctx.effects
-                postings, writes = self._apply(effects)
-            except ContractError as exc:
-                status, reason, result, effects, postings, writes = (
-                    TxStatus.REJECTED.value, exc.reason, None, Effects(), [], [])
-        self.pending.append(_Pending(index, call, proposal, status, reason, result, effects, postings, writes))
-
-    def _apply(self, effects: Effects) -> tuple[list[tuple[AccountInfo, int]], list[list]]:
-        """``services._apply`` against the snapshot: check, then update the snapshot only."""
-        deltas = net_postings(effects.postings)
-        wanted = list(dict.fromkeys([*deltas, *((k, a) for k, a, _ in effects.owner_checks)]))
-        self.snapshot.lock_accounts(wanted)
-        accounts = {k: self.snapshot.accounts[k] for k in wanted if k in self.snapshot.accounts}
-        services._check_accounts(wanted, accounts, effects.owner_checks)
-        check_balances(deltas, accounts)
+    # --- effects, in memory -----------------------------------------------------------------
+    def _apply(self, effects: Effects) -> Applied:
+        """The database applier's checks against the snapshot, updating the snapshot only."""
+        snapshot = self.snapshot
+        _, wanted = touched_accounts(effects)
+        snapshot.lock_accounts(wanted)
+        accounts = {k: snapshot.accounts[k] for k in wanted if k in snapshot.accounts}
+        deltas = check_effects(effects, accounts)
         for namespace in {w[0] for w in effects.state_writes}:
-            self.snapshot.lock_state(namespace, [w[1] for w in effects.state_writes if w[0] == namespace])
+            snapshot.lock_state(namespace, [w[1] for w in effects.state_writes if w[0] == namespace])
         postings = [(accounts[k], d) for k, d in deltas.items()]
         for key, delta in deltas.items():
             info = accounts[key]
-            self.snapshot.accounts[key] = AccountInfo(info.id, info.key, info.asset, info.kind, info.organisation_id,
-                                                      info.balance + delta)
+            snapshot.accounts[key] = AccountInfo(info.id, info.key, info.asset, info.kind, info.organisation_id,
+                                                 info.balance + delta)
         writes: list[list] = []
         for namespace, key, value, is_delete in effects.state_writes:
-            previous = self.snapshot.state[(namespace, key)]
+            previous = snapshot.state[(namespace, key)]
             version = (previous[1] if previous else 0) + 1
-            self.snapshot.state[(namespace, key)] = (value, version, is_delete)
+            snapshot.state[(namespace, key)] = (value, version, is_delete)
             writes.append([namespace, key, value, is_delete, version])
-        return postings, writes
+        return Applied(postings, writes)
 
     # --- writes ---------------------------------------------------------------------------
     def _write(self) -> None:
-        if self.pending:
-            for p in self.pending:
-                p.tx_hash = transaction_hash(
-                    proposal=p.call.payload if p.proposal is p.call.proposal else canonical_json(p.proposal),
-                    signature=b64(p.call.signature), status=p.status, reason=p.reason, result=p.result,
-                    events=p.effects.events, postings=[[i.key, i.asset, a] for i, a in p.postings],
-                    state_writes=p.state_writes,
-                )
-            self._replay_forgeries()
-        if self.pending:
-            # Server-side binding: the arrays go over as binary instead of being quoted into
-            # the SQL text (which cost more CPU than the inserts).
-            with bound_cursor() as cur:
-                final, issued = self._balance_changes()
-                _update_balances(cur, final, relative=False)
-                ids = self._write_transactions(cur)
-                self._write_postings(cur, ids)
-                self._write_state(cur, ids)
-                _copy(cur, "ledger_unsealedtransaction", "transaction_id", [(tx_id,) for tx_id in ids.values()])
-                # Last: the shared issuance row stays locked only from here to the commit.
-                _update_balances(cur, issued, relative=True)
-            for p in self.pending:
-                self.outcomes[p.index] = services.InvokeResult(tx_id=ids[p.tx_hash], tx_hash=p.tx_hash, status=p.status,
-                                                               reason=p.reason, result=p.result)
+        for p in self.pending:
+            p.tx_hash = p.execution.tx_hash()
+        self._replay_forgeries()
+        if not self.pending:
+            return
+        # Server-side binding: the arrays go over as binary instead of being quoted into the
+        # SQL text.
+        with bound_cursor() as cur:
+            final, issued = self._balance_changes()
+            _update_balances(cur, final, relative=False)
+            ids = self._write_transactions(cur)
+            self._write_postings(cur, ids)
+            self._write_state(cur, ids)
+            copy_rows(cur, "ledger_unsealedtransaction", "transaction_id", [(tx_id,) for tx_id in ids.values()])
+            # Last: the shared issuance row stays locked only from here to the commit.
+            _update_balances(cur, issued, relative=True)
+        for p in self.pending:
+            e = p.execution
+            self.outcomes[p.index] = InvokeResult(tx_id=ids[p.tx_hash], tx_hash=p.tx_hash, status=e.status,
+                                                  reason=e.reason, result=e.result)
+
+    def _answers(self) -> list[Outcome]:
+        answers: list[Outcome] = []
         for index, outcome in enumerate(self.outcomes):
-            if isinstance(outcome, tuple) and outcome and outcome[0] == "again":
-                first, digest = outcome[1]
-                self.outcomes[index] = self._replay_in_batch(self.outcomes[first], digest, self.requests[index])
-            elif isinstance(outcome, tuple) and outcome and outcome[0] == "same":
-                first = self.outcomes[outcome[1]]
-                self.outcomes[index] = services.InvokeResult(tx_id=first.tx_id, tx_hash=first.tx_hash,
-                                                             status=first.status, reason=first.reason,
-                                                             result=first.result, replayed=True)
+            if isinstance(outcome, _SameKey):
+                answers.append(self._replay_in_batch(outcome, self.requests[index]))
+            elif isinstance(outcome, _SameForgery):
+                first = self.outcomes[outcome.first]
+                assert isinstance(first, InvokeResult)
+                answers.append(first.replay())
+            else:
+                assert outcome is not None, f"request {index} got no outcome"
+                answers.append(outcome)
+        return answers
 
     def _replay_forgeries(self) -> None:
         """A forgery claims no idempotency key; sent again it hashes the same, so it is answered
         with the transaction already recorded (in the ledger or earlier in this batch). Forgeries
         have no effects, so dropping them leaves the snapshot right."""
-        forged = [p for p in self.pending if p.proposal["idempotency_key"] is None]
+        forged = [p for p in self.pending if p.execution.proposal["idempotency_key"] is None]
         if not forged:
             return
-        with connection.cursor() as cur:
-            cur.execute("SELECT tx_hash, id, status, reason FROM ledger_transaction WHERE tx_hash = ANY(%s)",
+        with bound_cursor() as cur:
+            cur.execute("SELECT tx_hash, id, status, reason FROM ledger_transaction WHERE tx_hash = ANY(%b)",
                         [[p.tx_hash for p in forged]])
             recorded = {row[0]: row for row in cur.fetchall()}
         seen: dict[str, _Pending] = {}
         keep = []
         for p in self.pending:
-            if p.proposal["idempotency_key"] is None and (p.tx_hash in recorded or p.tx_hash in seen):
+            if p.execution.proposal["idempotency_key"] is None and (p.tx_hash in recorded or p.tx_hash in seen):
                 if p.tx_hash in recorded:
                     _, tx_id, status, reason = recorded[p.tx_hash]
-                    self.outcomes[p.index] = services.InvokeResult(tx_id=tx_id, tx_hash=p.tx_hash, status=status,
-                                                                   reason=reason, result=None, replayed=True)
+                    self.outcomes[p.index] = InvokeResult(tx_id=tx_id, tx_hash=p.tx_hash, status=status,
+                                                          reason=reason, result=None, replayed=True)
                 else:
-                    self.outcomes[p.index] = ("same", seen[p.tx_hash].index)  # type: ignore[assignment]
+                    self.outcomes[p.index] = _SameForgery(seen[p.tx_hash].index)
                 continue
             seen.setdefault(p.tx_hash, p)
             keep.append(p)
         self.pending = keep
 
-    def _replay_in_batch(self, first: Outcome, first_digest: str, r: Request) -> Outcome:
-        if body_digest(r.chaincode, r.function, r.args) != first_digest:
-            return services.IdempotencyConflict(
-                f"idempotency key {r.idempotency_key!r} was already used with a different body")
-        if isinstance(first, services.InvokeResult):
-            return services.InvokeResult(tx_id=first.tx_id, tx_hash=first.tx_hash, status=first.status,
-                                         reason=first.reason, result=first.result, replayed=True)
-        return first
+    def _replay_in_batch(self, same: _SameKey, r: Request) -> Outcome:
+        if body_digest(r.chaincode, r.function, r.args) != same.first_digest:
+            return idempotency_conflict(r.idempotency_key)
+        first = self._answers_of(same.first)
+        return first.replay() if isinstance(first, InvokeResult) else first
+
+    def _answers_of(self, index: int) -> Outcome:
+        outcome = self.outcomes[index]
+        assert isinstance(outcome, (InvokeResult, LedgerError)), f"request {index} got no outcome"
+        return outcome
 
     def _balance_changes(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """(account id, final balance) of the locked accounts the batch changed, and (account
         id, net change) of the issuance accounts (not locked, shared by concurrent batches)."""
         final, issued = [], []
-        for i in {i.id: i for p in self.pending for i, _ in p.postings}.values():
+        for i in {i.id: i for p in self.pending for i, _ in p.applied.postings}.values():
             key = (i.key, i.asset)
             info = self.snapshot.accounts[key]
             if key in self.snapshot.issuance_start:
@@ -394,24 +367,26 @@ class _Batch:
         dumps = json_text
         rows = []
         for p, tx_id in zip(self.pending, drawn, strict=True):
-            c, proposal = p.call, p.proposal
+            e = p.execution
+            c, proposal = e.call, e.proposal
             rows.append((tx_id, proposal["chaincode"], proposal["function"], dumps(proposal["args"]), c.identity.pk,
-                         proposal["idempotency_key"], c.digest, c.proposed_at, b64(c.signature), p.status, p.reason,
-                         None if p.result is None else dumps(p.result), dumps(p.effects.events), p.tx_hash))
-        _copy(cur, "ledger_transaction", "id, chaincode, function, args, invoker_id, idempotency_key, body_digest, "
-              "proposed_at, signature, status, reason, result, events, tx_hash", rows)
+                         proposal["idempotency_key"], c.digest, c.proposed_at, b64(c.signature), e.status, e.reason,
+                         None if e.result is None else dumps(e.result), dumps(e.effects.events), p.tx_hash))
+        copy_rows(cur, "ledger_transaction", "id, chaincode, function, args, invoker_id, idempotency_key, body_digest, "
+                  "proposed_at, signature, status, reason, result, events, tx_hash", rows)
         return ids
 
     def _write_postings(self, cur, ids: dict[str, int]) -> None:
-        _copy(cur, "ledger_posting", "transaction_id, account_id, asset_id, amount",
-              [(ids[p.tx_hash], info.id, info.asset, amount) for p in self.pending for info, amount in p.postings])
+        copy_rows(cur, "ledger_posting", "transaction_id, account_id, asset_id, amount",
+                  [(ids[p.tx_hash], info.id, info.asset, amount) for p in self.pending
+                   for info, amount in p.applied.postings])
 
     def _write_state(self, cur, ids: dict[str, int]) -> None:
         rows = [(ids[p.tx_hash], ns, key, None if value is None else json_text(value), is_delete, version)
-                for p in self.pending for ns, key, value, is_delete, version in p.state_writes]
+                for p in self.pending for ns, key, value, is_delete, version in p.applied.state_writes]
         if not rows:
             return
-        _copy(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version", rows)
+        copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version", rows)
         latest: dict[tuple[str, str], tuple] = {}
         for _, ns, key, value, is_delete, version in rows:
             latest[(ns, key)] = (ns, key, value, is_delete, version)
@@ -432,20 +407,35 @@ def _update_balances(cur, rows: list[tuple[int, int]], *, relative: bool) -> Non
                 "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, value) WHERE a.id = v.id", [ids, values])
 
 
-def _copy(cur, table: str, columns: str, rows: list[tuple]) -> None:
-    """``COPY table (columns) FROM STDIN``: one round trip, rows formatted by psycopg's C code.
-    Constraint and trigger checks are those of INSERT (statement triggers see the COPY)."""
-    if not rows:
-        return
-    with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+@dataclass(frozen=True)
+class _Recorded:
+    """A transaction already in the ledger under a request's idempotency key."""
+
+    key: str
+    tx_id: int
+    tx_hash: str
+    status: str
+    reason: str
+    result: Any
+    digest: str
+
+    def answer(self, digest: str) -> Outcome:
+        if digest != self.digest:
+            return idempotency_conflict(self.key)
+        return InvokeResult(tx_id=self.tx_id, tx_hash=self.tx_hash, status=self.status, reason=self.reason,
+                            result=self.result, replayed=True)
 
 
-def _replay_row(row: tuple, digest: str) -> Outcome:
-    _, key, tx_id, tx_hash, status, reason, result, stored_digest = row
-    if stored_digest != digest:
-        return services.IdempotencyConflict(f"idempotency key {key!r} was already used with a different body")
-    value = json.loads(result) if isinstance(result, (str, bytes)) else result
-    return services.InvokeResult(tx_id=tx_id, tx_hash=tx_hash, status=status, reason=reason, result=value,
-                                 replayed=True)
+def _existing(keys: set[tuple[int, str]]) -> dict[tuple[int, str], _Recorded]:
+    if not keys:
+        return {}
+    ids, names = zip(*keys, strict=True)
+    with bound_cursor() as cur:
+        cur.execute(
+            "SELECT t.invoker_id, t.idempotency_key, t.id, t.tx_hash, t.status, t.reason, t.result, t.body_digest "
+            "FROM ledger_transaction t JOIN unnest(%b::bigint[], %b::text[]) AS k(invoker_id, key) "
+            "ON t.invoker_id = k.invoker_id AND t.idempotency_key = k.key", [list(ids), list(names)])
+        rows = cur.fetchall()
+    return {(row[0], row[1]): _Recorded(row[1], row[2], row[3], row[4], row[5],
+                                        json.loads(row[6]) if isinstance(row[6], (str, bytes)) else row[6], row[7])
+            for row in rows}

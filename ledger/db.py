@@ -70,3 +70,26 @@ def keyed_lookups() -> Iterator[None]:
             with connection.cursor() as cur:
                 cur.execute("SELECT " + ", ".join(f"set_config({s!r}, %s, true)" for s in _PLAN_SETTINGS),
                             list(previous))
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error Django wrapped (``None`` for anything else)."""
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+
+
+def constraint_name(exc: BaseException) -> str | None:
+    """The constraint a wrapped IntegrityError names, where the driver reports it."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def copy_rows(cur, table: str, columns: str, rows: list[tuple]) -> None:
+    """``COPY table (columns) FROM STDIN`` on a psycopg cursor: one round trip, rows formatted
+    by psycopg's C code. Constraint and trigger checks are those of INSERT (statement triggers
+    see the COPY)."""
+    if not rows:
+        return
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

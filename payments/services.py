@@ -274,8 +274,6 @@ _AUDIT_COLUMNS = ("provider", "organisation_id", "event_id", "event_type", "paye
                   "status", "reason", "http_status", "body", "signature_header", "received_at", "tx_hash")
 _AUDIT_INSERT = (f"INSERT INTO {WebhookEvent._meta.db_table} ({', '.join(_AUDIT_COLUMNS)}, result) "
                  f"VALUES ({', '.join(['%s'] * len(_AUDIT_COLUMNS))}, %s) RETURNING id")
-_AUDIT_TABLE = WebhookEvent._meta.db_table
-_AUDIT_COMPANION_COLUMNS = (*_AUDIT_COLUMNS, "result")
 
 
 def _audit_params(values: dict[str, Any], result: Any) -> list[Any]:
@@ -609,23 +607,12 @@ def _apply_notice(d: _Delivery, notice: PaymentNotice, bank: Organisation, *, sc
             payer, payee = _check_parties(notice, route, orgs)
             _open_accounts(route.accounts(notice, payer, payee), notice.currency)
             signer = _signer_of(identity)  # the identity is confirmed: its key may be looked up
-            audit: dict[str, Any] = {}
-
-            def applied_row(tx_hash: str, result: Any) -> dict[str, Any]:
-                audit.update(d.audit_values(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=tx_hash))
-                return {**audit, "received_at": audit["received_at"].isoformat(), "result": result}
-
-            # The claim serialises this event id, so the ledger needs no savepoint of its own. A
-            # sale committed by the ledger's one-statement path writes its audit row with it.
+            # The claim serialises this event id; the sale and its audit row commit together.
             result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=args, invoker=identity,
-                                   idempotency_key=idempotency_key, signer=signer, savepoint=False,
-                                   companion=ledger.Companion(_AUDIT_TABLE, _AUDIT_COMPANION_COLUMNS, applied_row))
+                                   idempotency_key=idempotency_key, signer=signer)
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
             if result.ok:
                 body = {"status": "applied", **base, **_sale_summary(result.result)}
-                if result.companion_id is not None:
-                    return WebhookOutcome(http_status=200, body=body,
-                                          audit={**audit, "id": result.companion_id, "result": result.result})
                 return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=result.tx_hash,
                                 result=result.result, body=body)
             return d.record(status=DeliveryStatus.REJECTED, http_status=422, tx_hash=result.tx_hash,

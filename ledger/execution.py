@@ -1,0 +1,354 @@
+"""The one way a contract runs: a request becomes a signed proposal (``prepare``), the contract
+runs against a reader and its effects are checked and applied (``execute``), and the outcome
+hashes to the transaction that will be recorded (``Execution.tx_hash``).
+
+``invoke`` (services.py) and ``invoke_batch`` (batch.py) differ only in what they read from and
+how they write: the database row by row, or a locked snapshot written with one statement per
+table. Every check and every refusal message is here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.db import connection
+from django.utils import timezone
+
+from .canonical import CanonicalError, canonical_json
+from .contracts import (
+    AccountInfo,
+    Context,
+    ContractError,
+    Effects,
+    Invoker,
+    LedgerReader,
+    check_balances,
+    check_policy,
+    net_postings,
+    registry,
+)
+from .crypto import b64, public_bytes, verify_signature
+from .db import bound_cursor
+from .documents import SIGNATURE_REJECTION, body_digest, proposal_document, transaction_hash
+from .models import Identity, TxStatus
+
+
+class LedgerError(Exception):
+    """The invocation could not even be recorded (malformed request)."""
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was already used with a different body."""
+
+
+def idempotency_conflict(key: str | None) -> IdempotencyConflict:
+    return IdempotencyConflict(f"idempotency key {key!r} was already used with a different body")
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    tx_id: int
+    tx_hash: str
+    status: str
+    reason: str
+    result: Any
+    replayed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == TxStatus.VALID
+
+    def replay(self) -> InvokeResult:
+        """The same outcome, answered again to a resubmission."""
+        return InvokeResult(self.tx_id, self.tx_hash, self.status, self.reason, self.result, replayed=True)
+
+
+def invoker_of(identity: Identity) -> Invoker:
+    org = identity.organisation
+    return Invoker(identity_id=identity.pk, name=f"{org.msp_id}/{identity.name}", msp_id=org.msp_id,
+                   org_id=org.pk, org_type=org.org_type, kind=identity.kind, identity_name=identity.name)
+
+
+# --- proposals --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Call:
+    """A request that can be recorded: its canonical proposal, the signature over it, and
+    whether that signature is the invoker's."""
+
+    identity: Identity
+    who: Invoker
+    proposal: dict[str, Any]
+    payload: bytes  # the canonical proposal the signature covers
+    signature: bytes
+    signature_ok: bool
+    digest: str  # of chaincode, function and args: what an idempotency key promises
+    proposed_at: datetime
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.proposal["idempotency_key"]
+
+
+_signer_publics: dict[int, tuple[Ed25519PrivateKey, bytes]] = {}
+
+
+def _public_of(signer: Ed25519PrivateKey) -> bytes:
+    """The signer's public key, remembered per key object (kept alive by the cache, so its id
+    cannot be reused while cached)."""
+    entry = _signer_publics.get(id(signer))
+    if entry is None or entry[0] is not signer:
+        if len(_signer_publics) > 64:  # long-lived signers only; a few keys in memory at most
+            _signer_publics.clear()
+        entry = _signer_publics[id(signer)] = (signer, public_bytes(signer))
+    return entry[1]
+
+
+def prepare(*, chaincode: str, function: str, args: dict[str, Any], invoker: Identity,
+            idempotency_key: str | None, signer: Ed25519PrivateKey | None = None,
+            signature: bytes | None = None, proposed_at: datetime | None = None) -> Call:
+    """Validate a request and build its signed canonical proposal; raises LedgerError for a
+    request that cannot even be recorded."""
+    if not isinstance(args, dict):
+        raise LedgerError("args must be a JSON object")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise LedgerError("idempotency keys are 1 to 255 characters")
+    who = invoker_of(invoker)
+    proposed_at = proposed_at or timezone.now()
+    proposal = proposal_document(chaincode=chaincode, function=function, args=args, invoker=who.name,
+                                 idempotency_key=idempotency_key, proposed_at=proposed_at)
+    try:
+        payload = canonical_json(proposal)
+    except CanonicalError as exc:
+        raise LedgerError(f"args are not ledger JSON: {exc}") from exc
+    if b"\\u0000" in payload:
+        raise LedgerError("args must not contain NUL characters")
+    # A signature made here by the key whose public half is registered is valid by
+    # construction: checking the key pair is as strong as verifying, and much cheaper.
+    if signature is None:
+        if signer is None:
+            raise LedgerError("invoke needs the invoker's signature or signer")
+        signature = signer.sign(payload)
+        signature_ok = _public_of(signer) == bytes(invoker.public_key)
+    else:
+        signature_ok = verify_signature(bytes(invoker.public_key), signature, payload)
+    digest = body_digest(chaincode, function, args, checked=True)  # args passed the proposal's check
+    return Call(invoker, who, proposal, payload, signature, signature_ok, digest, proposed_at)
+
+
+# --- running a contract -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Applied:
+    """Effects checked against the ledger: net postings with the accounts they touch, and the
+    state writes with their new versions (namespace, key, value, is_delete, version)."""
+
+    postings: list[tuple[AccountInfo, int]] = field(default_factory=list)
+    state_writes: list[list] = field(default_factory=list)
+
+
+# Checks effects against the ledger and applies them (to the database or a snapshot); raises
+# ContractError before changing anything when they cannot be applied.
+Applier = Callable[[Effects], Applied]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What one proposal did: the transaction to record, before it has an id."""
+
+    call: Call
+    proposal: dict[str, Any]  # as recorded: a forgery's carries no idempotency key
+    status: str
+    reason: str
+    result: Any
+    effects: Effects
+    applied: Applied | None = None  # None until the effects were checked and applied
+
+    @property
+    def ok(self) -> bool:
+        return self.status == TxStatus.VALID.value
+
+    @property
+    def moves_value_only(self) -> bool:
+        """Valid, with postings and no state writes: what one SQL statement can commit."""
+        return self.ok and bool(self.effects.postings) and not self.effects.state_writes
+
+    def refused(self, reason: str) -> Execution:
+        return Execution(self.call, self.proposal, TxStatus.REJECTED.value, reason, None, Effects(), Applied())
+
+    def apply(self, applier: Applier) -> Execution:
+        """Check and apply the effects; a refusal here rejects the whole invocation."""
+        if self.applied is not None:
+            return self
+        if not self.ok:
+            return Execution(self.call, self.proposal, self.status, self.reason, self.result, self.effects, Applied())
+        try:
+            applied = applier(self.effects)
+        except ContractError as exc:
+            return self.refused(exc.reason)
+        return Execution(self.call, self.proposal, self.status, self.reason, self.result, self.effects, applied)
+
+    def tx_hash(self) -> str:
+        applied = self.applied or Applied()
+        proposal = self.call.payload if self.proposal is self.call.proposal else canonical_json(self.proposal)
+        return transaction_hash(
+            proposal=proposal, signature=b64(self.call.signature), status=self.status, reason=self.reason,
+            result=self.result, events=self.effects.events,
+            postings=[[info.key, info.asset, amount] for info, amount in applied.postings],
+            state_writes=applied.state_writes,
+        )
+
+
+def execute(call: Call, reader: LedgerReader, applier: Applier | None = None) -> Execution:
+    """Run the call's contract against ``reader``: signature, revocation, endorsement policy,
+    the contract itself, then (with ``applier``) its effects. Every refusal becomes a rejected
+    execution with its reason; a reader may raise to say it cannot serve a read."""
+    proposal = call.proposal
+    if not call.signature_ok:
+        forged = {**proposal, "idempotency_key": None}  # a forgery must not claim the real key
+        return Execution(call, forged, TxStatus.REJECTED.value, SIGNATURE_REJECTION, None, Effects(), Applied())
+    started = Execution(call, proposal, TxStatus.VALID.value, "", None, Effects())
+    if call.identity.revoked_at is not None:
+        return started.refused(f"identity {call.who.name} is revoked")
+    chaincode, function = proposal["chaincode"], proposal["function"]
+    try:
+        fn = registry.resolve(chaincode, function)
+        check_policy(fn, call.who, chaincode, function)
+        ctx = Context(chaincode=chaincode, function=function, args=proposal["args"], invoker=call.who,
+                      now=call.proposed_at, reader=reader, namespace=fn.namespace)
+        result = fn.fn(ctx)
+    except ContractError as exc:
+        return started.refused(exc.reason)
+    execution = Execution(call, proposal, TxStatus.VALID.value, "", result, ctx.effects)
+    return execution.apply(applier) if applier is not None else execution
+
+
+def touched_accounts(effects: Effects) -> tuple[dict[tuple[str, str], int], list[tuple[str, str]]]:
+    """The net change per account, and every account the effects need (changed or owner-checked)."""
+    deltas = net_postings(effects.postings)
+    return deltas, list(dict.fromkeys([*deltas, *((k, a) for k, a, _ in effects.owner_checks)]))
+
+
+def check_accounts(wanted: list[tuple[str, str]], accounts: dict[tuple[str, str], AccountInfo],
+                   owner_checks: list[tuple[str, str, int]]) -> None:
+    for key, asset in wanted:
+        if (key, asset) not in accounts:
+            raise ContractError(f"no {asset} account {key!r}")
+    for key, asset, org_id in owner_checks:
+        if accounts[(key, asset)].organisation_id != org_id:
+            raise ContractError(f"{asset} account {key!r} does not belong to the invoker's organisation")
+
+
+def check_effects(effects: Effects, accounts: dict[tuple[str, str], AccountInfo]) -> dict[tuple[str, str], int]:
+    """Refuse effects on missing accounts, on accounts of another organisation where the
+    contract required ownership, and overdrafts; the net change per account otherwise."""
+    deltas, wanted = touched_accounts(effects)
+    check_accounts(wanted, accounts, effects.owner_checks)
+    check_balances(deltas, accounts)
+    return deltas
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+def select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[str, str], AccountInfo]:
+    """Accounts by (key, asset), in id order; ``lock`` takes their rows for update."""
+    if not keys:
+        return {}
+    if connection.vendor == "postgresql" and len(keys) > 8:
+        # Many keys (a batch): two arrays joined on the unique index, where a long row-value IN
+        # list is planned and quoted pair by pair.
+        sql = ("SELECT a.id, a.key, a.asset_id, a.kind, a.organisation_id, a.balance FROM ledger_account a "
+               "JOIN unnest(%b::text[], %b::text[]) AS k(key, asset) ON a.key = k.key AND a.asset_id = k.asset "
+               "ORDER BY a.id")
+        params: list[Any] = [[k for k, _ in keys], [a for _, a in keys]]
+        if lock:
+            sql += " FOR UPDATE OF a"
+    else:
+        placeholders = ",".join(["(%s,%s)"] * len(keys))
+        sql = ("SELECT id, key, asset_id, kind, organisation_id, balance FROM ledger_account "
+               f"WHERE (key, asset_id) IN ({placeholders}) ORDER BY id")
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        params = [p for pair in keys for p in pair]
+    with bound_cursor() as cur:
+        cur.execute(sql, params)
+        return {(r[1], r[2]): AccountInfo(*r) for r in cur.fetchall()}
+
+
+def lock_state_keys(namespace: str, keys: list[str]) -> None:
+    """Serialise writers of the same world-state keys, including keys that do not exist yet
+    (a row lock cannot cover a missing row). Transaction-scoped advisory locks, taken in
+    sorted order; SQLite has a single writer and needs none."""
+    if connection.vendor != "postgresql" or not keys:
+        return
+    with bound_cursor() as cur:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM "
+            "(SELECT k FROM unnest(%b::text[]) AS k ORDER BY k) AS s",
+            [sorted({f"{namespace}\x1f{key}" for key in keys})],
+        )
+
+
+def state_rows(namespace: str, keys: list[str]) -> dict[str, tuple[Any, int, bool]]:
+    """World-state entries (value, version, is_deleted) by key; missing keys are absent."""
+    if not keys:
+        return {}
+    if connection.vendor == "postgresql":
+        condition, params = "key = ANY(%b)", [list(keys)]
+    else:
+        condition, params = f"key IN ({','.join(['%s'] * len(keys))})", list(keys)
+    with bound_cursor() as cur:
+        cur.execute(f"SELECT key, value, version, is_deleted FROM ledger_stateentry "
+                    f"WHERE namespace = %s AND {condition}", [namespace, *params])
+        rows = cur.fetchall()
+    return {row[0]: (json.loads(row[1]) if isinstance(row[1], (str, bytes)) else row[1], row[2], bool(row[3]))
+            for row in rows}
+
+
+class NeedsTransaction(Exception):
+    """The contract wants to read the ledger: it cannot run as one autocommitted statement."""
+
+
+class NoReads:
+    """A reader for a contract run outside any transaction: every read refuses."""
+
+    def account(self, key: str, asset: str, *, lock: bool) -> AccountInfo | None:
+        raise NeedsTransaction
+
+    def accounts(self, keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[str, str], AccountInfo]:
+        raise NeedsTransaction
+
+    def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
+        raise NeedsTransaction
+
+
+class DatabaseReader:
+    """Reads for a contract running in a database transaction; locked reads take the rows
+    (and, for world state, the key's advisory lock) until the transaction ends."""
+
+    def account(self, key: str, asset: str, *, lock: bool) -> AccountInfo | None:
+        return select_accounts([(key, asset)], lock=lock).get((key, asset))
+
+    def accounts(self, keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[str, str], AccountInfo]:
+        return select_accounts(keys, lock=lock)
+
+    def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
+        # Raw SQL: this read is on the path of every sale (prices), where the ORM's query
+        # building cost more than the query.
+        if lock:
+            lock_state_keys(namespace, [key])
+        sql = "SELECT value, version, is_deleted FROM ledger_stateentry WHERE namespace = %s AND key = %s"
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        with connection.cursor() as cur:
+            cur.execute(sql, [namespace, key])
+            row = cur.fetchone()
+        if row is None:
+            return None
+        value = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
+        return value, row[1], bool(row[2])
