@@ -31,7 +31,7 @@ help:
 	@echo "make up        full stack from the Procfile (needs DATABASE_URL and REDIS_URL)"
 	@echo "make test      pytest (extra arguments in PYTEST_ARGS)"
 	@echo "make bench     benchmarks against PostgreSQL (DATABASE_URL, default $(BENCH_DATABASE_URL))"
-	@echo "make lint      ruff check"
+	@echo "make lint      ruff check and mypy (django-stubs) on ledger/"
 
 install: $(STAMP)
 
@@ -76,3 +76,4 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

@@ -258,9 +258,9 @@ class _Batch:
         for namespace in {w[0] for w in effects.state_writes}:
             snapshot.lock_state(namespace, [w[1] for w in effects.state_writes if w[0] == namespace])
         postings = [(accounts[k], d) for k, d in deltas.items()]
-        for key, delta in deltas.items():
-            info = accounts[key]
-            snapshot.accounts[key] = AccountInfo(info.id, info.key, info.asset, info.kind, info.organisation_id,
+        for account, delta in deltas.items():
+            info = accounts[account]
+            snapshot.accounts[account] = AccountInfo(info.id, info.key, info.asset, info.kind, info.organisation_id,
                                                  info.balance + delta)
         writes: list[list] = []
         for namespace, key, value, is_delete in effects.state_writes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from .canonical import CanonicalError, canonical_json
 
@@ -148,6 +148,12 @@ class Context:
         self._locked: dict[tuple[str, str], AccountInfo] = {}
 
     # --- arguments -------------------------------------------------------------------------
+    @overload
+    def arg_str(self, name: str, *, required: Literal[True] = True, max_length: int = 200) -> str: ...
+
+    @overload
+    def arg_str(self, name: str, *, required: bool, max_length: int = 200) -> str | None: ...
+
     def arg_str(self, name: str, *, required: bool = True, max_length: int = 200) -> str | None:
         value = self.args.get(name)
         if value is None:
@@ -157,6 +163,12 @@ class Context:
         if not isinstance(value, str) or not value or len(value) > max_length:
             raise ContractError(f"argument {name!r} must be a non-empty string of at most {max_length} characters")
         return value
+
+    @overload
+    def arg_int(self, name: str, *, positive: bool = True, required: Literal[True] = True) -> int: ...
+
+    @overload
+    def arg_int(self, name: str, *, positive: bool = True, required: bool) -> int | None: ...
 
     def arg_int(self, name: str, *, positive: bool = True, required: bool = True) -> int | None:
         value = self.args.get(name)

@@ -51,7 +51,7 @@ def keyed_lookups() -> Iterator[None]:
     Outside a transaction the block is one (``transaction.atomic``) and the settings end with
     it; inside one they are put back when the block ends (``set_config(..., true)`` lasts at
     most until the transaction ends, and a rollback undoes it). Nested blocks cost nothing."""
-    if connection.vendor != "postgresql" or getattr(connection, "_keyed_lookups", False):
+    if connection.vendor != "postgresql" or connection.__dict__.get("_keyed_lookups", False):
         with transaction.atomic():
             yield
         return
@@ -61,11 +61,11 @@ def keyed_lookups() -> Iterator[None]:
             cur.execute(f"SELECT {', '.join(f'current_setting({s!r})' for s in _PLAN_SETTINGS)}, "
                         f"{', '.join(f'set_config({s!r}, {v!r}, true)' for s, v in _PLAN_SETTINGS.items())}")
             previous = cur.fetchone()[:len(_PLAN_SETTINGS)]
-        connection._keyed_lookups = True
+        connection.__dict__["_keyed_lookups"] = True
         try:
             yield
         finally:
-            connection._keyed_lookups = False
+            connection.__dict__["_keyed_lookups"] = False
         if not owner:  # the transaction goes on: put the settings back
             with connection.cursor() as cur:
                 cur.execute("SELECT " + ", ".join(f"set_config({s!r}, %s, true)" for s in _PLAN_SETTINGS),

@@ -298,6 +298,7 @@ def state_rows(namespace: str, keys: list[str]) -> dict[str, tuple[Any, int, boo
     """World-state entries (value, version, is_deleted) by key; missing keys are absent."""
     if not keys:
         return {}
+    params: list[Any]
     if connection.vendor == "postgresql":
         condition, params = "key = ANY(%b)", [list(keys)]
     else:

@@ -126,7 +126,7 @@ class TxStatus(models.TextChoices):
     REJECTED = "rejected"
 
 
-class TransactionQuerySet(models.QuerySet):
+class TransactionQuerySet(models.QuerySet["Transaction"]):
     def in_block(self, block: Block) -> TransactionQuerySet:
         qs = self.filter(block=block)
         if block.first_tx_id is not None:
@@ -135,6 +135,9 @@ class TransactionQuerySet(models.QuerySet):
 
     def unsealed(self) -> TransactionQuerySet:
         return self.filter(unsealed__isnull=False)
+
+
+TransactionManager = models.Manager.from_queryset(TransactionQuerySet)
 
 
 class Transaction(models.Model):
@@ -165,7 +168,7 @@ class Transaction(models.Model):
     block = models.ForeignKey(Block, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions",
                               db_constraint=False, db_index=False)
 
-    objects = TransactionQuerySet.as_manager()
+    objects = TransactionManager()
 
     class Meta:
         ordering = ["id"]

@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from .merkle import inclusion_proof
-from .models import Account, Block, Organisation, OrgType, Transaction
+from .models import Account, Block, Organisation, OrgType, Transaction, TransactionQuerySet
 
 # Organisation types that see every account and transaction (they run or audit the network).
 OVERSEERS = {OrgType.UTILITY, OrgType.AUDITOR}
@@ -44,7 +44,7 @@ def accounts_visible_to(user) -> QuerySet[Account]:
     return qs.filter(organisation__in=orgs)
 
 
-def transactions_visible_to(user) -> QuerySet[Transaction]:
+def transactions_visible_to(user) -> TransactionQuerySet:
     """A transaction is visible to its invoker's organisation, to the owners of every account
     it touches, and to overseers."""
     orgs = organisations_of(user)
@@ -64,6 +64,7 @@ def transaction_proof(tx: Transaction) -> dict | None:
     if tx.block_id is None:
         return None
     block = tx.block
+    assert block is not None
     hashes = list(Transaction.objects.in_block(block).order_by("id").values_list("tx_hash", flat=True))
     index = hashes.index(tx.tx_hash)
     path = inclusion_proof([bytes.fromhex(h) for h in hashes], index)

@@ -40,7 +40,13 @@ def credit_account(payer: str, payee: str) -> str:
     return f"credit:{payer}@{payee}"
 
 
-def _when(ctx: Context, name: str, *, required: bool = True) -> datetime | None:
+def _when(ctx: Context, name: str) -> datetime:
+    moment = _when_given(ctx, name, required=True)
+    assert moment is not None  # a required argument is present or refused
+    return moment
+
+
+def _when_given(ctx: Context, name: str, *, required: bool = False) -> datetime | None:
     text = ctx.arg_str(name, required=required, max_length=40)
     if text is None:
         return None
@@ -225,14 +231,14 @@ def fund(ctx: Context) -> dict:
     device = ctx.arg_str("device", max_length=64)
     wh = ctx.arg_int("amount")
     source = ctx.arg_str("from", required=False) or household_account(ctx.invoker.msp_id)
-    start, end = _when(ctx, "window_start", required=False), _when(ctx, "window_end", required=False)
+    start, end = _when_given(ctx, "window_start"), _when_given(ctx, "window_end")
     if (start is None) != (end is None):
         raise ContractError("a window needs both window_start and window_end")
     ctx.require_owner(source, ENERGY)
     target = device_account(device)
     ctx.transfer(source, target, wh, ENERGY)
     windows = _windows(ctx, device)
-    if start is not None:
+    if start is not None and end is not None:
         if end <= start:
             raise ContractError("window_end must be after window_start")
         if end <= ctx.now:
@@ -246,7 +252,7 @@ def fund(ctx: Context) -> dict:
     balance = ctx.balance(target, ENERGY)
     on = relay_on(balance, windows, ctx.now)
     result = {"device": device, "account": target, "amount": wh, "balance": balance, "relay": "on" if on else "off",
-              "window": None if start is None else {"start": start.isoformat(), "end": end.isoformat()}}
+              "window": None if start is None or end is None else {"start": start.isoformat(), "end": end.isoformat()}}
     ctx.emit("funded", result)
     return result
 
