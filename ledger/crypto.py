@@ -42,8 +42,8 @@ _verify_keys: dict[bytes, VerifyKey] = {}
 
 
 def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """Ed25519 verification through libsodium (PyNaCl): ~2x faster than OpenSSL's EVP path,
-    which matters when ``ledger_verify`` re-checks every signature from genesis."""
+    """Ed25519 verification through libsodium (PyNaCl), faster than OpenSSL's EVP path, which
+    matters when ``ledger_verify`` re-checks every signature from genesis."""
     key = _verify_keys.get(public_key)
     try:
         if key is None:

@@ -3,14 +3,13 @@ instead of a foreign key per row.
 
 A deferred foreign key runs one lookup per row at commit and locks the transaction row (a WAL
 record) to keep it from being deleted or re-keyed. Transaction rows can be neither (the
-``ledger_transaction_no_delete`` and frozen-column triggers), so the lock guarded nothing; the
-lookups were about 5.5 µs of PostgreSQL's time each, three for every meter reading. The
-statement-level trigger looks up all of a statement's transactions in one index scan, one
-query per statement (about 8 µs, so a two-posting transfer costs about what it did). It runs
-at the end of the statement rather than at commit: every writer inserts the transaction first.
-The function plans with sequential scans off: PL/pgSQL keeps a session's first plan, and one
-made while the table was nearly empty scanned it whole on every statement as it grew (3.3 ms a
-webhook in the payments bench). SQLite gets a row trigger with the same effect.
+``ledger_transaction_no_delete`` and frozen-column triggers), so the lock guarded nothing; and a
+meter reading paid for three lookups. The statement-level trigger looks up all of a
+statement's transactions in one index scan, one query per statement. It runs at the end of
+the statement rather than at commit: every writer inserts the transaction first. The function
+plans with sequential scans off: PL/pgSQL keeps a session's first plan, and one made while the
+table was nearly empty scanned it whole on every statement as it grew. SQLite gets a row
+trigger with the same effect.
 """
 
 import django.db.models.deletion
