@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -149,16 +149,24 @@ class SealerLoop:
             self._lease_until = mono + self.lease_seconds
         return seal_next_block(holder=self.holder) is not None
 
+    def step_or_recover(self) -> bool:
+        """``step``, surviving a failure (a database restarted, a connection cut): the error is
+        logged and a connection it left broken is closed, so the next step connects anew. A
+        failure inside a transaction closes it on rollback anyway; one outside (the lease's
+        renewal runs in autocommit) would otherwise fail every later step with the same
+        closed connection."""
+        try:
+            return self.step()
+        except Exception:
+            logger.exception("sealer step failed")
+            close_old_connections()
+            return False
+
     def run(self) -> None:
         logger.info("sealer %s starting", self.holder)
         try:
             while not self.stopped.is_set():
-                try:
-                    worked = self.step()
-                except Exception:  # keep sealing after a transient database error
-                    logger.exception("sealer step failed")
-                    worked = False
-                if not worked:
+                if not self.step_or_recover():
                     self.stopped.wait(self.poll)
         finally:
             lease_release(holder=self.holder)

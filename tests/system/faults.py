@@ -85,12 +85,13 @@ class RedisServer:
 
 
 def postgres_binaries() -> Path | None:
-    """Debian keeps initdb and pg_ctl out of PATH, under /usr/lib/postgresql/<version>/bin."""
-    on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).parent
+    """Debian keeps initdb and pg_ctl out of PATH, under /usr/lib/postgresql/<version>/bin
+    (the newest wins); elsewhere they sit on PATH, next to createdb."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    return Path(found[-1]).parent if found else None
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).resolve().parent if on_path else None
 
 
 class PostgresCluster:
@@ -114,7 +115,9 @@ class PostgresCluster:
         argv = [str(self.bin / command[0]), *command[1:]]
         if self.user:
             argv = ["runuser", "-u", self.user, "--", *argv]
-        subprocess.run(argv, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = subprocess.run(argv, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr}")
 
     def create(self) -> None:
         self.sockets.mkdir(parents=True)
