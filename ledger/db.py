@@ -3,11 +3,14 @@ cursors, array conditions, and the planner settings for keyed lookups. Nothing h
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+
+logger = logging.getLogger(__name__)
 
 
 def sql_in(column: str, values: list) -> tuple[str, list]:
@@ -70,3 +73,20 @@ def keyed_lookups() -> Iterator[None]:
             with connection.cursor() as cur:
                 cur.execute("SELECT " + ", ".join(f"set_config({s!r}, %s, true)" for s in _PLAN_SETTINGS),
                             list(previous))
+
+
+def pool_drop_dead_connections(error: BaseException | None = None) -> None:
+    """After a database error that may mean the server restarted or failed over: test the
+    idle connections of this process's pool now (an empty query each) and replace the dead
+    ones. Left alone, a restart's dead connections are handed out one at a time, and each
+    fails the request, batch or step that draws it. Nothing for other errors or without a pool;
+    never on the hot path."""
+    if error is not None and not isinstance(error, OperationalError | InterfaceError):
+        return
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        return
+    try:
+        pool.check()
+    except Exception:  # the server may still be away: the pool keeps trying in the background
+        logger.warning("could not check the database pool's idle connections", exc_info=True)

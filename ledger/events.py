@@ -29,8 +29,8 @@ class _PushOutage:
             self.skipped += 1
             first = self.skipped == 1
         if first:
-            logger.warning("live push skipped (%s): the channel layer is unreachable: %s: %s; the ledger committed, "
-                           "further pushes are skipped quietly until it answers", what, type(exc).__name__, exc)
+            logger.warning("live push skipped (%s): the channel layer is unreachable [%s: %s]. The ledger committed; "
+                           "further pushes are skipped quietly until it answers.", what, type(exc).__name__, exc)
         else:
             logger.debug("live push skipped (%s)", what, exc_info=exc)
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from .canonical import sha256_hex
 from .crypto import private_key_from_seed, public_bytes, unb64
+from .db import pool_drop_dead_connections
 from .documents import GENESIS_PREVIOUS_HASH, block_header_bytes
 from .merkle import merkle_root
 from .models import Block, SealerLease
@@ -151,15 +152,16 @@ class SealerLoop:
 
     def step_or_recover(self) -> bool:
         """``step``, surviving a failure (a database restarted, a connection cut): the error is
-        logged and a connection it left broken is closed, so the next step connects anew. A
-        failure inside a transaction closes it on rollback anyway; one outside (the lease's
-        renewal runs in autocommit) would otherwise fail every later step with the same
-        closed connection."""
+        logged, a connection it left broken is closed and the pool's dead ones are replaced, so
+        the next step connects anew. A failure inside a transaction closes its connection on
+        rollback anyway; one outside (the lease's renewal runs in autocommit) would otherwise
+        fail every later step on the same closed connection."""
         try:
             return self.step()
-        except Exception:
+        except Exception as exc:
             logger.exception("sealer step failed")
             close_old_connections()
+            pool_drop_dead_connections(exc)
             return False
 
     def run(self) -> None:

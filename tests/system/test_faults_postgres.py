@@ -30,7 +30,8 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
-from django.db import connection
+from django.core.signals import got_request_exception
+from django.db import OperationalError, connection
 
 from iot_gateway.mqtt import address, end_sessions, make_client, meter_topic
 from iot_gateway.simulator import SimulatedMeter
@@ -311,14 +312,46 @@ def test_a_sealer_whose_connection_is_cut_between_its_transactions_seals_again(n
     network.mint("household:hh-alice", 10)
     assert loop.step_or_recover() is True
     network.mint("household:hh-alice", 20)
-    backend = connection.connection.info.backend_pid
-    s = connection.settings_dict
-    with psycopg.connect(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"],
-                         password=s["PASSWORD"] or None, dbname=s["NAME"], autocommit=True) as admin:
-        assert admin.execute("SELECT pg_terminate_backend(%s)", (backend,)).fetchone()[0]
+    terminate_backends([connection.connection.info.backend_pid])
     loop._lease_until = 0.0  # the renewal is due: the next step starts outside a transaction
     assert loop.step_or_recover() is False
     assert "sealer step failed" in caplog.text
     assert loop.step_or_recover() is True
     assert not Transaction.objects.filter(block__isnull=True).exists()
 
+
+
+def terminate_backends(pids: list[int]) -> None:
+    """End these sessions from the server's side, as a restart ends every session."""
+    s = connection.settings_dict
+    with psycopg.connect(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"],
+                         password=s["PASSWORD"] or None, dbname=s["NAME"], autocommit=True) as admin:
+        for pid in pids:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_failed_by_a_dead_connection_replaces_the_pools_other_dead_ones():
+    """Three idle connections in the pool die (a restart); the first request to draw one fails
+    and Django signals it. The pool's other dead connections are replaced then, so the
+    requests after it draw live ones instead of failing one by one."""
+    pool = connection.pool
+    assert pool is not None, "the PostgreSQL settings configure a connection pool"
+    idle = [pool.getconn() for _ in range(3)]
+    pids = [conn.info.backend_pid for conn in idle]
+    for conn in idle:
+        pool.putconn(conn)
+    terminate_backends(pids)
+    try:
+        raise OperationalError("terminating connection due to administrator command")
+    except OperationalError:
+        got_request_exception.send(sender=None, request=None)
+    drawn = [pool.getconn(timeout=10) for _ in range(3)]
+    try:
+        for conn in drawn:
+            conn.execute("SELECT 1")
+            conn.commit()
+    finally:
+        for conn in drawn:
+            pool.putconn(conn)

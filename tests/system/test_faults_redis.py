@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from gridcoin.asgi import application
 from iot_gateway.models import MeterReading
+from ledger.events import push_outage
 from meters.models import DeviceKind
 from meters.services import device_register_simulated
 from payments.testing import balance, build_market
@@ -88,7 +89,9 @@ def funding_is_heard(client: APIClient, public_id: str, amount_wh: int, key: str
     return async_to_sync(scenario)()
 
 
-def test_the_ledger_commits_without_redis_and_pushes_resume_when_it_returns(market, redis_server, caplog):
+def test_the_ledger_commits_without_redis_and_pushes_resume_when_it_returns(market, redis_server, caplog,
+                                                                           monkeypatch):
+    monkeypatch.setattr(push_outage, "skipped", 0)  # no outage left over from another test
     caplog.set_level(logging.INFO, logger="ledger.events")
     market, light = market
     meter = meter_for(light)
