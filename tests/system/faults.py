@@ -13,6 +13,8 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,18 @@ def wait_until(condition, timeout: float, what: str, *, every: float = 0.02) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """The response's status code; OSError when nothing answered."""
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        error.read()
+        return error.code
 
 
 class RedisServer:

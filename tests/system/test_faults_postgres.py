@@ -20,8 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +37,7 @@ from ledger.models import Transaction
 from ledger.sealing import SealerLoop
 from payments.signing import signature_header
 from payments.testing import BANK_SECRET, PAID_AT
-from tests.system.faults import PORT_BASE, PostgresCluster, free_port, port_answers, wait_until
+from tests.system.faults import PORT_BASE, PostgresCluster, free_port, port_answers, post, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOKS, FUNDINGS, READINGS = 40, 40, 120
@@ -110,18 +108,6 @@ class Processes:
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    """The response's status code; OSError when nothing answered."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.read()
-        return error.code
 
 
 class Load:

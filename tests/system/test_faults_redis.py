@@ -2,30 +2,44 @@
 A bank webhook, a funding and a meter's readings over HTTP still commit (the ledger is the
 truth; a live push is best effort), the outage is said once in the log rather than once per
 push, and when Redis answers again a listener hears the next push: after a restart too, which
-forgets every group (pages subscribe again when they reconnect)."""
+forgets every group (pages subscribe again when they reconnect). Once in-process through the
+ASGI application and a websocket, once with the real web process (daphne)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import secrets
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import override_settings
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from gridcoin.asgi import application
 from iot_gateway.models import MeterReading
 from ledger.events import push_outage
+from meters import live
 from meters.models import DeviceKind
 from meters.services import device_register_simulated
 from payments.testing import balance, build_market
+from tests.iot_gateway.test_gateway_crash import database_url_of_tests
 from tests.iot_gateway.test_gateway_ingest import T0, meter_for
 from tests.ledger.test_ledger_websocket import HEADERS
-from tests.system.faults import RedisServer, free_port, port_answers
+from tests.system.faults import RedisServer, free_port, port_answers, post, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 5
 SKIPPED = "live push skipped"
 RESUMED = "live pushes resumed"
@@ -62,8 +76,6 @@ def fund(client: APIClient, public_id: str, amount_wh: int, key: str):
 
 
 def post_reading(meter, counter: int, import_wh: int):
-    from datetime import timedelta
-
     reading = meter.reading(counter=counter, import_wh=import_wh, export_wh=0,
                             timestamp=T0 + timedelta(minutes=counter))
     return APIClient().post(f"/api/v1/meters/{meter.public_id}/readings", reading, format="json")
@@ -131,3 +143,86 @@ def test_the_ledger_commits_without_redis_and_pushes_resume_when_it_returns(mark
         assert said(caplog, RESUMED) == 2
 
     assert market.household_balance() == 5_000 - 1_000 - 500 - 300 - 200
+
+
+@pytest.mark.postgres  # the web process reads the test database, so it must be a server's
+def test_the_web_process_serves_without_redis_and_pushes_again_when_it_returns(market, redis_server, tmp_path):
+    """The same with the real web process (daphne, as the Procfile runs it) started with
+    REDIS_URL at the closed port, and a channel-layer consumer of the device's group in
+    place of a page."""
+    market, light = market
+    meter = meter_for(light)
+    browser = Client()
+    browser.force_login(market.resident)
+    csrf = secrets.token_hex(16)  # 32 characters: Django takes it as the unmasked secret
+    resident = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}; csrftoken={csrf}", "X-CSRFToken": csrf,
+                "Content-Type": "application/json"}
+    port = free_port(redis_server.port + 1)
+    web = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": database_url_of_tests(), "REDIS_URL": redis_server.url,
+           "GRIDCOIN_DATA_DIR": str(settings.DATA_DIR), "GRIDCOIN_KEK": settings.GRIDCOIN_KEK,
+           "GRIDCOIN_ORDERER_KEY": settings.GRIDCOIN_ORDERER_KEY, "GRIDCOIN_DB_POOL_MAX": "4",
+           "GRIDCOIN_BACKGROUND_SEALER": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("MQTT_URL", None)
+    log = tmp_path / "web.log"
+    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                "gridcoin.asgi:application"], cwd=ROOT, env=env, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT)
+
+    def fund_over_http(amount_wh: int, key: str) -> None:
+        status = post(f"{web}/api/v1/devices/{light.public_id}/fund/", json.dumps({"amount_wh": amount_wh}).encode(),
+                      {**resident, "Idempotency-Key": key})
+        assert status == 201, log.read_text()
+
+    def read_over_http(counter: int) -> None:
+        reading = meter.reading(counter=counter, import_wh=100 * counter, export_wh=0,
+                                timestamp=T0 + timedelta(minutes=counter))
+        status = post(f"{web}/api/v1/meters/{meter.public_id}/readings", json.dumps(reading).encode(),
+                      {"Content-Type": "application/json"})
+        assert status == 200, log.read_text()
+
+    def logged(text: str) -> int:
+        return log.read_text().count(text)
+
+    def pushed_on_funding(amount_wh: int, key: str) -> dict:
+        layer = RedisChannelLayer(hosts=[redis_server.url])
+
+        async def scenario() -> dict:
+            channel = await layer.new_channel()
+            await layer.group_add(live.device_group(light.public_id), channel)
+            await sync_to_async(fund_over_http)(amount_wh, key)
+            message = await asyncio.wait_for(layer.receive(channel), TIMEOUT)
+            await layer.close_pools()
+            return message
+
+        message = async_to_sync(scenario)()
+        assert (message["type"], message["event"]) == ("device.event", "device.state"), message
+        return message["payload"]
+
+    try:
+        wait_until(lambda: port_answers(port), 30, "the web process")
+        raw = json.dumps(market.notification(amount=4_000)).encode()
+        status = post(f"{web}/webhooks/bank/", raw, {"Content-Type": "application/json",
+                                                      "GridCoin-Signature": market.signed(raw)[1]})
+        assert status == 200, log.read_text()
+        fund_over_http(1_000, "web-fund-1")
+        for counter in (1, 2, 3):
+            read_over_http(counter)
+        assert (market.household_balance(), balance(light.account_key)) == (4_000, 700)
+        assert logged(SKIPPED) == 1, log.read_text()
+
+        redis_server.start()
+        assert pushed_on_funding(500, "web-fund-2")["balance_wh"] == 1_200
+        assert logged(RESUMED) == 1, log.read_text()
+
+        redis_server.stop()
+        fund_over_http(300, "web-fund-3")
+        read_over_http(4)
+        assert logged(SKIPPED) == 2, log.read_text()
+        redis_server.start()
+        assert pushed_on_funding(200, "web-fund-4")["balance_wh"] == 1_600
+        assert logged(RESUMED) == 2, log.read_text()
+        assert process.poll() is None, log.read_text()
+    finally:
+        process.terminate()
+        process.wait(15)
