@@ -44,6 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ledger.db import pool_drop_dead_connections
 from meters import live
 
 from . import relay
@@ -232,9 +233,10 @@ class GatewayLoop:
         while not self.stopped.is_set():
             try:
                 self.step()
-            except Exception:
+            except Exception as exc:
                 logger.exception("gateway batch failed; retrying")
                 close_old_connections()
+                pool_drop_dead_connections(exc)  # a restarted database: the retry draws a live connection
                 time.sleep(1.0)
 
     def stop(self) -> None:

@@ -3,11 +3,14 @@ cursors, array conditions, and the planner settings for keyed lookups. Nothing h
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+
+logger = logging.getLogger(__name__)
 
 
 def sql_in(column: str, values: list) -> tuple[str, list]:
@@ -92,3 +95,31 @@ def copy_rows(cur, table: str, columns: str, rows: list[tuple]) -> None:
     with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def pool_drop_dead_connections(error: BaseException | None = None) -> None:
+    """After a database error that may mean the server restarted or failed over: test the
+    idle connections of this process's pool now (an empty query each) and replace the dead
+    ones. Left alone, a restart's dead connections are handed out one at a time, and each
+    fails the request, batch or step that draws it. Nothing for errors that leave connections
+    alive (a serialization failure, a deadlock, a timeout) or without a pool; never on the hot
+    path."""
+    if error is not None and not _connection_lost(error):
+        return
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        return
+    try:
+        pool.check()
+    except Exception:  # the server may still be away: the pool keeps trying in the background
+        logger.warning("could not check the database pool's idle connections", exc_info=True)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """A connection failure: no SQLSTATE (refused, closed under us), class 08 (connection
+    exception) or 57P (the server shutting down or starting)."""
+    if not isinstance(error, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    cause = error if isinstance(error, psycopg.Error) else error.__cause__
+    state = getattr(cause, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))

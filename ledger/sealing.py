@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from .canonical import sha256_hex
 from .crypto import private_key_from_seed, public_bytes, unb64
+from .db import pool_drop_dead_connections
 from .documents import GENESIS_PREVIOUS_HASH, block_header_bytes
 from .merkle import merkle_root
 from .models import Block, SealerLease
@@ -149,16 +150,25 @@ class SealerLoop:
             self._lease_until = mono + self.lease_seconds
         return seal_next_block(holder=self.holder) is not None
 
+    def step_or_recover(self) -> bool:
+        """``step``, surviving a failure (a database restarted, a connection cut): the error is
+        logged, a connection it left broken is closed and the pool's dead ones are replaced, so
+        the next step connects anew. A failure inside a transaction closes its connection on
+        rollback anyway; one outside (the lease's renewal runs in autocommit) would otherwise
+        fail every later step on the same closed connection."""
+        try:
+            return self.step()
+        except Exception as exc:
+            logger.exception("sealer step failed")
+            close_old_connections()
+            pool_drop_dead_connections(exc)
+            return False
+
     def run(self) -> None:
         logger.info("sealer %s starting", self.holder)
         try:
             while not self.stopped.is_set():
-                try:
-                    worked = self.step()
-                except Exception:  # keep sealing after a transient database error
-                    logger.exception("sealer step failed")
-                    worked = False
-                if not worked:
+                if not self.step_or_recover():
                     self.stopped.wait(self.poll)
         finally:
             lease_release(holder=self.holder)

@@ -12,6 +12,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from ledger.events import push_outage
+
 logger = logging.getLogger(__name__)
 
 RelayPublisher = Callable[[str, str], None]  # (public id, "on" | "off")
@@ -41,8 +43,10 @@ def send_device_event(public_id: str, event: str, payload: dict[str, Any]) -> No
     try:
         async_to_sync(layer.group_send)(device_group(public_id),
                                         {"type": "device.event", "event": event, "payload": payload})
-    except Exception:  # best effort: the ledger is the truth, pages resync on reconnect
-        logger.warning("could not push %s for %s", event, public_id, exc_info=True)
+    except Exception as exc:  # best effort: the ledger is the truth, pages resync on reconnect
+        push_outage.failed(f"{event} for {public_id}", exc)
+    else:
+        push_outage.delivered()
 
 
 def devices_state_changed(consumption_by_id: dict[str, dict[str, Any] | None]) -> int:
@@ -95,8 +99,10 @@ def _send_many(messages: list[tuple[str, str, dict[str, Any]]]) -> None:
 
     try:
         async_to_sync(send_all)()
-    except Exception:  # best effort: the ledger is the truth, pages resync on reconnect
-        logger.warning("could not push %d device events", len(messages), exc_info=True)
+    except Exception as exc:  # best effort: the ledger is the truth, pages resync on reconnect
+        push_outage.failed(f"{len(messages)} device events", exc)
+    else:
+        push_outage.delivered()
 
 
 _redis_clients: dict[str, Any] = {}
