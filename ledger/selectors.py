@@ -140,15 +140,22 @@ def _rows(sql: str, params: list) -> list[tuple]:
         return cur.fetchall()
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """A timestamp as the ORM would load it: SQLite's raw rows carry naive UTC times."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def _organisation(row: tuple) -> Organisation:
     pk, msp_id, name, org_type, created_at = row
-    return _loaded(Organisation, id=pk, msp_id=msp_id, name=name, org_type=org_type, created_at=created_at)
+    return _loaded(Organisation, id=pk, msp_id=msp_id, name=name, org_type=org_type, created_at=_aware(created_at))
 
 
 def _identity(organisation: Organisation, name: str, row: tuple) -> Identity:
     pk, kind, public_key, created_at, revoked_at = row
     return _loaded(Identity, id=pk, organisation=organisation, name=name, kind=kind, public_key=bytes(public_key),
-                   created_at=created_at, revoked_at=revoked_at)
+                   created_at=_aware(created_at), revoked_at=_aware(revoked_at))
 
 
 def organisation_with_msp_id(msp_id: str) -> Organisation | None:
@@ -190,7 +197,7 @@ def identity_key_and_organisations(identity_id: int | None, msp_ids: list[str],
                  "CAST(o.created_at AS text) FROM (SELECT 1) AS one LEFT JOIN ledger_identity i ON i.id = %s "
                  f"LEFT JOIN ledger_organisation o ON {where}", [identity_id, *params])
     first = rows[0]
-    key = None if first[0] is None else IdentityKey(first[0], bytes(first[1]), first[2])
+    key = None if first[0] is None else IdentityKey(first[0], bytes(first[1]), _aware(first[2]))
     return key, {row[4]: OrganisationRow(*row[3:]) for row in rows if row[3] is not None}
 
 
