@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
@@ -81,7 +81,6 @@ class Delivery:
     event_id: str | None = None
     event_type: str = ""
     notice: PaymentNotice | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def forget(self) -> None:
         """Back to what is known before the body is read (the delivery is answered afresh)."""
