@@ -50,10 +50,10 @@ def build():
 
 def bench_direct(market, homes) -> tuple[float, int, float]:
     from ledger import services as ledger
-    from payments.services import _bank_invoker
+    from payments.sales import bank_invoker
     from payments.testing import PAID_AT
 
-    identity, signer = _bank_invoker(market.bank)
+    identity, signer = bank_invoker(market.bank)
 
     def sale(rng: random.Random, event_id: str, latencies: list[float]) -> None:
         home = rng.choice(homes)

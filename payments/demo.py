@@ -12,7 +12,7 @@ from ledger.documents import body_digest
 from ledger.models import Identity, Organisation, OrgType, Transaction, TxStatus
 
 from .models import BankSecret
-from .services import WEBHOOK_IDENTITY, bank_secret_create
+from .secrets import WEBHOOK_IDENTITY, bank_secret_create
 
 DEMO_BANK = "demobank"
 PRICES_FROM = "2026-01-01T00:00:00+00:00"

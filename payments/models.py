@@ -1,5 +1,6 @@
 """Fiat webhooks: the banks' signing secrets, an audit row per delivery, and the claim that
-makes each provider event apply at most once. Rows are written only by ``payments.services``."""
+makes each provider event apply at most once. Rows are written only by the write path
+``payments.services`` gathers (``secrets``, ``deliveries``, ``claims``)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from ledger import services as ledger
 from ledger.chaincodes.energy import UTILITY_SHARDS, credit_account, household_account, utility_account
 from ledger.models import Account, Identity, Organisation, OrgType
 
-from .services import bank_secret_create
+from .secrets import bank_secret_create
 from .signing import signature_header
 
 PAID_AT = "2026-03-01T12:00:00+00:00"  # after the prices' effective time

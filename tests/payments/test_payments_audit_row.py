@@ -1,5 +1,6 @@
-"""The audit row of an applied delivery: complete on every path, and on PostgreSQL written by
-the statement that commits the sale (ledger.services.Companion) instead of one of its own."""
+"""The audit row of a delivery: exactly one per delivery, complete on every path, and written by
+payments itself in the database transaction of the ledger effect, so that the sale and its row
+commit or roll back together."""
 
 from __future__ import annotations
 
@@ -8,29 +9,14 @@ import json
 import pytest
 
 from ledger.models import Transaction
-from payments import services
-from payments.models import WebhookEvent
+from payments import deliveries, services
+from payments.models import ProcessedEvent, WebhookEvent
 from payments.testing import build_market, post_bank_webhook
 
 
 @pytest.fixture
 def market(db, settings):
     return build_market()
-
-
-@pytest.fixture
-def statements(monkeypatch):
-    """The SQL the payments service runs itself (not the ledger's)."""
-    seen: list[str] = []
-    for name in ("_query_one", "_query_all"):
-        original = getattr(services, name)
-
-        def spy(sql, params, original=original):
-            seen.append(sql)
-            return original(sql, params)
-
-        monkeypatch.setattr(services, name, spy)
-    return seen
 
 
 def test_the_applied_audit_row_is_complete(market):
@@ -56,27 +42,63 @@ def test_the_outcome_describes_the_row_written(market):
     assert (outcome.event.status, outcome.event.tx_hash, outcome.event.result) == (row.status, row.tx_hash, row.result)
 
 
-@pytest.mark.postgres
-def test_on_postgresql_the_sale_writes_its_audit_row(market, statements):
-    first = market.deliver(market.notification(id="one-statement"))
-    assert first.status_code == 200 and first.json()["status"] == "applied"
-    assert not any(sql.startswith("INSERT INTO payments_webhookevent") for sql in statements)
-    assert WebhookEvent.objects.get().tx_hash == first.json()["tx_hash"]
-    # A redelivery and a refusal write their own rows.
-    statements.clear()
-    assert market.deliver(market.notification(id="one-statement")).json()["status"] == "duplicate"
-    assert market.deliver(market.notification(id="too-early", created="2025-06-01T00:00:00+00:00")).status_code == 422
-    assert sum(sql.startswith("INSERT INTO payments_webhookevent") for sql in statements) == 2
+def test_every_delivery_leaves_exactly_one_audit_row(market):
+    deliveries_sent = [
+        (market.deliver(market.notification(id="once")), "applied", 200),
+        (market.deliver(market.notification(id="once")), "duplicate", 200),
+        (market.deliver(market.notification(id="too-early", created="2025-06-01T00:00:00+00:00")), "rejected", 422),
+        (market.deliver(market.notification(id="too-early", created="2025-06-01T00:00:00+00:00")), "duplicate", 422),
+        (market.deliver(b'{"id": '), "rejected", 400),
+        (market.deliver(market.notification(id="nobody", payer="hh-nobody")), "rejected", 400),
+    ]
+    for response, _, http_status in deliveries_sent:
+        assert response.status_code == http_status, response.content
     assert list(WebhookEvent.objects.order_by("id").values_list("status", "http_status")) == [
-        ("applied", 200), ("duplicate", 200), ("rejected", 422)]
+        (status, http_status) for _, status, http_status in deliveries_sent]
+    # One ledger transaction per claimed event: the applied sale and the recorded refusal.
+    assert Transaction.objects.filter(idempotency_key__startswith="bank:").count() == 2
+    assert ProcessedEvent.objects.count() == 2
+
+
+@pytest.mark.parametrize("outcome", ["applied", "rejected"])
+def test_a_failure_after_the_ledger_effect_leaves_neither_effect_nor_row(market, monkeypatch, outcome):
+    """The audit row is written after ``ledger.invoke`` returns, in the same transaction: if
+    writing it fails, the sale (or the ledger's recorded refusal) and the claim roll back with
+    it, and the delivery is audited once, as the internal error it was; redelivered, it applies."""
+    notice = market.notification(id="fragile") if outcome == "applied" else market.notification(
+        id="fragile", created="2025-06-01T00:00:00+00:00")
+    raw, header = market.signed(notice)
+    before = (market.household_balance(), market.utility_stock())
+    original = deliveries._audit_insert
+
+    def failing(values, result):
+        if values["tx_hash"] is not None:  # the row of the ledger's outcome, not the 500 one
+            raise RuntimeError("the audit row could not be written")
+        return original(values, result)
+
+    monkeypatch.setattr(deliveries, "_audit_insert", failing)
+    with pytest.raises(RuntimeError):
+        services.bank_webhook_receive(raw_body=raw, signature_header=header)
+    assert (market.household_balance(), market.utility_stock()) == before
+    assert not Transaction.objects.filter(idempotency_key="bank:fragile").exists()
+    assert not ProcessedEvent.objects.exists()
+    assert list(WebhookEvent.objects.values_list("event_id", "status", "http_status")) == [
+        ("fragile", "rejected", 500)]
+
+    monkeypatch.setattr(deliveries, "_audit_insert", original)
+    again = services.bank_webhook_receive(raw_body=raw, signature_header=header)
+    assert again.audit["status"] == outcome and again.http_status == (200 if outcome == "applied" else 422)
+    tx = Transaction.objects.get(idempotency_key="bank:fragile")
+    assert WebhookEvent.objects.get(tx_hash__isnull=False).tx_hash == tx.tx_hash
+    assert ProcessedEvent.objects.count() == 1
+    assert (market.household_balance() > before[0]) is (outcome == "applied")
 
 
 def test_a_sale_that_takes_the_careful_path_is_audited_once(market, monkeypatch):
-    """Whatever path the ledger takes, exactly one audit row (the companion is not written
-    when the one-statement path is not taken)."""
+    """Whatever path the ledger takes to commit the sale, exactly one audit row."""
     from ledger import services as ledger
 
-    monkeypatch.setattr(ledger, "_covered", lambda ctx: False)  # forces the step-by-step path
+    monkeypatch.setattr(ledger, "_commit_transfer", lambda execution: None)  # forces the step-by-step path
     response = market.deliver(market.notification(id="careful"))
     assert response.status_code == 200 and response.json()["status"] == "applied"
     event = WebhookEvent.objects.get()

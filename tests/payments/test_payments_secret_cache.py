@@ -1,4 +1,4 @@
-"""Bank secrets are kept in memory between deliveries (payments.services._BankSecretCache), and
+"""Bank secrets are kept in memory between deliveries (payments.secrets.BankSecretCache), and
 rotation, retirement and identity revocation still take effect at once: every test here warms
 the cache first, then changes the database behind its back."""
 
@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from ledger.models import Identity, Transaction
-from payments import services
+from payments import secrets, services
 from payments.models import BankSecret, ProcessedEvent, WebhookEvent
-from payments.services import bank_secret_create, bank_secret_deactivate
+from payments.secrets import bank_secret_create, bank_secret_deactivate
 from payments.signing import signature_header
 from payments.testing import build_market
 
@@ -20,7 +20,7 @@ from payments.testing import build_market
 @pytest.fixture
 def market(db, settings):
     market = build_market()
-    services._bank_secrets.clear()
+    secrets.bank_secrets.clear()
     warm = market.deliver(market.notification(id="warm-up"))
     assert warm.status_code == 200 and warm.json()["status"] == "applied"
     return market
@@ -30,13 +30,13 @@ def market(db, settings):
 def secret_reads(monkeypatch):
     """How many times the secrets table is read."""
     reads = []
-    original = services._active_bank_secrets
+    original = secrets.active_bank_secrets
 
     def counting():
         reads.append(1)
         return original()
 
-    monkeypatch.setattr(services, "_active_bank_secrets", counting)
+    monkeypatch.setattr(secrets, "active_bank_secrets", counting)
     return reads
 
 
@@ -98,7 +98,7 @@ def test_other_refusals_with_a_retired_secret_say_it_is_retired(market, case):
 
 
 def test_a_revoked_identity_is_seen_at_once(market):
-    Identity.objects.filter(organisation=market.bank, name=services.WEBHOOK_IDENTITY).update(revoked_at=timezone.now())
+    Identity.objects.filter(organisation=market.bank, name=secrets.WEBHOOK_IDENTITY).update(revoked_at=timezone.now())
     response = market.deliver(market.notification(id="after-revocation"))
     assert response.status_code == 422
     assert "revoked" in response.json()["error"]
@@ -109,7 +109,7 @@ def test_a_replaced_secret_row_is_not_mistaken_for_the_cached_one(market):
     """Same plaintext, new row (as after a database reset): the cached row is not trusted."""
     BankSecret.objects.filter(organisation=market.bank).delete()
     bank_secret_create(organisation=market.bank, label="again", secret=market.secret)
-    stale = services._bank_secrets._entries
+    stale = secrets.bank_secrets._entries
     assert stale and all(not BankSecret.objects.filter(pk=s.pk).exists() for s, _ in stale)
     response = market.deliver(market.notification(id="after-replace"))
     assert response.status_code == 200 and response.json()["status"] == "applied"
@@ -128,9 +128,9 @@ def test_simulator_signs_with_the_same_secrets(market):
 
 def test_a_secret_retired_between_the_fresh_read_and_the_claim_is_refused(market, monkeypatch):
     """Even a list read a moment before the retirement commits cannot apply the delivery."""
-    stale = services._active_bank_secrets()
+    stale = secrets.active_bank_secrets()
     bank_secret_deactivate(secret=BankSecret.objects.get(organisation=market.bank, label="primary"))
-    monkeypatch.setattr(services, "_active_bank_secrets", lambda: stale)
+    monkeypatch.setattr(secrets, "active_bank_secrets", lambda: stale)
     before = snapshot(market)
     response = market.deliver(market.notification(id="raced"))
     assert response.status_code == 401 and "retired" in response.json()["error"]

@@ -1,0 +1,1 @@
+"""One module per payment provider: how its deliveries are verified and mapped to notices."""

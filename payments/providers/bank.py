@@ -1,0 +1,78 @@
+"""``POST /webhooks/bank/``: a bank notification signed with one of the bank's secrets
+(``GridCoin-Signature``, see payments/README.md). The secret that matches identifies the bank,
+whose webhook identity invokes the sale."""
+
+from __future__ import annotations
+
+import time
+
+from ledger import services as ledger
+from ledger.models import Organisation, OrgType
+from ledger.selectors import organisation_with_msp_id
+
+from ..deliveries import Delivery, WebhookOutcome, WebhookRefused, audit_text, guarded
+from ..models import BankSecret, Provider
+from ..notices import NoticeError, bank_notice_from, parse_json_object
+from ..sales import apply_notice
+from ..secrets import StaleSecret, bank_secrets, secret_confirmed, webhook_identity_of
+from ..signing import NO_MATCH, SignatureError, SignatureHeader, check_freshness, match_secret, parse_signature_header
+
+
+def bank_webhook_receive(*, raw_body: bytes, signature_header: str | None, now: float | None = None) -> WebhookOutcome:
+    """Verify, parse and apply one bank delivery; every outcome is audited."""
+    delivery = Delivery(provider=Provider.BANK, raw_body=raw_body, signature_header=signature_header or "")
+    at = time.time() if now is None else now
+
+    def receive(d: Delivery) -> WebhookOutcome:
+        header = parse_signature_header(signature_header)
+        try:
+            return _bank_delivery(d, header, at, reload=False)
+        except StaleSecret:  # the cached secret was retired (or its identity changed): start afresh
+            d.forget()
+            try:
+                return _bank_delivery(d, header, at, reload=True)
+            except StaleSecret:  # retired again between the fresh read and the claim
+                d.forget()
+                raise SignatureError(NO_MATCH) from None
+
+    return guarded(receive, delivery)
+
+
+def _bank_delivery(d: Delivery, header: SignatureHeader, now: float, *, reload: bool) -> WebhookOutcome:
+    raw_body = d.raw_body
+    # The secret that matches identifies the bank: authenticate before parsing anything.
+    if reload:
+        entries, fresh = bank_secrets.reload(), True
+    else:
+        entries, fresh = bank_secrets.get()
+    secret: BankSecret | None = match_secret(header=header, body=raw_body, secrets=entries)  # type: ignore[assignment]
+    if secret is not None and not fresh and webhook_identity_of(secret.organisation) is None:
+        secret = None  # the identity would be created for a bank read from the cache: read afresh first
+    if secret is None and not fresh:
+        entries, fresh = bank_secrets.reload(), True
+        secret = match_secret(header=header, body=raw_body, secrets=entries)  # type: ignore[assignment]
+    if secret is None:
+        raise SignatureError(NO_MATCH)
+    try:
+        check_freshness(header=header, now=now)
+        d.organisation = bank = secret.organisation
+        data = parse_json_object(raw_body)
+        d.event_id, d.event_type = audit_text(data.get("id"), 255), audit_text(data.get("chaincode"), 60) or ""
+        d.notice = notice = bank_notice_from(data)
+        if notice.bank != bank.msp_id:
+            _refuse_other_bank(bank, notice.bank)
+        return apply_notice(d, notice, bank, scope=bank.msp_id, idempotency_key=f"bank:{notice.event_id}",
+                            secret=secret)
+    except (SignatureError, NoticeError, WebhookRefused, ledger.LedgerError):
+        # Refused after matching a cached secret: refuse for this reason only if the secret
+        # is still active, else for the reason a fresh read gives (see BankSecretCache).
+        if not fresh and not secret_confirmed(secret):
+            raise StaleSecret() from None
+        raise
+
+
+def _refuse_other_bank(bank: Organisation, named: str) -> None:
+    other = organisation_with_msp_id(named)
+    if other is None or other.org_type != OrgType.BANK:
+        raise WebhookRefused(400, f"unknown bank {named!r}")
+    raise WebhookRefused(401, f"signed with a secret of {bank.msp_id}, but names bank {named!r}")

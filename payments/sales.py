@@ -1,0 +1,205 @@
+"""Applying a verified payment notice: the dispatch table from chaincode to who pays whom and
+which accounts the sale needs, the bank's invoking identity, and the claim, the ledger
+invocation and the audit row in one database transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from accounts.keys import custodial_signer
+from accounts.services import service_identity
+from ledger import services as ledger
+from ledger.chaincodes.energy import (
+    ENERGY,
+    UTILITY_SHARDS,
+    credit_account,
+    household_account,
+    producer_account,
+    utility_account,
+)
+from ledger.documents import body_digest
+from ledger.models import Asset, Identity, Organisation, OrgType
+from ledger.selectors import (
+    IdentityKey,
+    OrganisationRow,
+    existing_accounts,
+    identity_key_and_organisations,
+    identity_named,
+)
+
+from .claims import claim_event, redelivery
+from .deliveries import Delivery, WebhookOutcome, WebhookRefused, sale_summary
+from .models import BankSecret, DeliveryStatus
+from .notices import PaymentNotice
+from .rows import loaded
+from .secrets import WEBHOOK_IDENTITY, StaleSecret, bank_secrets, webhook_identity_of
+
+# --- the dispatch table: chaincode → who pays whom and which accounts the sale needs --------
+
+AccountSpec = tuple[str, str, OrganisationRow]  # (key, asset, owner)
+
+
+@dataclass(frozen=True)
+class SaleRoute:
+    chaincode: str
+    function: str
+    payer_type: str
+    payee_type: str
+    accounts: Callable[[PaymentNotice, OrganisationRow, OrganisationRow], list[AccountSpec]]
+
+
+def _retail_accounts(notice: PaymentNotice, payer: OrganisationRow, payee: OrganisationRow) -> list[AccountSpec]:
+    return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer),
+            (household_account(payer.msp_id), ENERGY, payer)]
+
+
+def _wholesale_accounts(notice: PaymentNotice, payer: OrganisationRow, payee: OrganisationRow) -> list[AccountSpec]:
+    return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer),
+            (producer_account(payee.msp_id), ENERGY, payee),
+            *((utility_account(payer.msp_id, n), ENERGY, payer) for n in range(UTILITY_SHARDS))]
+
+
+SALE_ROUTES: dict[str, SaleRoute] = {
+    "retail-seller": SaleRoute("retail-seller", "sell", OrgType.HOUSEHOLD, OrgType.UTILITY, _retail_accounts),
+    "wholesale-seller": SaleRoute("wholesale-seller", "sell", OrgType.UTILITY, OrgType.PRODUCER, _wholesale_accounts),
+}
+
+
+def _check_parties(notice: PaymentNotice, route: SaleRoute,
+                   orgs: dict[str, OrganisationRow]) -> tuple[OrganisationRow, OrganisationRow]:
+    for role, msp_id, wanted in (("payer", notice.payer, route.payer_type), ("payee", notice.payee, route.payee_type)):
+        org = orgs.get(msp_id)
+        if org is None:
+            raise WebhookRefused(400, f"unknown {role} {msp_id!r}")
+        if org.org_type != wanted:
+            raise WebhookRefused(400, f"{route.chaincode} needs a {wanted} as {role}; {msp_id} is a {org.org_type}")
+    return orgs[notice.payer], orgs[notice.payee]
+
+
+# Accounts known to exist, keyed with their owner's id and creation time: ledger accounts are
+# never deleted while their organisation row lives, and a recreated organisation (a test
+# database flushed) has another creation time, so a stale entry cannot match.
+_known_accounts: set[tuple[str, str, int, str]] = set()
+
+
+def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
+    """Open the (zero-balance) accounts the sale touches; no query once they are known."""
+    unknown = [(key, asset, owner) for key, asset, owner in specs
+               if (key, asset, owner.pk, owner.created_at) not in _known_accounts]
+    if not unknown:
+        return
+    found = existing_accounts([key for key, _, _ in unknown])
+    missing = [(key, asset, owner) for key, asset, owner in unknown if (key, asset) not in found]
+    if len(_known_accounts) > 200_000:
+        _known_accounts.clear()
+    _known_accounts.update((k, a, o.pk, o.created_at) for k, a, o in unknown if (k, a) in found)
+    if not missing:
+        return
+    present = set(Asset.objects.filter(code__in={a for _, a, _ in missing}).values_list("code", flat=True))
+    if currency not in present and any(a == currency for _, a, _ in missing):
+        raise WebhookRefused(400, f"unknown currency {currency!r}: the ledger has no such asset")
+    for key, asset, owner in missing:
+        if asset in present:
+            ledger.account_open(key=key, asset=asset, organisation=owner.organisation())
+            # Known to others only once committed: until then they cannot see the row.
+            entry = (key, asset, owner.pk, owner.created_at)
+            transaction.on_commit(lambda entry=entry: _known_accounts.add(entry))
+
+
+# --- the invoking identity --------------------------------------------------------------------
+
+_signers: dict[tuple[int, bytes], Any] = {}
+
+
+def _bank_identity(bank: Organisation) -> Identity:
+    """The bank's webhook identity (read along with the bank's secrets, else read or created)."""
+    identity = webhook_identity_of(bank) or identity_named(bank, WEBHOOK_IDENTITY)
+    if identity is None:
+        try:
+            identity = service_identity(organisation=bank, name=WEBHOOK_IDENTITY)
+        except IntegrityError:  # a concurrent first delivery created it (the service rolled back)
+            identity = identity_named(bank, WEBHOOK_IDENTITY)
+            if identity is None:
+                raise
+    return identity
+
+
+def _signer_of(identity: Identity) -> Any:
+    # Custodial keys never change for an identity; revocation is checked by the ledger.
+    cache_key = (identity.pk, bytes(identity.public_key))
+    signer = _signers.get(cache_key)
+    if signer is None:
+        signer = custodial_signer(identity)
+        if len(_signers) > 1000:
+            _signers.clear()
+        _signers[cache_key] = signer
+    return signer
+
+
+def bank_invoker(bank: Organisation) -> tuple[Identity, Any]:
+    """The identity that invokes the bank's sales, and its signer."""
+    identity = _bank_identity(bank)
+    return identity, _signer_of(identity)
+
+
+def _current_identity(identity: Identity, key: IdentityKey | None) -> Identity:
+    """The bank's webhook identity as just read from the database: a cached copy that names
+    another row or key is stale; a changed revocation time is taken from the row."""
+    if key is None or key.pk != identity.pk or key.public_key != bytes(identity.public_key):
+        bank_secrets.clear()
+        raise StaleSecret()
+    if key.revoked_at == identity.revoked_at:
+        return identity
+    bank_secrets.clear()
+    return loaded(Identity, id=identity.pk, organisation=identity.organisation, name=identity.name,
+                  kind=identity.kind, public_key=bytes(identity.public_key), created_at=identity.created_at,
+                  revoked_at=key.revoked_at)
+
+
+# --- applying a verified notice ---------------------------------------------------------------
+
+def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scope: str,
+                 idempotency_key: str, secret: BankSecret | None = None) -> WebhookOutcome:
+    """Claim the event id, invoke the sale and write its audit row, in one transaction: the
+    row commits or rolls back with the sale. ``secret`` (bank deliveries) is confirmed still
+    active by the claiming statement and its bank's identity re-read; a retired secret or a
+    changed identity raises StaleSecret."""
+    route = SALE_ROUTES[notice.chaincode]
+    args = notice.chaincode_args()
+    digest = body_digest(route.chaincode, route.function, args)
+    claim = {"provider": d.provider, "scope": scope, "event_id": notice.event_id}
+    identity = _bank_identity(bank)
+    with transaction.atomic():
+        claimed, secret_active = claim_event(claim, digest, secret=secret)
+        if secret is not None and not secret_active:
+            bank_secrets.clear()
+            raise StaleSecret()  # rolls the claim back
+        if not claimed:
+            # Claimed before (or by a concurrent delivery that has now committed); the
+            # transaction changed nothing.
+            transaction.set_rollback(True)
+        else:
+            # A refusal from here on rolls the claim back with everything else.
+            key, orgs = identity_key_and_organisations(identity.pk if secret is not None else None,
+                                                       [notice.payer, notice.payee])
+            if secret is not None:
+                identity = _current_identity(identity, key)
+            payer, payee = _check_parties(notice, route, orgs)
+            _open_accounts(route.accounts(notice, payer, payee), notice.currency)
+            signer = _signer_of(identity)  # the identity is confirmed: its key may be looked up
+            # The claim serialises this event id; the sale and its audit row commit together.
+            result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=args, invoker=identity,
+                                   idempotency_key=idempotency_key, signer=signer)
+            base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
+            if result.ok:
+                return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=result.tx_hash,
+                                result=result.result,
+                                body={"status": "applied", **base, **sale_summary(result.result)})
+            return d.record(status=DeliveryStatus.REJECTED, http_status=422, tx_hash=result.tx_hash,
+                            reason=result.reason, result={"reason": result.reason},
+                            body={"status": "rejected", **base, "error": result.reason, "retry": False})
+    return redelivery(d, claim, digest)
