@@ -187,3 +187,13 @@ def test_seed_refuses_when_a_demo_idempotency_key_was_used_for_another_body(monk
     with pytest.raises(CommandError, match="seed-demo-generate was already used for something else"):
         seed()
     assert snapshot() == before
+
+
+def test_seed_refuses_production_and_changes_nothing(settings):
+    """The demo's users share a published password; production never gets them."""
+    settings.PRODUCTION = True
+    before = snapshot()
+    with pytest.raises(CommandError, match="refusing to seed the demo in production"):
+        seed()
+    assert snapshot() == before
+    assert not get_user_model().objects.filter(username="utility").exists()
