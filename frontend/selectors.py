@@ -1,10 +1,8 @@
-"""Reads for the pages: what the signed-in user holds and which demo logins exist."""
+"""Reads for the pages: what the signed-in user holds, device readings, the map, stickers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from django.contrib.auth import get_user_model
 
 from accounts.models import Membership
 from ledger.models import Account, Organisation
@@ -32,18 +30,6 @@ def organisations_with_accounts(user) -> list[OrganisationSummary]:
     for account in accounts:
         summaries[account.organisation_id].accounts.append(account)
     return list(summaries.values())
-
-
-def demo_logins_present():
-    """The seed's demo logins whose users exist (none on a network that was not seeded)."""
-    from accounts.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD
-
-    existing = set(
-        get_user_model()
-        .objects.filter(username__in=[d.username for d in DEMO_LOGINS])
-        .values_list("username", flat=True)
-    )
-    return [d for d in DEMO_LOGINS if d.username in existing], DEMO_PASSWORD
 
 
 # --- devices: readings, map, stickers ----------------------------------------------------------

@@ -26,16 +26,10 @@ RECENT_TRANSACTIONS = 10
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    demo_logins, demo_password = selectors.demo_logins_present()
-    return render(
-        request,
-        "frontend/home.html",
-        {
-            "organisations": selectors.organisations_with_accounts(request.user),
-            "demo_logins": demo_logins,
-            "demo_password": demo_password,
-        },
-    )
+    """The landing page; the demo logins, outside production, come from ``demo``'s context
+    processor, so this app does not know the demo."""
+    return render(request, "frontend/home.html",
+                  {"organisations": selectors.organisations_with_accounts(request.user)})
 
 
 @require_GET

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "meters",
     "payments",
     "iot_gateway",
+    "demo",
 ]
 # daphne's app does one thing: ``runserver`` serves the ASGI application (websockets included).
 # Loading it imports Twisted, about 40 MB in every process that loads the apps (each gateway
@@ -133,6 +134,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "demo.context_processors.demo_logins",
             ],
         },
     },

@@ -41,9 +41,8 @@ def _check(value: Any) -> bool:
     if kind is dict:
         fast = True
         for key in value:
-            if type(key) is not str:
-                if not isinstance(key, str):
-                    raise CanonicalError(f"object key {key!r} is not a string")
+            if type(key) is not str and not isinstance(key, str):  # the exact-type test first: it is cheaper
+                raise CanonicalError(f"object key {key!r} is not a string")
             if not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
                 fast = False
         return _check_items(value.values()) and fast

@@ -220,28 +220,6 @@ def test_public_pages_carry_the_viewport_meta_and_local_assets_only(client, path
     assert "http://" not in html and "https://" not in html  # no CDN: the machines are offline
 
 
-def test_home_lists_demo_logins_only_after_seed_demo(client):
-    html = client.get("/").content.decode()
-    assert "Demo logins" not in html
-
-    seed()
-    html = client.get("/").content.decode()
-    assert "Demo logins" in html and "gridcoin-demo" in html
-    from accounts.management.commands.seed_demo import DEMO_LOGINS
-
-    for login in DEMO_LOGINS:
-        assert f'<code class="username">{login.username}</code>' in html
-        assert login.role.replace("'", "&#x27;") in html
-
-
-def test_home_lists_only_demo_logins_that_exist(client):
-    seed()
-    get_user_model().objects.filter(username="bob").update(username="robert")
-    html = client.get("/").content.decode()
-    assert '<code class="username">alice</code>' in html
-    assert '<code class="username">bob</code>' not in html
-
-
 def test_home_shows_each_users_organisations_and_balances():
     seed()
     alice = signed_in("alice").get("/").content.decode()

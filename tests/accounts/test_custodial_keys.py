@@ -64,17 +64,16 @@ def test_every_identity_gets_its_own_key_and_nonce():
 
 def test_a_different_kek_cannot_open_the_key():
     _, identity = signup("esha")
-    with override_settings(GRIDCOIN_KEK=other_kek()):
-        with pytest.raises(KeyEncryptionError):
-            custodial_signer(identity)
+    with override_settings(GRIDCOIN_KEK=other_kek()), pytest.raises(KeyEncryptionError):
+        custodial_signer(identity)
     # The right KEK still opens it afterwards.
     assert public_bytes(custodial_signer(identity)) == bytes(identity.public_key)
 
 
 def test_a_kek_of_the_wrong_length_is_refused():
-    with override_settings(GRIDCOIN_KEK=base64.b64encode(os.urandom(16)).decode()):
-        with pytest.raises(ValueError, match="32 bytes"):
-            key_encryption_key()
+    short_kek = base64.b64encode(os.urandom(16)).decode()
+    with override_settings(GRIDCOIN_KEK=short_kek), pytest.raises(ValueError, match="32 bytes"):
+        key_encryption_key()
 
 
 def test_a_ciphertext_moved_to_another_identity_does_not_open():
@@ -153,8 +152,7 @@ def test_invoke_as_fails_closed_with_the_wrong_kek():
     operator = get_user_model().objects.create_user(username="operator", password="correct horse battery")
     membership = accounts.membership_create(user=operator, organisation=utility)
     ledger.asset_create(code="k", name="Energy coin", scale=3, display_unit="kWh", issuer=utility)
-    with override_settings(GRIDCOIN_KEK=other_kek()):
-        with pytest.raises(KeyEncryptionError):
-            accounts.invoke_as(identity=membership.identity, chaincode="token", function="mint",
-                               args={"to": "issuance", "asset": "k", "amount": 1}, idempotency_key="x")
+    with override_settings(GRIDCOIN_KEK=other_kek()), pytest.raises(KeyEncryptionError):
+        accounts.invoke_as(identity=membership.identity, chaincode="token", function="mint",
+                           args={"to": "issuance", "asset": "k", "amount": 1}, idempotency_key="x")
     assert not Transaction.objects.exists()

@@ -35,9 +35,8 @@ def books(network: Network):
 
 def refused(sql: str, params: list | None = None, *, sqlstate: str | None = None, words: str = "") -> None:
     """The statement fails with an IntegrityError; the surrounding transaction stays usable."""
-    with pytest.raises(IntegrityError) as info:
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(sql, params or [])
+    with pytest.raises(IntegrityError) as info, transaction.atomic(), connection.cursor() as cur:
+        cur.execute(sql, params or [])
     if sqlstate is not None:
         cause = info.value.__cause__
         assert getattr(cause, "sqlstate", None) == sqlstate, (sql, cause)

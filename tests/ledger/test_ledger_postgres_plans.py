@@ -69,12 +69,11 @@ def test_keyed_lookups_outside_a_transaction_is_one(accounts):
 
 def test_balance_updates_stay_on_their_page(accounts):
     """fillfactor 50: a balance update writes no index entry (a heap-only tuple)."""
-    with transaction.atomic():
-        with connection.cursor() as cur:
-            cur.execute("UPDATE ledger_account SET balance = balance + 1 WHERE key = ANY(%s)", [accounts])
-            cur.execute("SELECT pg_stat_get_xact_tuples_updated('ledger_account'::regclass), "
-                        "pg_stat_get_xact_tuples_hot_updated('ledger_account'::regclass)")
-            updated, hot = cur.fetchone()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("UPDATE ledger_account SET balance = balance + 1 WHERE key = ANY(%s)", [accounts])
+        cur.execute("SELECT pg_stat_get_xact_tuples_updated('ledger_account'::regclass), "
+                    "pg_stat_get_xact_tuples_hot_updated('ledger_account'::regclass)")
+        updated, hot = cur.fetchone()
     assert updated == len(accounts)
     assert hot == updated
 

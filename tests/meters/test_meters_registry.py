@@ -1,4 +1,4 @@
-"""Device registration, simulated meter keys, device state from ledger data, demo seed."""
+"""Device registration, simulated meter keys, device state from ledger data."""
 
 from __future__ import annotations
 
@@ -100,20 +100,3 @@ def test_consumer_burn_with_the_meters_key_turns_the_relay_off(mw):
                            idempotency_key="b1", signer=services.simulated_signer(mw.meter))
     assert burned.ok and burned.result["burned"] == 200 and burned.result["shortfall"] == 50
     assert selectors.device_state(mw.meter).relay == "off"
-
-
-def test_seed_devices_is_idempotent(mw):
-    from meters.demo import seed_devices
-
-    created = seed_devices()  # no demo utility or producer yet: only the residents' meters
-    assert "device HM-ALICE" not in created  # already registered by the world
-    assert not any(c.startswith(("device SL-", "device PM-")) for c in created)
-    utility = ledger.organisation_create(msp_id="gridco-utility", name="GridCo", org_type=OrgType.UTILITY)
-    ledger.organisation_create(msp_id="sunfarm", name="SunFarm", org_type=OrgType.PRODUCER)
-    created = seed_devices()
-    assert "device SL-0001" not in created  # already registered by the world
-    assert {"device SL-0002", "device ST-0001", "device MS-0001", "device PM-0001"} <= set(created)
-    assert Account.objects.filter(key__startswith="utility:gridco-utility:", asset_id="k").count() == 16
-    assert Device.objects.get(public_id="SL-0002").organisation == utility
-    assert Device.objects.get(public_id="SL-0002").latitude is not None
-    assert seed_devices() == []

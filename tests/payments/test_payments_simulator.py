@@ -12,7 +12,6 @@ from django.test import Client
 
 from accounts.services import membership_create
 from ledger.models import Organisation, Transaction
-from payments.demo import DEMO_BANK, seed_payments
 from payments.models import WebhookEvent
 from payments.testing import build_market
 
@@ -178,19 +177,3 @@ def test_admin_lists_the_audit_read_only(cast):
     page = cast.clients["uma"].get("/admin/payments/webhookevent/?q=admin-evt")
     assert page.status_code == 200 and "admin-evt" in page.content.decode()
     assert cast.clients["uma"].get("/admin/payments/webhookevent/add/").status_code == 403
-
-
-# --- demo seed ----------------------------------------------------------------------------
-
-def test_seed_payments_is_idempotent_and_the_simulator_works_with_it(db, settings):
-    market = build_market(bank_msp="firstbank", prices=False)
-    created = seed_payments()
-    assert "organisation demobank" in created and any(c.startswith("price utility retail") for c in created)
-    assert seed_payments() == []
-    user = get_user_model().objects.create_user(username="op", password="op-password-1")
-    membership_create(user=user, organisation=market.utility)
-    client = Client()
-    client.force_login(user)
-    response = client.post(URL, form(None, bank=DEMO_BANK, amount="8"))
-    assert "Payment applied" in response.content.decode()
-    assert market.household_balance() == 1000  # 800 paise at the demo's 800 paise/kWh

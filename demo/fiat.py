@@ -1,45 +1,38 @@
-"""Demo data for payments, called by ``seed_demo``: the demo bank with a signing secret and its
-webhook identity, and the utility's retail and wholesale prices. Idempotent: everything is
-looked up before it is created; price invocations carry fixed idempotency keys."""
+"""The demo's fiat side: the demo bank with a webhook signing secret and the identity that
+reports its payments, and the utility's retail and wholesale prices, set by the utility's
+operator identity through the pricing chaincode with fixed idempotency keys."""
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from accounts.services import invoke_as, service_identity
-from ledger import services as ledger
 from ledger.documents import body_digest
 from ledger.models import Identity, Organisation, OrgType, Transaction, TxStatus
+from payments import services as payments
+from payments.models import BankSecret
 
-from .models import BankSecret
-from .secrets import WEBHOOK_IDENTITY, bank_secret_create
+from .errors import DemoSeedError
+from .organisations import BANK, demo_organisation
 
-DEMO_BANK = "demobank"
 PRICES_FROM = "2026-01-01T00:00:00+00:00"
 DEMO_PRICES = [("retail", "INR", 800), ("wholesale", "INR", 500)]  # paise per kWh
 
 
-class DemoSeedError(RuntimeError):
-    pass
-
-
-@transaction.atomic
-def seed_payments() -> list[str]:
-    """Create whatever part of the payments demo is missing; return what was created."""
+def bank_seed() -> list[str]:
+    """The demo bank, an active signing secret and its webhook identity, each if missing."""
     created: list[str] = []
-    bank = Organisation.objects.filter(msp_id=DEMO_BANK).first()
-    if bank is None:
-        bank = ledger.organisation_create(msp_id=DEMO_BANK, name="Demo Bank", org_type=OrgType.BANK)
-        created.append(f"organisation {DEMO_BANK}")
-    elif bank.org_type != OrgType.BANK:
-        raise DemoSeedError(f"organisation {DEMO_BANK} exists with type {bank.org_type}, not bank")
+    bank = demo_organisation(BANK, "Demo Bank", OrgType.BANK, created)
     if not BankSecret.objects.filter(organisation=bank, active=True).exists():
-        bank_secret_create(organisation=bank, label="demo")
-        created.append(f"webhook secret {DEMO_BANK}/demo")
-    if not Identity.objects.filter(organisation=bank, name=WEBHOOK_IDENTITY).exists():
-        service_identity(organisation=bank, name=WEBHOOK_IDENTITY)
-        created.append(f"identity {DEMO_BANK}/{WEBHOOK_IDENTITY}")
+        payments.bank_secret_create(organisation=bank, label="demo")
+        created.append(f"webhook secret {BANK}/demo")
+    if not Identity.objects.filter(organisation=bank, name=payments.WEBHOOK_IDENTITY).exists():
+        service_identity(organisation=bank, name=payments.WEBHOOK_IDENTITY)
+        created.append(f"identity {BANK}/{payments.WEBHOOK_IDENTITY}")
+    return created
 
+
+def prices_seed() -> list[str]:
+    """The demo prices in the schedule of the first utility (none yet: nothing to price)."""
+    created: list[str] = []
     utility = Organisation.objects.filter(org_type=OrgType.UTILITY).order_by("id").first()
     if utility is None:
         return created
@@ -57,3 +50,8 @@ def seed_payments() -> list[str]:
             raise DemoSeedError(f"pricing.set {args} was rejected: {result.reason}")
         created.append(f"price {utility.msp_id} {kind} {currency} {price}/kWh")
     return created
+
+
+def fiat_seed() -> list[str]:
+    """The bank, then the prices; return what was created. The caller holds the transaction."""
+    return bank_seed() + prices_seed()

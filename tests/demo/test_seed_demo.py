@@ -1,4 +1,5 @@
-"""``seed_demo`` builds the demo through services and chaincode, and a rerun changes nothing."""
+"""``seed_demo`` builds the demo through services and chaincode, a rerun changes nothing, and a
+refusal leaves nothing of the demo behind."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from accounts.models import CustodialKey, Membership, Role
-from ledger.models import Account, Asset, Block, Identity, Organisation, Posting, Transaction, TxStatus
+from ledger.models import Account, Asset, Block, Identity, Organisation, Posting, StateEntry, Transaction, TxStatus
 from ledger.sealing import lease_acquire, lease_release, seal_next_block
 from ledger.verify import verify_chain
+from meters.models import Device
+from payments.models import BankSecret, ProcessedEvent, WebhookEvent
 
 pytestmark = pytest.mark.django_db
-
 
 
 def seed() -> str:
@@ -34,6 +36,11 @@ def snapshot() -> dict:
         "accounts": Account.objects.count(),
         "transactions": Transaction.objects.count(),
         "postings": Posting.objects.count(),
+        "state": list(StateEntry.objects.values_list("namespace", "key", "version").order_by("namespace", "key")),
+        "devices": Device.objects.count(),
+        "bank secrets": BankSecret.objects.count(),
+        "deliveries": WebhookEvent.objects.count(),
+        "claimed events": ProcessedEvent.objects.count(),
         "balances": dict(Account.objects.values_list("key", "balance").order_by("key", "asset_id")),
     }
 
@@ -172,9 +179,21 @@ def test_reusing_an_idempotency_key_replays_the_first_result():
 
 
 def test_seed_refuses_when_a_demo_idempotency_key_was_used_for_another_body(monkeypatch):
-    from accounts.management.commands import seed_demo
+    from demo import energy
 
     seed()
-    monkeypatch.setattr(seed_demo, "GENERATED_WH", seed_demo.GENERATED_WH + 1)
-    with pytest.raises(CommandError, match="already used for something else"):
+    before = snapshot()
+    monkeypatch.setattr(energy, "GENERATED_WH", energy.GENERATED_WH + 1)
+    with pytest.raises(CommandError, match="seed-demo-generate was already used for something else"):
         seed()
+    assert snapshot() == before
+
+
+def test_seed_refuses_production_and_changes_nothing(settings):
+    """The demo's users share a published password; production never gets them."""
+    settings.PRODUCTION = True
+    before = snapshot()
+    with pytest.raises(CommandError, match="refusing to seed the demo in production"):
+        seed()
+    assert snapshot() == before
+    assert not get_user_model().objects.filter(username="utility").exists()

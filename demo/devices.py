@@ -1,20 +1,19 @@
-"""Demo devices: street lights, a stadium and a market square around a town centre, the demo
-households' meters and the producer's meter, each with a simulated key. Idempotent."""
+"""The demo's devices: street lights, a stadium and a market square around a town centre, the
+demo households' meters and the producer's meter, each with a simulated key."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 
 from accounts import services as accounts
 from ledger.models import Organisation
+from meters.models import Device, DeviceKind
+from meters.services import device_register_simulated
 
-from .models import Device, DeviceKind
-from .services import device_register_simulated
+from .organisations import PRODUCER, UTILITY
 
-UTILITY, PRODUCER = "gridco-utility", "sunfarm"  # as in accounts' seed_demo
 # Around Fort Kochi's town centre.
 CENTRE = (Decimal("9.965400"), Decimal("76.242100"))
 
@@ -41,21 +40,21 @@ def _owner(name: str) -> Organisation | None:
     return None if user is None else accounts.membership_for(user).organisation
 
 
-@transaction.atomic
-def seed_devices() -> list[str]:
-    """Create the demo devices that are missing (after the demo organisations and users
-    exist); returns what was created, empty on a rerun."""
+def devices_seed() -> list[str]:
+    """Register the demo devices that are missing and whose owner exists (a device of a part of
+    the demo that is not seeded is skipped); return what was created. The caller holds the
+    transaction."""
     created: list[str] = []
     for msp_id in (UTILITY, PRODUCER):
         org = Organisation.objects.filter(msp_id=msp_id).first()
         if org is not None:
-            accounts.energy_accounts_open(organisation=org)  # idempotent: shards, producer account
+            accounts.energy_accounts_open(organisation=org)  # idempotent: the utility's shards, the producer's account
     for public_id, name, kind, owner_name, (dlat, dlon) in DEMO_DEVICES:
         if Device.objects.filter(public_id=public_id).exists():
             continue
         owner = _owner(owner_name)
         if owner is None:
-            continue  # that part of the demo is not seeded
+            continue
         device_register_simulated(organisation=owner, kind=kind, name=name, public_id=public_id,
                                   latitude=CENTRE[0] + Decimal(dlat), longitude=CENTRE[1] + Decimal(dlon))
         created.append(f"device {public_id}")

@@ -1,0 +1,24 @@
+"""The whole demo in one transaction, each part in the order its dependencies need:
+organisations and users, then the bank and prices, then devices, then the coins."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from .devices import devices_seed
+from .energy import energy_seed
+from .errors import DemoSeedError
+from .fiat import fiat_seed
+from .organisations import DEMO_PASSWORD, organisations_seed
+
+
+@transaction.atomic
+def demo_seed() -> list[str]:
+    """Create whatever part of the demo is missing; return what was created (empty on a rerun).
+    A refusal (``DemoSeedError``) leaves nothing of the demo behind."""
+    if settings.PRODUCTION:
+        # Every demo user's password is published (the home page shows it), and the utility's
+        # demo login holds the utility's keys.
+        raise DemoSeedError(f"refusing to seed the demo in production: its users share the password {DEMO_PASSWORD!r}")
+    return organisations_seed() + fiat_seed() + devices_seed() + energy_seed()
