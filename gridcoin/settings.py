@@ -112,7 +112,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
-# Views marked ``payments.middleware.lean_request`` (the webhooks, all csrf_exempt) under these
+# Views marked ``gridcoin.lean_path.lean_request`` (the webhooks, all csrf_exempt) under these
 # paths are served through LEAN_MIDDLEWARE only: the same security and common response
 # headers, none of the browser middleware (static files, sessions, CSRF, auth, messages, htmx).
 LEAN_PATH_PREFIXES = ["/webhooks/"]
@@ -121,7 +121,7 @@ LEAN_MIDDLEWARE = [m for m in MIDDLEWARE if m in {
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 }]
-MIDDLEWARE.insert(0, "payments.middleware.LeanPathMiddleware")
+MIDDLEWARE.insert(0, "gridcoin.lean_path.LeanPathMiddleware")
 
 ROOT_URLCONF = "gridcoin.urls"
 TEMPLATES = [

@@ -60,6 +60,7 @@ from .mqtt import (
     meter_of,
     meter_topic,
 )
+from .paho_fast import BufferedClient
 from .services import meter_statuses_record, readings_ingest
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class GatewayLoop:
         self.pending: list[Received] = []  # a batch whose commit failed: retried by the next step
         self.subscribed = threading.Event()
         self.stopped = threading.Event()
-        self.client: mqtt.Client | None = None
+        self.client: BufferedClient | None = None
         # public id → the last relay command published for it since we connected
         self.relay_known: dict[str, str] = {}
         self.ingested = 0  # readings committed (any outcome), for benchmarks and logs
@@ -99,7 +100,8 @@ class GatewayLoop:
     # --- connection -----------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> GatewayLoop:
-        client = make_client(self.url, client_id=self.client_id, manual_ack=True, buffered=True)
+        client: BufferedClient = make_client(self.url, client_id=self.client_id, manual_ack=True,
+                                             client_class=BufferedClient)  # type: ignore[assignment]
         # No in-flight cap for its relay commands: with a cap paho rescans every unacknowledged
         # message on each PUBACK, quadratic in a batch's relay commands.
         client.max_inflight_messages_set(0)

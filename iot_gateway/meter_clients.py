@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -57,9 +58,18 @@ class MqttMeter:
         if clean:
             self.client.publish(meter_topic(self.meter.public_id, "status"), OFFLINE, qos=1, retain=True).wait_for_publish(5)
             self.client.disconnect()
-        else:
-            self.client._sock_close()  # drop the TCP connection without DISCONNECT: the broker sends the will
+            self.client.loop_stop()
+            return
+        # Unclean: the network thread stops first (it would reconnect), then the TCP connection
+        # is dropped without a DISCONNECT, so the broker publishes the will.
         self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already gone
+                pass
+            sock.close()
 
 
 def post_reading(base_url: str, meter: SimulatedMeter, now: datetime, timeout: float = 10.0) -> dict:

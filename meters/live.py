@@ -14,6 +14,8 @@ from channels.layers import get_channel_layer
 
 from ledger.events import push_outage
 
+from .channel_groups import listened_groups
+
 logger = logging.getLogger(__name__)
 
 RelayPublisher = Callable[[str, str], None]  # (public id, "on" | "off")
@@ -86,8 +88,10 @@ def _send_many(messages: list[tuple[str, str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None or not messages:
         return
+    # Only groups someone listens to: a gateway batch touches thousands of devices, and a
+    # group_send costs Redis round trips even for an empty group.
     listened = listened_groups(layer, {device_group(public_id) for public_id, _, _ in messages})
-    if listened is not None:  # only groups someone listens to: a gateway batch touches thousands
+    if listened is not None:
         messages = [m for m in messages if device_group(m[0]) in listened]
         if not messages:
             return
@@ -103,48 +107,6 @@ def _send_many(messages: list[tuple[str, str, dict[str, Any]]]) -> None:
         push_outage.failed(f"{len(messages)} device events", exc)
     else:
         push_outage.delivered()
-
-
-_redis_clients: dict[str, Any] = {}
-# One reply byte per key, "1" if it exists: a thousand keys in one command and one reply
-# (a pipeline of a thousand EXISTS took 3% of the gateway's CPU, in redis-py's packing and parsing).
-_EXISTS_EACH = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('EXISTS', k) end return table.concat(r)"
-
-
-def listened_groups(layer, groups: set[str]) -> set[str] | None:
-    """Which of ``groups`` have a member, asked without an event loop: the in-memory layer's
-    own table, or one script of ``EXISTS`` per Redis shard (channels_redis keeps a group as a
-    sorted set that exists while it has members). None when the layer cannot tell: then every
-    group is sent to. ``group_send`` costs two Redis round trips even for a group nobody is in:
-    for a gateway batch of a thousand devices that was half the gateway's CPU."""
-    in_memory = getattr(layer, "groups", None)
-    if isinstance(in_memory, dict) and type(layer).__name__ == "InMemoryChannelLayer":
-        return {g for g in groups if in_memory.get(g)}
-    if type(layer).__module__ != "channels_redis.core" or not hasattr(layer, "_group_key"):
-        return None
-    try:
-        by_shard: dict[int, list[str]] = {}
-        for group in groups:
-            by_shard.setdefault(layer.consistent_hash(group), []).append(group)
-        listened: set[str] = set()
-        for index, members in by_shard.items():
-            found = _redis_client(layer.hosts[index]).eval(
-                _EXISTS_EACH, len(members), *(layer._group_key(g) for g in members))
-            listened.update(g for g, bit in zip(members, found, strict=True) if bit == 49)  # b"1"
-        return listened
-    except Exception:  # a host form we do not know (sentinels), Redis away: let group_send decide
-        logger.debug("could not ask Redis which device groups are listened to", exc_info=True)
-        return None
-
-
-def _redis_client(host: dict[str, Any]):
-    import redis
-
-    client = _redis_clients.get(repr(host))
-    if client is None:
-        options = dict(host)
-        client = _redis_clients[repr(host)] = redis.Redis.from_url(options.pop("address"), **options)
-    return client
 
 
 def device_state_changed(public_id: str, *, consumption: dict[str, Any] | None = None) -> dict[str, Any] | None:

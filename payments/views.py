@@ -9,12 +9,12 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from gridcoin.lean_path import lean_request
 from ledger.models import Organisation, OrgType
 from ledger.units import format_amount
 
 from . import selectors, services
 from .forms import SimulatorForm
-from .middleware import lean_request
 
 
 @lean_request

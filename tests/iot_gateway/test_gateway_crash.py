@@ -1,4 +1,5 @@
-"""A gateway killed (SIGKILL) in the middle of its batches and restarted applies every reading
+"""A gateway (``run_gateway``, i.e. ``iot_gateway.supervisor.gateway_serve`` with one worker)
+killed (SIGKILL) in the middle of its batches and restarted applies every reading
 exactly once: messages are acknowledged only after their batch committed, the persistent MQTT
 session hands the unacknowledged ones to the restarted gateway, and the ledger's idempotency
 keys turn a reading committed just before the kill into a replay."""

@@ -307,7 +307,7 @@ def test_the_relay_publisher_sends_every_command_before_it_disconnects():
 
 
 def test_the_buffered_socket_hands_out_the_stream_in_order():
-    from iot_gateway.mqtt import _BufferedSocket
+    from iot_gateway.paho_fast import BufferedSocket
 
     class Chunks:
         def __init__(self, *chunks: bytes):
@@ -319,7 +319,7 @@ def test_the_buffered_socket_hands_out_the_stream_in_order():
             return self.chunks.pop(0)[:size]
 
     stream = bytes(range(256)) * 600  # 153,600 bytes: three chunks of at most 64 KB
-    sock = _BufferedSocket(Chunks(stream[:65536], stream[65536:131072], stream[131072:]))
+    sock = BufferedSocket(Chunks(stream[:65536], stream[65536:131072], stream[131072:]))
     out, sizes = bytearray(), [1, 1, 2, 300, 7, 65536, 5000]
     while True:
         try:
@@ -334,7 +334,9 @@ def test_the_buffered_socket_hands_out_the_stream_in_order():
 @pytest.fixture
 def buffered_client():
     """The gateway's kind of MQTT client, connected, its network thread running."""
-    client = make_client(settings.MQTT_URL, buffered=True)
+    from iot_gateway.paho_fast import BufferedClient
+
+    client = make_client(settings.MQTT_URL, client_class=BufferedClient)
     connected = threading.Event()
     client.on_connect = lambda *a: connected.set()
     client.connect(*address(client))

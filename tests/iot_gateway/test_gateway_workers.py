@@ -1,6 +1,7 @@
-"""``run_gateway --workers 2``: two processes share the readings through an MQTT 5 shared
-subscription, each with its own persistent session. Every reading is applied at most once and
-no energy is lost, also when one worker is SIGKILLed mid-run and restarted by the first."""
+"""``run_gateway --workers 2`` (``iot_gateway.supervisor.gateway_serve``): two processes share
+the readings through an MQTT 5 shared subscription, each with its own persistent session. Every
+reading is applied at most once and no energy is lost, also when one worker is SIGKILLed mid-run
+and restarted by the first (its ``WorkerSupervisor``)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from django.test import override_settings
 from accounts.models import Membership
 from frontend import simulators
 from gridcoin.asgi import application
-from meters import live, services
+from meters import channel_groups, live, services
 from tests.ledger.test_ledger_websocket import HEADERS, IN_MEMORY, session_cookie
 from tests.meters_world import MeterWorld, build_meter_world
 
@@ -230,7 +230,7 @@ def announce_a_batch_with_one_listener(mw) -> None:
 
     run(scenario)
     assert sent == ["device.SL-0001"]
-    assert live.listened_groups(layer, {"device.SL-0001", "device.HM-ALICE"}) == set()
+    assert channel_groups.listened_groups(layer, {"device.SL-0001", "device.HM-ALICE"}) == set()
 
 
 def test_a_batch_announcement_sends_only_to_listened_devices(mw):
