@@ -270,7 +270,7 @@ def device_windows(public_ids: list[str] | None = None) -> dict[str, list[dict]]
     a device without windows is absent."""
     keys = None if public_ids is None else [windows_key(p) for p in public_ids]
     found: dict[str, list[dict]] = {}
-    for key, value in world_state(DEVICES_NAMESPACE, keys, prefix=windows_key("")).items():
+    for key, value in world_state(DEVICES_NAMESPACE, keys, prefix="" if keys else windows_key("")).items():
         public_id = device_of_windows_key(key)
         if public_id is not None and value:
             found[public_id] = value
