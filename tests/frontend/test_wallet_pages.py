@@ -162,7 +162,6 @@ def test_receipt_of_a_retail_purchase_shows_price_and_fiat(mw):
     from accounts.services import energy_accounts_open
     from ledger.services import account_open
     from tests.ledger_helpers import make_member
-
     from wallet.services import price_set
 
     bank = make_member("demobank", "bank")
