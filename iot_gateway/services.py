@@ -24,7 +24,7 @@ from ledger.batch import Request, invoke_batch
 from ledger.db import bound_cursor, keyed_lookups, sql_in
 from ledger.models import Identity
 from ledger.readings import Reading, ReadingError, chaincode_for, parse_reading
-from ledger.selectors import IdentityColumns, devices_with_identities
+from ledger.selectors import IDENTITY_WIDTH, IdentityColumns, devices_with_identities
 from meters import live
 from meters.models import Device, EnrolmentState
 
@@ -82,9 +82,9 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
     for row in rows:
         meter = _known_meters.get(row)
         if meter is None:  # new, or any column changed (a revocation, a new key, a retirement)
-            (pk, public_id, kind, state, _), identity = row
-            meter = _known_meters[row] = _Meter(pk, public_id, kind, state == EnrolmentState.RETIRED,
-                                                identity.identity())
+            pk, public_id, kind, state, _ = row[:-IDENTITY_WIDTH]
+            identity = IdentityColumns(*row[-IDENTITY_WIDTH:]).identity()
+            meter = _known_meters[row] = _Meter(pk, public_id, kind, state == EnrolmentState.RETIRED, identity)
         out[meter.public_id] = meter
     return out
 
@@ -94,7 +94,7 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
 # a revoked identity or a retired device is never answered from here. About 1 KB each: a
 # fleet larger than the bound is served without it rather than growing the worker.
 KNOWN_METERS = 20_000
-_known_meters: dict[tuple[tuple, IdentityColumns], _Meter] = {}
+_known_meters: dict[tuple, _Meter] = {}
 
 
 def _outcome(reading: Reading, result) -> IngestOutcome:
