@@ -218,7 +218,7 @@ def identity_key_and_organisations(identity_id: int | None, msp_ids: list[str],
 
 def existing_accounts(keys: list[str]) -> set[tuple[str, str]]:
     """(key, asset) of every account with one of these keys, whatever its asset; build the keys
-    with the chaincode's helpers (``ledger.chaincodes.energy.household_account`` and friends)."""
+    with ``ledger.keys`` (``household_account`` and friends)."""
     if not keys:
         return set()
     where, params = sql_in("a.key", sorted(set(keys)))
