@@ -119,6 +119,8 @@ def device_register_simulated(*, organisation: Organisation, kind: str, name: st
 
 
 def simulated_signer(device: Device) -> Ed25519PrivateKey:
+    """The key ``device_register_simulated`` sealed (opened here, next to where it is sealed).
+    Simulations play the device through ``iot_gateway.fleet.simulated_meter``, which signs with it."""
     stored = SimulatedMeterKey.objects.get(device=device)
     seed = open_private_key(bytes(stored.nonce), bytes(stored.ciphertext), key_encryption_key(), _aad(device))
     return private_key_from_seed(seed)
