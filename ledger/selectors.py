@@ -237,8 +237,8 @@ def balances(keys: list[str], asset: str = ENERGY) -> dict[str, int]:
 
 
 def world_state(namespace: str, keys: list[str] | None = None, *, prefix: str = "") -> dict[str, Any]:
-    """The current value of each of these keys (None: every key starting with ``prefix``) in
-    ``namespace``, in key order; deleted or never written keys are absent."""
+    """The current value of each of these keys in ``namespace`` (None: of every key, or every
+    key starting with ``prefix``), in key order; deleted or never written keys are absent."""
     entries = StateEntry.objects.filter(namespace=namespace, is_deleted=False)
     if keys is not None:
         if not keys:
@@ -270,7 +270,7 @@ def device_windows(public_ids: list[str] | None = None) -> dict[str, list[dict]]
     a device without windows is absent."""
     keys = None if public_ids is None else [windows_key(p) for p in public_ids]
     found: dict[str, list[dict]] = {}
-    for key, value in world_state(DEVICES_NAMESPACE, keys, prefix="" if keys else windows_key("")).items():
+    for key, value in world_state(DEVICES_NAMESPACE, keys, prefix=windows_key("") if keys is None else "").items():
         public_id = device_of_windows_key(key)
         if public_id is not None and value:
             found[public_id] = value
