@@ -11,16 +11,15 @@ from django.db import IntegrityError, transaction
 
 from ledger import services as ledger
 from ledger.crypto import generate_private_key, public_bytes
+from ledger.keys import ENERGY, UTILITY_SHARDS, household_account, producer_account, utility_account
 from ledger.models import Identity, IdentityKind, Organisation, OrgType
 
 from .keys import custodial_key_store, custodial_signer
 from .models import Membership, Role
 
-ENERGY = "k"
-
 
 def household_account_key(organisation: Organisation) -> str:
-    return f"household:{organisation.msp_id}"
+    return household_account(organisation.msp_id)
 
 
 @transaction.atomic
@@ -84,8 +83,6 @@ def service_identity(*, organisation: Organisation, name: str) -> Identity:
 def energy_accounts_open(*, organisation: Organisation) -> list[str]:
     """Open the k accounts an organisation of this type holds (idempotent): a utility's
     shards, a producer's account, a household's account."""
-    from ledger.chaincodes.energy import UTILITY_SHARDS, producer_account, utility_account
-
     if organisation.org_type == OrgType.UTILITY:
         keys = [utility_account(organisation.msp_id, n) for n in range(UTILITY_SHARDS)]
     elif organisation.org_type == OrgType.PRODUCER:

@@ -21,7 +21,6 @@ Targets: ≥ 5,000 readings/s, relay p95 ≤ 200 ms, gateway ≤ 300 MB.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import subprocess
@@ -32,6 +31,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from bench.common import ROOT, Timer, fresh_database, p95, setup_django
+from ledger.keys import ENERGY, device_account
 
 METERS = int(os.environ.get("BENCH_METERS", "10000"))
 READINGS_PER_METER = int(os.environ.get("BENCH_READINGS_PER_METER", "3"))
@@ -70,15 +70,15 @@ def build_fleet(count: int, prefix: str):
     utility = (make_member("bench-utility", "utility") if not Organisation.objects.filter(msp_id="bench-utility")
                .exists() else None)
     if utility is not None:
-        ledger.asset_create(code="k", name="Energy", scale=3, display_unit="kWh", issuer=utility.organisation)
+        ledger.asset_create(code=ENERGY, name="Energy", scale=3, display_unit="kWh", issuer=utility.organisation)
     org = Organisation.objects.get(msp_id="bench-utility")
     keys = {f"{prefix}-{n:05d}": generate_private_key() for n in range(count)}
     with transaction.atomic():
         identities = Identity.objects.bulk_create(
             Identity(organisation=org, name=pid, public_key=public_bytes(k), kind=IdentityKind.DEVICE)
             for pid, k in keys.items())
-        Account.objects.bulk_create(Account(key=f"device:{pid}", asset_id="k", organisation=org, kind=AccountKind.DEVICE)
-                                    for pid in keys)
+        Account.objects.bulk_create(Account(key=device_account(pid), asset_id=ENERGY, organisation=org,
+                                            kind=AccountKind.DEVICE) for pid in keys)
         Device.objects.bulk_create(Device(public_id=pid, name=pid, kind="street_light", organisation=org, identity=i)
                                    for pid, i in zip(keys, identities, strict=True))
     return utility, org, keys
@@ -89,7 +89,7 @@ def fund_all(utility, public_ids: list[str], amount: int) -> None:
     from ledger.batch import Request, invoke_batch
 
     for n in range(0, len(public_ids), 500):
-        requests = [Request(chaincode="token", function="mint", args={"to": f"device:{pid}", "asset": "k",
+        requests = [Request(chaincode="token", function="mint", args={"to": device_account(pid), "asset": ENERGY,
                                                                        "amount": amount},
                             invoker=utility.identity, idempotency_key=f"bench-fund:{pid}", signer=utility.key)
                     for pid in public_ids[n:n + 500]]
@@ -227,9 +227,10 @@ def bench_mqtt_ingestion(mqtt_url: str, readings: list[dict], workers: int = GAT
 
     from bench.mqtt_fleet import publish_all
     from iot_gateway.models import MeterReading
-    from iot_gateway.mqtt import broker, end_sessions, meter_topic
+    from iot_gateway.mqtt import broker, end_sessions
+    from iot_gateway.simulator import reading_publication
 
-    payloads = [(meter_topic(r["meter"], "readings"), json.dumps(r).encode()) for r in readings]
+    payloads = [reading_publication(r) for r in readings]
     client_id = f"gw-bench-{uuid.uuid4().hex[:8]}"
     gateway = gateway_process(mqtt_url, client_id, workers)
     peak = [0]
@@ -330,7 +331,7 @@ def bench_relay(mqtt_url: str, utility, public_ids: list[str]) -> list[float]:
     samples = []
     for pid in public_ids:
         start = time.perf_counter()
-        result = utility.invoke("token", "mint", {"to": f"device:{pid}", "asset": "k", "amount": 1_000})
+        result = utility.invoke("token", "mint", {"to": device_account(pid), "asset": ENERGY, "amount": 1_000})
         assert result.ok
         live.device_state_changed(pid)  # what the funding path does after commit
         if events[pid].wait(5):
@@ -355,7 +356,7 @@ def bench_websocket(utility, public_ids: list[str]) -> list[float]:
     from meters import live
 
     def fund(pid: str) -> None:
-        result = utility.invoke("token", "mint", {"to": f"device:{pid}", "asset": "k", "amount": 1_000})
+        result = utility.invoke("token", "mint", {"to": device_account(pid), "asset": ENERGY, "amount": 1_000})
         assert result.ok
         live.device_state_changed(pid)  # what the funding path does after commit
 

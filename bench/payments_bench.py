@@ -40,7 +40,7 @@ def build():
 
     market = build_market(stock=10**12 // 16)
     from ledger import services as ledger
-    from ledger.chaincodes.energy import credit_account
+    from ledger.keys import credit_account
 
     homes = [market.household] + [market.add_household(f"hh-bench-{n}") for n in range(HOUSEHOLDS - 1)]
     for home in homes:  # the webhook path opens these on first use; the direct baseline cannot

@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from ledger.units import kwh
 from meters import qr
 from meters import selectors as meter_selectors
 from meters.models import Device, DeviceKind, EnrolmentState
@@ -159,5 +160,5 @@ def simulator_tick(request: HttpRequest, public_id: str) -> JsonResponse:
     state = meter_selectors.device_state(device)
     return JsonResponse({**tick.as_json(), "relay": state.relay, "balance_wh": state.balance,
                          "spendable_wh": state.spendable,
-                         "balance_kwh": meter_selectors.kwh(state.balance)},
+                         "balance_kwh": kwh(state.balance)},
                         status=200 if tick.ok else 409)

@@ -46,11 +46,12 @@ class ReadingRow:
 def device_readings(device, *, limit: int = 20) -> list[ReadingRow]:
     """The device's latest accepted meter readings, newest first. Private: callers check
     ``meters.consumers.may_see_consumption`` first."""
+    from ledger.keys import PRODUCER_KINDS
     from ledger.models import Transaction, TxStatus
-    from meters.models import DeviceKind
+    from ledger.readings import chaincode_for
 
-    producer = device.kind == DeviceKind.PRODUCER_METER
-    chaincode, function = ("generator", "mint") if producer else ("consumer", "burn")
+    producer = device.kind in PRODUCER_KINDS
+    chaincode, function = chaincode_for(device.kind)
     rows = []
     txs = (Transaction.objects.filter(invoker_id=device.identity_id, chaincode=chaincode, function=function,
                                       status=TxStatus.VALID)

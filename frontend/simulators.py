@@ -1,16 +1,15 @@
 """The simulator pages' meters: each tick the page asks for is the next signed cumulative
-reading of a simulated meter, sent through the real meter path.
+reading of the device's simulated meter, sent through the real meter path.
 
-The reading is signed here with the device's simulated key (``meters.services.simulated_signer``)
-exactly as a physical meter would sign it (``ledger.readings.reading_payload``), then handed to
-the gateway's ingestion (``iot_gateway.services.readings_ingest``, the same call its HTTP
+The meter is the one every simulation plays (``iot_gateway.fleet.simulated_meter``: the
+device's sealed key, resumed at the registers the ledger last accepted); its reading is handed
+to the gateway's ingestion (``iot_gateway.services.readings_ingest``, the same call its HTTP
 endpoint makes), which turns it into ``consumer.burn`` / ``generator.mint``, audits it and
 announces the new state after commit. The ledger verifies the meter's signature; nothing here
 can mint or burn without it."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from dataclasses import dataclass
@@ -21,12 +20,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import Membership
+from iot_gateway.fleet import last_registers as fleet_registers
+from iot_gateway.fleet import simulated_meter
 from iot_gateway.models import ReceivedVia
 from iot_gateway.services import readings_ingest
-from ledger.models import OrgType, StateEntry
-from ledger.readings import reading_payload
+from ledger.models import OrgType
 from meters.models import Device, DeviceKind, SimulatedMeterKey
-from meters.services import simulated_signer
 
 logger = logging.getLogger(__name__)
 
@@ -82,27 +81,9 @@ def is_simulated(device: Device) -> bool:
     return SimulatedMeterKey.objects.filter(device=device).exists()
 
 
-def _namespace(device: Device) -> str:
-    return "generator" if device.kind == DeviceKind.PRODUCER_METER else "devices"
-
-
 def last_registers(device: Device) -> dict[str, int]:
-    """The last reading the ledger accepted from this meter (world state ``registers/<id>``)."""
-    entry = StateEntry.objects.filter(namespace=_namespace(device), key=f"registers/{device.public_id}",
-                                      is_deleted=False).first()
-    value = (entry.value if entry else None) or {}
-    return {"counter": int(value.get("counter", 0)), "import_wh": int(value.get("import_wh", 0)),
-            "export_wh": int(value.get("export_wh", 0))}
-
-
-def signed_reading(device: Device, *, counter: int, import_wh: int, export_wh: int, at: datetime) -> dict[str, Any]:
-    """The message a meter publishes: registers, counter, timestamp and its signature."""
-    invoker = f"{device.organisation.msp_id}/{device.public_id}"
-    payload = reading_payload(device_kind=device.kind, invoker=invoker, counter=counter, import_wh=import_wh,
-                              export_wh=export_wh, timestamp=at)
-    signature = simulated_signer(device).sign(payload)
-    return {"meter": device.public_id, "counter": counter, "import_wh": import_wh, "export_wh": export_wh,
-            "timestamp": at.isoformat(), "signature": base64.b64encode(signature).decode()}
+    """The counter and registers of the last reading the ledger accepted from this meter."""
+    return fleet_registers([device])[device.public_id]
 
 
 def meter_tick(*, device: Device, wh: int | None = None, now: datetime | None = None) -> Tick:
@@ -118,12 +99,15 @@ def meter_tick(*, device: Device, wh: int | None = None, now: datetime | None = 
     with _locks_guard:
         lock = _locks.setdefault(device.public_id, threading.Lock())
     with lock:
-        last = last_registers(device)
-        producer = device.kind == DeviceKind.PRODUCER_METER
-        import_wh = last["import_wh"] + (0 if producer else step)
-        export_wh = last["export_wh"] + (step if producer else 0)
-        message = signed_reading(device, counter=last["counter"] + 1, import_wh=import_wh, export_wh=export_wh,
-                                 at=now or timezone.now())
+        meter = simulated_meter(device)
+        # A tick is energy that flowed: whether the device could pay for it is the ledger's
+        # call (a shortfall turns the relay off), so the page's meter keeps its relay on.
+        if meter.is_producer:
+            meter.add_energy(export_wh=step)
+        else:
+            meter.add_energy(import_wh=step)
+        message = meter.next_reading(now or timezone.now())
+        import_wh, export_wh = meter.import_wh, meter.export_wh
         # In process, as the gateway's HTTP endpoint would: the embedded default needs no broker.
         (outcome,) = readings_ingest([message], received_via=ReceivedVia.HTTP)
     ok, reason, result = outcome.ok and outcome.status == "applied", outcome.reason, outcome.result or {}

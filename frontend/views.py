@@ -10,11 +10,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ledger import selectors as ledger
+from ledger.keys import ENERGY
 from ledger.models import Asset, Transaction
 from meters import selectors as meter_selectors
 from meters import services as meter_services
 from meters.consumers import may_see_consumption
 from meters.services import FundingResult
+from wallet import selectors as wallet_selectors
+from wallet import services as wallet_services
 
 from . import selectors
 from .device_views import device_page_url
@@ -125,8 +128,8 @@ def wallet(request: HttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     if before and not before.isdigit():
         raise Http404("bad page")
-    entries, older = meter_selectors.wallet_history(request.user, before=int(before) if before else None,
-                                                    limit=HISTORY_PER_PAGE)
+    entries, older = wallet_selectors.wallet_history(request.user, before=int(before) if before else None,
+                                                     limit=HISTORY_PER_PAGE)
     if request.htmx and request.method == "GET" and before:
         return render(request, "frontend/wallet/_history_rows.html", {"entries": entries, "older": older})
     if request.method == "POST":
@@ -134,7 +137,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
     else:
         form, result, refused = FundForm.fresh(initial={"public_id": request.GET.get("device", "")}), None, None
     context = _fund_context(form, result, refused)
-    context["wallets"] = meter_selectors.wallet_balances(request.user)
+    context["wallets"] = wallet_selectors.wallet_balances(request.user)
     if request.htmx and request.method == "POST":
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_wallets": result is not None})
     context.update({"entries": entries, "older": older, "paged": bool(before)})
@@ -144,9 +147,9 @@ def wallet(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
-    tx = get_object_or_404(meter_selectors.wallet_transactions(request.user).prefetch_related(
+    tx = get_object_or_404(wallet_selectors.wallet_transactions(request.user).prefetch_related(
         "postings__account", "postings__asset"), tx_hash=tx_hash)
-    (entry,) = meter_selectors.history_entries(request.user, [tx])
+    (entry,) = wallet_selectors.history_entries(request.user, [tx])
     return render(request, "frontend/wallet/receipt.html", {"entry": entry, "tx": tx, "result": tx.result or {}})
 
 
@@ -187,13 +190,13 @@ def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def _currencies() -> dict[str, int]:
-    return dict(Asset.objects.exclude(code="k").order_by("code").values_list("code", "scale"))
+    return dict(Asset.objects.exclude(code=ENERGY).order_by("code").values_list("code", "scale"))
 
 
 @require_http_methods(["GET", "POST"])
 def prices(request: HttpRequest) -> HttpResponse:
     """Everyone sees the price schedules; utility staff add prices (``pricing.set``)."""
-    can_set = request.user.is_authenticated and meter_services.user_sets_prices(request.user)
+    can_set = request.user.is_authenticated and wallet_services.user_sets_prices(request.user)
     form = None
     if can_set:
         if request.method == "POST":
@@ -201,10 +204,10 @@ def prices(request: HttpRequest) -> HttpResponse:
             if form.is_valid():
                 data = form.cleaned_data
                 try:
-                    meter_services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
-                                             price=data["price_minor"], effective_from=data["effective_from"],
-                                             idempotency_key=str(data["idempotency_key"]))
-                except meter_services.DeviceError as exc:
+                    wallet_services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
+                                              price=data["price_minor"], effective_from=data["effective_from"],
+                                              idempotency_key=str(data["idempotency_key"]))
+                except wallet_services.PriceError as exc:
                     form.add_error(None, str(exc))
                 else:
                     messages.success(request, f"{data['kind'].title()} price in {data['currency']} added.")
@@ -218,6 +221,6 @@ def prices(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden("Only utility staff can set prices.")
     scales = _currencies()
     schedules = [
-        (s, scales.get(s.currency, 2)) for s in meter_selectors.price_schedules()
+        (s, scales.get(s.currency, 2)) for s in wallet_selectors.price_schedules()
     ]
     return render(request, "frontend/prices.html", {"schedules": schedules, "price_form": form})

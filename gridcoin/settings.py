@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "accounts",
     "frontend",
     "meters",
+    "wallet",
     "payments",
     "iot_gateway",
     "demo",

@@ -1,12 +1,14 @@
-"""The simulated fleet's devices: register the missing ones (each with its own sealed key)
-and build ``SimulatedMeter``s that resume from the registers the ledger last accepted."""
+"""Simulated meters of registered devices: register the missing ones of a fleet (each with its
+own sealed key) and build the ``SimulatedMeter`` of a device, resuming from the registers the
+ledger last accepted. ``simulate_meters``, the simulator pages and the tests play devices'
+meters through here."""
 
 from __future__ import annotations
 
+from ledger import selectors as ledger_selectors
 from ledger import services as ledger
-from ledger.contracts import registry
-from ledger.models import Asset, Organisation, OrgType, StateEntry
-from ledger.readings import chaincode_for
+from ledger.keys import ENERGY
+from ledger.models import Asset, Organisation, OrgType
 from meters.models import Device, DeviceKind, EnrolmentState
 from meters.services import device_register_simulated, simulated_signer
 
@@ -38,8 +40,8 @@ def fleet_devices(*, households: int = 0, street_lights: int = 0, producers: int
                   prefix: str = FLEET_PREFIX) -> list[Device]:
     """The fleet's devices ``<prefix>-HM-0001``, ``<prefix>-SL-0001``, ``<prefix>-PM-0001``...,
     registering those that are missing (owned by the first organisation of the right type)."""
-    if not Asset.objects.filter(code="k").exists():
-        raise FleetError("the energy asset k does not exist yet: run `python manage.py seed_demo` first")
+    if not Asset.objects.filter(code=ENERGY).exists():
+        raise FleetError(f"the energy asset {ENERGY} does not exist yet: run `python manage.py seed_demo` first")
     devices = []
     for option, count in (("households", households), ("street_lights", street_lights), ("producers", producers)):
         kind, part, org_type = FLEET_KINDS[option]
@@ -55,18 +57,12 @@ def fleet_devices(*, households: int = 0, street_lights: int = 0, producers: int
     return [d for d in devices if d.state != EnrolmentState.RETIRED]
 
 
-def last_registers(devices: list[Device]) -> dict[str, dict]:
-    """The last accepted reading of each device from world state ``registers/<public id>``."""
-    by_namespace: dict[str, list[str]] = {}
-    for device in devices:
-        namespace = registry.resolve(*chaincode_for(device.kind)).namespace
-        by_namespace.setdefault(namespace, []).append(f"registers/{device.public_id}")
-    found = {}
-    for namespace, keys in by_namespace.items():
-        for key, value in StateEntry.objects.filter(namespace=namespace, key__in=keys, is_deleted=False).values_list(
-                "key", "value"):
-            found[key.removeprefix("registers/")] = value
-    return found
+def last_registers(devices: list[Device]) -> dict[str, dict[str, int]]:
+    """The counter and registers of the last reading the ledger accepted from each device's
+    meter (all 0 for one that never reported), by public id."""
+    found = ledger_selectors.meter_registers([(d.public_id, d.kind) for d in devices])
+    return {d.public_id: {name: int((found.get(d.public_id) or {}).get(name, 0))
+                          for name in ("counter", "import_wh", "export_wh")} for d in devices}
 
 
 def simulated_meters(devices: list[Device]) -> list[SimulatedMeter]:
@@ -74,11 +70,17 @@ def simulated_meters(devices: list[Device]) -> list[SimulatedMeter]:
     registers and counter the ledger accepted."""
     registers = last_registers(devices)
     meters = []
-    for device in Device.objects.select_related("organisation").filter(pk__in=[d.pk for d in devices]):
-        last = registers.get(device.public_id) or {}
+    for device in Device.objects.select_related("identity__organisation").filter(pk__in=[d.pk for d in devices]):
+        last = registers[device.public_id]
         meters.append(SimulatedMeter(
-            public_id=device.public_id, kind=device.kind, invoker=f"{device.organisation.msp_id}/{device.public_id}",
-            signer=simulated_signer(device), counter=last.get("counter", 0), import_wh=last.get("import_wh", 0),
-            export_wh=last.get("export_wh", 0),
+            public_id=device.public_id, kind=device.kind, invoker=device.identity.qualified_name,
+            signer=simulated_signer(device), counter=last["counter"], import_wh=last["import_wh"],
+            export_wh=last["export_wh"],
         ))
     return meters
+
+
+def simulated_meter(device: Device) -> SimulatedMeter:
+    """``simulated_meters`` of one device."""
+    (meter,) = simulated_meters([device])
+    return meter

@@ -16,7 +16,7 @@ from datetime import datetime
 import paho.mqtt.client as mqtt
 
 from .mqtt import OFFLINE, ONLINE, address, make_client, meter_topic
-from .simulator import SimulatedMeter
+from .simulator import SimulatedMeter, reading_publication
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class MqttMeter:
             logger.info("meter %s ignored relay payload %r", self.meter.public_id, message.payload[:40])
 
     def publish_reading(self, now: datetime) -> mqtt.MQTTMessageInfo:
-        reading = self.meter.next_reading(now)
-        return self.client.publish(meter_topic(self.meter.public_id, "readings"), json.dumps(reading), qos=1)
+        topic, payload = reading_publication(self.meter.next_reading(now))
+        return self.client.publish(topic, payload, qos=1)
 
     def stop(self, *, clean: bool = True) -> None:
         """A clean stop says "offline" itself; an unclean one leaves it to the last will."""

@@ -22,8 +22,9 @@ from django.utils import timezone
 from ledger import services as ledger
 from ledger.batch import Request, invoke_batch
 from ledger.db import bound_cursor, keyed_lookups, sql_in
-from ledger.models import Identity, Organisation
+from ledger.models import Identity
 from ledger.readings import Reading, ReadingError, chaincode_for, parse_reading
+from ledger.selectors import IDENTITY_WIDTH, IdentityColumns, devices_with_identities
 from meters import live
 from meters.models import Device, EnrolmentState
 
@@ -73,27 +74,16 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
     if not public_ids:
         return {}
     where, params = sql_in("d.public_id", sorted(public_ids))
-    with bound_cursor() as cur:
-        cur.execute(
-            "SELECT d.id, d.public_id, d.kind, d.state, i.id, i.name, i.kind, i.public_key, i.revoked_at, "
-            "o.id, o.msp_id, o.name, o.org_type FROM meters_device d "
-            "JOIN ledger_identity i ON i.id = d.identity_id JOIN ledger_organisation o ON o.id = i.organisation_id "
-            f"WHERE {where}", params)
-        rows = cur.fetchall()
+    rows = devices_with_identities(f"SELECT d.id, d.public_id, d.kind, d.state, d.identity_id FROM meters_device d "
+                                   f"WHERE {where}", params)
     if len(_known_meters) > KNOWN_METERS:
         _known_meters.clear()
-    organisations: dict[int, Organisation] = {}
     out = {}
     for row in rows:
-        row = (*row[:7], bytes(row[7]), *row[8:])
         meter = _known_meters.get(row)
         if meter is None:  # new, or any column changed (a revocation, a new key, a retirement)
-            pk, public_id, kind, state, iid, name, ikind, key, revoked_at, oid, msp_id, oname, org_type = row
-            org = organisations.get(oid)
-            if org is None:
-                org = organisations[oid] = Organisation(id=oid, msp_id=msp_id, name=oname, org_type=org_type)
-            identity = Identity(id=iid, organisation=org, name=name, kind=ikind, public_key=key,
-                                revoked_at=revoked_at)
+            pk, public_id, kind, state, _ = row[:-IDENTITY_WIDTH]
+            identity = IdentityColumns(*row[-IDENTITY_WIDTH:]).identity()
             meter = _known_meters[row] = _Meter(pk, public_id, kind, state == EnrolmentState.RETIRED, identity)
         out[meter.public_id] = meter
     return out

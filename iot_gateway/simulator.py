@@ -1,7 +1,8 @@
 """A simulated smart meter: cumulative registers, a monotonic counter, a relay, and its own
 Ed25519 key. Pure (no ORM, no network): ``simulate_meters``, the embedded fleet, the simulator
-pages and the tests all drive it the same way: ``next_reading(now)`` returns the signed
-message a real meter would publish on ``gridcoin/v1/meters/<id>/readings``."""
+pages (through ``iot_gateway.fleet.simulated_meter``), the benchmarks and the tests all drive
+it the same way: ``next_reading(now)`` returns the signed message a real meter would publish
+on ``gridcoin/v1/meters/<id>/readings`` (``reading_publication``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.crypto import b64
-from ledger.readings import PRODUCER_KINDS, reading_payload
+from ledger.keys import PRODUCER_KINDS
+from ledger.readings import reading_payload
+
+from .mqtt import meter_topic
 
 WMS_PER_WH = 3_600_000  # watt-milliseconds in a watt-hour: registers advance in whole Wh, exactly
 
@@ -38,6 +42,11 @@ def relay_from_payload(payload: bytes | str) -> str | None:
             return None
     text = text.lower()
     return text if text in ("on", "off") else None
+
+
+def reading_publication(reading: dict[str, Any]) -> tuple[str, bytes]:
+    """The MQTT topic and payload a meter publishes ``reading`` (a signed reading message) as."""
+    return meter_topic(reading["meter"], "readings"), json.dumps(reading).encode()
 
 
 @dataclass

@@ -16,8 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .documents import proposal_bytes
-
-PRODUCER_KINDS = {"producer_meter"}
+from .keys import PRODUCER_KINDS
 
 
 class ReadingError(ValueError):

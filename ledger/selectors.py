@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import connection, models
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from .db import bound_cursor, sql_in
+from .keys import (
+    DEVICES_NAMESPACE,
+    ENERGY,
+    PRICING_NAMESPACE,
+    PRODUCER_KINDS,
+    device_account,
+    device_of_registers_key,
+    device_of_windows_key,
+    producer_account,
+    registers_key,
+    registers_namespace,
+    windows_key,
+)
 from .merkle import inclusion_proof
-from .models import Account, Block, Identity, Organisation, OrgType, Transaction, TransactionQuerySet
+from .models import Account, Block, Identity, Organisation, OrgType, StateEntry, Transaction, TransactionQuerySet
 
 # Organisation types that see every account and transaction (they run or audit the network).
 OVERSEERS = {OrgType.UTILITY, OrgType.AUDITOR}
@@ -204,9 +218,133 @@ def identity_key_and_organisations(identity_id: int | None, msp_ids: list[str],
 
 def existing_accounts(keys: list[str]) -> set[tuple[str, str]]:
     """(key, asset) of every account with one of these keys, whatever its asset; build the keys
-    with the chaincode's helpers (``ledger.chaincodes.energy.household_account`` and friends)."""
+    with ``ledger.keys`` (``household_account`` and friends)."""
     if not keys:
         return set()
     where, params = sql_in("a.key", sorted(set(keys)))
     return {(key, asset) for key, asset in _rows(f"SELECT a.key, a.asset_id FROM ledger_account a WHERE {where}",
                                                  params)}
+
+
+# --- the energy chaincodes' accounts and world state, for apps
+# Keys are built with ``ledger.keys``; apps read them here rather than from the tables.
+
+def balances(keys: list[str], asset: str = ENERGY) -> dict[str, int]:
+    """The balance in ``asset`` of each account with one of these keys (no account: absent)."""
+    if not keys:
+        return {}
+    return dict(Account.objects.filter(key__in=set(keys), asset_id=asset).values_list("key", "balance"))
+
+
+def world_state(namespace: str, keys: list[str] | None = None, *, prefix: str = "") -> dict[str, Any]:
+    """The current value of each of these keys in ``namespace`` (None: of every key, or every
+    key starting with ``prefix``), in key order; deleted or never written keys are absent."""
+    entries = StateEntry.objects.filter(namespace=namespace, is_deleted=False)
+    if keys is not None:
+        if not keys:
+            return {}
+        entries = entries.filter(key__in=set(keys))
+    if prefix:
+        entries = entries.filter(key__startswith=prefix)
+    return dict(entries.order_by("key").values_list("key", "value"))
+
+
+def meter_registers(meters: list[tuple[str, str]]) -> dict[str, dict]:
+    """The last reading the ledger accepted from each meter, given as (public id, device kind):
+    ``{"counter", "import_wh", "export_wh", "timestamp"}`` by public id; meters that never
+    reported are absent."""
+    by_namespace: dict[str, list[str]] = {}
+    for public_id, kind in meters:
+        by_namespace.setdefault(registers_namespace(kind), []).append(registers_key(public_id))
+    found: dict[str, dict] = {}
+    for namespace, keys in by_namespace.items():
+        for key, value in world_state(namespace, keys).items():
+            meter = device_of_registers_key(key)
+            if meter is not None and value:
+                found[meter] = value
+    return found
+
+
+def device_windows(public_ids: list[str] | None = None) -> dict[str, list[dict]]:
+    """The funded windows of these devices (None: of every device that has any) by public id;
+    a device without windows is absent."""
+    keys = None if public_ids is None else [windows_key(p) for p in public_ids]
+    found: dict[str, list[dict]] = {}
+    for key, value in world_state(DEVICES_NAMESPACE, keys, prefix=windows_key("") if keys is None else "").items():
+        public_id = device_of_windows_key(key)
+        if public_id is not None and value:
+            found[public_id] = value
+    return found
+
+
+def price_schedule_entries(keys: list[str] | None = None) -> dict[str, list[dict]]:
+    """The utilities' price schedules (``ledger.keys.price_key``) as the ``pricing`` chaincode
+    keeps them, by key (None: all)."""
+    return {key: value or [] for key, value in world_state(PRICING_NAMESPACE, keys).items()}
+
+
+# Apps that keep devices in their own tables read a batch of them with the ledger's data in
+# one statement: the app gives its query over its own table (``devices_sql``, raw SQL for
+# ``bound_cursor``), the ledger wraps it with the ledger's tables. PostgreSQL flattens the
+# subquery, so the plan is the one a hand-written join would get.
+
+class IdentityColumns(NamedTuple):
+    """A device identity and its organisation as stored: hashable, so a hot path may keep what
+    it built from it until any column changes (a revocation, a new key)."""
+
+    pk: int
+    name: str
+    kind: str
+    public_key: bytes
+    revoked_at: datetime | None
+    organisation_pk: int
+    msp_id: str
+    organisation_name: str
+    org_type: str
+
+    def identity(self) -> Identity:
+        organisation = _loaded(Organisation, id=self.organisation_pk, msp_id=self.msp_id,
+                               name=self.organisation_name, org_type=self.org_type)
+        return _loaded(Identity, id=self.pk, organisation=organisation, name=self.name, kind=self.kind,
+                       public_key=self.public_key, revoked_at=_aware(self.revoked_at))
+
+
+IDENTITY_WIDTH = len(IdentityColumns._fields)
+
+
+def devices_with_identities(devices_sql: str, params: list) -> list[tuple]:
+    """Each row of ``devices_sql`` (which must have an ``identity_id`` column) followed by the
+    columns of that identity and its organisation (``IdentityColumns(*row[-IDENTITY_WIDTH:])``);
+    rows whose identity is missing are left out. Rows are flat tuples as fetched: a hot path
+    keys what it builds from them by the whole row without rebuilding one per device."""
+    with bound_cursor() as cur:
+        cur.execute("SELECT s.*, i.id, i.name, i.kind, i.public_key, i.revoked_at, o.id, o.msp_id, o.name, "
+                    f"o.org_type FROM ({devices_sql}) s JOIN ledger_identity i ON i.id = s.identity_id "
+                    "JOIN ledger_organisation o ON o.id = i.organisation_id", params)
+        rows = cur.fetchall()
+    if connection.vendor == "postgresql":  # bytea arrives as bytes; elsewhere as a memoryview
+        return rows
+    key = -IDENTITY_WIDTH + IdentityColumns._fields.index("public_key")
+    return [(*row[:key], bytes(row[key]), *row[key + 1:]) for row in rows]
+
+
+def devices_balance_and_windows(devices_sql: str, params: list) -> list[tuple[str, int, list[dict]]]:
+    """(public id, balance, funded windows) of each device of ``devices_sql`` (columns
+    ``public_id``, ``kind``, ``organisation_id``): the balance of the account its readings move
+    (``ledger.keys.meter_account``), 0 if it has none."""
+    producers = ", ".join(["%s"] * len(PRODUCER_KINDS))
+    with bound_cursor() as cur:
+        # One index lookup per device for its account and its windows (correlated subqueries):
+        # joined instead, on keys built from the device's columns, PostgreSQL hashed both whole
+        # tables for every batch.
+        cur.execute(
+            "SELECT s.public_id, "
+            "(SELECT a.balance FROM ledger_account a WHERE a.asset_id = %s AND a.key = "
+            f"CASE WHEN s.kind IN ({producers}) THEN %s || o.msp_id ELSE %s || s.public_id END), "
+            "(SELECT e.value FROM ledger_stateentry e WHERE e.namespace = %s AND e.key = %s || s.public_id "
+            f"AND NOT e.is_deleted) FROM ({devices_sql}) s JOIN ledger_organisation o ON o.id = s.organisation_id",
+            [ENERGY, *sorted(PRODUCER_KINDS), producer_account(""), device_account(""), DEVICES_NAMESPACE,
+             windows_key(""), *params])
+        rows = cur.fetchall()
+    return [(public_id, balance or 0, (json.loads(windows) if isinstance(windows, (str, bytes)) else windows) or [])
+            for public_id, balance, windows in rows]

@@ -12,6 +12,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from wallet import selectors as wallet
+from wallet import services as wallet_services
+
 from . import selectors, services
 from .serializers import (
     DeviceStateSerializer,
@@ -38,7 +41,7 @@ class WalletBalances(APIView):
 
     @extend_schema(responses=WalletOrganisationSerializer(many=True))
     def get(self, request):
-        return Response({"organisations": WalletOrganisationSerializer(selectors.wallet_balances(request.user),
+        return Response({"organisations": WalletOrganisationSerializer(wallet.wallet_balances(request.user),
                                                                          many=True).data})
 
 
@@ -49,12 +52,12 @@ class WalletHistory(generics.ListAPIView):
     serializer_class = HistoryEntrySerializer
 
     def get_queryset(self):
-        return selectors.wallet_transactions(self.request.user).prefetch_related("postings__account",
+        return wallet.wallet_transactions(self.request.user).prefetch_related("postings__account",
                                                                                   "postings__asset")
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        entries = selectors.history_entries(request.user, page)
+        entries = wallet.history_entries(request.user, page)
         return self.get_paginated_response(self.get_serializer(entries, many=True).data)
 
 
@@ -122,25 +125,25 @@ class Prices(APIView):
 
     @extend_schema(responses=PriceScheduleSerializer(many=True))
     def get(self, request):
-        return Response({"schedules": PriceScheduleSerializer(selectors.price_schedules(), many=True).data})
+        return Response({"schedules": PriceScheduleSerializer(wallet.price_schedules(), many=True).data})
 
     @extend_schema(request=PriceRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
                    responses={201: PriceScheduleSerializer})
     def post(self, request):
         try:
-            utility = services.utility_membership(request.user).organisation
-        except services.NotPermitted as exc:
+            utility = wallet_services.utility_membership(request.user).organisation
+        except wallet_services.NotPermitted as exc:
             return _error(str(exc), status.HTTP_403_FORBIDDEN)
         body = PriceRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         key = request.headers.get("Idempotency-Key", "").strip() or uuid.uuid4().hex
         try:
-            result = services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
-                                        price=data["price"], effective_from=data["effective_from"],
-                                        idempotency_key=key)
-        except services.DeviceError as exc:
+            result = wallet_services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
+                                               price=data["price"], effective_from=data["effective_from"],
+                                               idempotency_key=key)
+        except wallet_services.PriceError as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
-        schedule = selectors.price_schedule(utility.msp_id, data["kind"], data["currency"])
+        schedule = wallet.price_schedule(utility.msp_id, data["kind"], data["currency"])
         return Response({"tx_hash": result.tx_hash, **PriceScheduleSerializer(schedule).data},
                         status=status.HTTP_201_CREATED)

@@ -3,6 +3,7 @@ device's account ``device:<public_id>``; this table keeps names, kinds, owners a
 
 from django.db import models
 
+from ledger.keys import device_account
 from ledger.models import Identity, Organisation
 
 
@@ -46,7 +47,7 @@ class Device(models.Model):
 
     @property
     def account_key(self) -> str:
-        return f"device:{self.public_id}"
+        return device_account(self.public_id)
 
     @property
     def is_retired(self) -> bool:

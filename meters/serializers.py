@@ -1,7 +1,10 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from .selectors import DeviceState, HistoryEntry, kwh
+from ledger.units import kwh
+from wallet.selectors import HistoryEntry
+
+from .selectors import DeviceState
 
 
 class WindowSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""The write path of ``meters``: register devices, fund them, set prices, settle ended windows.
+"""The write path of ``meters``: register devices, fund them, settle ended windows.
 Every coin movement is a chaincode invocation through ``ledger.services``."""
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from ledger.crypto import (
     public_bytes,
     seal_private_key,
 )
+from ledger.keys import ENERGY, device_account
 from ledger.models import Account, AccountKind, IdentityKind, Organisation, OrgType, Transaction
+from ledger.units import kwh
 
 from . import live, selectors
 from .models import PUBLIC_KINDS, Device, DeviceKind, EnrolmentState, SimulatedMeterKey
 
 logger = logging.getLogger(__name__)
 
-ENERGY = "k"
 WH_PER_KWH = 1000
 MAX_WINDOW = timedelta(days=7)
 # A window typed as "from now" on a phone is a minute or two old by the time it arrives.
@@ -72,10 +73,6 @@ class NotPermitted(DeviceError):
     pass
 
 
-class PriceError(DeviceError):
-    pass
-
-
 # --- registry -------------------------------------------------------------------------------
 
 @transaction.atomic
@@ -96,7 +93,7 @@ def device_register(*, organisation: Organisation, kind: str, name: str, public_
             raise DeviceError("a producer meter belongs to a producer organisation")
         accounts.energy_accounts_open(organisation=organisation)
     else:
-        ledger.account_open(key=f"device:{public_id}", asset=ENERGY, organisation=organisation,
+        ledger.account_open(key=device_account(public_id), asset=ENERGY, organisation=organisation,
                             kind=AccountKind.DEVICE)
     return Device.objects.create(
         public_id=public_id, name=name, kind=kind, organisation=organisation, identity=identity,
@@ -122,6 +119,8 @@ def device_register_simulated(*, organisation: Organisation, kind: str, name: st
 
 
 def simulated_signer(device: Device) -> Ed25519PrivateKey:
+    """The key ``device_register_simulated`` sealed (opened here, next to where it is sealed).
+    Simulations play the device through ``iot_gateway.fleet.simulated_meter``, which signs with it."""
     stored = SimulatedMeterKey.objects.get(device=device)
     seed = open_private_key(bytes(stored.nonce), bytes(stored.ciphertext), key_encryption_key(), _aad(device))
     return private_key_from_seed(seed)
@@ -227,8 +226,8 @@ def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime 
             raise FundingError(f"{membership.organisation.name} has no energy account to fund from.")
         if amount_wh > account.balance:
             raise FundingError(
-                f"Not enough coins: {membership.organisation.name} holds {selectors.kwh(account.balance)} kWh, "
-                f"you asked to fund {selectors.kwh(amount_wh)} kWh."
+                f"Not enough coins: {membership.organisation.name} holds {kwh(account.balance)} kWh, "
+                f"you asked to fund {kwh(amount_wh)} kWh."
             )
     try:
         result = accounts.invoke_as(identity=membership.identity, chaincode="resident", function="fund",
@@ -246,52 +245,6 @@ def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime 
 def _announce(public_id: str) -> None:
     """Push the device's new state (websocket, relay) once the change has committed."""
     transaction.on_commit(lambda: live.device_state_changed(public_id))
-
-
-# --- prices ---------------------------------------------------------------------------------
-
-def utility_membership(user) -> Membership:
-    membership = (
-        Membership.objects.select_related("identity__organisation", "organisation")
-        .filter(user=user, organisation__org_type=OrgType.UTILITY).order_by("id").first()
-        if user.is_authenticated else None
-    )
-    if membership is None:
-        raise NotPermitted("Only utility staff can set prices.")
-    return membership
-
-
-def price_set(*, user, kind: str, currency: str, price: int, effective_from: datetime,
-              idempotency_key: str) -> ledger.InvokeResult:
-    """Add a price (minor units per kWh) to the user's utility's schedule as ``pricing.set``."""
-    membership = utility_membership(user)
-    if not idempotency_key or len(idempotency_key) > 200:
-        raise PriceError("An idempotency key of 1 to 200 characters is required.")
-    if kind not in ("retail", "wholesale"):
-        raise PriceError("The kind must be retail or wholesale.")
-    if isinstance(price, bool) or not isinstance(price, int) or price <= 0:
-        raise PriceError("The price must be a positive whole number of minor units per kWh.")
-    if timezone.is_naive(effective_from):
-        raise PriceError("The effective time must carry a timezone.")
-    try:
-        result = accounts.invoke_as(
-            identity=membership.identity, chaincode="pricing", function="set",
-            args={"kind": kind, "currency": currency, "price": price, "effective_from": effective_from.isoformat()},
-            idempotency_key=f"price:{idempotency_key}",
-        )
-    except ledger.IdempotencyConflict:
-        raise PriceError("This form was already submitted with different values; reload and try again.") from None
-    if not result.ok:
-        raise PriceError(result.reason)
-    return result
-
-
-def user_sets_prices(user) -> bool:
-    try:
-        utility_membership(user)
-    except NotPermitted:
-        return False
-    return True
 
 
 # --- settlement of ended windows --------------------------------------------------------------

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from accounts.keys import custodial_signer
 from accounts.services import service_identity
 from ledger import services as ledger
-from ledger.chaincodes.energy import (
+from ledger.documents import body_digest
+from ledger.keys import (
     ENERGY,
     UTILITY_SHARDS,
     credit_account,
@@ -21,7 +22,6 @@ from ledger.chaincodes.energy import (
     producer_account,
     utility_account,
 )
-from ledger.documents import body_digest
 from ledger.models import Asset, Identity, Organisation, OrgType
 from ledger.selectors import (
     IdentityKey,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from accounts.models import Membership
-from ledger.chaincodes.energy import ENERGY
+from ledger.keys import ENERGY
 from ledger.models import Asset, Organisation, OrgType
 
 from .models import WebhookEvent

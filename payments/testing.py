@@ -13,7 +13,7 @@ from django.test import Client
 
 from accounts.services import energy_accounts_open, invoke_as, service_identity, user_signup
 from ledger import services as ledger
-from ledger.chaincodes.energy import UTILITY_SHARDS, credit_account, household_account, utility_account
+from ledger.keys import UTILITY_SHARDS, credit_account, household_account, utility_account
 from ledger.models import Account, Identity, Organisation, OrgType
 
 from .secrets import bank_secret_create

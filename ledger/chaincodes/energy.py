@@ -1,9 +1,7 @@
 """The seed's energy economy (seed 002): generator, wholesale-seller, retail-seller, resident,
 consumer, and the utility's price list. Every movement of k or fiat credit happens here.
 
-Account keys: ``producer:<msp>``, ``utility:<msp>:<shard>`` (the utility's coins are split
-over UTILITY_SHARDS accounts so retail sales do not queue on one row lock),
-``household:<msp>``, ``device:<public id>``, ``credit:<payer msp>@<payee msp>`` (fiat credit).
+The account keys and world-state keys it uses are named in ``ledger.keys`` (shared with apps).
 """
 
 from __future__ import annotations
@@ -12,32 +10,25 @@ import zlib
 from datetime import datetime, timedelta
 
 from ..contracts import Context, Contract, ContractError, registry
+from ..keys import (
+    DEVICES_NAMESPACE,
+    ENERGY,
+    GENERATOR_NAMESPACE,
+    PRICE_KINDS,
+    PRICING_NAMESPACE,
+    UTILITY_SHARDS,
+    credit_account,
+    device_account,
+    household_account,
+    price_key,
+    producer_account,
+    registers_key,
+    utility_account,
+    windows_key,
+)
 from .energy_math import allocate_burn, due_for_settlement, fiat_to_wh, price_at, relay_on, reserved
 
-ENERGY = "k"
-UTILITY_SHARDS = 16
 MAX_WINDOW = timedelta(days=7)
-PRICE_KINDS = ("retail", "wholesale")
-
-
-def producer_account(msp_id: str) -> str:
-    return f"producer:{msp_id}"
-
-
-def utility_account(msp_id: str, shard: int) -> str:
-    return f"utility:{msp_id}:{shard}"
-
-
-def household_account(msp_id: str) -> str:
-    return f"household:{msp_id}"
-
-
-def device_account(public_id: str) -> str:
-    return f"device:{public_id}"
-
-
-def credit_account(payer: str, payee: str) -> str:
-    return f"credit:{payer}@{payee}"
 
 
 def _when(ctx: Context, name: str) -> datetime:
@@ -61,7 +52,8 @@ def _when_given(ctx: Context, name: str, *, required: bool = False) -> datetime 
 
 # --- prices --------------------------------------------------------------------------------------
 
-pricing = registry.register(Contract("pricing", "The utility's wholesale and retail prices per kWh."))
+pricing = registry.register(Contract("pricing", "The utility's wholesale and retail prices per kWh.",
+                                      namespace=PRICING_NAMESPACE))
 
 
 @pricing.function("set", orgs={"utility"})
@@ -72,7 +64,7 @@ def set_price(ctx: Context) -> dict:
     effective = _when(ctx, "effective_from")
     if kind not in PRICE_KINDS:
         raise ContractError(f"kind must be one of {', '.join(PRICE_KINDS)}")
-    key = f"{ctx.invoker.msp_id}/{kind}/{currency}"
+    key = price_key(ctx.invoker.msp_id, kind, currency)
     schedule = [e for e in (ctx.get_state(key) or []) if e["from"] != effective.isoformat()]
     schedule.append({"from": effective.isoformat(), "price": price})
     schedule.sort(key=lambda e: datetime.fromisoformat(e["from"]))
@@ -81,7 +73,7 @@ def set_price(ctx: Context) -> dict:
 
 
 def _price(ctx: Context, utility: str, kind: str, currency: str, when: datetime) -> int:
-    schedule = ctx.get_state(f"{utility}/{kind}/{currency}", namespace="pricing") or []
+    schedule = ctx.get_state(price_key(utility, kind, currency), namespace=PRICING_NAMESPACE) or []
     price = price_at(schedule, when)
     if price is None:
         raise ContractError(f"{utility} has no {kind} price in {currency} in force at {when.isoformat()}")
@@ -131,14 +123,15 @@ def _meter_touches(account_of):
     """What a meter's report reads: its account, issuance, its registers (and windows)."""
     def touches(args: dict, invoker) -> tuple[list[tuple[str, str]], list[str]]:
         name = invoker.identity_name
-        return ([(account_of(invoker), ENERGY), ("issuance", ENERGY)], [f"registers/{name}", f"windows/{name}"])
+        return ([(account_of(invoker), ENERGY), ("issuance", ENERGY)], [registers_key(name), windows_key(name)])
 
     return touches
 
 
 # --- generator: producers mint ---------------------------------------------------------------
 
-generator = registry.register(Contract("generator", "A producer's meter mints one k per kWh produced."))
+generator = registry.register(Contract("generator", "A producer's meter mints one k per kWh produced.",
+                                        namespace=GENERATOR_NAMESPACE))
 
 
 @generator.function(orgs={"producer"}, touches=_meter_touches(lambda invoker: producer_account(invoker.msp_id)))
@@ -208,19 +201,19 @@ def retail_sell(ctx: Context) -> dict:
 
 # --- resident funds devices; consumer devices burn -------------------------------------------
 
-resident = registry.register(Contract("resident", "Residents fund any consumer device.", namespace="devices"))
-consumer = registry.register(Contract("consumer", "A device's meter burns what it consumes.", namespace="devices"))
+resident = registry.register(Contract("resident", "Residents fund any consumer device.", namespace=DEVICES_NAMESPACE))
+consumer = registry.register(Contract("consumer", "A device's meter burns what it consumes.", namespace=DEVICES_NAMESPACE))
 
 
 def _windows(ctx: Context, device: str) -> list[dict]:
-    return ctx.get_state(f"windows/{device}") or []
+    return ctx.get_state(windows_key(device)) or []
 
 
 def _save_windows(ctx: Context, device: str, windows: list[dict]) -> None:
     if windows:
-        ctx.put_state(f"windows/{device}", windows)
-    elif ctx.get_state(f"windows/{device}") is not None:
-        ctx.del_state(f"windows/{device}")
+        ctx.put_state(windows_key(device), windows)
+    elif ctx.get_state(windows_key(device)) is not None:
+        ctx.del_state(windows_key(device))
 
 
 @resident.function(orgs={"household", "charity", "utility"})
@@ -284,7 +277,7 @@ def settle(ctx: Context) -> dict:
 def _metered(ctx: Context, device: str, register: str) -> tuple[int, dict | None]:
     """The energy (Wh) a meter reports: either ``amount`` directly, or a cumulative reading
     (``counter``, ``import_wh``, ``export_wh``, ``timestamp``, OBIS 1.8.0 / 2.8.0) whose delta
-    against the last accepted reading (world state ``registers/<device>``) is the energy. A
+    against the last accepted reading (world state ``registers_key(device)``) is the energy. A
     lost reading loses nothing (the next one covers it); a replayed or older counter, or a
     register that went backwards, is refused."""
     if "counter" not in ctx.args:
@@ -294,7 +287,7 @@ def _metered(ctx: Context, device: str, register: str) -> tuple[int, dict | None
     _when(ctx, "timestamp")
     if counter < 0 or import_wh < 0 or export_wh < 0:
         raise ContractError("counter and registers cannot be negative")
-    key = f"registers/{device}"
+    key = registers_key(device)
     last = ctx.get_state(key) or {"counter": -1, "import_wh": 0, "export_wh": 0}
     if counter <= last["counter"]:
         raise ContractError(f"reading counter {counter} is not after the last accepted {last['counter']} "

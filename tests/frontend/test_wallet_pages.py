@@ -162,10 +162,11 @@ def test_receipt_of_a_retail_purchase_shows_price_and_fiat(mw):
     from accounts.services import energy_accounts_open
     from ledger.services import account_open
     from tests.ledger_helpers import make_member
+    from wallet.services import price_set
 
     bank = make_member("demobank", "bank")
-    services.price_set(user=mw.uma.user, kind="retail", currency="INR", price=3000,
-                       effective_from=timezone.now() - timedelta(days=1), idempotency_key="p")
+    price_set(user=mw.uma.user, kind="retail", currency="INR", price=3000,
+              effective_from=timezone.now() - timedelta(days=1), idempotency_key="p")
     energy_accounts_open(organisation=mw.uma.organisation)
     mw.uma.invoke("token", "mint", {"to": "utility:utility:0", "asset": "k", "amount": 10_000})
     account_open(key="credit:hh-alice@utility", asset="INR", organisation=mw.alice.organisation)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from accounts.services import energy_accounts_open
+from iot_gateway.fleet import simulated_meter
 from iot_gateway.models import MeterReading
 from iot_gateway.services import meter_statuses_record, readings_ingest
 from iot_gateway.simulator import SimulatedMeter
@@ -17,15 +18,14 @@ from ledger import services as ledger
 from ledger.crypto import generate_private_key
 from ledger.models import Account
 from meters import live
-from meters.services import device_register_simulated, device_retire, simulated_signer
+from meters.services import device_register_simulated, device_retire
 from tests.ledger_helpers import make_member
 
 T0 = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
 
 
 def meter_for(device) -> SimulatedMeter:
-    return SimulatedMeter(public_id=device.public_id, kind=device.kind,
-                          invoker=f"{device.organisation.msp_id}/{device.public_id}", signer=simulated_signer(device))
+    return simulated_meter(device)
 
 
 @pytest.fixture

@@ -1,17 +1,19 @@
-"""SimulatedMeter (pure) and simulate_meters: registers advance exactly, a relay that is off
+"""SimulatedMeter (pure), a device's simulated meter (iot_gateway.fleet) and simulate_meters: registers advance exactly, a relay that is off
 stops consumption, readings verify against the meter's key."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 
-from iot_gateway.fleet import fleet_devices
+from iot_gateway.fleet import fleet_devices, simulated_meter
 from iot_gateway.models import MeterReading
-from iot_gateway.simulator import SimulatedMeter, relay_from_payload
-from ledger.crypto import generate_private_key
+from iot_gateway.services import readings_ingest
+from iot_gateway.simulator import SimulatedMeter, reading_publication, relay_from_payload
+from ledger.crypto import generate_private_key, public_bytes
 from ledger.readings import parse_reading
 from tests.iot_gateway.test_gateway_ingest import fleet  # noqa: F401  (fixture)
 
@@ -54,6 +56,25 @@ def test_a_producer_exports_whatever_its_relay():
 def test_readings_parse_and_carry_the_meter_signature():
     reading = parse_reading(meter().next_reading(T0))
     assert reading.counter == 1 and len(reading.signature) == 64 and reading.timestamp == T0
+
+
+def test_a_reading_is_published_on_its_meters_readings_topic_as_json():
+    reading = meter().next_reading(T0)
+    topic, payload = reading_publication(reading)
+    assert topic == "gridcoin/v1/meters/SL-X/readings" and json.loads(payload) == reading
+
+
+@pytest.mark.django_db
+def test_a_devices_simulated_meter_resumes_where_the_ledger_left_it(fleet):  # noqa: F811
+    light = fleet["light"]
+    first = simulated_meter(light)
+    assert (first.counter, first.import_wh, first.invoker) == (0, 0, light.identity.qualified_name)
+    first.add_energy(import_wh=70)
+    (applied,) = readings_ingest([first.next_reading(T0)], received_via="http")
+    assert applied.status == "applied"
+    again = simulated_meter(light)
+    assert (again.counter, again.import_wh, again.export_wh) == (1, 70, 0)
+    assert public_bytes(again.signer) == bytes(light.identity.public_key)
 
 
 @pytest.mark.parametrize("payload, relay", [(b"on", "on"), (b" OFF\n", "off"), (b'{"relay":"off"}', "off"),

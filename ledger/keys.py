@@ -1,0 +1,94 @@
+"""The ledger's words for what the energy chaincodes keep, for the chaincodes and every app.
+
+An app names an account or a world-state entry only through these functions, so the layout
+lives in one place: the chaincodes (``ledger.chaincodes.energy``) write with them and the apps
+read with them (and through ``ledger.selectors``). Pure: no ORM, no contract registry.
+
+Account keys: ``producer:<msp>``, ``utility:<msp>:<shard>`` (the utility's coins are split
+over UTILITY_SHARDS accounts so retail sales do not queue on one row lock),
+``household:<msp>``, ``device:<public id>``, ``credit:<payer msp>@<payee msp>`` (fiat credit).
+World state of a meter: its last accepted reading at ``registers/<public id>`` (namespace of the
+chaincode its readings invoke) and a consumer device's funded windows at ``windows/<public id>``
+(namespace ``devices``). A utility's price schedule: ``<utility msp>/<kind>/<currency>``
+(namespace ``pricing``).
+"""
+
+from __future__ import annotations
+
+ENERGY = "k"  # the energy coin's asset code: one k is one Wh
+UTILITY_SHARDS = 16
+
+# Device kinds whose readings mint to their owner (``generator.mint``); every other device
+# burns from its own account (``consumer.burn``).
+PRODUCER_KINDS = frozenset({"producer_meter"})
+
+# World-state namespaces of the energy chaincodes (``resident`` and ``consumer`` share one).
+DEVICES_NAMESPACE = "devices"
+GENERATOR_NAMESPACE = "generator"
+PRICING_NAMESPACE = "pricing"
+PRICE_KINDS = ("retail", "wholesale")
+
+_REGISTERS = "registers/"
+_WINDOWS = "windows/"
+
+
+def producer_account(msp_id: str) -> str:
+    return f"producer:{msp_id}"
+
+
+def utility_account(msp_id: str, shard: int) -> str:
+    return f"utility:{msp_id}:{shard}"
+
+
+def household_account(msp_id: str) -> str:
+    return f"household:{msp_id}"
+
+
+def device_account(public_id: str) -> str:
+    return f"device:{public_id}"
+
+
+def credit_account(payer: str, payee: str) -> str:
+    return f"credit:{payer}@{payee}"
+
+
+def meter_account(*, kind: str, public_id: str, msp_id: str) -> str:
+    """The account a meter's readings move: a producer meter's production is its owner's, a
+    consumer device pays from its own account."""
+    return producer_account(msp_id) if kind in PRODUCER_KINDS else device_account(public_id)
+
+
+def registers_namespace(kind: str) -> str:
+    """The namespace of a meter's ``registers_key``: that of the chaincode its readings invoke."""
+    return GENERATOR_NAMESPACE if kind in PRODUCER_KINDS else DEVICES_NAMESPACE
+
+
+def registers_key(public_id: str) -> str:
+    """World-state key of a meter's last accepted reading (counter and cumulative registers)."""
+    return f"{_REGISTERS}{public_id}"
+
+
+def windows_key(public_id: str) -> str:
+    """World-state key (namespace ``devices``) of a device's funded windows."""
+    return f"{_WINDOWS}{public_id}"
+
+
+def price_key(utility: str, kind: str, currency: str) -> str:
+    """World-state key (namespace ``pricing``) of a utility's schedule of one kind and currency."""
+    return f"{utility}/{kind}/{currency}"
+
+
+def price_key_parts(key: str) -> tuple[str, str, str] | None:
+    """(utility, kind, currency) of a ``price_key`` (None for any other key)."""
+    parts = key.split("/")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def device_of_windows_key(key: str) -> str | None:
+    """The public id a ``windows_key`` names (None for any other key)."""
+    return key[len(_WINDOWS):] if key.startswith(_WINDOWS) else None
+
+
+def device_of_registers_key(key: str) -> str | None:
+    """The public id a ``registers_key`` names (None for any other key)."""
+    return key[len(_REGISTERS):] if key.startswith(_REGISTERS) else None
