@@ -231,7 +231,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "gridcoin.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -239,6 +239,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Energy coins on a hash-chained, signed ledger.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gridcoin.openapi.add_error_responses",
+    ],
     # Distinct names for the status enums of different models (ledger transactions, webhooks).
     "ENUM_NAME_OVERRIDES": {
         "TransactionStatusEnum": "ledger.models.TxStatus",

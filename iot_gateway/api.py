@@ -7,6 +7,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,18 +18,33 @@ from .services import readings_ingest
 MAX_READINGS_PER_REQUEST = 1_000
 
 
-class ReadingSerializer(serializers.Serializer):
-    meter = serializers.CharField(help_text="the meter's public id (optional: the URL names it)", required=False)
-    counter = serializers.IntegerField(min_value=0, help_text="monotonic, one more per reading")
-    import_wh = serializers.IntegerField(min_value=0, help_text="cumulative import register, Wh (OBIS 1.8.0)")
-    export_wh = serializers.IntegerField(min_value=0, help_text="cumulative export register, Wh (OBIS 2.8.0)")
-    timestamp = serializers.DateTimeField(help_text="ISO 8601 with a timezone")
-    signature = serializers.CharField(help_text="base64 Ed25519 signature over the ledger proposal "
-                                                "(ledger.readings.reading_payload)")
+# The readings a request carries, as documented. Each is checked by the ingest service, not
+# here: a malformed reading in a meter's batch is kept and answered ``rejected`` with its reason,
+# so the batch's other readings still count. The fields are therefore described, not typed: a
+# reading of the wrong shape is a valid request with a ``rejected`` outcome.
+READING_SCHEMA = {
+    "type": "object",
+    "description": "A signed cumulative reading. One that is malformed (a field missing or of the wrong type) "
+                   "is kept and answered `rejected` with the reason; it does not refuse the request.",
+    "properties": {
+        "meter": {"description": "string: the meter's public id (optional: the URL names it)"},
+        "counter": {"description": "integer >= 0, monotonic, one more per reading"},
+        "import_wh": {"description": "integer >= 0: cumulative import register, Wh (OBIS 1.8.0)"},
+        "export_wh": {"description": "integer >= 0: cumulative export register, Wh (OBIS 2.8.0)"},
+        "timestamp": {"description": "string: ISO 8601 time with a timezone"},
+        "signature": {"description": "string: base64 Ed25519 signature over the ledger proposal "
+                                     "(ledger.readings.reading_payload)"},
+    },
+}
+READINGS_REQUEST = {"oneOf": [
+    READING_SCHEMA,
+    {"type": "array", "items": READING_SCHEMA, "minItems": 1, "maxItems": MAX_READINGS_PER_REQUEST,
+     "description": "several readings, oldest first"},
+]}
 
 
 class OutcomeSerializer(serializers.Serializer):
-    meter = serializers.CharField()
+    meter = serializers.CharField(allow_blank=True)
     counter = serializers.IntegerField(allow_null=True)
     status = serializers.ChoiceField(choices=["applied", "replayed", "rejected"])
     reason = serializers.CharField(allow_blank=True)
@@ -61,10 +77,12 @@ class MeterReadings(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # JSON only, so the schema offers no form encodings this view would refuse.
+    parser_classes = [JSONParser]
 
     @extend_schema(
         operation_id="meter_readings_submit",
-        request=ReadingSerializer(many=True),
+        request={"application/json": READINGS_REQUEST},
         responses={200: IngestResponseSerializer, 400: ErrorSerializer},
         examples=[OpenApiExample("one reading", request_only=True, value={
             "meter": "SL-0001", "counter": 42, "import_wh": 12_500, "export_wh": 0,

@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from ledger.serializers import DetailSerializer
 
 from . import selectors, services
 from .serializers import (
@@ -20,7 +22,10 @@ from .serializers import (
     HistoryEntrySerializer,
     PriceRequestSerializer,
     PriceScheduleSerializer,
+    PriceSchedulesSerializer,
+    PriceSetSerializer,
     WalletOrganisationSerializer,
+    WalletSerializer,
 )
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -36,7 +41,7 @@ def _error(message: str, code: int) -> Response:
 class WalletBalances(APIView):
     """The signed-in user's organisations with their energy (Wh) and fiat credit balances."""
 
-    @extend_schema(responses=WalletOrganisationSerializer(many=True))
+    @extend_schema(responses=WalletSerializer)
     def get(self, request):
         return Response({"organisations": WalletOrganisationSerializer(selectors.wallet_balances(request.user),
                                                                          many=True).data})
@@ -89,7 +94,9 @@ class DeviceFund(APIView):
     """Fund a device from your household account, optionally for a time window."""
 
     @extend_schema(request=FundRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: FundResultSerializer})
+                   responses={201: FundResultSerializer,
+                              409: OpenApiResponse(DetailSerializer, description="the Idempotency-Key was used "
+                                                                                 "with a different body")})
     def post(self, request, public_id: str):
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key:
@@ -120,12 +127,12 @@ class Prices(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
 
-    @extend_schema(responses=PriceScheduleSerializer(many=True))
+    @extend_schema(responses=PriceSchedulesSerializer)
     def get(self, request):
         return Response({"schedules": PriceScheduleSerializer(selectors.price_schedules(), many=True).data})
 
     @extend_schema(request=PriceRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: PriceScheduleSerializer})
+                   responses={201: PriceSetSerializer})
     def post(self, request):
         try:
             utility = services.utility_membership(request.user).organisation

@@ -70,6 +70,10 @@ class WalletOrganisationSerializer(serializers.Serializer):
     credit = BalanceSerializer(many=True, help_text="fiat credit (minor units)")
 
 
+class WalletSerializer(serializers.Serializer):
+    organisations = WalletOrganisationSerializer(many=True)
+
+
 class HistoryEntrySerializer(serializers.Serializer):
     tx_hash = serializers.CharField(source="tx.tx_hash")
     chaincode = serializers.CharField(source="tx.chaincode")
@@ -103,6 +107,16 @@ class PriceScheduleSerializer(serializers.Serializer):
     currency = serializers.CharField()
     current = serializers.IntegerField(allow_null=True, help_text="price in force now (minor units per kWh)")
     entries = PriceEntrySerializer(many=True)
+
+
+class PriceSchedulesSerializer(serializers.Serializer):
+    schedules = PriceScheduleSerializer(many=True)
+
+
+class PriceSetSerializer(PriceScheduleSerializer):
+    """The schedule of the kind and currency just set, with the ledger transaction that set it."""
+
+    tx_hash = serializers.CharField()
 
 
 class PriceRequestSerializer(serializers.Serializer):
