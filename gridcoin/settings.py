@@ -232,6 +232,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "gridcoin.pagination.StrictLimitOffsetPagination",
+    # The API speaks JSON; form encodings would turn every number into a string.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

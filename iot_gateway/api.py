@@ -7,7 +7,6 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,9 +24,10 @@ MAX_READINGS_PER_REQUEST = 1_000
 READING_SCHEMA = {
     "type": "object",
     "description": "A signed cumulative reading. One that is malformed (a field missing or of the wrong type) "
-                   "is kept and answered `rejected` with the reason; it does not refuse the request.",
+                   "is kept and answered `rejected` with the reason; it does not refuse the request. A reading "
+                   "may also name its meter (`meter`, a string): naming another meter than the URL's refuses "
+                   "the request (400).",
     "properties": {
-        "meter": {"description": "string: the meter's public id (optional: the URL names it)"},
         "counter": {"description": "integer >= 0, monotonic, one more per reading"},
         "import_wh": {"description": "integer >= 0: cumulative import register, Wh (OBIS 1.8.0)"},
         "export_wh": {"description": "integer >= 0: cumulative export register, Wh (OBIS 2.8.0)"},
@@ -77,15 +77,13 @@ class MeterReadings(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    # JSON only, so the schema offers no form encodings this view would refuse.
-    parser_classes = [JSONParser]
 
     @extend_schema(
         operation_id="meter_readings_submit",
         request={"application/json": READINGS_REQUEST},
         responses={200: IngestResponseSerializer, 400: ErrorSerializer},
         examples=[OpenApiExample("one reading", request_only=True, value={
-            "meter": "SL-0001", "counter": 42, "import_wh": 12_500, "export_wh": 0,
+            "counter": 42, "import_wh": 12_500, "export_wh": 0,
             "timestamp": "2026-11-21T18:00:00+00:00", "signature": "<base64, 64 bytes>"})],
     )
     def post(self, request, meter_id: str):
@@ -103,8 +101,10 @@ class MeterReadings(APIView):
         for message in messages:
             if not isinstance(message, dict):
                 return _bad_request("each reading is a JSON object")
+            # A reading naming another meter is refused whole; a ``meter`` that is no string names
+            # nothing, and the URL's meter stands (its signature must still verify for that meter).
             claimed = message.get("meter", meter_id)
-            if claimed != meter_id:
+            if isinstance(claimed, str) and claimed != meter_id:
                 return _bad_request(f"a reading of meter {claimed!r} was posted to meter {meter_id!r}")
         outcomes = readings_ingest([{**m, "meter": meter_id} for m in messages], received_via=ReceivedVia.HTTP)
         counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("applied", "replayed", "rejected")}

@@ -3,6 +3,7 @@ one selector or service, serialise."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.http import Http404
@@ -28,9 +29,17 @@ from .serializers import (
     WalletSerializer,
 )
 
+# 1 to 200 visible ASCII characters (a UUID fits): what the services accept, written so the
+# schema and the check below say the same thing.
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")
+_KEY_SCHEMA = {"type": "string", "pattern": "^[!-~]{1,200}$"}
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
+    "Idempotency-Key", _KEY_SCHEMA, OpenApiParameter.HEADER, required=True,
     description="Unique per intended funding; a retry with the same key and body returns the first result.",
+)
+PRICE_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", _KEY_SCHEMA, OpenApiParameter.HEADER, required=False,
+    description="Optional: a retry with the same key and body sets the price once.",
 )
 
 
@@ -98,9 +107,10 @@ class DeviceFund(APIView):
                               409: OpenApiResponse(DetailSerializer, description="the Idempotency-Key was used "
                                                                                  "with a different body")})
     def post(self, request, public_id: str):
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if not key:
-            return _error("the Idempotency-Key header is required", status.HTTP_400_BAD_REQUEST)
+        key = request.headers.get("Idempotency-Key", "")
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            return _error("the Idempotency-Key header is required: 1 to 200 visible ASCII characters",
+                          status.HTTP_400_BAD_REQUEST)
         body = FundRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -131,8 +141,10 @@ class Prices(APIView):
     def get(self, request):
         return Response({"schedules": PriceScheduleSerializer(selectors.price_schedules(), many=True).data})
 
-    @extend_schema(request=PriceRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: PriceSetSerializer})
+    @extend_schema(request=PriceRequestSerializer, parameters=[PRICE_IDEMPOTENCY_HEADER],
+                   responses={201: PriceSetSerializer,
+                              409: OpenApiResponse(DetailSerializer, description="the Idempotency-Key was used "
+                                                                                 "with a different price")})
     def post(self, request):
         try:
             utility = services.utility_membership(request.user).organisation
@@ -141,11 +153,17 @@ class Prices(APIView):
         body = PriceRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        key = request.headers.get("Idempotency-Key", "").strip() or uuid.uuid4().hex
+        given = request.headers.get("Idempotency-Key")
+        key = uuid.uuid4().hex if given is None else given
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            return _error("the Idempotency-Key header, when given, is 1 to 200 visible ASCII characters",
+                          status.HTTP_400_BAD_REQUEST)
         try:
             result = services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
                                         price=data["price"], effective_from=data["effective_from"],
                                         idempotency_key=key)
+        except services.PriceConflict as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT)
         except services.DeviceError as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
         schedule = selectors.price_schedule(utility.msp_id, data["kind"], data["currency"])

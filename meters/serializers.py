@@ -3,6 +3,28 @@ from rest_framework import serializers
 
 from .selectors import DeviceState, HistoryEntry, kwh
 
+# Amounts go into the ledger's canonical JSON (RFC 8785), where integers past 2**53 - 1 lose
+# precision, so the API refuses them up front.
+MAX_JSON_INTEGER = 2**53 - 1
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF's CharField would take ``0`` as ``"0"``, against the schema."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only: DRF's IntegerField would take ``"5"`` and ``5.0``, against the schema."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 class WindowSerializer(serializers.Serializer):
     """A funded window as the public sees it (amounts and times; the funder stays private)."""
@@ -34,7 +56,8 @@ class DeviceStateSerializer(serializers.Serializer):
 
 
 class FundRequestSerializer(serializers.Serializer):
-    amount_wh = serializers.IntegerField(min_value=1, help_text="Wh to move from your household account")
+    amount_wh = StrictIntegerField(min_value=1, max_value=MAX_JSON_INTEGER,
+                                 help_text="Wh to move from your household account")
     window_start = serializers.DateTimeField(required=False, help_text="ISO 8601; with window_end")
     window_end = serializers.DateTimeField(required=False, help_text="ISO 8601; with window_start")
 
@@ -121,6 +144,6 @@ class PriceSetSerializer(PriceScheduleSerializer):
 
 class PriceRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["retail", "wholesale"])
-    currency = serializers.CharField(max_length=10)
-    price = serializers.IntegerField(min_value=1, help_text="minor units per kWh")
+    currency = StrictCharField(min_length=1, max_length=10)
+    price = StrictIntegerField(min_value=1, max_value=MAX_JSON_INTEGER, help_text="minor units per kWh")
     effective_from = serializers.DateTimeField()

@@ -76,6 +76,10 @@ class PriceError(DeviceError):
     pass
 
 
+class PriceConflict(PriceError):
+    """The idempotency key was already used for a different price."""
+
+
 # --- registry -------------------------------------------------------------------------------
 
 @transaction.atomic
@@ -280,7 +284,7 @@ def price_set(*, user, kind: str, currency: str, price: int, effective_from: dat
             idempotency_key=f"price:{idempotency_key}",
         )
     except ledger.IdempotencyConflict:
-        raise PriceError("This form was already submitted with different values; reload and try again.") from None
+        raise PriceConflict("This form was already submitted with different values; reload and try again.") from None
     if not result.ok:
         raise PriceError(result.reason)
     return result
