@@ -42,7 +42,7 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
             responses = operation.setdefault("responses", {})
             if operation.get("requestBody") or any(p["in"] == "query" for p in parameters):
                 responses.setdefault("400", _error("The query or body is malformed."))
-            if operation.get("security"):
+            if any(operation.get("security", [])):
                 # with an anonymous alternative ({}), bad credentials are still refused
                 responses.setdefault("403", _error("Not signed in, bad credentials, or not allowed."))
             if any(p["in"] == "path" for p in parameters):
