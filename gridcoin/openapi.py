@@ -5,7 +5,7 @@ authentication comes first and sends no ``WWW-Authenticate`` challenge, so DRF n
 a path naming nothing is 404; a malformed query or body is 400. Writing those on each view would
 repeat them sixteen times and miss the next view, so this drf-spectacular postprocessing hook
 adds them from what the document already says about an operation: its security, its path
-parameters, its query parameters and body. Responses a view documents itself (a 400 with more
+parameters, its query parameters and body (and that the body is required). Responses a view documents itself (a 400 with more
 fields, a 409) are left as they are.
 """
 
@@ -39,6 +39,10 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
             if method not in METHODS:
                 continue
             parameters = operation.get("parameters", [])
+            if "requestBody" in operation:
+                # Every body this API takes is needed; drf-spectacular cannot say so of a body given
+                # as a raw schema (the readings': one reading or a list).
+                operation["requestBody"]["required"] = True
             responses = operation.setdefault("responses", {})
             if operation.get("requestBody") or any(p["in"] == "query" for p in parameters):
                 responses.setdefault("400", _error("The query or body is malformed."))

@@ -1,3 +1,4 @@
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -144,6 +145,7 @@ class PriceSetSerializer(PriceScheduleSerializer):
 
 class PriceRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["retail", "wholesale"])
-    currency = StrictCharField(min_length=1, max_length=10)
+    currency = StrictCharField(max_length=3, validators=[RegexValidator(r"^[A-Z]{3}$", "an ISO 4217 code: USD, INR")],
+                               help_text="ISO 4217 code of the fiat asset")
     price = StrictIntegerField(min_value=1, max_value=MAX_JSON_INTEGER, help_text="minor units per kWh")
     effective_from = serializers.DateTimeField()
