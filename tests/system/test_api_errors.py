@@ -3,6 +3,8 @@ changes nothing. (tests/system/test_api_fuzz.py finds these by generation; these
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from ledger.models import StateEntry, Transaction
@@ -100,3 +102,17 @@ def test_schema_documents_the_refusals(mw):
     assert "403" not in readings["responses"]  # no credentials asked, none refused
     wallet = paths["/api/v1/wallet/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert wallet == {"$ref": "#/components/schemas/Wallet"}
+
+
+@pytest.mark.parametrize("credentials", ["al\x00ice:alice-password-1", "alice:pass\x00word"])
+def test_basic_credentials_with_a_nul_byte_are_refused_not_a_server_error(mw, credentials):
+    header = "Basic " + base64.b64encode(credentials.encode()).decode()
+    response = mw.client("anonymous").get("/api/v1/wallet/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 403 and "Invalid username/password" in response.json()["detail"]
+
+
+def test_session_cookie_with_a_nul_byte_is_no_session(mw):
+    client = mw.client("anonymous")
+    client.cookies["sessionid"] = "abc\x00defghijk"
+    assert client.get("/api/v1/devices/").status_code == 200
+    assert client.get("/api/v1/wallet/").status_code == 403
