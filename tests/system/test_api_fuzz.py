@@ -10,6 +10,7 @@ every machine and never flakes.
 
 from __future__ import annotations
 
+import base64
 import os
 from datetime import UTC, datetime
 
@@ -28,11 +29,18 @@ from tests.meters_world import build_meter_world
 
 pytestmark = pytest.mark.django_db
 
+# Small and fixed for CI; GRIDCOIN_FUZZ_EXAMPLES / GRIDCOIN_FUZZ_SEED explore further by hand.
+MAX_EXAMPLES = int(os.environ.get("GRIDCOIN_FUZZ_EXAMPLES", "8"))
+SEED = int(os.environ.get("GRIDCOIN_FUZZ_SEED", "11"))
+USERS = {"household": ("alice", "alice-password-1"), "utility": ("uma", "uma-password-1")}
 
 
 def _schema_as(username: str | None = None, password: str = ""):
     """The schema as served at /api/schema/, set to send HTTP basic credentials of ``username``
-    (one of the API's two declared schemes; the session cookie needs a CSRF token for writes)."""
+    (one of the API's two declared schemes; the session cookie needs a CSRF token for writes).
+
+    WSGI, not ASGI: under ASGI Django runs sync views in a worker thread with its own database
+    connection, outside the test's transaction, so the test's world would not be there."""
     loaded = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
     if username is not None:
         loaded.config.update(basic_auth=(username, password))
@@ -41,12 +49,9 @@ def _schema_as(username: str | None = None, password: str = ""):
     return loaded
 
 
-# Small and fixed for CI; GRIDCOIN_FUZZ_EXAMPLES / GRIDCOIN_FUZZ_SEED explore further by hand.
-MAX_EXAMPLES = int(os.environ.get("GRIDCOIN_FUZZ_EXAMPLES", "8"))
-SEED = int(os.environ.get("GRIDCOIN_FUZZ_SEED", "11"))
 as_anonymous = _schema_as()
-as_household = _schema_as("alice", "alice-password-1")
-as_utility = _schema_as("uma", "uma-password-1")
+as_household = _schema_as(*USERS["household"])
+as_utility = _schema_as(*USERS["utility"])
 HYPOTHESIS = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -89,3 +94,17 @@ def test_api_as_household(case, fuzz_world, in_test_transaction):
 @HYPOTHESIS
 def test_api_as_utility(case, fuzz_world, in_test_transaction):
     case.call_and_validate()
+
+
+@pytest.mark.parametrize("user, path", [("household", "/api/v1/wallet/"), ("utility", "/api/v1/payments/events/")])
+def test_the_fuzzed_users_credentials_are_accepted(client, fuzz_world, user, path):
+    # Without this a broken login would turn every fuzzed request into a documented 403 and the
+    # runs above would pass having tested nothing but the refusal.
+    username, password = USERS[user]
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    assert client.get(path, HTTP_AUTHORIZATION=f"Basic {token}").status_code == 200
+
+
+def test_every_api_operation_is_fuzzed():
+    operations = {result.ok().label for result in as_anonymous.get_all_operations()}
+    assert len(operations) == 16 and "POST /api/v1/meters/{meter_id}/readings" in operations
