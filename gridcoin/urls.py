@@ -17,3 +17,5 @@ urlpatterns = [
     path("api/v1/payments/", include("payments.api_urls")),
     path("", include("frontend.urls")),
 ]
+
+handler404 = "gridcoin.errors.not_found"

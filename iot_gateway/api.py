@@ -17,18 +17,34 @@ from .services import readings_ingest
 MAX_READINGS_PER_REQUEST = 1_000
 
 
-class ReadingSerializer(serializers.Serializer):
-    meter = serializers.CharField(help_text="the meter's public id (optional: the URL names it)", required=False)
-    counter = serializers.IntegerField(min_value=0, help_text="monotonic, one more per reading")
-    import_wh = serializers.IntegerField(min_value=0, help_text="cumulative import register, Wh (OBIS 1.8.0)")
-    export_wh = serializers.IntegerField(min_value=0, help_text="cumulative export register, Wh (OBIS 2.8.0)")
-    timestamp = serializers.DateTimeField(help_text="ISO 8601 with a timezone")
-    signature = serializers.CharField(help_text="base64 Ed25519 signature over the ledger proposal "
-                                                "(ledger.readings.reading_payload)")
+# The readings a request carries, as documented. Each is checked by the ingest service, not
+# here: a malformed reading in a meter's batch is kept and answered ``rejected`` with its reason,
+# so the batch's other readings still count. The fields are therefore described, not typed: a
+# reading of the wrong shape is a valid request with a ``rejected`` outcome.
+READING_SCHEMA = {
+    "type": "object",
+    "description": "A signed cumulative reading. One that is malformed (a field missing or of the wrong type) "
+                   "is kept and answered `rejected` with the reason; it does not refuse the request. A reading "
+                   "may also name its meter (`meter`, a string): naming another meter than the URL's refuses "
+                   "the request (400).",
+    "properties": {
+        "counter": {"description": "integer >= 0, monotonic, one more per reading"},
+        "import_wh": {"description": "integer >= 0: cumulative import register, Wh (OBIS 1.8.0)"},
+        "export_wh": {"description": "integer >= 0: cumulative export register, Wh (OBIS 2.8.0)"},
+        "timestamp": {"description": "string: ISO 8601 time with a timezone"},
+        "signature": {"description": "string: base64 Ed25519 signature over the ledger proposal "
+                                     "(ledger.readings.reading_payload)"},
+    },
+}
+READINGS_REQUEST = {"oneOf": [
+    READING_SCHEMA,
+    {"type": "array", "items": READING_SCHEMA, "minItems": 1, "maxItems": MAX_READINGS_PER_REQUEST,
+     "description": "several readings, oldest first"},
+]}
 
 
 class OutcomeSerializer(serializers.Serializer):
-    meter = serializers.CharField()
+    meter = serializers.CharField(allow_blank=True)
     counter = serializers.IntegerField(allow_null=True)
     status = serializers.ChoiceField(choices=["applied", "replayed", "rejected"])
     reason = serializers.CharField(allow_blank=True)
@@ -64,10 +80,10 @@ class MeterReadings(APIView):
 
     @extend_schema(
         operation_id="meter_readings_submit",
-        request=ReadingSerializer(many=True),
+        request={"application/json": READINGS_REQUEST},
         responses={200: IngestResponseSerializer, 400: ErrorSerializer},
         examples=[OpenApiExample("one reading", request_only=True, value={
-            "meter": "SL-0001", "counter": 42, "import_wh": 12_500, "export_wh": 0,
+            "counter": 42, "import_wh": 12_500, "export_wh": 0,
             "timestamp": "2026-11-21T18:00:00+00:00", "signature": "<base64, 64 bytes>"})],
     )
     def post(self, request, meter_id: str):
@@ -85,8 +101,10 @@ class MeterReadings(APIView):
         for message in messages:
             if not isinstance(message, dict):
                 return _bad_request("each reading is a JSON object")
+            # A reading naming another meter is refused whole; a ``meter`` that is no string names
+            # nothing, and the URL's meter stands (its signature must still verify for that meter).
             claimed = message.get("meter", meter_id)
-            if claimed != meter_id:
+            if isinstance(claimed, str) and claimed != meter_id:
                 return _bad_request(f"a reading of meter {claimed!r} was posted to meter {meter_id!r}")
         outcomes = readings_ingest([{**m, "meter": meter_id} for m in messages], received_via=ReceivedVia.HTTP)
         counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("applied", "replayed", "rejected")}

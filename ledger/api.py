@@ -1,7 +1,7 @@
 """Read API under /api/v1/ledger/: blocks, transactions, inclusion proofs, accounts."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +10,7 @@ from . import selectors
 from .serializers import (
     AccountSerializer,
     BlockSerializer,
+    DetailSerializer,
     ProofSerializer,
     TransactionSerializer,
     TransactionSummarySerializer,
@@ -54,7 +55,8 @@ class TransactionDetail(generics.RetrieveAPIView):
 class TransactionProof(APIView):
     """Leaf index, audit path and signed block header: enough to check inclusion offline."""
 
-    @extend_schema(responses=ProofSerializer)
+    @extend_schema(responses={200: ProofSerializer,
+                              409: OpenApiResponse(DetailSerializer, description="not sealed into a block yet")})
     def get(self, request, tx_hash: str):
         tx = get_object_or_404(selectors.transactions_visible_to(request.user), tx_hash=tx_hash)
         proof = selectors.transaction_proof(tx)

@@ -45,6 +45,10 @@ class TransactionSummarySerializer(serializers.ModelSerializer):
         fields = ["tx_hash", "chaincode", "function", "invoker", "proposed_at", "status", "reason", "block"]
 
 
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
 class ProofSerializer(serializers.Serializer):
     tx_hash = serializers.CharField()
     leaf_index = serializers.IntegerField()

@@ -3,15 +3,17 @@ one selector or service, serialise."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ledger.serializers import DetailSerializer
 from wallet import selectors as wallet
 from wallet import services as wallet_services
 
@@ -23,12 +25,23 @@ from .serializers import (
     HistoryEntrySerializer,
     PriceRequestSerializer,
     PriceScheduleSerializer,
+    PriceSchedulesSerializer,
+    PriceSetSerializer,
     WalletOrganisationSerializer,
+    WalletSerializer,
 )
 
+# 1 to 200 visible ASCII characters (a UUID fits): what the services accept, written so the
+# schema and the check below say the same thing.
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")
+_KEY_SCHEMA = {"type": "string", "pattern": "^[!-~]{1,200}$"}
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
+    "Idempotency-Key", _KEY_SCHEMA, OpenApiParameter.HEADER, required=True,
     description="Unique per intended funding; a retry with the same key and body returns the first result.",
+)
+PRICE_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", _KEY_SCHEMA, OpenApiParameter.HEADER, required=False,
+    description="Optional: a retry with the same key and body sets the price once.",
 )
 
 
@@ -39,7 +52,7 @@ def _error(message: str, code: int) -> Response:
 class WalletBalances(APIView):
     """The signed-in user's organisations with their energy (Wh) and fiat credit balances."""
 
-    @extend_schema(responses=WalletOrganisationSerializer(many=True))
+    @extend_schema(responses=WalletSerializer)
     def get(self, request):
         return Response({"organisations": WalletOrganisationSerializer(wallet.wallet_balances(request.user),
                                                                          many=True).data})
@@ -92,11 +105,14 @@ class DeviceFund(APIView):
     """Fund a device from your household account, optionally for a time window."""
 
     @extend_schema(request=FundRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: FundResultSerializer})
+                   responses={201: FundResultSerializer,
+                              409: OpenApiResponse(DetailSerializer, description="the Idempotency-Key was used "
+                                                                                 "with a different body")})
     def post(self, request, public_id: str):
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if not key:
-            return _error("the Idempotency-Key header is required", status.HTTP_400_BAD_REQUEST)
+        key = request.headers.get("Idempotency-Key", "")
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            return _error("the Idempotency-Key header is required: 1 to 200 visible ASCII characters",
+                          status.HTTP_400_BAD_REQUEST)
         body = FundRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -123,12 +139,14 @@ class Prices(APIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
 
-    @extend_schema(responses=PriceScheduleSerializer(many=True))
+    @extend_schema(responses=PriceSchedulesSerializer)
     def get(self, request):
         return Response({"schedules": PriceScheduleSerializer(wallet.price_schedules(), many=True).data})
 
-    @extend_schema(request=PriceRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: PriceScheduleSerializer})
+    @extend_schema(request=PriceRequestSerializer, parameters=[PRICE_IDEMPOTENCY_HEADER],
+                   responses={201: PriceSetSerializer,
+                              409: OpenApiResponse(DetailSerializer, description="the Idempotency-Key was used "
+                                                                                 "with a different price")})
     def post(self, request):
         try:
             utility = wallet_services.utility_membership(request.user).organisation
@@ -137,11 +155,17 @@ class Prices(APIView):
         body = PriceRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        key = request.headers.get("Idempotency-Key", "").strip() or uuid.uuid4().hex
+        given = request.headers.get("Idempotency-Key")
+        key = uuid.uuid4().hex if given is None else given
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            return _error("the Idempotency-Key header, when given, is 1 to 200 visible ASCII characters",
+                          status.HTTP_400_BAD_REQUEST)
         try:
             result = wallet_services.price_set(user=request.user, kind=data["kind"], currency=data["currency"],
                                                price=data["price"], effective_from=data["effective_from"],
                                                idempotency_key=key)
+        except wallet_services.PriceConflict as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT)
         except wallet_services.PriceError as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
         schedule = wallet.price_schedule(utility.msp_id, data["kind"], data["currency"])

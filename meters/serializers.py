@@ -1,3 +1,4 @@
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -5,6 +6,28 @@ from ledger.units import kwh
 from wallet.selectors import HistoryEntry
 
 from .selectors import DeviceState
+
+# Amounts go into the ledger's canonical JSON (RFC 8785), where integers past 2**53 - 1 lose
+# precision, so the API refuses them up front.
+MAX_JSON_INTEGER = 2**53 - 1
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF's CharField would take ``0`` as ``"0"``, against the schema."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only: DRF's IntegerField would take ``"5"`` and ``5.0``, against the schema."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class WindowSerializer(serializers.Serializer):
@@ -37,7 +60,8 @@ class DeviceStateSerializer(serializers.Serializer):
 
 
 class FundRequestSerializer(serializers.Serializer):
-    amount_wh = serializers.IntegerField(min_value=1, help_text="Wh to move from your household account")
+    amount_wh = StrictIntegerField(min_value=1, max_value=MAX_JSON_INTEGER,
+                                 help_text="Wh to move from your household account")
     window_start = serializers.DateTimeField(required=False, help_text="ISO 8601; with window_end")
     window_end = serializers.DateTimeField(required=False, help_text="ISO 8601; with window_start")
 
@@ -71,6 +95,10 @@ class WalletOrganisationSerializer(serializers.Serializer):
     energy = BalanceSerializer(many=True, help_text="energy accounts the organisation spends from")
     devices = BalanceSerializer(many=True, help_text="coins on the organisation's own devices")
     credit = BalanceSerializer(many=True, help_text="fiat credit (minor units)")
+
+
+class WalletSerializer(serializers.Serializer):
+    organisations = WalletOrganisationSerializer(many=True)
 
 
 class HistoryEntrySerializer(serializers.Serializer):
@@ -108,8 +136,19 @@ class PriceScheduleSerializer(serializers.Serializer):
     entries = PriceEntrySerializer(many=True)
 
 
+class PriceSchedulesSerializer(serializers.Serializer):
+    schedules = PriceScheduleSerializer(many=True)
+
+
+class PriceSetSerializer(PriceScheduleSerializer):
+    """The schedule of the kind and currency just set, with the ledger transaction that set it."""
+
+    tx_hash = serializers.CharField()
+
+
 class PriceRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["retail", "wholesale"])
-    currency = serializers.CharField(max_length=10)
-    price = serializers.IntegerField(min_value=1, help_text="minor units per kWh")
+    currency = StrictCharField(max_length=3, validators=[RegexValidator(r"^[A-Z]{3}$", "an ISO 4217 code: USD, INR")],
+                               help_text="ISO 4217 code of the fiat asset")
+    price = StrictIntegerField(min_value=1, max_value=MAX_JSON_INTEGER, help_text="minor units per kWh")
     effective_from = serializers.DateTimeField()

@@ -19,6 +19,10 @@ class PriceError(Exception):
     """A price that cannot be set; the message is shown to the user."""
 
 
+class PriceConflict(PriceError):
+    """The idempotency key was already used for a different price."""
+
+
 class NotPermitted(PriceError):
     """The user is not staff of a utility."""
 
@@ -55,7 +59,7 @@ def price_set(*, user, kind: str, currency: str, price: int, effective_from: dat
             idempotency_key=f"price:{idempotency_key}",
         )
     except ledger.IdempotencyConflict:
-        raise PriceError("This form was already submitted with different values; reload and try again.") from None
+        raise PriceConflict("This form was already submitted with different values; reload and try again.") from None
     if not result.ok:
         raise PriceError(result.reason)
     return result
