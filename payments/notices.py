@@ -21,6 +21,29 @@ class NoticeError(ValueError):
 
 
 @dataclass(frozen=True)
+class PaymentFacts:
+    """What a report says of a payment: the key it is claimed under and the sale it pays for."""
+
+    provider: str
+    scope: str
+    payment_id: str
+    chaincode: str
+    payer: str
+    payee: str
+    amount: int
+    currency: str
+    created: datetime
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payment:{self.provider}:{self.scope}:{self.payment_id}"
+
+    def params(self) -> list[Any]:
+        return [self.provider, self.scope, self.payment_id, self.chaincode, self.payer, self.payee, self.amount,
+                self.currency, self.created]
+
+
+@dataclass(frozen=True)
 class PaymentNotice:
     event_id: str
     bank: str
@@ -30,6 +53,12 @@ class PaymentNotice:
     amount: int  # minor units
     currency: str
     paid_at: datetime
+    payment_id: str = ""  # the processor's payment id (PaymentIntent, end-to-end id); "" = the event id
+
+    def facts(self, *, provider: str, scope: str) -> PaymentFacts:
+        return PaymentFacts(provider=provider, scope=scope, payment_id=self.payment_id or self.event_id,
+                            chaincode=self.chaincode, payer=self.payer, payee=self.payee, amount=self.amount,
+                            currency=self.currency, created=self.paid_at)
 
     def chaincode_args(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "payer": self.payer, "payee": self.payee, "amount": self.amount,
@@ -46,9 +75,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def event_id_of(value: Any) -> str:
+def event_id_of(value: Any, name: str = "id") -> str:
     if not isinstance(value, str) or not _EVENT_ID.fullmatch(value):
-        raise NoticeError("'id' must be 1-200 characters of letters, digits and _ . : - (starting with a letter or digit)")
+        raise NoticeError(f"{name!r} must be 1-200 characters of letters, digits and _ . : - (starting with a letter or digit)")
     return value
 
 
@@ -113,7 +142,9 @@ def bank_notice_from(data: dict[str, Any]) -> PaymentNotice:
     missing = [name for name in BANK_FIELDS if data.get(name) is None]
     if missing:
         raise NoticeError(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    end_to_end = data.get("end_to_end_id")
     return PaymentNotice(
+        payment_id="" if end_to_end is None else event_id_of(end_to_end, "end_to_end_id"),
         event_id=event_id_of(data["id"]), bank=msp_id_of("bank", data["bank"]),
         payer=msp_id_of("payer", data["payer"]), payee=msp_id_of("payee", data["payee"]),
         chaincode=chaincode_of(data["chaincode"]), amount=amount_of(data["amount"]),
@@ -122,7 +153,7 @@ def bank_notice_from(data: dict[str, Any]) -> PaymentNotice:
 
 
 def stripe_notice_from(*, event_id: Any, amount: Any, currency: Any, created: Any,
-                       metadata: Any) -> PaymentNotice:
+                       metadata: Any, payment_id: Any) -> PaymentNotice:
     """Stripe objects carry the GridCoin routing in ``metadata``: payer, payee, chaincode and
     bank (the processor organisation whose service identity reports the payment)."""
     if not isinstance(metadata, dict):
@@ -133,6 +164,7 @@ def stripe_notice_from(*, event_id: Any, amount: Any, currency: Any, created: An
     if amount is None or currency is None or created is None:
         raise NoticeError("the payment lacks amount, currency or created")
     return PaymentNotice(
+        payment_id=event_id_of(payment_id, "payment_intent"),
         event_id=event_id_of(event_id), bank=msp_id_of("bank", metadata["bank"]),
         payer=msp_id_of("payer", metadata["payer"]), payee=msp_id_of("payee", metadata["payee"]),
         chaincode=chaincode_of(metadata["chaincode"]), amount=amount_of(amount),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import QuerySet
 
@@ -10,7 +12,7 @@ from accounts.models import Membership
 from ledger.chaincodes.energy import ENERGY
 from ledger.models import Asset, Organisation, OrgType
 
-from .models import WebhookEvent
+from .models import Payment, PaymentState, WebhookEvent
 
 
 def _member_organisations(user) -> list[Organisation]:
@@ -68,3 +70,15 @@ def organisations_of_types(*types: str) -> QuerySet[Organisation]:
 
 def fiat_assets() -> QuerySet[Asset]:
     return Asset.objects.exclude(code=ENERGY).order_by("code")
+
+
+def payments_credited(*, provider: str, scope: str, since: datetime, until: datetime) -> QuerySet[Payment]:
+    """Payments of one processor (and bank, ``scope``) credited in [since, until)."""
+    return Payment.objects.filter(provider=provider, scope=scope, state=PaymentState.CREDITED,
+                                  credited_at__gte=since, credited_at__lt=until).order_by("id")
+
+
+def payments_by_id(*, provider: str, scope: str, payment_ids: Iterable[str]) -> dict[str, Payment]:
+    """The payments known under these processor ids (any state), by id."""
+    ids = list(payment_ids)
+    return {p.payment_id: p for p in Payment.objects.filter(provider=provider, scope=scope, payment_id__in=ids)}

@@ -61,8 +61,7 @@ def _bank_delivery(d: Delivery, header: SignatureHeader, now: float, *, reload: 
         d.notice = notice = bank_notice_from(data)
         if notice.bank != bank.msp_id:
             _refuse_other_bank(bank, notice.bank)
-        return apply_notice(d, notice, bank, scope=bank.msp_id, idempotency_key=f"bank:{notice.event_id}",
-                            secret=secret)
+        return apply_notice(d, notice, bank, scope=bank.msp_id, secret=secret)
     except (SignatureError, NoticeError, WebhookRefused, ledger.LedgerError):
         # Refused after matching a cached secret: refuse for this reason only if the secret
         # is still active, else for the reason a fresh read gives (see BankSecretCache).

@@ -28,14 +28,14 @@ def _checkout_session(event: dict[str, Any]) -> PaymentNotice | str:
         return f"checkout session payment_status is {session.get('payment_status')!r}, not paid"
     return stripe_notice_from(event_id=event.get("id"), amount=session.get("amount_total"),
                               currency=session.get("currency"), created=event.get("created"),
-                              metadata=session.get("metadata"))
+                              metadata=session.get("metadata"), payment_id=session.get("payment_intent"))
 
 
 def _payment_intent(event: dict[str, Any]) -> PaymentNotice | str:
     intent = event["data"]["object"]
     return stripe_notice_from(event_id=event.get("id"), amount=intent.get("amount_received"),
                               currency=intent.get("currency"), created=event.get("created"),
-                              metadata=intent.get("metadata"))
+                              metadata=intent.get("metadata"), payment_id=intent.get("id"))
 
 
 # Stripe event type → notice (or the reason it is ignored). Other types are acknowledged and audited.
@@ -92,6 +92,6 @@ def stripe_webhook_receive(*, raw_body: bytes, signature_header: str | None) -> 
         if bank is None or bank.org_type != OrgType.BANK:
             raise WebhookRefused(400, f"unknown bank {notice.bank!r} in metadata")
         d.organisation = bank
-        return apply_notice(d, notice, bank, scope="", idempotency_key=f"stripe:{notice.event_id}")
+        return apply_notice(d, notice, bank, scope="")
 
     return guarded(receive, delivery)

@@ -55,7 +55,8 @@ def test_payment_events_apply_a_retail_sale(client, market, event_type, amount):
     assert body["status"] == "applied" and body["wh"] == wh
     assert market.household_balance() == wh
     tx = Transaction.objects.get(tx_hash=body["tx_hash"])
-    assert tx.idempotency_key == f"stripe:{event['id']}"
+    paid = event["data"]["object"]
+    assert tx.idempotency_key == f"payment:stripe::{paid.get('payment_intent') or paid['id']}"
     assert tx.invoker.qualified_name == "stripebank/webhooks"
     assert tx.args["currency"] == "INR" and tx.args["paid_at"] == "2026-01-01T00:00:00+00:00"
     audit = WebhookEvent.objects.get()
@@ -70,7 +71,7 @@ def test_redelivery_is_deduplicated(client, market):
     assert again.status_code == 200
     assert again.json()["status"] == "duplicate" and again.json()["tx_hash"] == first["tx_hash"]
     assert market.household_balance() == first["wh"]
-    assert Transaction.objects.filter(idempotency_key__startswith="stripe:").count() == 1
+    assert Transaction.objects.filter(idempotency_key__startswith="payment:stripe:").count() == 1
     assert WebhookEvent.objects.count() == 2
 
 
