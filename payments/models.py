@@ -178,3 +178,7 @@ class PaymentReversal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.reversal_id} of {self.payment_id}: {self.amount}"
+
+
+# Reconciliation keeps its own module; imported here so Django registers its models with payments.
+from .reconciliation.models import ReconciliationLine, ReconciliationRun  # noqa: E402, F401

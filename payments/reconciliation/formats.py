@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from .camt053 import Camt053Reader
-from .stripe_report import StripeReportReader
 from .statements import StatementReader
+from .stripe_report import StripeReportReader
 
 BANK, STRIPE = "bank", "stripe"  # payments.models.Provider values (kept pure: no model import)
 

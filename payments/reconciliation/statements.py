@@ -42,6 +42,7 @@ class StatementLine:
     payer: str = ""
     payee: str = ""
     chaincode: str = ""  # the seller chaincode, when the statement says it
+    processor: str = ""  # Stripe: the processor organisation that invokes (metadata ``bank``)
     note: str = ""  # why a line is OTHER
 
 
@@ -120,9 +121,14 @@ class CappedReader(io.RawIOBase):
 
 class StatementReader:
     """What every format's reader offers: the header (complete once ``lines`` is exhausted) and
-    the lines, streamed."""
+    the lines, streamed; ``bytes_read`` for progress."""
 
     header: StatementHeader
+    _stream: CappedReader
+
+    @property
+    def bytes_read(self) -> int:
+        return self._stream.consumed
 
     def lines(self) -> Iterator[StatementLine]:  # pragma: no cover - interface
         raise NotImplementedError

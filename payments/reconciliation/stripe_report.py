@@ -4,7 +4,8 @@ One row per balance transaction. Columns used (Stripe's names): ``balance_transa
 ``created_utc`` (``YYYY-MM-DD HH:MM:SS``, UTC), ``currency`` (lower case), ``gross`` (decimal,
 major units), ``reporting_category``, ``payment_intent_id``, and, when the report was run with
 them, ``source_id``, ``charge_id``, ``fee``, ``net`` and the payment's metadata columns
-``payment_metadata[payer]``, ``payment_metadata[payee]``, ``payment_metadata[chaincode]``.
+``payment_metadata[payer]``, ``payment_metadata[payee]``, ``payment_metadata[chaincode]`` and
+``payment_metadata[bank]`` (the processor organisation, as in the webhooks' metadata).
 Rows of ``reporting_category`` ``charge`` are payments; refunds, disputes, fees and payouts are
 kept as ``OTHER`` lines (reversals are not reconciled here). Read row by row (streamed).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from .statements import (
@@ -35,6 +36,7 @@ MAX_BYTES = 512 * 1024 * 1024
 MAX_LINES = 1_000_000
 REQUIRED = ("balance_transaction_id", "created_utc", "currency", "gross", "reporting_category", "payment_intent_id")
 PAYER, PAYEE, CHAINCODE = "payment_metadata[payer]", "payment_metadata[payee]", "payment_metadata[chaincode]"
+PROCESSOR = "payment_metadata[bank]"
 _MAX_FIELD = 1024
 
 
@@ -78,8 +80,10 @@ class StripeReportReader(StatementReader):
             first = line.booked_at if first is None else min(first, line.booked_at)  # type: ignore[type-var]
             last = line.booked_at if last is None else max(last, line.booked_at)  # type: ignore[type-var]
             yield line
-        # The report's interval is a parameter of the report run, not a column: the lines span it.
-        self.header.period_start, self.header.period_end = first, last
+        # The report's interval is a parameter of the report run, not a column: the lines span it
+        # (created_utc has whole seconds; the end is exclusive).
+        self.header.period_start = first
+        self.header.period_end = None if last is None else last + timedelta(seconds=1)
 
     @staticmethod
     def _line(count: int, where: str, row: list[str], index: dict[str, int]) -> StatementLine:
@@ -107,5 +111,6 @@ class StripeReportReader(StatementReader):
             source_ref=reference_of(get("balance_transaction_id"), where=where, name="balance_transaction_id"),
             amount=abs(gross), currency=currency, booked_at=booked_at,
             payer=party_of(get(PAYER), where=where, name=PAYER), payee=party_of(get(PAYEE), where=where, name=PAYEE),
-            chaincode=party_of(get(CHAINCODE), where=where, name=CHAINCODE), note=note,
+            chaincode=party_of(get(CHAINCODE), where=where, name=CHAINCODE),
+            processor=party_of(get(PROCESSOR), where=where, name=PROCESSOR), note=note,
         )

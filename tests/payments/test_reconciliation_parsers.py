@@ -63,7 +63,8 @@ def test_stripe_report_fixture_lines():
     assert lines[0].source_ref == "txn_3QhA1bC2dE3fG4hI0aBcDeFg"
     assert (lines[0].payer, lines[0].payee, lines[0].chaincode) == ("hh-1", "utility", "retail-seller")
     assert lines[0].booked_at == datetime(2025, 1, 15, 9, 30, 12, tzinfo=UTC)
-    assert reader.header.period_start == lines[0].booked_at and reader.header.period_end == lines[-1].booked_at
+    assert reader.header.period_start == lines[0].booked_at
+    assert reader.header.period_end == datetime(2025, 1, 15, 23, 0, 1, tzinfo=UTC)  # exclusive
 
 
 @pytest.mark.parametrize(("text", "currency", "minor"), [
