@@ -138,6 +138,8 @@ class Camt053Reader(StatementReader):
                 yield line
             stmt.remove(elem)  # read: drop it, so memory does not grow with the statement
         if cut is None:
+            if events.root is not None:
+                self._check_document(events.root)  # refuses a DTD (or a foreign root) by name
             raise StatementError("not a camt.053 statement: no BkToCstmrStmt/Stmt")
 
     @staticmethod

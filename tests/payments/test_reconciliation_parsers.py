@@ -185,3 +185,8 @@ def test_a_long_statement_streams_in_flat_memory():
         tracemalloc.stop()
     assert count == 5_000
     assert peak < 1024 * 1024, f"peak {peak:,} bytes: entries are not released once read"
+
+
+def test_a_dtd_is_refused_whatever_the_root():
+    with pytest.raises(StatementError, match="refused hostile XML"):
+        read_camt(b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><d>&b;</d>')
