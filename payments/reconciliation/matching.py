@@ -80,6 +80,10 @@ def lines_match(*, run_id: int, provider: str, scope: str, since: datetime | Non
     """Sort every pending line of the run; add the unlisted payments when the period is known."""
     params = {"run": run_id, "provider": provider, "scope": scope}
     with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            # The lines were just COPYed in: without fresh statistics the planner takes the table
+            # for nearly empty and joins it by nested loops.
+            cur.execute(f"ANALYZE {LINES}")
         cur.execute(_DUPLICATES, params)
         cur.execute(_KNOWN, params)
         cur.execute(_UNKNOWN, params)

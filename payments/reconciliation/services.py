@@ -212,6 +212,7 @@ def _apply_missing(run: ReconciliationRun, report: Progress) -> None:
     total = missing.count()
     origin = f"statement:{run.statement_id or run.digest[:16]}"
     done = 0
+    report(MATCH_SHARE, 1000, f"applying payments missing on the ledger: 0 of {total:,}")
     for line_id in list(missing.order_by("line_no").values_list("id", flat=True)):
         _apply_line(run, line_id, origin)
         done += 1

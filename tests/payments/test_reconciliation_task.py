@@ -44,8 +44,10 @@ def test_the_task_reconciles_a_run_and_reports_progress(market):
     with mock.patch.object(progress_module, "reconciliation_run_progress", side_effect=record):
         result = reconcile_payments.apply(args=[made.run.pk]).get()
     assert result["missing"] == 2
-    assert [s[2].split(":")[0] for s in seen] == ["reading the statement", "matching against the ledger",
-                                                 "applying payments missing on the ledger", "done"]
+    phases = [s[2].split(":")[0] for s in seen]
+    assert [p for n, p in enumerate(phases) if n == 0 or phases[n - 1] != p] == [
+        "reading the statement", "matching against the ledger", "applying payments missing on the ledger", "done"]
+    assert seen[-2][2] == "applying payments missing on the ledger: 2 of 2"
     assert [s[0] for s in seen] == sorted(s[0] for s in seen) and seen[-1][:2] == (1000, 1000)
     run = ReconciliationRun.objects.get(pk=made.run.pk)
     assert (run.state, run.progress_current, run.progress_total, run.percent) == ("done", 1000, 1000, 100)
