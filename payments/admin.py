@@ -50,3 +50,21 @@ class BankSecretAdmin(ReadOnlyAdmin):
     def deactivate(self, request, queryset):
         for secret in queryset.filter(active=True):
             services.bank_secret_deactivate(secret=secret)
+
+
+from .reconciliation.models import ReconciliationLine, ReconciliationRun  # noqa: E402
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "source", "scope", "statement_id", "state", "counts"]
+    list_filter = ["source", "state"]
+    search_fields = ["statement_id", "digest", "file_name"]
+
+
+@admin.register(ReconciliationLine)
+class ReconciliationLineAdmin(ReadOnlyAdmin):
+    list_display = ["run", "line_no", "reference", "amount", "currency", "outcome", "tx_hash"]
+    list_filter = ["outcome"]
+    search_fields = ["reference", "source_ref", "tx_hash"]
+    raw_id_fields = ["run", "payment"]
