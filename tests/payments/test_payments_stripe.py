@@ -13,7 +13,7 @@ import pytest
 
 from ledger.chaincodes.energy_math import fiat_to_wh
 from ledger.models import Transaction
-from payments.models import WebhookEvent
+from payments.models import Payment, WebhookEvent
 from payments.testing import RETAIL_PRICE, build_market
 
 FIXTURES = Path(__file__).resolve().parents[2] / "payments" / "fixtures"
@@ -83,19 +83,20 @@ def test_either_endpoint_secret_passes(client, market):
 
 
 def test_other_event_types_are_ignored_but_audited(client, market):
-    response = post(client, fixture("charge.refunded"))
+    response = post(client, fixture("customer.created"))
     assert response.status_code == 200
-    assert response.json() == {"status": "ignored", "event_id": "evt_3QfixtureRefund0001", "type": "charge.refunded"}
+    assert response.json() == {"status": "ignored", "event_id": "evt_1QfixtureCustomer01", "type": "customer.created"}
     assert Transaction.objects.filter(chaincode="retail-seller").count() == 0
     assert WebhookEvent.objects.get().status == "ignored"
 
 
-def test_unpaid_checkout_session_is_ignored(client, market):
+def test_unpaid_checkout_session_waits(client, market):
     event = fixture("checkout.session.completed")
     event["data"]["object"]["payment_status"] = "unpaid"
     response = post(client, event)
-    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert response.status_code == 200 and response.json()["status"] == "pending"
     assert market.household_balance() == 0
+    assert Payment.objects.get().state == "pending"
 
 
 @pytest.mark.parametrize("case", ["wrong-secret", "altered", "stale", "missing", "garbled"])
