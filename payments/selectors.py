@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from accounts.models import Membership
-from ledger.chaincodes.energy import ENERGY
-from ledger.models import Asset, Organisation, OrgType
+from ledger.chaincodes.energy import DEBT, ENERGY
+from ledger.models import Account, Asset, Organisation, OrgType
 
 from .models import Payment, PaymentState, WebhookEvent
 
@@ -82,3 +82,11 @@ def payments_by_id(*, provider: str, scope: str, payment_ids: Iterable[str]) -> 
     """The payments known under these processor ids (any state), by id."""
     ids = list(payment_ids)
     return {p.payment_id: p for p in Payment.objects.filter(provider=provider, scope=scope, payment_id__in=ids)}
+
+
+def energy_debt_of(msp_id: str) -> int:
+    """Wh the organisation owes after reversals (refunds, lost disputes, returns) took back
+    energy it had already spent; paid first out of its next purchase."""
+    owed = (Account.objects.filter(key__startswith=f"debt:{msp_id}@", asset_id=DEBT)
+            .aggregate(total=Sum("balance"))["total"])
+    return owed or 0
