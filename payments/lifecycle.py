@@ -7,8 +7,6 @@ from typing import Any
 
 from django.db import transaction
 
-from ledger.models import Organisation
-
 from .deliveries import Delivery, WebhookOutcome, WebhookRefused
 from .models import DeliveryStatus, Payment
 from .notices import PaymentNotice
@@ -67,13 +65,13 @@ def dispute_delivered(d: Delivery, key: PaymentKey, dispute_id: str, state: str)
 
 
 def reverse_delivered(d: Delivery, key: PaymentKey, *, reversal_id: str, kind: str, amount: int | None = None,
-                      refunded_total: int | None = None, bank: Organisation | None = None) -> WebhookOutcome:
+                      refunded_total: int | None = None, currency: str | None = None) -> WebhookOutcome:
     """Reverse through the chaincode and audit, in one transaction. Before the payment's credit
     the delivery is refused 409 (retryable: the processor redelivers once the credit is in)."""
     with transaction.atomic():
         try:
             outcome = payment_reverse(key, reversal_id=reversal_id, kind=kind, amount=amount,
-                                      refunded_total=refunded_total)
+                                      refunded_total=refunded_total, currency=currency)
         except NotCreditedYet as exc:
             d.payment_key = key.payment_id
             raise WebhookRefused(409, f"{exc}; retry later") from None

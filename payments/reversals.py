@@ -82,7 +82,7 @@ def _debt_account_open(payment: Payment) -> None:
 
 
 def payment_reverse(key: PaymentKey, *, reversal_id: str, kind: str, amount: int | None = None,
-                    refunded_total: int | None = None) -> PaymentOutcome:
+                    refunded_total: int | None = None, currency: str | None = None) -> PaymentOutcome:
     """Reverse part of a credited payment once per ``reversal_id``: ``amount`` minor units, or
     (Stripe refunds, whose events carry the cumulative ``amount_refunded``) whatever
     ``refunded_total`` adds to the refunds reversed so far. Raises NotCreditedYet before the
@@ -94,6 +94,9 @@ def payment_reverse(key: PaymentKey, *, reversal_id: str, kind: str, amount: int
         raise NotCreditedYet(f"payment {key.payment_id!r} is not credited yet")
     if payment.state == PaymentState.FAILED:
         return PaymentOutcome("rejected", payment.pk, reason=f"payment {key.payment_id!r} was never credited")
+    if currency is not None and currency != payment.currency:
+        return PaymentOutcome("rejected", payment.pk, reason=f"payment {key.payment_id!r} was made in "
+                              f"{payment.currency}, not {currency}")
     if refunded_total is not None:
         before = payment.reversals.filter(kind=ReversalKind.REFUND).aggregate(s=Sum("amount"))["s"] or 0
         amount = refunded_total - before
