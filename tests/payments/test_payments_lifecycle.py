@@ -175,6 +175,10 @@ def test_a_lost_dispute_reverses_and_what_was_spent_becomes_debt_paid_from_the_n
     assert energy_debt_of(market.household.msp_id) == 1000
     assert Payment.objects.get().disputed == "lost"
     assert_conserved_and_verified()
+    # The wallet shows the debt (and not as a fiat credit).
+    client.force_login(market.resident)
+    page = client.get("/wallet/").content.decode()
+    assert 'owes utility <span class="debt-kwh">1.000</span> kWh' in page and "Credit debt:" not in page
     # The next purchase pays the debt first; the rest is delivered.
     second = intent_succeeded(n=2, amount=1200)
     second["data"]["object"]["id"] = "pi_3QlifecycleTest02"
@@ -182,6 +186,7 @@ def test_a_lost_dispute_reverses_and_what_was_spent_becomes_debt_paid_from_the_n
     assert bought["status"] == "applied"
     wh = fiat_to_wh(amount=1200, credit=0, price_per_kwh=RETAIL_PRICE).wh
     assert market.household_balance() == wh - 1000 and energy_debt_of(market.household.msp_id) == 0
+    assert bought["wh"] == wh and "debt-kwh" not in client.get("/wallet/").content.decode()
     assert_conserved_and_verified()
 
 
