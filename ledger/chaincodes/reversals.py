@@ -37,8 +37,9 @@ def _apply(ctx: Context, held_of, give_back, *, buyer: str, seller: str) -> dict
     payment_id, reversal_id = ctx.arg_str("payment_id"), ctx.arg_str("reversal_id")
     kind, currency = ctx.arg_str("kind", max_length=10), ctx.arg_str("currency", max_length=10)
     amount = ctx.arg_int("amount")
-    sale = {"amount": ctx.arg_int("sale_amount"), "wh": ctx.arg_int("sale_wh", positive=False),
-            "price": ctx.arg_int("sale_price"), "currency": currency}
+    sale_amount, sale_wh = ctx.arg_int("sale_amount"), ctx.arg_int("sale_wh", positive=False)
+    sale_price = ctx.arg_int("sale_price")
+    sale = {"amount": sale_amount, "wh": sale_wh, "price": sale_price, "currency": currency}
     if kind not in REVERSAL_KINDS:
         raise ContractError(f"kind must be one of {', '.join(REVERSAL_KINDS)}")
     key = f"reversals/{payment_id}"
@@ -48,7 +49,7 @@ def _apply(ctx: Context, held_of, give_back, *, buyer: str, seller: str) -> dict
     if reversal_id in record["ids"]:
         raise ContractError(f"reversal {reversal_id} of payment {payment_id} was applied before")
     try:
-        reversal: Reversal = reversal_of(sale_wh=sale["wh"], price_per_kwh=sale["price"], sale_amount=sale["amount"],
+        reversal: Reversal = reversal_of(sale_wh=sale_wh, price_per_kwh=sale_price, sale_amount=sale_amount,
                                          reversed_before=record["amount"], amount=amount, held=held_of())
     except ValueError as exc:
         raise ContractError(f"payment {payment_id}: {exc}") from None
