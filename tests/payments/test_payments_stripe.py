@@ -3,11 +3,8 @@ payment events sell coins, other events are acknowledged and ignored; event ids 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,26 +13,7 @@ from ledger.models import Transaction
 from payments.models import Payment, WebhookEvent
 from payments.testing import RETAIL_PRICE, build_market
 
-FIXTURES = Path(__file__).resolve().parents[2] / "payments" / "fixtures"
-SECRETS = ["whsec_test_current", "whsec_test_next"]
-
-
-def fixture(event_type: str) -> dict:
-    return json.loads((FIXTURES / f"{event_type}.json").read_text())
-
-
-def stripe_header(payload: bytes, secret: str, t: int | None = None) -> str:
-    """What Stripe sends: t=<unix>,v1=HMAC-SHA256(secret, "<t>.<payload>")."""
-    t = int(time.time()) if t is None else t
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def post(client, event: dict | bytes, *, secret: str = SECRETS[0], header: str | None = None, t: int | None = None):
-    payload = event if isinstance(event, bytes) else json.dumps(event).encode()
-    sig = header if header is not None else stripe_header(payload, secret, t)
-    return client.post("/webhooks/stripe/", data=payload, content_type="application/json",
-                       headers={"Stripe-Signature": sig})
+from .stripe_kit import SECRETS, fixture, post, stripe_header
 
 
 @pytest.fixture
