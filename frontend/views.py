@@ -15,6 +15,7 @@ from meters import selectors as meter_selectors
 from meters import services as meter_services
 from meters.consumers import may_see_consumption
 from meters.services import FundingResult
+from payments import selectors as payment_selectors
 
 from . import selectors
 from .device_views import device_page_url
@@ -141,6 +142,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
         form, result, refused = FundForm.fresh(initial={"public_id": request.GET.get("device", "")}), None, None
     context = _fund_context(form, result, refused)
     context["wallets"] = meter_selectors.wallet_balances(request.user)
+    context["energy_debts"] = payment_selectors.energy_debts_of_user(request.user)
     if request.htmx and request.method == "POST":
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_wallets": result is not None})
     context.update({"entries": entries, "older": older, "paged": bool(before)})

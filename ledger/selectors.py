@@ -210,3 +210,15 @@ def existing_accounts(keys: list[str]) -> set[tuple[str, str]]:
     where, params = sql_in("a.key", sorted(set(keys)))
     return {(key, asset) for key, asset in _rows(f"SELECT a.key, a.asset_id FROM ledger_account a WHERE {where}",
                                                  params)}
+
+
+def transaction_with_hash(tx_hash: str) -> Transaction | None:
+    """The transaction with this hash, with its invoker and the invoker's organisation."""
+    return Transaction.objects.select_related("invoker__organisation").filter(tx_hash=tx_hash).first()
+
+
+def account_balances(keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Balances of these (key, asset) accounts; accounts that do not exist are absent."""
+    return {(key, asset): balance for key, asset, balance in Account.objects.filter(
+        key__in={k for k, _ in keys}, asset_id__in={a for _, a in keys}).values_list("key", "asset_id", "balance")
+        if (key, asset) in set(keys)}

@@ -98,7 +98,10 @@ def unclaimable(payment: PaymentFacts) -> tuple[int, str, str | None]:
 # The claim with its first audited outcome (applied or refused by the ledger), in one statement.
 # A claim scoped to a bank (scope = its MSP id) counts only that bank's audit rows.
 _REDELIVERY_SQL = (
-    f"SELECT p.body_digest, w.tx_hash, w.status, w.result, w.reason FROM {ProcessedEvent._meta.db_table} p "
+    f"SELECT p.body_digest, w.tx_hash, w.status, w.result, w.reason, ("
+    f"SELECT y.payment_id FROM {WebhookEvent._meta.db_table} y WHERE y.provider = p.provider "
+    "AND y.event_id = p.event_id AND y.payment_id IS NOT NULL AND (p.scope = '' OR y.organisation_id = %s) "
+    f"ORDER BY y.id LIMIT 1) FROM {ProcessedEvent._meta.db_table} p "
     f"LEFT JOIN {WebhookEvent._meta.db_table} w ON w.id = ("
     f"SELECT min(x.id) FROM {WebhookEvent._meta.db_table} x WHERE x.provider = p.provider "
     "AND x.event_id = p.event_id AND x.tx_hash IS NOT NULL AND x.status IN (%s, %s) "
@@ -111,11 +114,11 @@ def redelivery(d: Delivery, claim: dict[str, str], digest: str) -> WebhookOutcom
     """Answer a delivery of an event claimed before: the first outcome again, or a conflict if
     the event id was used for a different payment. ``d.organisation`` is the claim's bank."""
     assert d.organisation is not None
-    row = query_one(_REDELIVERY_SQL, [DeliveryStatus.APPLIED.value, DeliveryStatus.REJECTED.value, d.organisation.pk,
-                                      claim["provider"], claim["scope"], claim["event_id"]])
+    row = query_one(_REDELIVERY_SQL, [d.organisation.pk, DeliveryStatus.APPLIED.value, DeliveryStatus.REJECTED.value,
+                                      d.organisation.pk, claim["provider"], claim["scope"], claim["event_id"]])
     if row is None:
         raise ProcessedEvent.DoesNotExist(f"claim {claim} vanished")
-    processed_digest, tx_hash, status, result, reason = row
+    processed_digest, tx_hash, status, result, reason, d.payment = row
     if processed_digest != digest:
         raise WebhookRefused(409, f"event id {claim['event_id']!r} was already used for a different payment")
     body: dict[str, Any] = {"status": "duplicate", "event_id": claim["event_id"]}

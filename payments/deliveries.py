@@ -2,10 +2,11 @@
 ``WebhookEvent`` row, written by whichever exit the delivery takes (``guarded``).
 
 Status codes (see payments/README.md):
-200 applied / duplicate / ignored; 400 malformed; 401 not authentic or not fresh;
-409 the event id was already used for a different payment; 413 the body is too large;
-422 the ledger refused the sale (final: the event id is spent, redelivering replays the
-refusal, so do not retry); 503 the endpoint has no secret configured.
+200 applied / duplicate / ignored / recorded; 400 malformed; 401 not authentic or not fresh;
+409 the event id was already used for a different payment, the payment was reported before
+with other facts, or a reversal names a payment not credited yet (retry later); 413 the body is
+too large; 422 the ledger refused the sale or reversal, or a reversal exceeds its payment
+(final: redelivering replays the refusal, so do not retry); 503 no secret configured.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ class DeliveryStatus(models.TextChoices):
     DUPLICATE = "duplicate", "duplicate (redelivery, nothing changed)"
     REJECTED = "rejected", "rejected"
     IGNORED = "ignored", "ignored (event type not handled)"
+    RECORDED = "recorded", "recorded (payment state changed, nothing moved)"
 
 
 class BankSecret(models.Model):

@@ -65,6 +65,17 @@ class PaymentNotice:
                 "currency": self.currency, "paid_at": self.paid_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class ReturnNotice:
+    """A bank's debit of an earlier credit (a return or recall): reverse ``amount`` of it."""
+
+    event_id: str  # the notification's id: the reversal's id
+    end_to_end_id: str  # the returned payment
+    amount: int
+    currency: str
+    reason: str
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body.decode("utf-8"))
@@ -170,3 +181,18 @@ def stripe_notice_from(*, event_id: Any, amount: Any, currency: Any, created: An
         chaincode=chaincode_of(metadata["chaincode"]), amount=amount_of(amount),
         currency=currency_of(currency), paid_at=moment_of(created),
     )
+
+
+RETURN_FIELDS = ("id", "bank", "return_of", "amount", "currency")
+
+
+def return_notice_from(data: dict[str, Any]) -> ReturnNotice:
+    """A bank's return of an earlier credit, as JSON: ``return_of`` is the payment's end-to-end id."""
+    missing = [name for name in RETURN_FIELDS if data.get(name) is None]
+    if missing:
+        raise NoticeError(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    msp_id_of("bank", data["bank"])
+    reason = data.get("reason", "")
+    return ReturnNotice(event_id=event_id_of(data["id"]), end_to_end_id=event_id_of(data["return_of"], "return_of"),
+                        amount=amount_of(data["amount"]), currency=currency_of(data["currency"]),
+                        reason=reason[:200] if isinstance(reason, str) else "")

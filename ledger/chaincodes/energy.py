@@ -3,7 +3,9 @@ consumer, and the utility's price list. Every movement of k or fiat credit happe
 
 Account keys: ``producer:<msp>``, ``utility:<msp>:<shard>`` (the utility's coins are split
 over UTILITY_SHARDS accounts so retail sales do not queue on one row lock),
-``household:<msp>``, ``device:<public id>``, ``credit:<payer msp>@<payee msp>`` (fiat credit).
+``household:<msp>``, ``device:<public id>``, ``credit:<payer msp>@<payee msp>`` (fiat credit),
+``debt:<debtor msp>@<creditor msp>`` (asset ``k-owed``: Wh a reversal could not take back because
+the buyer had spent or given them away; issued by the reversal, paid first out of the next purchase).
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ import zlib
 from datetime import datetime, timedelta
 
 from ..contracts import Context, Contract, ContractError, registry
-from .energy_math import allocate_burn, due_for_settlement, fiat_to_wh, price_at, relay_on, reserved
+from .energy_math import (
+    allocate_burn,
+    debt_repayment,
+    due_for_settlement,
+    fiat_to_wh,
+    price_at,
+    relay_on,
+    reserved,
+)
 
 ENERGY = "k"
+DEBT = "k-owed"  # Wh owed to the seller after a reversal; its own asset, so k's supply stays exact
 UTILITY_SHARDS = 16
 MAX_WINDOW = timedelta(days=7)
 PRICE_KINDS = ("retail", "wholesale")
@@ -38,6 +49,17 @@ def device_account(public_id: str) -> str:
 
 def credit_account(payer: str, payee: str) -> str:
     return f"credit:{payer}@{payee}"
+
+
+def debt_account(debtor: str, creditor: str) -> str:
+    return f"debt:{debtor}@{creditor}"
+
+
+def _owed(ctx: Context, debtor: str, creditor: str) -> int:
+    """The debtor's debt (Wh) to the creditor: 0 while no reversal ever opened the account.
+    The account must have been offered to ``lock_present`` by the caller."""
+    key = debt_account(debtor, creditor)
+    return ctx.balance(key, DEBT) if ctx.holds(key, DEBT) else 0
 
 
 def _when(ctx: Context, name: str) -> datetime:
@@ -166,14 +188,19 @@ def wholesale_sell(ctx: Context) -> dict:
     utility, producer, amount, currency, paid_at, event_id = _payment(ctx)
     price = _price(ctx, utility, "wholesale", currency, paid_at)
     credit_key = credit_account(utility, producer)
+    source = producer_account(producer)
+    ctx.lock_present((credit_key, currency), (source, ENERGY), (debt_account(utility, producer), DEBT))
     credit = ctx.balance(credit_key, currency)
     sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
-    source = producer_account(producer)
+    # A debt left by a reversal is paid first: the producer keeps that energy.
+    repaid, delivered = debt_repayment(wh=sale.wh, debt=_owed(ctx, utility, producer))
     held = ctx.balance(source, ENERGY)
-    if sale.wh > held:
-        raise ContractError(f"producer {producer} cannot cover {sale.wh} Wh: it holds {held} Wh")
+    if delivered > held:
+        raise ContractError(f"producer {producer} cannot cover {delivered} Wh: it holds {held} Wh")
+    if repaid:
+        ctx.burn(debt_account(utility, producer), repaid, DEBT)
     # Spread the purchase evenly over the utility's shards.
-    share, extra = divmod(sale.wh, UTILITY_SHARDS)
+    share, extra = divmod(delivered, UTILITY_SHARDS)
     for n in range(UTILITY_SHARDS):
         part = share + (1 if n < extra else 0)
         if part:
@@ -181,6 +208,8 @@ def wholesale_sell(ctx: Context) -> dict:
     _settle_credit(ctx, credit_key, currency, credit, sale.credit)
     result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
               "currency": currency}
+    if repaid:
+        result.update(debt_repaid=repaid, delivered=delivered)
     ctx.emit("wholesale", result)
     return result
 
@@ -194,14 +223,22 @@ def retail_sell(ctx: Context) -> dict:
     household, utility, amount, currency, paid_at, event_id = _payment(ctx)
     price = _price(ctx, utility, "retail", currency, paid_at)
     credit_key = credit_account(household, utility)
-    ctx.lock((credit_key, currency), (_first_shard(utility, event_id), ENERGY))  # one read for both
+    debt_key = debt_account(household, utility)
+    # One read for all three; the debt account exists only once a reversal has opened it.
+    ctx.lock_present((credit_key, currency), (_first_shard(utility, event_id), ENERGY), (debt_key, DEBT))
     credit = ctx.balance(credit_key, currency)
     sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
-    if sale.wh:
-        _take_from_utility(ctx, utility, sale.wh, event_id, household_account(household))
+    # A debt left by a reversal is paid first: the utility keeps that energy.
+    repaid, delivered = debt_repayment(wh=sale.wh, debt=_owed(ctx, household, utility))
+    if repaid:
+        ctx.burn(debt_key, repaid, DEBT)
+    if delivered:
+        _take_from_utility(ctx, utility, delivered, event_id, household_account(household))
     _settle_credit(ctx, credit_key, currency, credit, sale.credit)
     result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
               "currency": currency, "account": household_account(household)}
+    if repaid:
+        result.update(debt_repaid=repaid, delivered=delivered)
     ctx.emit("retail", result)
     return result
 
