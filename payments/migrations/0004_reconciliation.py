@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0002_payment_lifecycle'),
+        ('payments', '0003_recorded_status'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
