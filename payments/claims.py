@@ -35,7 +35,7 @@ _PAYMENT_UPSERT = (
     "ON CONFLICT (provider, scope, payment_id) DO UPDATE SET state = 'credited', reason = '' "
     "WHERE p.state <> 'credited' AND p.chaincode = EXCLUDED.chaincode AND p.payer = EXCLUDED.payer "
     "AND p.payee = EXCLUDED.payee AND p.amount = EXCLUDED.amount AND p.currency = EXCLUDED.currency "
-    "RETURNING p.id, p.created"
+    "RETURNING id, created"  # unqualified: SQLite refuses the alias in RETURNING
 )
 # INSERT ... SELECT types its parameters from the select list, not the target columns.
 _PG_CASTS = {"bigint": "::bigint", "moment": "::timestamptz"}
