@@ -135,3 +135,25 @@ def test_the_command_refuses_bad_input(market, tmp_path):
     odd.write_bytes(b"")
     with pytest.raises(CommandError, match="extension"):
         call_command("reconcile_payments", "--source", str(odd))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_default_runs_the_task_on_a_thread_of_the_web_process(settings, tmp_path):
+    """No broker and the background threads on (``make run``): the upload returns at once and
+    the run proceeds beside it, so its page can show the progress bar."""
+    import threading
+
+    from payments.reconciliation.dispatch import reconciliation_start
+
+    settings.GRIDCOIN_STATEMENTS_DIR = tmp_path / "statements"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.GRIDCOIN_BACKGROUND_SCHEDULER = True
+    market = build_market()
+    made = reconciliation_run_create(source="bank", scope=market.bank.msp_id,
+                                     stream=io.BytesIO(statement(market, "E2E-T1")))
+    reconciliation_start(made.run.pk)
+    for worker in [t for t in threading.enumerate() if t.name == f"reconcile-{made.run.pk}"]:
+        worker.join(timeout=60)  # (none left if it finished already)
+    run = ReconciliationRun.objects.get(pk=made.run.pk)
+    assert run.state == "done" and run.counts["missing"] == 1
+    assert Payment.objects.get(payment_id="E2E-T1").state == "credited"
