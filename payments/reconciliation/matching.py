@@ -65,7 +65,7 @@ _UNLISTED = f"""
 INSERT INTO {LINES} (run_id, line_no, kind, reference, source_ref, amount, currency, payer, payee, chaincode,
                      processor, booked_at, outcome, reason, payment_id, tx_hash)
 SELECT %(run)s, NULL, 'payment', p.payment_id, '', p.amount, p.currency, p.payer, p.payee, p.chaincode, '',
-       p.created, 'unlisted', 'credited on the ledger but not on the statement', p.id, p.credit_tx_hash
+       p.created, 'unlisted', '', p.id, p.credit_tx_hash
 FROM {PAYMENTS} AS p
 WHERE p.provider = %(provider)s AND p.scope = %(scope)s AND p.state = 'credited'
   AND p.created >= %(since)s AND p.created < %(until)s

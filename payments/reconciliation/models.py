@@ -120,3 +120,9 @@ class ReconciliationLine(models.Model):
     @property
     def flagged(self) -> bool:
         return self.outcome in FLAGGED
+
+    @property
+    def amount_display(self) -> str:
+        from .statements import major_units
+
+        return major_units(self.amount, self.currency)

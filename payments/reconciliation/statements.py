@@ -64,7 +64,7 @@ def minor_units(text: str, currency: str, *, where: str) -> int:
         value = Decimal(text)
     except InvalidOperation:
         raise StatementError(f"{where}: amount {text!r} is not a decimal number") from None
-    exponent = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
+    exponent = exponent_of(currency)
     scaled = value.scaleb(exponent)
     if scaled != scaled.to_integral_value():
         raise StatementError(f"{where}: amount {text} {currency} has more than {exponent} decimals")
@@ -72,6 +72,15 @@ def minor_units(text: str, currency: str, *, where: str) -> int:
     if abs(minor) > MAX_AMOUNT:
         raise StatementError(f"{where}: amount {text} {currency} is out of range")
     return minor
+
+
+def exponent_of(currency: str) -> int:
+    return 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
+
+
+def major_units(amount: int, currency: str) -> str:
+    """10050 INR -> ``"100.50"``: for showing amounts as the statement wrote them."""
+    return str(Decimal(amount).scaleb(-exponent_of(currency)))
 
 
 def currency_of(text: str, *, where: str) -> str:

@@ -190,3 +190,11 @@ def test_a_long_statement_streams_in_flat_memory():
 def test_a_dtd_is_refused_whatever_the_root():
     with pytest.raises(StatementError, match="refused hostile XML"):
         read_camt(b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><d>&b;</d>')
+
+
+@pytest.mark.parametrize(("minor", "currency", "text"), [(10050, "INR", "100.50"), (100, "JPY", "100"),
+                                                         (1234, "KWD", "1.234")])
+def test_major_units_show_amounts_as_statements_write_them(minor, currency, text):
+    from payments.reconciliation.statements import major_units
+
+    assert major_units(minor, currency) == text
