@@ -17,7 +17,7 @@ from ledger.selectors import identity_key_and_organisations, organisation_with_m
 from .claims import claim_payment, unclaimable
 from .deliveries import Settlement, WebhookRefused, payment_settle
 from .notices import NoticeError, PaymentFacts, PaymentNotice, amount_of, chaincode_of, currency_of, msp_id_of
-from .sales import SALE_ROUTES, _check_parties, _open_accounts, bank_invoker, sale_args
+from .sales import SALE_ROUTES, bank_invoker, check_parties, open_accounts, sale_args
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def payment_credit(*, provider: str, scope: str, payment_id: str, chaincode: str
                 return PaymentOutcome(status, pk, tx_hash, reason=verdict.removeprefix("conflict: "))
             pk, stored = claimed
             _, orgs = identity_key_and_organisations(None, [facts.payer, facts.payee])
-            payer_row, payee_row = _check_parties(notice, route, orgs)
-            _open_accounts(route.accounts(notice, payer_row, payee_row), facts.currency)
+            payer_row, payee_row = check_parties(notice, route, orgs)
+            open_accounts(route.accounts(notice, payer_row, payee_row), facts.currency)
             result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=sale_args(facts, stored),
                                    invoker=identity, idempotency_key=facts.idempotency_key, signer=signer)
             payment_settle(Settlement(pk, result.tx_hash, result.ok, result.reason or ""))

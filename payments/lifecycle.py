@@ -84,7 +84,7 @@ def reverse_delivered(d: Delivery, key: PaymentKey, *, reversal_id: str, kind: s
             body.update(tx_hash=outcome.tx_hash, tx_url=f"/explorer/tx/{outcome.tx_hash}/")
         if outcome.status == "applied":
             result = outcome.result or {}
-            body.update({k: result[k] for k in ("amount", "wh", "returned", "owed", "reversed_amount") if k in result})
+            body.update({k: result[k] for k in ("amount", "wh", "taken_back", "owed", "reversed_amount") if k in result})
             return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=outcome.tx_hash,
                             result=outcome.result, body=body)
         if outcome.status == "duplicate":

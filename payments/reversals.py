@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from ledger import services as ledger
@@ -75,8 +75,11 @@ def _debt_account_open(payment: Payment) -> None:
     if not Asset.objects.filter(code=DEBT).exists():
         issuer = organisation_with_msp_id(utility)
         assert issuer is not None  # the sale was credited between these organisations
-        ledger.asset_create(code=DEBT, name="Energy owed after a reversal", scale=3, display_unit="kWh",
-                            issuer=Organisation.objects.get(pk=issuer.pk))
+        try:
+            ledger.asset_create(code=DEBT, name="Energy owed after a reversal", scale=3, display_unit="kWh",
+                                issuer=Organisation.objects.get(pk=issuer.pk))
+        except IntegrityError:  # a concurrent first reversal created it (asset_create rolled back its savepoint)
+            pass
     ledger.account_open(key=debt_account(debtor, creditor), asset=DEBT,
                         organisation=Organisation.objects.get(msp_id=debtor))
 

@@ -70,7 +70,7 @@ SALE_ROUTES: dict[str, SaleRoute] = {
 }
 
 
-def _check_parties(notice: PaymentNotice, route: SaleRoute,
+def check_parties(notice: PaymentNotice, route: SaleRoute,
                    orgs: dict[str, OrganisationRow]) -> tuple[OrganisationRow, OrganisationRow]:
     for role, msp_id, wanted in (("payer", notice.payer, route.payer_type), ("payee", notice.payee, route.payee_type)):
         org = orgs.get(msp_id)
@@ -87,7 +87,7 @@ def _check_parties(notice: PaymentNotice, route: SaleRoute,
 _known_accounts: set[tuple[str, str, int, str]] = set()
 
 
-def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
+def open_accounts(specs: list[AccountSpec], currency: str) -> None:
     """Open the (zero-balance) accounts the sale touches; no query once they are known."""
     unknown = [(key, asset, owner) for key, asset, owner in specs
                if (key, asset, owner.pk, owner.created_at) not in _known_accounts]
@@ -195,8 +195,8 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
                                                        [notice.payer, notice.payee])
             if secret is not None:
                 identity = _current_identity(identity, key)
-            payer, payee = _check_parties(notice, route, orgs)
-            _open_accounts(route.accounts(notice, payer, payee), notice.currency)
+            payer, payee = check_parties(notice, route, orgs)
+            open_accounts(route.accounts(notice, payer, payee), notice.currency)
             signer = _signer_of(identity)  # the identity is confirmed: its key may be looked up
             assert claimed.created is not None
             result = ledger.invoke(chaincode=route.chaincode, function=route.function,

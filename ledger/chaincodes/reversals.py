@@ -61,7 +61,7 @@ def _apply(ctx: Context, held_of, give_back, *, buyer: str, seller: str) -> dict
               "ids": [*record["ids"], reversal_id]}
     ctx.put_state(key, record)
     result = {"payment_id": payment_id, "reversal_id": reversal_id, "kind": kind, "amount": amount,
-              "currency": currency, "wh": reversal.wh, "returned": reversal.returned, "owed": reversal.owed,
+              "currency": currency, "wh": reversal.wh, "taken_back": reversal.returned, "owed": reversal.owed,
               "reversed_amount": record["amount"], "reversed_wh": record["wh"], "debtor": buyer, "creditor": seller}
     ctx.emit("reversed", result)
     return result

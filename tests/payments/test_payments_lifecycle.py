@@ -169,7 +169,7 @@ def test_a_lost_dispute_reverses_and_what_was_spent_becomes_debt_paid_from_the_n
     assert spent.ok, spent.reason
     lost = post(client, dispute("charge.dispute.closed", "lost"))
     assert lost.status_code == 200 and lost.json()["status"] == "applied", lost.content
-    assert (lost.json()["returned"], lost.json()["owed"]) == (WH - 1000, 1000)
+    assert (lost.json()["taken_back"], lost.json()["owed"]) == (WH - 1000, 1000)
     assert market.household_balance() == 0
     assert balance(debt_account(market.household.msp_id, market.utility.msp_id), DEBT) == 1000
     assert energy_debt_of(market.household.msp_id) == 1000
@@ -179,6 +179,8 @@ def test_a_lost_dispute_reverses_and_what_was_spent_becomes_debt_paid_from_the_n
     client.force_login(market.resident)
     page = client.get("/wallet/").content.decode()
     assert 'owes utility <span class="debt-kwh">1.000</span> kWh' in page and "Credit debt:" not in page
+    receipt = client.get(f"/wallet/receipts/{lost.json()['tx_hash']}/")
+    assert receipt.status_code == 200 and '<dd class="debt-kwh">1.000 kWh</dd>' in receipt.content.decode()
     # The next purchase pays the debt first; the rest is delivered.
     second = intent_succeeded(n=2, amount=1200)
     second["data"]["object"]["id"] = "pi_3QlifecycleTest02"

@@ -65,7 +65,7 @@ def test_a_wholesale_return_after_the_utility_sold_the_energy_leaves_debt_paid_b
     sold = fiat_to_wh(amount=4000, credit=0, price_per_kwh=RETAIL_PRICE).wh  # 5,000 Wh to the household
     assert market.deliver(market.notification(id="rt-1", amount=4000)).json()["status"] == "applied"
     back = market.deliver({"id": "ws-rtn", "bank": "testbank", "return_of": "ws-1", "amount": 5000, "currency": "INR"})
-    assert (back.json()["returned"], back.json()["owed"]) == (bought - sold, sold)
+    assert (back.json()["taken_back"], back.json()["owed"]) == (bought - sold, sold)
     assert market.utility_stock() == 0 and energy_debt_of("utility") == sold
     assert balance(debt_account("utility", "sunfarm"), DEBT) == sold
     assert_conserved_and_verified()
