@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -149,12 +149,23 @@ def _advance(run: ReconciliationRun, old: str, new: str, **fields) -> bool:  # t
     return bool(changed)
 
 
-def reconciliation_run_execute(*, run_id: int, token: str = "", progress: Progress | None = None) -> ReconciliationRun:
-    """Execute (or resume, under the same ``token``) a run to its end; returns the run."""
+IN_FLIGHT = (RunState.LOADING, RunState.MATCHING, RunState.APPLYING)
+
+
+def reconciliation_run_execute(*, run_id: int, token: str = "", progress: Progress | None = None,
+                               take_over_after: timedelta | None = None) -> ReconciliationRun:
+    """Execute (or resume, under the same ``token``) a run to its end; returns the run. A run
+    another token started more than ``take_over_after`` ago is taken over: its task is taken
+    for lost (a worker that died without Celery redelivering it); every step resumes safely."""
     token = token or uuid.uuid4().hex
     report: Progress = progress or (lambda current, total, label: None)
+    now = timezone.now()
     claimed = ReconciliationRun.objects.filter(pk=run_id, state=RunState.PENDING).update(
-        state=RunState.LOADING, task_id=token, started_at=timezone.now())
+        state=RunState.LOADING, task_id=token, started_at=now)
+    if not claimed and take_over_after is not None:
+        claimed = ReconciliationRun.objects.filter(pk=run_id, state__in=IN_FLIGHT,
+                                                   started_at__lt=now - take_over_after).update(
+            task_id=token, started_at=now)
     run = ReconciliationRun.objects.get(pk=run_id)
     if not claimed and not (run.in_flight and run.task_id == token):
         return run  # finished already, or another worker has it

@@ -157,3 +157,22 @@ def test_the_embedded_default_runs_the_task_on_a_thread_of_the_web_process(setti
     run = ReconciliationRun.objects.get(pk=made.run.pk)
     assert run.state == "done" and run.counts["missing"] == 1
     assert Payment.objects.get(payment_id="E2E-T1").state == "credited"
+
+
+def test_a_run_whose_task_was_lost_is_taken_over_only_when_stale(market):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.reconciliation.services import reconciliation_run_execute
+
+    made = reconciliation_run_create(source="bank", scope=market.bank.msp_id,
+                                     stream=io.BytesIO(statement(market, "E2E-L1")))
+    ReconciliationRun.objects.filter(pk=made.run.pk).update(state="loading", task_id="lost-task",
+                                                            started_at=timezone.now())
+    fresh = reconciliation_run_execute(run_id=made.run.pk, take_over_after=timedelta(days=1))
+    assert fresh.state == "loading" and not Payment.objects.exists()  # its task may still be running
+    ReconciliationRun.objects.filter(pk=made.run.pk).update(started_at=timezone.now() - timedelta(days=2))
+    assert reconcile_payments.apply(args=[made.run.pk], kwargs={"take_over": True}).get()["missing"] == 1
+    assert ReconciliationRun.objects.get(pk=made.run.pk).state == "done"
+    assert Payment.objects.get(payment_id="E2E-L1").state == "credited"
