@@ -5,7 +5,10 @@
 2. signed bank webhooks end to end through the Django test client (request, HMAC check,
    parsing, claim, invoke, audit row, JSON response), 16 threads, ~20% redeliveries;
 3. their ratio (target: webhook overhead <= 2x direct invoke), webhooks/s (target >= 300) and
-   the p95 latency of one webhook.
+   the p95 latency of one webhook;
+4. the same signed webhooks through the deployed ASGI server: daphne started as in the
+   Procfile, on a free loopback port, posted to over HTTP/1.1 keep-alive connections, one per
+   thread (the bench process's threads share the machine with the server).
 
 Each phase first does WARMUP untimed operations of its own kind on the main thread (sales
 under their own ids, counted by the exactly-once check like the others). Without it the
@@ -16,8 +19,12 @@ views), about 5-10% of a 10 s phase; the direct phase gets the same warm-up.
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -124,12 +131,95 @@ def bench_webhooks(market, homes) -> tuple[float, int, float, int]:
     return ops / elapsed, ops, p95(latencies), sum(duplicates)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_daphne() -> tuple[subprocess.Popen, int]:
+    """The Procfile's web process (``daphne ... gridcoin.asgi:application``) on a loopback port,
+    with this process's environment (the bench database, data directory and keys)."""
+    port = _free_port()
+    daphne = os.path.join(os.path.dirname(sys.executable), "daphne")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRIDCOIN_BACKGROUND_SEALER": "0", "DEBUG": "0"}
+    server = subprocess.Popen([daphne, "--bind", "127.0.0.1", "--port", str(port), "--proxy-headers",
+                               "gridcoin.asgi:application"], cwd=str(common.ROOT), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"daphne exited: {server.stderr.read().decode()[-2000:] if server.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server, port
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("daphne did not listen within 60 s")
+
+
+def stop_daphne(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def bench_webhooks_http(market, homes, port: int) -> tuple[float, int, float, int]:
+    duplicates = [0] * THREADS
+
+    def delivery(rng: random.Random, event_id: str, conn: http.client.HTTPConnection, sent: list[dict],
+                 latencies: list[float]) -> bool:
+        redelivery = bool(sent) and rng.random() < DUPLICATES
+        if redelivery:
+            body = rng.choice(sent)
+        else:
+            home = rng.choice(homes)
+            body = market.notification(id=event_id, payer=home.msp_id, amount=4 * rng.randint(25, 500))
+            sent.append(body)
+        raw, header = market.signed(body)
+        started = time.perf_counter()
+        conn.request("POST", "/webhooks/bank/", body=raw,
+                     headers={"Content-Type": "application/json", "GridCoin-Signature": header})
+        response = conn.getresponse()
+        content = response.read()
+        latencies.append(time.perf_counter() - started)
+        expected = b'"duplicate"' if redelivery else b'"applied"'
+        assert response.status == 200 and expected in content, content
+        return redelivery
+
+    def worker(i: int, stop: threading.Event, latencies: list[float]) -> int:
+        rng = random.Random(2000 + i)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        sent: list[dict] = []
+        done = 0
+        try:
+            while not stop.is_set():
+                duplicates[i] += delivery(rng, f"wh-http-{i}-{done}", conn, sent, latencies)
+                done += 1
+        finally:
+            conn.close()
+        return done
+
+    warm, warm_conn, warm_sent = random.Random(-2), http.client.HTTPConnection("127.0.0.1", port, timeout=30), []
+    for n in range(WARMUP):
+        delivery(warm, f"wh-http-warm-{n}", warm_conn, warm_sent, [])
+    warm_conn.close()
+
+    ops, elapsed, latencies = run_threads(worker, SECONDS)
+    return ops / elapsed, ops, p95(latencies), sum(duplicates)
+
+
 def check_exactly_once() -> tuple[int, int]:
     from ledger.models import Transaction
     from payments.models import ProcessedEvent, WebhookEvent
 
     applied = WebhookEvent.objects.filter(status="applied").count()
-    txs = Transaction.objects.filter(idempotency_key__startswith="bank:wh-").count()
+    # A sale's key is its payment's (payment:bank:<bank>:<end-to-end id, here the event id>).
+    txs = Transaction.objects.filter(idempotency_key__regex=r"^payment:bank:[^:]+:wh-").count()
     assert applied == txs == ProcessedEvent.objects.count(), (applied, txs)
     return applied, WebhookEvent.objects.count()
 
@@ -148,6 +238,14 @@ def main() -> None:
           f"    ({hook_ops:,} deliveries)  (target >= 300)")
     print(f"  overhead direct invoke / webhook:                           {direct / hooks:10.2f}x  (target <= 2x)")
     print(f"  webhook latency p95:                                        {hook_p95 * 1000:10.1f} ms")
+    server, port = start_daphne()
+    try:
+        http_rate, http_ops, http_p95, http_dups = bench_webhooks_http(market, homes, port)
+    finally:
+        stop_daphne(server)
+    print(f"  signed webhooks through daphne over loopback HTTP ({http_dups / max(http_ops, 1):.0%} duplicates): "
+          f"{http_rate:10,.0f} /s    ({http_ops:,} deliveries, p95 {http_p95 * 1000:.1f} ms)")
+    print(f"  overhead direct invoke / webhook over HTTP:                 {direct / http_rate:10.2f}x")
     applied, audited = check_exactly_once()
     print(f"  exactly once: {applied:,} events applied, {audited:,} deliveries audited")
 

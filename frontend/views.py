@@ -16,6 +16,7 @@ from meters import selectors as meter_selectors
 from meters import services as meter_services
 from meters.consumers import may_see_consumption
 from meters.services import FundingResult
+from payments import selectors as payment_selectors
 from wallet import selectors as wallet_selectors
 from wallet import services as wallet_services
 
@@ -138,6 +139,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
         form, result, refused = FundForm.fresh(initial={"public_id": request.GET.get("device", "")}), None, None
     context = _fund_context(form, result, refused)
     context["wallets"] = wallet_selectors.wallet_balances(request.user)
+    context["energy_debts"] = payment_selectors.energy_debts_of_user(request.user)
     if request.htmx and request.method == "POST":
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_wallets": result is not None})
     context.update({"entries": entries, "older": older, "paged": bool(before)})

@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from celery.signals import beat_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gridcoin.settings")
 
@@ -12,3 +13,15 @@ app.conf.beat_schedule = {
     # Return the unspent coins of ended funded windows; idempotent, so overlap is harmless.
     "settle-due-windows": {"task": "meters.tasks.settle_due_windows", "schedule": 60.0},
 }
+
+
+@beat_init.connect
+def add_reconciliation_schedule(sender=None, **kwargs) -> None:
+    """Daily reconciliation per bank and processor: one entry per statements inbox present
+    when beat starts (read then, so no other process touches the inbox folders)."""
+    from django.conf import settings
+
+    from payments.reconciliation.schedule import reconciliation_beat_schedule
+
+    app.conf.beat_schedule.update(
+        reconciliation_beat_schedule(settings.GRIDCOIN_STATEMENTS_DIR, settings.GRIDCOIN_RECONCILE_AT))

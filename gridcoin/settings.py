@@ -227,6 +227,17 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+# Task states (celery-progress reads a running reconciliation's progress there) in Redis; a task
+# stores its return value only when it asks to (``ignore_result=False``).
+CELERY_RESULT_BACKEND = REDIS_URL or None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+
+# Reconciliation: statements uploaded on the page are kept here; beat reconciles, daily at
+# GRIDCOIN_RECONCILE_AT (UTC, HH:MM), each inbox <dir>/stripe/ and <dir>/bank/<bank msp id>/.
+GRIDCOIN_STATEMENTS_DIR = Path(os.environ.get("GRIDCOIN_STATEMENTS_DIR") or DATA_DIR / "statements")
+GRIDCOIN_STATEMENT_MAX_BYTES = int(os.environ.get("GRIDCOIN_STATEMENT_MAX_BYTES", str(512 * 1024 * 1024)))
+GRIDCOIN_RECONCILE_AT = os.environ.get("GRIDCOIN_RECONCILE_AT", "03:30")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

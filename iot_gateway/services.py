@@ -158,7 +158,7 @@ def readings_ingest(messages: list[dict], *, received_via: str,
             if outcome.status == ReadingStatus.APPLIED:
                 latest[reading.meter] = reading
             outcomes[n] = outcome
-        parsed = dict((n, r) for n, r in readings)
+        parsed = dict(readings)
         rows = [_audit_row(outcome, parsed.get(n), devices) for n, outcome in enumerate(outcomes)]
         if undecodable:
             known = _load_devices({meter for meter, _ in undecodable} - set(devices))

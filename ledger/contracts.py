@@ -202,6 +202,16 @@ class Context:
                 raise ContractError(f"no {asset} account {key!r}")
         self._locked.update(found)
 
+    def lock_present(self, *accounts: tuple[str, str]) -> None:
+        """Like ``lock``, for accounts that may not exist (read as absent, not refused): one
+        read for the accounts a call always needs and those it needs only if opened."""
+        wanted = [a for a in accounts if a not in self._locked]
+        self._locked.update(self._reader.accounts(wanted, lock=True))
+
+    def holds(self, key: str, asset: str) -> bool:
+        """Whether ``lock_present`` found the account."""
+        return (key, asset) in self._locked
+
     def locked_accounts(self) -> dict[tuple[str, str], AccountInfo]:
         """Accounts read under lock so far, with their balances at that read."""
         return dict(self._locked)

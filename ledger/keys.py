@@ -6,7 +6,9 @@ read with them (and through ``ledger.selectors``). Pure: no ORM, no contract reg
 
 Account keys: ``producer:<msp>``, ``utility:<msp>:<shard>`` (the utility's coins are split
 over UTILITY_SHARDS accounts so retail sales do not queue on one row lock),
-``household:<msp>``, ``device:<public id>``, ``credit:<payer msp>@<payee msp>`` (fiat credit).
+``household:<msp>``, ``device:<public id>``, ``credit:<payer msp>@<payee msp>`` (fiat credit),
+``debt:<debtor msp>@<creditor msp>`` (asset ``k-owed``: Wh a reversal could not take back because
+the buyer had spent or given them away; paid first out of the next purchase).
 World state of a meter: its last accepted reading at ``registers/<public id>`` (namespace of the
 chaincode its readings invoke) and a consumer device's funded windows at ``windows/<public id>``
 (namespace ``devices``). A utility's price schedule: ``<utility msp>/<kind>/<currency>``
@@ -16,6 +18,7 @@ chaincode its readings invoke) and a consumer device's funded windows at ``windo
 from __future__ import annotations
 
 ENERGY = "k"  # the energy coin's asset code: one k is one Wh
+DEBT = "k-owed"  # Wh owed to the seller after a reversal; its own asset, so k's supply stays exact
 UTILITY_SHARDS = 16
 
 # Device kinds whose readings mint to their owner (``generator.mint``); every other device
@@ -50,6 +53,10 @@ def device_account(public_id: str) -> str:
 
 def credit_account(payer: str, payee: str) -> str:
     return f"credit:{payer}@{payee}"
+
+
+def debt_account(debtor: str, creditor: str) -> str:
+    return f"debt:{debtor}@{creditor}"
 
 
 def meter_account(*, kind: str, public_id: str, msp_id: str) -> str:

@@ -348,3 +348,14 @@ def devices_balance_and_windows(devices_sql: str, params: list) -> list[tuple[st
         rows = cur.fetchall()
     return [(public_id, balance or 0, (json.loads(windows) if isinstance(windows, (str, bytes)) else windows) or [])
             for public_id, balance, windows in rows]
+
+def transaction_with_hash(tx_hash: str) -> Transaction | None:
+    """The transaction with this hash, with its invoker and the invoker's organisation."""
+    return Transaction.objects.select_related("invoker__organisation").filter(tx_hash=tx_hash).first()
+
+
+def account_balances(keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Balances of these (key, asset) accounts; accounts that do not exist are absent."""
+    return {(key, asset): balance for key, asset, balance in Account.objects.filter(
+        key__in={k for k, _ in keys}, asset_id__in={a for _, a in keys}).values_list("key", "asset_id", "balance")
+        if (key, asset) in set(keys)}

@@ -56,9 +56,7 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
 
     async def device_event(self, message: dict[str, Any]) -> None:
         event = message.get("event")
-        if event in PUBLIC_EVENTS:
-            await self.send_json({"event": event, "payload": message["payload"]})
-        elif event in PRIVATE_EVENTS and await self._entitled():
+        if event in PUBLIC_EVENTS or event in PRIVATE_EVENTS and await self._entitled():
             await self.send_json({"event": event, "payload": message["payload"]})
         # anything else (or a private event for a stranger) is dropped silently
 

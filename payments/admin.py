@@ -1,9 +1,10 @@
-"""Admin: the webhook audit (read-only, for the utility) and the banks' secrets (retire only)."""
+"""Admin: the webhook audit and the payments it reported (read-only, for the utility) and the banks'
+secrets (retire only)."""
 
 from django.contrib import admin
 
 from . import services
-from .models import BankSecret, ProcessedEvent, WebhookEvent
+from .models import BankSecret, Payment, PaymentReversal, ProcessedEvent, WebhookEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -20,10 +21,31 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "provider", "organisation", "event_id", "event_type", "status", "http_status",
-                    "amount", "currency", "tx_hash"]
+                    "amount", "currency", "payment", "tx_hash"]
     list_filter = ["provider", "status", "http_status", "organisation"]
     search_fields = ["event_id", "tx_hash", "payer", "payee"]
     date_hierarchy = "received_at"
+    list_select_related = ["organisation", "payment"]
+
+
+class PaymentReversalInline(admin.TabularInline):
+    model = PaymentReversal
+    extra = 0
+    can_delete = False
+    readonly_fields = ["reversal_id", "kind", "amount", "tx_hash", "created_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ["created", "provider", "scope", "payment_id", "chaincode", "payer", "payee", "amount", "currency",
+                    "state", "amount_reversed", "disputed", "credit_tx_hash"]
+    list_filter = ["provider", "state", "disputed", "chaincode"]
+    search_fields = ["payment_id", "payer", "payee", "credit_tx_hash"]
+    date_hierarchy = "created"
+    inlines = [PaymentReversalInline]
 
 
 @admin.register(ProcessedEvent)
@@ -50,3 +72,21 @@ class BankSecretAdmin(ReadOnlyAdmin):
     def deactivate(self, request, queryset):
         for secret in queryset.filter(active=True):
             services.bank_secret_deactivate(secret=secret)
+
+
+from .reconciliation.models import ReconciliationLine, ReconciliationRun  # noqa: E402
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "source", "scope", "statement_id", "state", "counts"]
+    list_filter = ["source", "state"]
+    search_fields = ["statement_id", "digest", "file_name"]
+
+
+@admin.register(ReconciliationLine)
+class ReconciliationLineAdmin(ReadOnlyAdmin):
+    list_display = ["run", "line_no", "reference", "amount", "currency", "outcome", "tx_hash"]
+    list_filter = ["outcome"]
+    search_fields = ["reference", "source_ref", "tx_hash"]
+    raw_id_fields = ["run", "payment"]

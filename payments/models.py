@@ -19,6 +19,7 @@ class DeliveryStatus(models.TextChoices):
     DUPLICATE = "duplicate", "duplicate (redelivery, nothing changed)"
     REJECTED = "rejected", "rejected"
     IGNORED = "ignored", "ignored (event type not handled)"
+    RECORDED = "recorded", "recorded (payment state changed, nothing moved)"
 
 
 class BankSecret(models.Model):
@@ -62,6 +63,8 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     tx_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     result = models.JSONField(null=True, blank=True, help_text="the ledger's result or reason")
+    payment = models.ForeignKey("Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+                                help_text="the payment this delivery reported, when it matched one")
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -91,3 +94,92 @@ class ProcessedEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.provider}:{self.scope}:{self.event_id}"
 
+
+
+class PaymentState(models.TextChoices):
+    PENDING = "pending", "pending (reported, not paid yet)"
+    CREDITED = "credited", "credited (the sale is on the ledger)"
+    FAILED = "failed", "failed (not paid, or the ledger refused the sale)"
+
+
+class DisputeState(models.TextChoices):
+    NONE = "", "none"
+    OPEN = "open", "open"
+    WON = "won", "won (nothing moved)"
+    LOST = "lost", "lost (reversed)"
+
+
+class Payment(models.Model):
+    """One row per processor payment: the claim of its credit. Every event that reports the
+    same payment (a Checkout session and its PaymentIntent, a redelivery, a statement line)
+    finds this row; the unique constraint, taken in the same database transaction as the
+    ledger invocation, lets exactly one of them credit it. ``payment_id`` is Stripe's
+    PaymentIntent id or the bank's end-to-end id; ``scope`` the bank's msp id ("" for Stripe)."""
+
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    scope = models.CharField(max_length=64, blank=True, default="")
+    payment_id = models.CharField(max_length=255)
+    chaincode = models.CharField(max_length=40)
+    payer = models.CharField(max_length=64)
+    payee = models.CharField(max_length=64)
+    amount = models.BigIntegerField(help_text="minor units")
+    currency = models.CharField(max_length=10)
+    state = models.CharField(max_length=10, choices=PaymentState.choices, default=PaymentState.PENDING)
+    reason = models.TextField(blank=True, default="")
+    credit_tx_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    amount_reversed = models.BigIntegerField(default=0, help_text="minor units reversed so far (refunds, "
+                                                                   "lost disputes, returns)")
+    disputed = models.CharField(max_length=10, choices=DisputeState.choices, blank=True, default="")
+    created = models.DateTimeField(help_text="the processor's time of the payment (the price in force then applies)")
+    credited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "scope", "payment_id"], name="payment_unique_per_processor"),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(condition=models.Q(amount_reversed__gte=0)
+                                   & models.Q(amount_reversed__lte=models.F("amount")),
+                                   name="payment_reversed_within_amount"),
+        ]
+        indexes = [models.Index(fields=["provider", "scope", "credited_at"], name="payment_credited_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.scope}:{self.payment_id} {self.state}"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payment:{self.provider}:{self.scope}:{self.payment_id}"
+
+
+class ReversalKind(models.TextChoices):
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    RETURN = "return"
+
+
+class PaymentReversal(models.Model):
+    """Money given back on a credited payment, reversed on the ledger once per ``reversal_id``
+    (a Stripe refund step ``<charge>:refunded:<cumulative amount>``, a dispute id, a bank's
+    return id)."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="reversals")
+    reversal_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=10, choices=ReversalKind.choices)
+    amount = models.BigIntegerField(help_text="minor units")
+    tx_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["payment_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["payment", "reversal_id"], name="payment_reversal_unique"),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_reversal_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reversal_id} of {self.payment_id}: {self.amount}"
+
+
+# Reconciliation keeps its own module; imported here so Django registers its models with payments.
+from .reconciliation.models import ReconciliationLine, ReconciliationRun  # noqa: E402, F401

@@ -21,6 +21,29 @@ class NoticeError(ValueError):
 
 
 @dataclass(frozen=True)
+class PaymentFacts:
+    """What a report says of a payment: the key it is claimed under and the sale it pays for."""
+
+    provider: str
+    scope: str
+    payment_id: str
+    chaincode: str
+    payer: str
+    payee: str
+    amount: int
+    currency: str
+    created: datetime
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payment:{self.provider}:{self.scope}:{self.payment_id}"
+
+    def params(self) -> list[Any]:
+        return [self.provider, self.scope, self.payment_id, self.chaincode, self.payer, self.payee, self.amount,
+                self.currency, self.created]
+
+
+@dataclass(frozen=True)
 class PaymentNotice:
     event_id: str
     bank: str
@@ -30,10 +53,27 @@ class PaymentNotice:
     amount: int  # minor units
     currency: str
     paid_at: datetime
+    payment_id: str = ""  # the processor's payment id (PaymentIntent, end-to-end id); "" = the event id
+
+    def facts(self, *, provider: str, scope: str) -> PaymentFacts:
+        return PaymentFacts(provider=provider, scope=scope, payment_id=self.payment_id or self.event_id,
+                            chaincode=self.chaincode, payer=self.payer, payee=self.payee, amount=self.amount,
+                            currency=self.currency, created=self.paid_at)
 
     def chaincode_args(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "payer": self.payer, "payee": self.payee, "amount": self.amount,
                 "currency": self.currency, "paid_at": self.paid_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class ReturnNotice:
+    """A bank's debit of an earlier credit (a return or recall): reverse ``amount`` of it."""
+
+    event_id: str  # the notification's id: the reversal's id
+    end_to_end_id: str  # the returned payment
+    amount: int
+    currency: str
+    reason: str
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -46,9 +86,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def event_id_of(value: Any) -> str:
+def event_id_of(value: Any, name: str = "id") -> str:
     if not isinstance(value, str) or not _EVENT_ID.fullmatch(value):
-        raise NoticeError("'id' must be 1-200 characters of letters, digits and _ . : - (starting with a letter or digit)")
+        raise NoticeError(f"{name!r} must be 1-200 characters of letters, digits and _ . : - (starting with a letter or digit)")
     return value
 
 
@@ -113,7 +153,9 @@ def bank_notice_from(data: dict[str, Any]) -> PaymentNotice:
     missing = [name for name in BANK_FIELDS if data.get(name) is None]
     if missing:
         raise NoticeError(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    end_to_end = data.get("end_to_end_id")
     return PaymentNotice(
+        payment_id="" if end_to_end is None else event_id_of(end_to_end, "end_to_end_id"),
         event_id=event_id_of(data["id"]), bank=msp_id_of("bank", data["bank"]),
         payer=msp_id_of("payer", data["payer"]), payee=msp_id_of("payee", data["payee"]),
         chaincode=chaincode_of(data["chaincode"]), amount=amount_of(data["amount"]),
@@ -122,7 +164,7 @@ def bank_notice_from(data: dict[str, Any]) -> PaymentNotice:
 
 
 def stripe_notice_from(*, event_id: Any, amount: Any, currency: Any, created: Any,
-                       metadata: Any) -> PaymentNotice:
+                       metadata: Any, payment_id: Any) -> PaymentNotice:
     """Stripe objects carry the GridCoin routing in ``metadata``: payer, payee, chaincode and
     bank (the processor organisation whose service identity reports the payment)."""
     if not isinstance(metadata, dict):
@@ -133,8 +175,24 @@ def stripe_notice_from(*, event_id: Any, amount: Any, currency: Any, created: An
     if amount is None or currency is None or created is None:
         raise NoticeError("the payment lacks amount, currency or created")
     return PaymentNotice(
+        payment_id=event_id_of(payment_id, "payment_intent"),
         event_id=event_id_of(event_id), bank=msp_id_of("bank", metadata["bank"]),
         payer=msp_id_of("payer", metadata["payer"]), payee=msp_id_of("payee", metadata["payee"]),
         chaincode=chaincode_of(metadata["chaincode"]), amount=amount_of(amount),
         currency=currency_of(currency), paid_at=moment_of(created),
     )
+
+
+RETURN_FIELDS = ("id", "bank", "return_of", "amount", "currency")
+
+
+def return_notice_from(data: dict[str, Any]) -> ReturnNotice:
+    """A bank's return of an earlier credit, as JSON: ``return_of`` is the payment's end-to-end id."""
+    missing = [name for name in RETURN_FIELDS if data.get(name) is None]
+    if missing:
+        raise NoticeError(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    msp_id_of("bank", data["bank"])
+    reason = data.get("reason", "")
+    return ReturnNotice(event_id=event_id_of(data["id"]), end_to_end_id=event_id_of(data["return_of"], "return_of"),
+                        amount=amount_of(data["amount"]), currency=currency_of(data["currency"]),
+                        reason=reason[:200] if isinstance(reason, str) else "")

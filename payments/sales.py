@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -31,10 +32,10 @@ from ledger.selectors import (
     identity_named,
 )
 
-from .claims import claim_event, redelivery
-from .deliveries import Delivery, WebhookOutcome, WebhookRefused, sale_summary
+from .claims import claim_event, redelivery, unclaimable
+from .deliveries import Delivery, Settlement, WebhookOutcome, WebhookRefused, sale_summary
 from .models import BankSecret, DeliveryStatus
-from .notices import PaymentNotice
+from .notices import PaymentFacts, PaymentNotice
 from .rows import loaded
 from .secrets import WEBHOOK_IDENTITY, StaleSecret, bank_secrets, webhook_identity_of
 
@@ -69,7 +70,7 @@ SALE_ROUTES: dict[str, SaleRoute] = {
 }
 
 
-def _check_parties(notice: PaymentNotice, route: SaleRoute,
+def check_parties(notice: PaymentNotice, route: SaleRoute,
                    orgs: dict[str, OrganisationRow]) -> tuple[OrganisationRow, OrganisationRow]:
     for role, msp_id, wanted in (("payer", notice.payer, route.payer_type), ("payee", notice.payee, route.payee_type)):
         org = orgs.get(msp_id)
@@ -86,7 +87,7 @@ def _check_parties(notice: PaymentNotice, route: SaleRoute,
 _known_accounts: set[tuple[str, str, int, str]] = set()
 
 
-def _open_accounts(specs: list[AccountSpec], currency: str) -> None:
+def open_accounts(specs: list[AccountSpec], currency: str) -> None:
     """Open the (zero-balance) accounts the sale touches; no query once they are known."""
     unknown = [(key, asset, owner) for key, asset, owner in specs
                if (key, asset, owner.pk, owner.created_at) not in _known_accounts]
@@ -163,43 +164,77 @@ def _current_identity(identity: Identity, key: IdentityKey | None) -> Identity:
 # --- applying a verified notice ---------------------------------------------------------------
 
 def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scope: str,
-                 idempotency_key: str, secret: BankSecret | None = None) -> WebhookOutcome:
-    """Claim the event id, invoke the sale and write its audit row, in one transaction: the
-    row commits or rolls back with the sale. ``secret`` (bank deliveries) is confirmed still
-    active by the claiming statement and its bank's identity re-read; a retired secret or a
-    changed identity raises StaleSecret."""
+                 secret: BankSecret | None = None) -> WebhookOutcome:
+    """Claim the event id and, if it is new, the payment's credit; invoke the sale and write
+    the audit row (which also records the credit on the payment), in one transaction: they
+    commit or roll back together. An event reporting a payment credited before changes nothing
+    and says so. ``secret`` (bank deliveries) is confirmed still active by the claiming
+    statement and its bank's identity re-read; a retired secret or a changed identity raises
+    StaleSecret."""
     route = SALE_ROUTES[notice.chaincode]
-    args = notice.chaincode_args()
-    digest = body_digest(route.chaincode, route.function, args)
+    digest = body_digest(route.chaincode, route.function, notice.chaincode_args())
     claim = {"provider": d.provider, "scope": scope, "event_id": notice.event_id}
+    facts = notice.facts(provider=d.provider, scope=scope)
+    d.payment_key = facts.payment_id
     identity = _bank_identity(bank)
     with transaction.atomic():
-        claimed, secret_active = claim_event(claim, digest, secret=secret)
-        if secret is not None and not secret_active:
+        claimed = claim_event(claim, digest, payment=facts, secret=secret)
+        if secret is not None and not claimed.secret_active:
             bank_secrets.clear()
             raise StaleSecret()  # rolls the claim back
-        if not claimed:
+        if not claimed.event:
             # Claimed before (or by a concurrent delivery that has now committed); the
             # transaction changed nothing.
             transaction.set_rollback(True)
+        elif claimed.payment is None:
+            return _reported_before(d, facts)
         else:
-            # A refusal from here on rolls the claim back with everything else.
+            # A refusal from here on rolls the claims back with everything else (the payment's
+            # row too: the delivery's audit row names it only once it is sure to exist).
             key, orgs = identity_key_and_organisations(identity.pk if secret is not None else None,
                                                        [notice.payer, notice.payee])
             if secret is not None:
                 identity = _current_identity(identity, key)
-            payer, payee = _check_parties(notice, route, orgs)
-            _open_accounts(route.accounts(notice, payer, payee), notice.currency)
+            payer, payee = check_parties(notice, route, orgs)
+            open_accounts(route.accounts(notice, payer, payee), notice.currency)
             signer = _signer_of(identity)  # the identity is confirmed: its key may be looked up
-            # The claim serialises this event id; the sale and its audit row commit together.
-            result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=args, invoker=identity,
-                                   idempotency_key=idempotency_key, signer=signer)
+            assert claimed.created is not None
+            result = ledger.invoke(chaincode=route.chaincode, function=route.function,
+                                   args=sale_args(facts, claimed.created), invoker=identity,
+                                   idempotency_key=facts.idempotency_key, signer=signer)
+            settlement = Settlement(claimed.payment, result.tx_hash, result.ok, result.reason or "")
+            d.payment = claimed.payment
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
-            if result.ok:
-                return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=result.tx_hash,
-                                result=result.result,
-                                body={"status": "applied", **base, **sale_summary(result.result)})
-            return d.record(status=DeliveryStatus.REJECTED, http_status=422, tx_hash=result.tx_hash,
-                            reason=result.reason, result={"reason": result.reason},
-                            body={"status": "rejected", **base, "error": result.reason, "retry": False})
+            try:
+                if result.ok:
+                    return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=result.tx_hash,
+                                    result=result.result, settlement=settlement,
+                                    body={"status": "applied", **base, **sale_summary(result.result)})
+                return d.record(status=DeliveryStatus.REJECTED, http_status=422, tx_hash=result.tx_hash,
+                                reason=result.reason, result={"reason": result.reason}, settlement=settlement,
+                                body={"status": "rejected", **base, "error": result.reason, "retry": False})
+            except Exception:
+                d.payment = None  # rolled back with the sale: the 500's audit row cannot name it
+                raise
     return redelivery(d, claim, digest)
+
+
+def sale_args(facts: PaymentFacts, created: datetime) -> dict[str, Any]:
+    """The seller chaincode's arguments for a payment: the same for every report of it (the
+    ledger's idempotency key is the payment's), priced at the payment's stored time."""
+    return {"event_id": facts.payment_id, "payer": facts.payer, "payee": facts.payee, "amount": facts.amount,
+            "currency": facts.currency, "paid_at": created.astimezone(UTC).isoformat()}
+
+
+def _reported_before(d: Delivery, facts: PaymentFacts) -> WebhookOutcome:
+    """The event is new but its payment was credited before (a second event type, say), or was
+    reported with other facts: the first is answered as a duplicate, the second refused."""
+    pk, verdict, tx_hash = unclaimable(facts)
+    d.payment = pk  # committed before this delivery: its audit row may name it whatever happens
+    if verdict != "duplicate":
+        raise WebhookRefused(409, verdict.removeprefix("conflict: "))  # rolls the event's claim back
+    body: dict[str, Any] = {"status": "duplicate", "event_id": d.event_id, "reason": "payment already credited"}
+    if tx_hash:
+        body.update(tx_hash=tx_hash, tx_url=f"/explorer/tx/{tx_hash}/")
+    return d.record(status=DeliveryStatus.DUPLICATE, http_status=200, reason="payment already credited",
+                    tx_hash=tx_hash, body=body)

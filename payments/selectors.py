@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from accounts.models import Membership
-from ledger.keys import ENERGY
-from ledger.models import Asset, Organisation, OrgType
+from ledger.keys import DEBT, ENERGY
+from ledger.models import Account, Asset, Organisation, OrgType
+from ledger.units import format_amount
 
-from .models import WebhookEvent
+from .models import Payment, PaymentState, WebhookEvent
 
 
 def _member_organisations(user) -> list[Organisation]:
@@ -68,3 +71,42 @@ def organisations_of_types(*types: str) -> QuerySet[Organisation]:
 
 def fiat_assets() -> QuerySet[Asset]:
     return Asset.objects.exclude(code=ENERGY).order_by("code")
+
+
+def payments_credited(*, provider: str, scope: str, since: datetime, until: datetime) -> QuerySet[Payment]:
+    """Payments of one processor (and bank, ``scope``) credited in [since, until)."""
+    return Payment.objects.filter(provider=provider, scope=scope, state=PaymentState.CREDITED,
+                                  credited_at__gte=since, credited_at__lt=until).order_by("id")
+
+
+def payments_by_id(*, provider: str, scope: str, payment_ids: Iterable[str]) -> dict[str, Payment]:
+    """The payments known under these processor ids (any state), by id."""
+    ids = list(payment_ids)
+    return {p.payment_id: p for p in Payment.objects.filter(provider=provider, scope=scope, payment_id__in=ids)}
+
+
+def energy_debt_of(msp_id: str) -> int:
+    """Wh the organisation owes after reversals (refunds, lost disputes, returns) took back
+    energy it had already spent; paid first out of its next purchase."""
+    owed = (Account.objects.filter(key__startswith=f"debt:{msp_id}@", asset_id=DEBT)
+            .aggregate(total=Sum("balance"))["total"])
+    return owed or 0
+
+
+@dataclass(frozen=True)
+class EnergyDebt:
+    debtor: Organisation
+    creditor: str  # msp id
+    wh: int
+
+    @property
+    def kwh(self) -> str:
+        return format_amount(self.wh, 3)
+
+
+def energy_debts_of_user(user) -> list[EnergyDebt]:
+    """What the user's organisations owe (non-zero), one line per creditor."""
+    orgs = {o.pk: o for o in _member_organisations(user)}
+    rows = (Account.objects.filter(organisation_id__in=orgs, asset_id=DEBT, balance__gt=0)
+            .order_by("organisation_id", "key").values_list("organisation_id", "key", "balance"))
+    return [EnergyDebt(orgs[org_id], key.partition("@")[2], wh) for org_id, key, wh in rows]

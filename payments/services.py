@@ -10,6 +10,7 @@ in ``simulator``."""
 
 from __future__ import annotations
 
+from .credits import PaymentOutcome, payment_credit
 from .deliveries import WebhookOutcome, WebhookRefused
 from .providers.bank import bank_webhook_receive
 from .providers.stripe import stripe_webhook_receive
@@ -17,6 +18,8 @@ from .secrets import WEBHOOK_IDENTITY, bank_secret_create, bank_secret_deactivat
 from .simulator import bank_notification_body, simulated_payment_send
 
 __all__ = [
+    "PaymentOutcome",
+    "payment_credit",
     "WEBHOOK_IDENTITY",
     "WebhookOutcome",
     "WebhookRefused",

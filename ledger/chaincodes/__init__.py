@@ -1,3 +1,3 @@
 """Built-in chaincodes. Importing this package registers them."""
 
-from . import energy, token  # noqa: F401
+from . import energy, reversals, token  # noqa: F401

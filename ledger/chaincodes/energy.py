@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from ..contracts import Context, Contract, ContractError, registry
 from ..keys import (
+    DEBT,
     DEVICES_NAMESPACE,
     ENERGY,
     GENERATOR_NAMESPACE,
@@ -18,6 +19,7 @@ from ..keys import (
     PRICING_NAMESPACE,
     UTILITY_SHARDS,
     credit_account,
+    debt_account,
     device_account,
     household_account,
     price_key,
@@ -26,9 +28,24 @@ from ..keys import (
     utility_account,
     windows_key,
 )
-from .energy_math import allocate_burn, due_for_settlement, fiat_to_wh, price_at, relay_on, reserved
+from .energy_math import (
+    allocate_burn,
+    debt_repayment,
+    due_for_settlement,
+    fiat_to_wh,
+    price_at,
+    relay_on,
+    reserved,
+)
 
 MAX_WINDOW = timedelta(days=7)
+
+
+def _owed(ctx: Context, debtor: str, creditor: str) -> int:
+    """The debtor's debt (Wh) to the creditor: 0 while no reversal ever opened the account.
+    The account must have been offered to ``lock_present`` by the caller."""
+    key = debt_account(debtor, creditor)
+    return ctx.balance(key, DEBT) if ctx.holds(key, DEBT) else 0
 
 
 def _when(ctx: Context, name: str) -> datetime:
@@ -159,14 +176,19 @@ def wholesale_sell(ctx: Context) -> dict:
     utility, producer, amount, currency, paid_at, event_id = _payment(ctx)
     price = _price(ctx, utility, "wholesale", currency, paid_at)
     credit_key = credit_account(utility, producer)
+    source = producer_account(producer)
+    ctx.lock_present((credit_key, currency), (source, ENERGY), (debt_account(utility, producer), DEBT))
     credit = ctx.balance(credit_key, currency)
     sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
-    source = producer_account(producer)
+    # A debt left by a reversal is paid first: the producer keeps that energy.
+    repaid, delivered = debt_repayment(wh=sale.wh, debt=_owed(ctx, utility, producer))
     held = ctx.balance(source, ENERGY)
-    if sale.wh > held:
-        raise ContractError(f"producer {producer} cannot cover {sale.wh} Wh: it holds {held} Wh")
+    if delivered > held:
+        raise ContractError(f"producer {producer} cannot cover {delivered} Wh: it holds {held} Wh")
+    if repaid:
+        ctx.burn(debt_account(utility, producer), repaid, DEBT)
     # Spread the purchase evenly over the utility's shards.
-    share, extra = divmod(sale.wh, UTILITY_SHARDS)
+    share, extra = divmod(delivered, UTILITY_SHARDS)
     for n in range(UTILITY_SHARDS):
         part = share + (1 if n < extra else 0)
         if part:
@@ -174,6 +196,8 @@ def wholesale_sell(ctx: Context) -> dict:
     _settle_credit(ctx, credit_key, currency, credit, sale.credit)
     result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
               "currency": currency}
+    if repaid:
+        result.update(debt_repaid=repaid, delivered=delivered)
     ctx.emit("wholesale", result)
     return result
 
@@ -187,14 +211,22 @@ def retail_sell(ctx: Context) -> dict:
     household, utility, amount, currency, paid_at, event_id = _payment(ctx)
     price = _price(ctx, utility, "retail", currency, paid_at)
     credit_key = credit_account(household, utility)
-    ctx.lock((credit_key, currency), (_first_shard(utility, event_id), ENERGY))  # one read for both
+    debt_key = debt_account(household, utility)
+    # One read for all three; the debt account exists only once a reversal has opened it.
+    ctx.lock_present((credit_key, currency), (_first_shard(utility, event_id), ENERGY), (debt_key, DEBT))
     credit = ctx.balance(credit_key, currency)
     sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
-    if sale.wh:
-        _take_from_utility(ctx, utility, sale.wh, event_id, household_account(household))
+    # A debt left by a reversal is paid first: the utility keeps that energy.
+    repaid, delivered = debt_repayment(wh=sale.wh, debt=_owed(ctx, household, utility))
+    if repaid:
+        ctx.burn(debt_key, repaid, DEBT)
+    if delivered:
+        _take_from_utility(ctx, utility, delivered, event_id, household_account(household))
     _settle_credit(ctx, credit_key, currency, credit, sale.credit)
     result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
               "currency": currency, "account": household_account(household)}
+    if repaid:
+        result.update(debt_repaid=repaid, delivered=delivered)
     ctx.emit("retail", result)
     return result
 

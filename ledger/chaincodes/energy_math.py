@@ -81,3 +81,47 @@ def due_for_settlement(windows: list[dict], now: datetime) -> tuple[list[dict], 
     """Split windows into (ended, still open)."""
     ended = [w for w in windows if datetime.fromisoformat(w["end"]) <= now]
     return ended, [w for w in windows if datetime.fromisoformat(w["end"]) > now]
+
+
+# --- reversals (refunds, lost disputes, bank returns) and the debt they can leave ------------
+
+def refunded_wh(*, refunded: int, sale_wh: int, price_per_kwh: int) -> int:
+    """The Wh that ``refunded`` minor units of a sale bought at its price, floored like a
+    purchase and never more than the sale delivered. Cumulative: a reversal takes back
+    ``refunded_wh(before + now) - refunded_wh(before)``, so the steps of any sequence of
+    partial refunds add up to at most the sale, and a full refund takes back exactly what the
+    payment itself bought (energy bought with older credit stays with the buyer)."""
+    if price_per_kwh <= 0:
+        raise ValueError("price must be positive")
+    if refunded < 0 or sale_wh < 0:
+        raise ValueError("amounts cannot be negative")
+    return min(sale_wh, refunded * WH_PER_KWH // price_per_kwh)
+
+
+@dataclass(frozen=True)
+class Reversal:
+    wh: int  # energy the reversal takes back
+    returned: int  # taken from the buyer's account
+    owed: int  # what the buyer had already spent or given away: their new debt
+
+
+def reversal_of(*, sale_wh: int, price_per_kwh: int, sale_amount: int, reversed_before: int, amount: int,
+                held: int) -> Reversal:
+    """Reverse ``amount`` more minor units of a sale of which ``reversed_before`` were reversed
+    already; the buyer holds ``held`` Wh. Raises ValueError if the reversals would exceed the
+    sale's amount."""
+    if amount <= 0:
+        raise ValueError("a reversal must be positive")
+    if reversed_before < 0 or reversed_before + amount > sale_amount:
+        raise ValueError(f"reversals would total {reversed_before + amount}, more than the sale's {sale_amount}")
+    wh = (refunded_wh(refunded=reversed_before + amount, sale_wh=sale_wh, price_per_kwh=price_per_kwh)
+          - refunded_wh(refunded=reversed_before, sale_wh=sale_wh, price_per_kwh=price_per_kwh))
+    returned = min(wh, max(held, 0))
+    return Reversal(wh=wh, returned=returned, owed=wh - returned)
+
+
+def debt_repayment(*, wh: int, debt: int) -> tuple[int, int]:
+    """A purchase of ``wh`` by a buyer owing ``debt`` Wh: (repaid, delivered). The debt is
+    paid first; the seller keeps the repaid energy and delivers the rest."""
+    repaid = min(wh, max(debt, 0))
+    return repaid, wh - repaid

@@ -1,12 +1,9 @@
 """``POST /webhooks/stripe/``: a Stripe event, verified with the ``stripe`` library against each
 endpoint secret in settings.STRIPE_WEBHOOK_SECRETS (rotation) with Stripe's tolerance, mapped
 by event type to a payment notice. ``metadata`` names payer, payee, chaincode and the bank (the
-processor organisation that invokes)."""
+processor organisation that invokes). What each event type means is ``stripe_events``."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 from django.conf import settings
 
@@ -14,35 +11,15 @@ from ledger.models import OrgType
 from ledger.selectors import organisation_with_msp_id
 
 from ..deliveries import Delivery, WebhookOutcome, WebhookRefused, audit_text, guarded
+from ..lifecycle import dispute_delivered, fail_delivered, reverse_delivered, wait_delivered
 from ..models import DeliveryStatus, Provider
-from ..notices import NoticeError, PaymentNotice, parse_json_object, stripe_notice_from
+from ..notices import NoticeError, PaymentNotice, parse_json_object
+from ..reversals import PaymentKey
 from ..sales import apply_notice
 from ..signing import SignatureError
+from .stripe_events import STRIPE_EVENTS, Action, Credit, Dispute, Fail, Ignore, Wait
 
 TOLERANCE_SECONDS = 300  # Stripe's own default
-
-
-def _checkout_session(event: dict[str, Any]) -> PaymentNotice | str:
-    session = event["data"]["object"]
-    if session.get("payment_status") not in (None, "paid"):
-        return f"checkout session payment_status is {session.get('payment_status')!r}, not paid"
-    return stripe_notice_from(event_id=event.get("id"), amount=session.get("amount_total"),
-                              currency=session.get("currency"), created=event.get("created"),
-                              metadata=session.get("metadata"))
-
-
-def _payment_intent(event: dict[str, Any]) -> PaymentNotice | str:
-    intent = event["data"]["object"]
-    return stripe_notice_from(event_id=event.get("id"), amount=intent.get("amount_received"),
-                              currency=intent.get("currency"), created=event.get("created"),
-                              metadata=intent.get("metadata"))
-
-
-# Stripe event type → notice (or the reason it is ignored). Other types are acknowledged and audited.
-STRIPE_HANDLERS: dict[str, Callable[[dict[str, Any]], PaymentNotice | str]] = {
-    "checkout.session.completed": _checkout_session,
-    "payment_intent.succeeded": _payment_intent,
-}
 
 
 def _verify(raw_body: bytes, signature_header: str | None) -> None:
@@ -76,22 +53,47 @@ def stripe_webhook_receive(*, raw_body: bytes, signature_header: str | None) -> 
         # Read the verified body as plain JSON (StripeObject.to_dict is deprecated).
         event = parse_json_object(raw_body)
         d.event_id, d.event_type = audit_text(event.get("id"), 255), audit_text(event.get("type"), 60) or ""
-        handler = STRIPE_HANDLERS.get(d.event_type)
+        handler = STRIPE_EVENTS.get(d.event_type)
         if handler is None:
             return d.record(status=DeliveryStatus.IGNORED, http_status=200, reason="event type not handled",
                             body={"status": "ignored", "event_id": d.event_id, "type": d.event_type})
         try:
-            notice = handler(event)
+            action = handler(event)
         except (KeyError, TypeError, AttributeError):
             raise NoticeError(f"{d.event_type} event lacks data.object") from None
-        if isinstance(notice, str):
-            return d.record(status=DeliveryStatus.IGNORED, http_status=200, reason=notice,
-                            body={"status": "ignored", "event_id": d.event_id, "reason": notice})
-        d.notice = notice
-        bank = organisation_with_msp_id(notice.bank)
-        if bank is None or bank.org_type != OrgType.BANK:
-            raise WebhookRefused(400, f"unknown bank {notice.bank!r} in metadata")
-        d.organisation = bank
-        return apply_notice(d, notice, bank, scope="", idempotency_key=f"stripe:{notice.event_id}")
+        return _carry_out(d, action)
 
     return guarded(receive, delivery)
+
+
+def _processor(d: Delivery, notice: PaymentNotice) -> None:
+    d.notice = notice
+    bank = organisation_with_msp_id(notice.bank)
+    if bank is None or bank.org_type != OrgType.BANK:
+        raise WebhookRefused(400, f"unknown bank {notice.bank!r} in metadata")
+    d.organisation = bank
+
+
+def _carry_out(d: Delivery, action: Action) -> WebhookOutcome:
+    if isinstance(action, Ignore):
+        return d.record(status=DeliveryStatus.IGNORED, http_status=200, reason=action.reason,
+                        body={"status": "ignored", "event_id": d.event_id, "reason": action.reason})
+    if isinstance(action, Credit):
+        _processor(d, action.notice)
+        assert d.organisation is not None
+        return apply_notice(d, action.notice, d.organisation, scope="")
+    if isinstance(action, Wait):
+        _processor(d, action.notice)
+        return wait_delivered(d, action.notice, scope="")
+    if isinstance(action, Fail):
+        if action.notice is not None:
+            _processor(d, action.notice)
+        return fail_delivered(d, _key(action.payment_id), action.reason, action.notice)
+    if isinstance(action, Dispute):
+        return dispute_delivered(d, _key(action.payment_id), action.dispute_id, action.state)
+    return reverse_delivered(d, _key(action.payment_id), reversal_id=action.reversal_id, kind=action.kind,
+                             amount=action.amount, refunded_total=action.refunded_total)
+
+
+def _key(payment_id: str) -> PaymentKey:
+    return PaymentKey(Provider.STRIPE, "", payment_id)

@@ -270,7 +270,7 @@ def sealed_demo(db):
 
 
 def test_explorer_pages_require_login(client, sealed_demo):
-    tx = sealed_demo["bank:seed-demo-retail-alice"]
+    tx = sealed_demo["payment:bank:demobank:seed-demo-retail-alice"]
     for path in ("/explorer/", "/explorer/blocks/0/", f"/explorer/tx/{tx.tx_hash}/"):
         response = client.get(path)
         assert response.status_code == 302, path
@@ -280,12 +280,12 @@ def test_explorer_pages_require_login(client, sealed_demo):
 def test_explorer_lists_latest_blocks(sealed_demo):
     html = signed_in("alice").get("/explorer/").content.decode()
     assert VIEWPORT_META in html
-    block_hash = sealed_demo["bank:seed-demo-retail-alice"].block.header_hash
+    block_hash = sealed_demo["payment:bank:demobank:seed-demo-retail-alice"].block.header_hash
     assert block_hash[:10] in html and 'href="/explorer/blocks/0/"' in html
 
 
 def test_block_page_shows_header_and_only_visible_transactions(sealed_demo):
-    transfer = sealed_demo["bank:seed-demo-retail-alice"]
+    transfer = sealed_demo["payment:bank:demobank:seed-demo-retail-alice"]
     mint = sealed_demo["seed-demo-generate"]
     block = transfer.block
 
@@ -310,7 +310,7 @@ def test_unknown_block_is_404(sealed_demo):
 
 
 def test_transaction_page_shows_postings_and_proof_to_alice_and_404_to_stranger(sealed_demo):
-    transfer = sealed_demo["bank:seed-demo-retail-alice"]
+    transfer = sealed_demo["payment:bank:demobank:seed-demo-retail-alice"]
     response = signed_in("alice").get(f"/explorer/tx/{transfer.tx_hash}/")
     assert response.status_code == 200
     html = response.content.decode()
@@ -392,7 +392,7 @@ def test_ledger_admin_is_read_only(sealed_demo):
     admin = get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
     client = Client()
     client.force_login(admin)
-    tx = sealed_demo["bank:seed-demo-retail-alice"]
+    tx = sealed_demo["payment:bank:demobank:seed-demo-retail-alice"]
     for model in ("transaction", "block", "account", "organisation", "identity", "asset", "stateentry"):
         assert client.get(f"/admin/ledger/{model}/").status_code == 200, model
         assert client.get(f"/admin/ledger/{model}/add/").status_code == 403, model

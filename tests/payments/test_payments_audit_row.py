@@ -10,7 +10,7 @@ import pytest
 
 from ledger.models import Transaction
 from payments import deliveries, services
-from payments.models import ProcessedEvent, WebhookEvent
+from payments.models import Payment, ProcessedEvent, WebhookEvent
 from payments.testing import build_market, post_bank_webhook
 
 
@@ -56,7 +56,7 @@ def test_every_delivery_leaves_exactly_one_audit_row(market):
     assert list(WebhookEvent.objects.order_by("id").values_list("status", "http_status")) == [
         (status, http_status) for _, status, http_status in deliveries_sent]
     # One ledger transaction per claimed event: the applied sale and the recorded refusal.
-    assert Transaction.objects.filter(idempotency_key__startswith="bank:").count() == 2
+    assert Transaction.objects.filter(idempotency_key__startswith="payment:bank:testbank:").count() == 2
     assert ProcessedEvent.objects.count() == 2
 
 
@@ -71,24 +71,24 @@ def test_a_failure_after_the_ledger_effect_leaves_neither_effect_nor_row(market,
     before = (market.household_balance(), market.utility_stock())
     original = deliveries._audit_insert
 
-    def failing(values, result):
+    def failing(values, result, settlement=None):
         if values["tx_hash"] is not None:  # the row of the ledger's outcome, not the 500 one
             raise RuntimeError("the audit row could not be written")
-        return original(values, result)
+        return original(values, result, settlement)
 
     monkeypatch.setattr(deliveries, "_audit_insert", failing)
     with pytest.raises(RuntimeError):
         services.bank_webhook_receive(raw_body=raw, signature_header=header)
     assert (market.household_balance(), market.utility_stock()) == before
-    assert not Transaction.objects.filter(idempotency_key="bank:fragile").exists()
-    assert not ProcessedEvent.objects.exists()
-    assert list(WebhookEvent.objects.values_list("event_id", "status", "http_status")) == [
-        ("fragile", "rejected", 500)]
+    assert not Transaction.objects.filter(idempotency_key="payment:bank:testbank:fragile").exists()
+    assert not ProcessedEvent.objects.exists() and not Payment.objects.exists()
+    assert list(WebhookEvent.objects.values_list("event_id", "status", "http_status", "payment")) == [
+        ("fragile", "rejected", 500, None)]
 
     monkeypatch.setattr(deliveries, "_audit_insert", original)
     again = services.bank_webhook_receive(raw_body=raw, signature_header=header)
     assert again.audit["status"] == outcome and again.http_status == (200 if outcome == "applied" else 422)
-    tx = Transaction.objects.get(idempotency_key="bank:fragile")
+    tx = Transaction.objects.get(idempotency_key="payment:bank:testbank:fragile")
     assert WebhookEvent.objects.get(tx_hash__isnull=False).tx_hash == tx.tx_hash
     assert ProcessedEvent.objects.count() == 1
     assert (market.household_balance() > before[0]) is (outcome == "applied")

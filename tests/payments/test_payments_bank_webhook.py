@@ -40,7 +40,7 @@ def test_valid_notification_applies_a_retail_sale(market):
     assert market.household_balance() == sale.wh
     assert market.utility_stock() == stock - sale.wh
     tx = Transaction.objects.get(tx_hash=body["tx_hash"])
-    assert (tx.chaincode, tx.status, tx.idempotency_key) == ("retail-seller", TxStatus.VALID, "bank:pay-1")
+    assert (tx.chaincode, tx.status, tx.idempotency_key) == ("retail-seller", TxStatus.VALID, "payment:bank:testbank:pay-1")
     assert tx.invoker.qualified_name == "testbank/webhooks"
     assert tx.args["paid_at"] == "2026-03-01T12:00:00+00:00"
     event = WebhookEvent.objects.get()
@@ -270,7 +270,7 @@ def test_no_price_in_force_is_a_recorded_rejection(market):
     again = market.deliver(market.notification(id="too-early", created="2025-06-01T00:00:00+00:00"))
     assert again.status_code == 422
     assert again.json()["status"] == "duplicate" and again.json()["tx_hash"] == tx.tx_hash
-    assert Transaction.objects.filter(idempotency_key="bank:too-early").count() == 1
+    assert Transaction.objects.filter(idempotency_key="payment:bank:testbank:too-early").count() == 1
 
 
 def test_utility_that_cannot_cover_is_a_recorded_rejection(db, settings):

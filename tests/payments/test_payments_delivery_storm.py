@@ -114,7 +114,7 @@ def run_storm(*, genuine: int, duplicates: int, forged: int, threads: int, house
     assert set(applied) == {e["id"] for e in events}
     assert set(applied.values()) == {1}, "an event was applied twice"
 
-    keys = Transaction.objects.filter(idempotency_key__startswith="bank:storm-")
+    keys = Transaction.objects.filter(idempotency_key__startswith="payment:bank:testbank:storm-")
     assert keys.count() == genuine
     assert set(keys.values_list("status", flat=True)) == {TxStatus.VALID}
     assert ProcessedEvent.objects.count() == genuine

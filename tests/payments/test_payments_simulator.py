@@ -69,7 +69,7 @@ def test_operator_sends_a_signed_retail_payment_and_sees_the_transaction(cast):
     assert (event.status, event.http_status, event.amount, event.provider) == ("applied", 200, 1001, "bank")
     assert event.signature_header.startswith("t=")  # it went through signature verification
     tx = Transaction.objects.get(tx_hash=event.tx_hash)
-    assert tx.idempotency_key == f"bank:{event.event_id}" and tx.invoker.qualified_name == "testbank/webhooks"
+    assert tx.idempotency_key == f"payment:bank:testbank:{event.event_id}" and tx.invoker.qualified_name == "testbank/webhooks"
     page = response.content.decode()
     assert f'href="/explorer/tx/{tx.tx_hash}/"' in page
     assert "1.251 kWh" in page and "Payment applied" in page

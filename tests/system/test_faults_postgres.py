@@ -268,9 +268,10 @@ def test_the_stack_recovers_from_a_postgres_restart_under_load_and_loses_nothing
     webhooks, fundings = WEBHOOKS + 5, FUNDINGS + 5
     assert len(load.acknowledged["webhook"]) == WEBHOOKS and len(load.acknowledged["funding"]) == FUNDINGS
     # Exactly once: one valid transaction per webhook and per funding, one applied reading per counter.
-    assert scalar(url, "SELECT count(*) FROM ledger_transaction WHERE idempotency_key LIKE 'bank:%%' "
+    assert scalar(url, "SELECT count(*) FROM ledger_transaction WHERE idempotency_key LIKE 'payment:bank:%%' "
                        "AND status = 'valid'") == webhooks
     assert scalar(url, "SELECT count(*) FROM payments_processedevent") == webhooks
+    assert scalar(url, "SELECT count(*) FROM payments_payment WHERE state = 'credited'") == webhooks
     assert scalar(url, "SELECT count(*) FROM ledger_transaction WHERE chaincode = 'resident' AND function = 'fund' "
                        "AND status = 'valid'") == fundings
     counters = scalar(url, "SELECT array_agg(r.counter ORDER BY r.counter) FROM iot_gateway_meterreading r "
