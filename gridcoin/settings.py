@@ -161,8 +161,8 @@ if DATABASE_URL:
         # (Django leaves psycopg's threshold unset, which never prepares). Django's own
         # cursors bind on the client and are never prepared either way. Every prepared
         # statement looks rows up by key, so its generic plan is the plan: left to choose,
-        # PostgreSQL re-planned the webhook's claim and transfer statements on every delivery
-        # (about 0.9 ms of its CPU each) for custom plans no better than the generic ones.
+        # PostgreSQL re-plans such statements on every execution for custom plans no better
+        # than the generic ones.
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
         DATABASES["default"]["OPTIONS"]["options"] = "-c plan_cache_mode=force_generic_plan"
 elif PRODUCTION:

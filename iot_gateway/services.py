@@ -90,7 +90,7 @@ def _load_devices(public_ids: set[str]) -> dict[str, _Meter]:
 
 
 # Every batch reads its devices afresh; a row identical to one read before reuses what was
-# built from it (building the models was half the lookup's CPU). The whole row is the key, so
+# built from it (building the models costs more than the query). The whole row is the key, so
 # a revoked identity or a retired device is never answered from here. About 1 KB each: a
 # fleet larger than the bound is served without it rather than growing the worker.
 KNOWN_METERS = 20_000

@@ -2,8 +2,8 @@
 one place that reads channels' and channels_redis' internals.
 
 ``group_send`` costs two Redis round trips even for a group nobody is in, and a gateway batch
-announces a thousand devices of which a handful have a page open; sending to all of them was
-half the gateway's CPU. Neither library has a public "is anyone in this group" call, so
+announces a thousand devices of which a handful have a page open, so sending to all of them
+would dominate its cost. Neither library has a public "is anyone in this group" call, so
 ``listened_groups`` reads their storage: the in-memory layer's ``groups`` table, and
 channels_redis' group keys (``_group_key``; a group is a sorted set that exists while it has
 members) on the shard ``consistent_hash`` picks among ``hosts``. Importing this module refuses
