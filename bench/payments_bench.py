@@ -88,6 +88,20 @@ def bench_direct(market, homes) -> tuple[float, int, float]:
     return ops / elapsed, ops, p95(latencies)
 
 
+def _next_delivery(rng: random.Random, event_id: str, sent: list[dict], market, homes) -> tuple[bool, bytes, str]:
+    """A new event, or (DUPLICATES of the time) a redelivery of one sent before, re-signed as banks
+    do: (whether it is a redelivery, raw body, signature header)."""
+    redelivery = bool(sent) and rng.random() < DUPLICATES
+    if redelivery:
+        body = rng.choice(sent)
+    else:
+        home = rng.choice(homes)
+        body = market.notification(id=event_id, payer=home.msp_id, amount=4 * rng.randint(25, 500))
+        sent.append(body)
+    raw, header = market.signed(body)
+    return redelivery, raw, header
+
+
 def bench_webhooks(market, homes) -> tuple[float, int, float, int]:
     from django.test import Client
 
@@ -98,14 +112,7 @@ def bench_webhooks(market, homes) -> tuple[float, int, float, int]:
     def delivery(rng: random.Random, event_id: str, client: Client, sent: list[dict],
                  latencies: list[float]) -> bool:
         """One delivery: a new event, or (DUPLICATES of the time) a redelivery of one sent before."""
-        redelivery = bool(sent) and rng.random() < DUPLICATES
-        if redelivery:
-            body = rng.choice(sent)  # a redelivery, re-signed as banks do
-        else:
-            home = rng.choice(homes)
-            body = market.notification(id=event_id, payer=home.msp_id, amount=4 * rng.randint(25, 500))
-            sent.append(body)
-        raw, header = market.signed(body)
+        redelivery, raw, header = _next_delivery(rng, event_id, sent, market, homes)
         started = time.perf_counter()
         response = post_bank_webhook(raw, header, client=client)
         latencies.append(time.perf_counter() - started)
@@ -173,14 +180,7 @@ def bench_webhooks_http(market, homes, port: int) -> tuple[float, int, float, in
 
     def delivery(rng: random.Random, event_id: str, conn: http.client.HTTPConnection, sent: list[dict],
                  latencies: list[float]) -> bool:
-        redelivery = bool(sent) and rng.random() < DUPLICATES
-        if redelivery:
-            body = rng.choice(sent)
-        else:
-            home = rng.choice(homes)
-            body = market.notification(id=event_id, payer=home.msp_id, amount=4 * rng.randint(25, 500))
-            sent.append(body)
-        raw, header = market.signed(body)
+        redelivery, raw, header = _next_delivery(rng, event_id, sent, market, homes)
         started = time.perf_counter()
         conn.request("POST", "/webhooks/bank/", body=raw,
                      headers={"Content-Type": "application/json", "GridCoin-Signature": header})
