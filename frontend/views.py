@@ -17,6 +17,7 @@ from meters import services as meter_services
 from meters.consumers import may_see_consumption
 from meters.services import FundingResult
 from payments import selectors as payment_selectors
+from payments.reconciliation.selectors import reconciliation_access
 from wallet import selectors as wallet_selectors
 from wallet import services as wallet_services
 
@@ -33,7 +34,8 @@ def home(request: HttpRequest) -> HttpResponse:
     """The landing page; the demo logins, outside production, come from ``demo``'s context
     processor, so this app does not know the demo."""
     return render(request, "frontend/home.html",
-                  {"organisations": selectors.organisations_with_accounts(request.user)})
+                  {"organisations": selectors.organisations_with_accounts(request.user),
+                   "may_reconcile": reconciliation_access(request.user).allowed})
 
 
 @require_GET

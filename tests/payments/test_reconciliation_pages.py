@@ -142,3 +142,11 @@ def test_csv_export_lists_every_line(clients, market):
     assert [(r["line_no"], r["outcome"], r["reference"], r["amount"]) for r in rows] == [
         ("1", "missing", "E2E-A", "1000"), ("2", "ignored", "E2E-B", "2000")]
     assert rows[0]["tx_hash"] == Payment.objects.get(payment_id="E2E-A").credit_tx_hash
+
+
+def test_the_home_page_links_staff_who_may_reconcile_and_nobody_else(clients):
+    link = f'href="{URL}"'
+    assert link in clients["utility"].get("/").content.decode()
+    assert link in clients["bank"].get("/").content.decode()
+    assert link not in clients["household"].get("/").content.decode()
+    assert link not in clients["anonymous"].get("/").content.decode()
