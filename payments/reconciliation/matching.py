@@ -62,7 +62,6 @@ LEFT JOIN (SELECT reference, MIN(line_no) AS first FROM {STAGING}
   ON s.kind = 'payment' AND d.reference = s.reference
 LEFT JOIN {PAYMENTS} AS p
   ON s.kind = 'payment' AND p.provider = %(provider)s AND p.scope = %(scope)s AND p.payment_id = s.reference
-ORDER BY s.line_no
 """
 
 # Payments credited in the statement's period that it does not list.
@@ -84,6 +83,10 @@ def lines_match(*, run_id: int, provider: str, scope: str, since: datetime | Non
     """Store every staged line sorted; add the unlisted payments when the period is known."""
     params = {"run": run_id, "provider": provider, "scope": scope}
     with connection.cursor() as cur:
+        if connection.vendor == "postgresql" and connection.in_atomic_block:
+            # Room for the joins' hash tables (a statement's lines and the provider's payments)
+            # in memory rather than in batches on disk; for this transaction only.
+            cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute(_SORT, params)
         if since is not None and until is not None:
             adapt = connection.ops.adapt_datetimefield_value
