@@ -5,7 +5,8 @@ refused), each step claimed by compare-and-swap on ``state`` under the executing
 token, so Celery delivering the task twice, or a worker dying mid-run, resumes the run instead
 of repeating it. Loading ends by matching: the staged lines are stored already sorted in the
 transaction that moves the run on (the staging table lives only on the loading connection, so
-a run never waits between the two; ``matching`` is a state no run takes any more). Only the
+a run never waits between the two; a run left in ``matching`` by an earlier version is read
+again). Only the
 last step moves value: each line missing on the ledger is credited
 through ``payment_credit``, with the same claim and idempotency key as the webhook that never
 came, so a late webhook, a second run or a second statement finds it credited."""
@@ -172,6 +173,8 @@ def reconciliation_run_execute(*, run_id: int, token: str = "", progress: Progre
     run = ReconciliationRun.objects.get(pk=run_id)
     if not claimed and not (run.in_flight and run.task_id == token):
         return run  # finished already, or another worker has it
+    if run.state == RunState.MATCHING:  # left by a version that stored lines before sorting them
+        _advance(run, RunState.MATCHING, RunState.LOADING)
     if run.state == RunState.LOADING:
         _load(run, report)
     if run.state == RunState.APPLYING:

@@ -207,3 +207,14 @@ def test_a_run_taken_over_while_loading_is_sorted_only_by_the_worker_that_holds_
     run = reconciliation_run_execute(run_id=made.run.pk, token="other-worker")
     assert run.state == RunState.DONE and outcomes(run) == {"E2E-HELD": "matched", "E2E-GAP": "missing"}
     assert run.lines.count() == 2 and Payment.objects.filter(payment_id="E2E-GAP", state="credited").count() == 1
+
+
+def test_a_run_left_in_matching_by_an_earlier_version_is_read_again(market):
+    data = camt053([bank_line(market, "E2E-OLD", 1200)])
+    made = reconciliation_run_create(source="bank", scope=market.bank.msp_id, stream=io.BytesIO(data), file_name="s")
+    ReconciliationRun.objects.filter(pk=made.run.pk).update(state="matching", task_id="resumed")
+    ReconciliationLine.objects.create(run=made.run, line_no=1, kind="payment", reference="E2E-OLD", amount=1200,
+                                      currency="INR", outcome=Outcome.PENDING)  # stored, never sorted
+    run = reconciliation_run_execute(run_id=made.run.pk, token="resumed")
+    assert run.state == RunState.DONE and outcomes(run) == {"E2E-OLD": "missing"} and run.lines.count() == 1
+    assert Payment.objects.get(payment_id="E2E-OLD").state == "credited"
