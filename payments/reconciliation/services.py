@@ -6,9 +6,8 @@ token, so Celery delivering the task twice, or a worker dying mid-run, resumes t
 of repeating it. Loading ends by matching: the staged lines are stored already sorted in the
 transaction that moves the run on (the staging table lives only on the loading connection, so
 a run never waits between the two; a run left in ``matching`` by an earlier version is read
-again). Only the
-last step moves value: each line missing on the ledger is credited
-through ``payment_credit``, with the same claim and idempotency key as the webhook that never
+again). Only the last step moves value: each line missing on the ledger is credited through
+``payment_credit``, with the same claim and idempotency key as the webhook that never
 came, so a late webhook, a second run or a second statement finds it credited."""
 
 from __future__ import annotations
