@@ -1,10 +1,12 @@
 """Reconciliation benchmark (issue 12), on PostgreSQL in one run, per statement format:
 
 1. ``reconcile``: a statement of BENCH_RECONCILE_LINES lines (default 100,000) reconciled the
-   way the task does it: the file read and parsed (streamed), its lines COPYed into
-   ``payments_reconciliationline``, sorted against ``payments_payment`` by set-based SQL, the
-   few missing payments credited through ``payment_credit`` (real ledger invocations), the
-   counts stored; phases timed from the run's own progress reports;
+   way the task does it: the file read and parsed (streamed), its lines COPYed into a staging
+   table, sorted against ``payments_payment`` by set-based SQL into
+   ``payments_reconciliationline`` (every line stored with its outcome, with the table's
+   foreign keys checked, and committed), the few missing payments credited through
+   ``payment_credit`` (real ledger invocations), the counts stored; phases timed from the run's
+   own progress reports;
 2. the baseline: the same matching done as one set-based SQL join: the same file read with the
    same reader, its payment lines COPYed into a temporary table and classified against
    ``payments_payment`` (matched / mismatch / missing, plus the ledger's payments the statement

@@ -62,6 +62,12 @@ def _flatten(elem: Any, cut: int, prefix: str = "", out: dict[str, Any] | None =
     return out
 
 
+def _is_stmt(elem: Any) -> bool:
+    """``etree.QName(elem).localname == "Stmt"`` without building a QName (twice per entry)."""
+    tag = elem.tag
+    return tag == "Stmt" or tag.endswith("}Stmt")
+
+
 class _Fields:
     """The elements of one entry (or transaction) by path."""
 
@@ -120,14 +126,14 @@ class Camt053Reader(StatementReader):
                 cut = len(self._check_document(elem)) + 2  # "{" namespace "}"
             if event == "start":
                 continue
-            if etree.QName(elem).localname == "Stmt":
+            if _is_stmt(elem):
                 statements += 1
                 if statements > 1:
                     raise StatementError("one statement per file: this file holds several <Stmt>")
                 self._read_header(elem, cut)
                 continue
             stmt = elem.getparent()
-            if stmt is None or etree.QName(stmt).localname != "Stmt":
+            if stmt is None or not _is_stmt(stmt):
                 raise StatementError("an <Ntry> outside BkToCstmrStmt/Stmt")
             if not self.header.statement_id:
                 self._read_header(stmt, cut)  # Id and FrToDt come before the first entry

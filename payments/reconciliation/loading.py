@@ -1,7 +1,13 @@
-"""Putting a statement's lines into ``payments_reconciliationline``: COPY on PostgreSQL (one
-round trip per chunk instead of one INSERT per line), ``bulk_create`` elsewhere. Chunks are
-committed one by one so the run's progress can be written between them; a load cut short is
-deleted and redone by the next attempt (``lines_clear``)."""
+"""Putting a statement's lines into a staging table, from which ``matching`` writes each line
+into ``payments_reconciliationline`` once, already sorted (an ``UPDATE`` of every stored line
+after the load would write each row a second time, with its index entries).
+
+The staging table is a temporary table of the loading connection: unlogged, unindexed, gone
+with the connection if the worker dies, in which case the next attempt reads the statement again
+(``lines_clear`` then removes anything a previous attempt left). On PostgreSQL the lines go in
+by binary ``COPY`` (one round trip per chunk, no text formatting of numbers and dates), elsewhere
+by ``executemany``. Chunks are committed one by one so the run's progress can be written
+between them."""
 
 from __future__ import annotations
 
@@ -10,19 +16,17 @@ from itertools import islice
 
 from django.db import connection
 
-from .models import Outcome, ReconciliationLine
-from .statements import PAYMENT, StatementLine
+from .models import ReconciliationLine
+from .statements import StatementLine
 
 CHUNK = 10_000
 TABLE = ReconciliationLine._meta.db_table
-COLUMNS = ("run_id", "line_no", "kind", "reference", "source_ref", "amount", "currency", "payer", "payee",
-           "chaincode", "processor", "booked_at", "outcome", "reason")
-
-
-def _row(run_id: int, line: StatementLine) -> tuple:
-    outcome, reason = (Outcome.PENDING.value, "") if line.kind == PAYMENT else (Outcome.IGNORED.value, line.note)
-    return (run_id, line.line_no, line.kind, line.reference, line.source_ref, line.amount, line.currency,
-            line.payer, line.payee, line.chaincode, line.processor, line.booked_at, outcome, reason)
+STAGING = "reconciliation_staging"
+COLUMNS = ("line_no", "kind", "reference", "source_ref", "amount", "currency", "payer", "payee", "chaincode",
+           "processor", "booked_at", "note")
+_TYPES = ("int4", "text", "text", "text", "int8", "text", "text", "text", "text", "text", "timestamptz", "text")
+_SQL_TYPES = ("integer", "text", "text", "text", "bigint", "text", "text", "text", "text", "text", "timestamp",
+              "text")
 
 
 def _chunks(lines: Iterable[StatementLine], size: int) -> Iterator[list[StatementLine]]:
@@ -36,18 +40,45 @@ def lines_clear(run_id: int) -> None:
         cur.execute(f"DELETE FROM {TABLE} WHERE run_id = %s", [run_id])
 
 
-def lines_load(run_id: int, lines: Iterable[StatementLine], *, after_chunk: Callable[[int], None],
-               chunk: int = CHUNK) -> int:
-    """Insert every line; ``after_chunk(lines so far)`` is called between chunks. Returns the count."""
+def staging_drop() -> None:
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {STAGING}")
+
+
+def _staging_create() -> None:
+    staging_drop()  # left by an earlier run on this (pooled) connection that died mid-way
+    postgres = connection.vendor == "postgresql"
+    types = ["timestamptz" if t == "timestamp" and postgres else t for t in _SQL_TYPES]
+    columns = ", ".join(f"{name} {sql_type}" for name, sql_type in zip(COLUMNS, types, strict=True))
+    with connection.cursor() as cur:
+        cur.execute(f"CREATE TEMPORARY TABLE {STAGING} ({columns})")
+
+
+def lines_stage(lines: Iterable[StatementLine], *, after_chunk: Callable[[int], None], chunk: int = CHUNK) -> int:
+    """Stage every line; ``after_chunk(lines so far)`` is called between chunks. Returns the count."""
+    _staging_create()
     total = 0
+    postgres = connection.vendor == "postgresql"
+    adapt = connection.ops.adapt_datetimefield_value
     for part in _chunks(lines, chunk):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cur, cur.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for line in part:
-                    copy.write_row(_row(run_id, line))
-        else:
-            ReconciliationLine.objects.bulk_create(
-                [ReconciliationLine(**dict(zip(COLUMNS, _row(run_id, line), strict=True))) for line in part])
+        with connection.cursor() as cur:
+            if postgres:
+                with cur.copy(f"COPY {STAGING} FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_TYPES)
+                    for line in part:
+                        copy.write_row((line.line_no, line.kind, line.reference, line.source_ref, line.amount,
+                                        line.currency, line.payer, line.payee, line.chaincode, line.processor,
+                                        line.booked_at, line.note))
+            else:
+                cur.executemany(f"INSERT INTO {STAGING} VALUES ({', '.join(['%s'] * len(COLUMNS))})", [
+                    (line.line_no, line.kind, line.reference, line.source_ref, line.amount, line.currency,
+                     line.payer, line.payee, line.chaincode, line.processor, adapt(line.booked_at), line.note)
+                    for line in part])
         total += len(part)
         after_chunk(total)
+    if postgres:
+        with connection.cursor() as cur:
+            # Temporary tables are never analysed by autovacuum: without statistics the planner
+            # takes the staged lines for a handful and joins them by nested loops.
+            cur.execute(f"ANALYZE {STAGING}")
     return total

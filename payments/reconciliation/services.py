@@ -1,10 +1,13 @@
 """The write path of reconciliation: storing a statement as a run, and executing a run in steps.
 
-A run moves ``pending → loading → matching → applying → done`` (or ``failed`` when the statement
-is refused), each step claimed by compare-and-swap on ``state`` under the executing task's
+A run moves ``pending → loading → applying → done`` (or ``failed`` when the statement is
+refused), each step claimed by compare-and-swap on ``state`` under the executing task's
 token, so Celery delivering the task twice, or a worker dying mid-run, resumes the run instead
-of repeating it. Only the last step moves value: each line missing on the ledger is credited
-through ``payment_credit``, with the same claim and idempotency key as the webhook that never
+of repeating it. Loading ends by matching: the staged lines are stored already sorted in the
+transaction that moves the run on (the staging table lives only on the loading connection, so
+a run never waits between the two; a run left in ``matching`` by an earlier version is read
+again). Only the last step moves value: each line missing on the ledger is credited through
+``payment_credit``, with the same claim and idempotency key as the webhook that never
 came, so a late webhook, a second run or a second statement finds it credited."""
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ledger.selectors import organisation_with_msp_id
 
 from ..credits import payment_credit
 from .formats import BANK, STRIPE, statement_reader
-from .loading import lines_clear, lines_load
+from .loading import lines_clear, lines_stage, staging_drop
 from .matching import lines_match, outcome_counts
 from .models import Outcome, ReconciliationLine, ReconciliationRun, RunState
 from .statements import StatementError
@@ -169,14 +172,10 @@ def reconciliation_run_execute(*, run_id: int, token: str = "", progress: Progre
     run = ReconciliationRun.objects.get(pk=run_id)
     if not claimed and not (run.in_flight and run.task_id == token):
         return run  # finished already, or another worker has it
+    if run.state == RunState.MATCHING:  # left by a version that stored lines before sorting them
+        _advance(run, RunState.MATCHING, RunState.LOADING)
     if run.state == RunState.LOADING:
         _load(run, report)
-    if run.state == RunState.MATCHING:
-        report(LOAD_SHARE, 1000, "matching against the ledger")
-        with transaction.atomic():
-            lines_match(run_id=run.pk, provider=run.source, scope=run.scope, since=run.period_start,
-                        until=run.period_end)
-            _advance(run, RunState.MATCHING, RunState.APPLYING)
     if run.state == RunState.APPLYING:
         _apply_missing(run, report)
         _advance(run, RunState.APPLYING, RunState.DONE, counts=outcome_counts(run.pk), finished_at=timezone.now())
@@ -186,27 +185,34 @@ def reconciliation_run_execute(*, run_id: int, token: str = "", progress: Progre
 
 def _load(run: ReconciliationRun, report: Progress) -> None:
     path = Path(run.path)
-    lines_clear(run.pk)  # a load cut short by a crash starts again
+    lines_clear(run.pk)  # nothing should be there (lines are stored at the end, at once): safety
     try:
-        size = max(path.stat().st_size, 1)
-        with path.open("rb") as fh:
-            reader = statement_reader(run.source, fh, max_bytes=settings.GRIDCOIN_STATEMENT_MAX_BYTES)
+        try:
+            size = max(path.stat().st_size, 1)
+            with path.open("rb") as fh:
+                reader = statement_reader(run.source, fh, max_bytes=settings.GRIDCOIN_STATEMENT_MAX_BYTES)
 
-            def loaded(count: int) -> None:
-                done = min(LOAD_SHARE, LOAD_SHARE * reader.bytes_read // size)
-                report(done, 1000, f"reading the statement: {count:,} lines")
+                def loaded(count: int) -> None:
+                    done = min(LOAD_SHARE, LOAD_SHARE * reader.bytes_read // size)
+                    report(done, 1000, f"reading the statement: {count:,} lines")
 
-            lines_load(run.pk, reader.lines(), after_chunk=loaded)
-    except (StatementError, OSError) as exc:
-        lines_clear(run.pk)
-        message = str(exc) if isinstance(exc, StatementError) else f"cannot read the statement: {exc.strerror}"
-        _advance(run, RunState.LOADING, RunState.FAILED, error=message, finished_at=timezone.now(), counts={})
-        report(1000, 1000, "refused: " + message)
-        logger.warning("reconciliation run %s refused: %s", run.pk, message)
-        return
-    header = reader.header
-    _advance(run, RunState.LOADING, RunState.MATCHING, statement_id=header.statement_id[:255],
-             period_start=header.period_start, period_end=header.period_end)
+                lines_stage(reader.lines(), after_chunk=loaded)
+        except (StatementError, OSError) as exc:
+            message = str(exc) if isinstance(exc, StatementError) else f"cannot read the statement: {exc.strerror}"
+            _advance(run, RunState.LOADING, RunState.FAILED, error=message, finished_at=timezone.now(), counts={})
+            report(1000, 1000, "refused: " + message)
+            logger.warning("reconciliation run %s refused: %s", run.pk, message)
+            return
+        header = reader.header
+        report(LOAD_SHARE, 1000, "matching against the ledger")
+        with transaction.atomic():
+            # The claim first: a run taken over meanwhile is left to the worker that holds it.
+            if _advance(run, RunState.LOADING, RunState.APPLYING, statement_id=header.statement_id[:255],
+                        period_start=header.period_start, period_end=header.period_end):
+                lines_match(run_id=run.pk, provider=run.source, scope=run.scope, since=header.period_start,
+                            until=header.period_end)
+    finally:
+        staging_drop()
 
 
 def _chaincode_for(payer: str) -> str:

@@ -183,3 +183,38 @@ def test_lines_are_stored_with_their_run(market):
     line = ReconciliationLine.objects.get(run=run, reference="E2E-S")
     assert (line.line_no, line.amount, line.currency, line.payer, line.source_ref) == (
         1, 1000, "INR", market.household.msp_id, "REF-1")
+
+
+def test_a_run_taken_over_while_loading_is_sorted_only_by_the_worker_that_holds_it(market, monkeypatch):
+    from payments.reconciliation import services
+
+    credit_by_webhook(market, "E2E-HELD")
+    data = camt053([bank_line(market, "E2E-HELD"), bank_line(market, "E2E-GAP", 1500)])
+    made = reconciliation_run_create(source="bank", scope=market.bank.msp_id, stream=io.BytesIO(data), file_name="s")
+    real = services.lines_stage
+
+    def stage_then_lose_the_claim(lines, **kwargs):
+        staged = real(lines, **kwargs)
+        ReconciliationRun.objects.filter(pk=made.run.pk).update(task_id="other-worker")  # taken over meanwhile
+        return staged
+
+    monkeypatch.setattr(services, "lines_stage", stage_then_lose_the_claim)
+    before = world(market)
+    lost = reconciliation_run_execute(run_id=made.run.pk, token="first-worker")
+    assert lost.state == RunState.LOADING and not lost.lines.exists() and world(market) == before
+
+    monkeypatch.undo()
+    run = reconciliation_run_execute(run_id=made.run.pk, token="other-worker")
+    assert run.state == RunState.DONE and outcomes(run) == {"E2E-HELD": "matched", "E2E-GAP": "missing"}
+    assert run.lines.count() == 2 and Payment.objects.filter(payment_id="E2E-GAP", state="credited").count() == 1
+
+
+def test_a_run_left_in_matching_by_an_earlier_version_is_read_again(market):
+    data = camt053([bank_line(market, "E2E-OLD", 1200)])
+    made = reconciliation_run_create(source="bank", scope=market.bank.msp_id, stream=io.BytesIO(data), file_name="s")
+    ReconciliationRun.objects.filter(pk=made.run.pk).update(state="matching", task_id="resumed")
+    ReconciliationLine.objects.create(run=made.run, line_no=1, kind="payment", reference="E2E-OLD", amount=1200,
+                                      currency="INR", outcome=Outcome.PENDING)  # stored, never sorted
+    run = reconciliation_run_execute(run_id=made.run.pk, token="resumed")
+    assert run.state == RunState.DONE and outcomes(run) == {"E2E-OLD": "missing"} and run.lines.count() == 1
+    assert Payment.objects.get(payment_id="E2E-OLD").state == "credited"
