@@ -23,13 +23,12 @@ from .notices import (
     amount_of,
     currency_of,
     event_id_of,
+    minor_exponent,
     moment_of,
     msp_id_of,
 )
 
 NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:camt.054."
-# ISO 4217 minor-unit exponents that are not 2 (amounts are decimals in the XML).
-MINOR_EXPONENT = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
 
 
 def looks_like_xml(raw: bytes) -> bool:
@@ -80,7 +79,7 @@ def _minor_units(amount: Element) -> tuple[int, str]:
         value = Decimal((amount.text or "").strip())
     except InvalidOperation:
         raise NoticeError("camt.054: Amt must be a decimal number") from None
-    minor = value.scaleb(MINOR_EXPONENT.get(currency, 2))
+    minor = value.scaleb(minor_exponent(currency))
     if not value.is_finite() or minor != minor.to_integral_value():
         raise NoticeError(f"camt.054: Amt {amount.text!r} has more decimals than {currency} allows")
     return amount_of(int(minor)), currency

@@ -14,6 +14,11 @@ MAX_AMOUNT = 10**12  # minor units; far above any real payment, far below a bigi
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}")
 _MSP_ID = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+# ISO 4217 minor-unit exponents that are not 2, for amounts written as decimals in major units
+# (camt XML, Stripe reports); Stripe's zero- and three-decimal lists agree with ISO.
+_ZERO_DECIMAL = frozenset(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND",
+                           "VUV", "XAF", "XOF", "XPF"])
+_THREE_DECIMAL = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
 
 
 class NoticeError(ValueError):
@@ -74,6 +79,11 @@ class ReturnNotice:
     amount: int
     currency: str
     reason: str
+
+
+def minor_exponent(currency: str) -> int:
+    """How many decimals of ``currency``'s major unit make one minor unit (2 for INR, 0 for JPY)."""
+    return 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

@@ -12,14 +12,12 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
-# ISO 4217 exponents that are not 2 (Stripe's zero- and three-decimal lists agree with ISO).
-_ZERO_DECIMAL = frozenset(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"])
-_THREE_DECIMAL = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
+from ..notices import MAX_AMOUNT, minor_exponent
+
 _AMOUNT = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,6})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _REFERENCE = re.compile(r"[!-~]{1,255}")  # printable ASCII without spaces, as payment ids are
 _PARTY = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-MAX_AMOUNT = 10**12  # minor units, as payments.notices
 
 PAYMENT = "payment"  # a settled incoming payment: reconciled against the ledger
 OTHER = "other"  # fees, payouts, refunds, debits, pending entries: listed, not reconciled
@@ -64,7 +62,7 @@ def minor_units(text: str, currency: str, *, where: str) -> int:
         value = Decimal(text)
     except InvalidOperation:
         raise StatementError(f"{where}: amount {text!r} is not a decimal number") from None
-    exponent = exponent_of(currency)
+    exponent = minor_exponent(currency)
     scaled = value.scaleb(exponent)
     if scaled != scaled.to_integral_value():
         raise StatementError(f"{where}: amount {text} {currency} has more than {exponent} decimals")
@@ -74,13 +72,9 @@ def minor_units(text: str, currency: str, *, where: str) -> int:
     return minor
 
 
-def exponent_of(currency: str) -> int:
-    return 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
-
-
 def major_units(amount: int, currency: str) -> str:
     """10050 INR -> ``"100.50"``: for showing amounts as the statement wrote them."""
-    return str(Decimal(amount).scaleb(-exponent_of(currency)))
+    return str(Decimal(amount).scaleb(-minor_exponent(currency)))
 
 
 def currency_of(text: str, *, where: str) -> str:

@@ -133,3 +133,17 @@ def test_a_camt054_credit_without_remittance_routes_by_the_payer(market):
     response = market.deliver(body)
     assert response.json()["status"] == "applied" and Payment.objects.get().chaincode == "retail-seller"
     assert PAID_AT.startswith("2026-03-01")
+
+
+@pytest.mark.parametrize(("currency", "written", "minor"), [("INR", "20.00", 2000), ("UGX", "5000", 5000),
+                                                             ("XOF", "750", 750), ("LYD", "1.250", 1250)])
+def test_camt054_and_statements_read_amounts_with_the_same_currency_exponents(currency, written, minor):
+    """A notification and the statement that settles it must agree on the amount, or
+    reconciliation flags a payment the webhook credited correctly."""
+    from payments.camt import camt054_notice
+    from payments.reconciliation.statements import minor_units
+
+    assert CREDIT.count(b'Ccy="INR">20.00<') == 2  # the entry's and the transaction's amount
+    xml = CREDIT.replace(b'Ccy="INR">20.00<', f'Ccy="{currency}">{written}<'.encode())
+    assert camt054_notice(xml, bank="testbank").amount == minor
+    assert minor_units(written, currency, where="test") == minor
