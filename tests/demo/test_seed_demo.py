@@ -14,7 +14,7 @@ from ledger.models import Account, Asset, Block, Identity, Organisation, Posting
 from ledger.sealing import lease_acquire, lease_release, seal_next_block
 from ledger.verify import verify_chain
 from meters.models import Device
-from payments.models import BankSecret, ProcessedEvent, WebhookEvent
+from payments.models import BankSecret, Payment, ProcessedEvent, ReconciliationLine, ReconciliationRun, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,7 @@ def snapshot() -> dict:
         "devices": Device.objects.count(),
         "bank secrets": BankSecret.objects.count(),
         "deliveries": WebhookEvent.objects.count(),
+        "reconciliation": list(ReconciliationLine.objects.order_by("id").values_list("run_id", "outcome", "tx_hash")),
         "claimed events": ProcessedEvent.objects.count(),
         "balances": dict(Account.objects.values_list("key", "balance").order_by("key", "asset_id")),
     }
@@ -87,14 +88,15 @@ def test_seed_creates_the_demo_network():
 
     assert balance("producer:sunfarm") == 600_000  # 1,000 kWh generated, 400 kWh sold wholesale
     utility = Account.objects.filter(key__startswith="utility:gridco-utility:", asset_id="k")
-    assert utility.count() == 16 and sum(a.balance for a in utility) == 395_000
+    assert utility.count() == 16 and sum(a.balance for a in utility) == 385_000
     assert balance("household:hh-alice") == 5_000  # ₹40.00 at ₹8.00/kWh
-    assert balance("household:hh-bob") == 0
+    assert balance("household:hh-bob") == 10_000  # ₹80.00 on the statement, no webhook
     assert balance("issuance") == -1_000_000
     # Every coin moved through the economy's chaincodes: the producer's meter minted, the bank
-    # reported the wholesale and retail payments, the utility's operator set the prices.
+    # reported the wholesale and retail payments (Bob's through its statement), the utility's
+    # operator set the prices.
     txs = Transaction.objects.all()
-    assert txs.count() == 5 and all(t.status == TxStatus.VALID for t in txs)
+    assert txs.count() == 6 and all(t.status == TxStatus.VALID for t in txs)
     assert {t.invoker.qualified_name for t in txs} == {"sunfarm/PM-0001", "gridco-utility/operator",
                                                         "demobank/webhooks"}
     assert {(t.chaincode, t.function) for t in txs} == {("generator", "mint"), ("pricing", "set"),
@@ -113,10 +115,10 @@ def test_seed_then_seal_verifies_and_a_rerun_after_sealing_still_changes_nothing
     seed()
     assert lease_acquire(holder="t")
     block = seal_next_block(holder="t", force=True)
-    assert block is not None and block.tx_count == 5
+    assert block is not None and block.tx_count == 6
     report = verify_chain()
     assert report.ok, [str(p) for p in report.problems]
-    assert (report.blocks, report.transactions, report.unsealed) == (1, 5, 0)
+    assert (report.blocks, report.transactions, report.unsealed) == (1, 6, 0)
 
     before = snapshot()
     assert "already exists" in seed()
@@ -197,3 +199,17 @@ def test_seed_refuses_production_and_changes_nothing(settings):
         seed()
     assert snapshot() == before
     assert not get_user_model().objects.filter(username="utility").exists()
+
+
+def test_the_demo_statement_is_reconciled_and_credits_the_payment_no_webhook_reported(settings, tmp_path):
+    settings.GRIDCOIN_STATEMENTS_DIR = tmp_path / "statements"
+    seed()
+    run = ReconciliationRun.objects.get()
+    assert (run.source, run.scope, run.state) == ("bank", "demobank", "done")
+    outcomes = dict(run.lines.values_list("reference", "outcome"))
+    assert outcomes == {"seed-demo-wholesale": "matched", "seed-demo-retail-alice": "matched",
+                        "seed-demo-retail-bob": "missing"}
+    bob = Payment.objects.get(payment_id="seed-demo-retail-bob")
+    assert bob.state == "credited" and bob.credit_tx_hash == run.lines.get(reference=bob.payment_id).tx_hash
+    assert Transaction.objects.get(tx_hash=bob.credit_tx_hash).chaincode == "retail-seller"
+    assert balance("household:hh-bob") > 0
