@@ -38,3 +38,16 @@ class CustodialKey(models.Model):
 
     def __str__(self) -> str:
         return f"sealed key of identity {self.identity_id}"
+
+
+class Profile(models.Model):
+    """What a user chose for themselves, kept across sessions and devices."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    # A code from settings.LANGUAGES (checked by ``accounts.services.profile_language_set``);
+    # empty until the user picks one, so their browser's language applies.
+    language = models.CharField(max_length=15, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"

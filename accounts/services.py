@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -15,7 +16,7 @@ from ledger.keys import ENERGY, UTILITY_SHARDS, household_account, producer_acco
 from ledger.models import Identity, IdentityKind, Organisation, OrgType
 
 from .keys import custodial_key_store, custodial_signer
-from .models import Membership, Role
+from .models import Membership, Profile, Role
 
 
 def household_account_key(organisation: Organisation) -> str:
@@ -94,3 +95,15 @@ def energy_accounts_open(*, organisation: Organisation) -> list[str]:
     for key in keys:
         ledger.account_open(key=key, asset=ENERGY, organisation=organisation)
     return keys
+
+
+class LanguageError(ValueError):
+    """Not one of the site's languages."""
+
+
+def profile_language_set(*, user: AbstractBaseUser, language: str) -> Profile:
+    """Remember ``user``'s language; every later request of theirs, on any device, uses it."""
+    if language not in dict(settings.LANGUAGES):
+        raise LanguageError(f"not a language of this site: {language!r}")
+    profile, _ = Profile.objects.update_or_create(user=user, defaults={"language": language})
+    return profile

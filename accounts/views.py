@@ -8,6 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language as django_set_language
 
 from . import services
 from .forms import USERNAME_TAKEN, SignupForm
@@ -49,3 +51,19 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     """POST only (Django's default): a link or prefetch cannot sign anyone out."""
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's ``set_language`` (the cookie, then back to ``next``), and for a signed-in user
+    the choice is also stored on their profile, to follow them to other devices."""
+    language = request.POST.get("language", "")
+    if language not in dict(settings.LANGUAGES):
+        # Django would take any language it has a catalogue of; this site speaks only its own.
+        post = request.POST.copy()
+        post.pop("language", None)
+        request.POST = post
+    response = django_set_language(request)
+    if request.user.is_authenticated and settings.LANGUAGE_COOKIE_NAME in response.cookies:
+        services.profile_language_set(user=request.user, language=language)
+    return response

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from ledger.units import kwh
@@ -63,7 +64,7 @@ def sticker_sheet(request: HttpRequest) -> HttpResponse:
     """A print-ready sheet of QR stickers for utility staff: ``?ids=SL-0001,SL-0002``, or
     ``?org=<msp id>`` for one organisation's devices, or every active device."""
     if selectors.utility_organisation_of(request.user) is None:
-        return HttpResponseForbidden("Only utility staff print device stickers.")
+        return HttpResponseForbidden(_("Only utility staff print device stickers."))
     devices = Device.objects.select_related("organisation").exclude(state=EnrolmentState.RETIRED)
     missing: list[str] = []
     ids = [i.strip() for i in request.GET.get("ids", "").split(",") if i.strip()]
@@ -125,7 +126,7 @@ def producer_simulator(request: HttpRequest) -> HttpResponse:
         raise Http404("no simulated producer meter")
     allowed = [d for d in meters if simulators.may_simulate(request.user, d)]
     if not allowed:
-        return HttpResponseForbidden("Only the producer's staff and the utility run this meter.")
+        return HttpResponseForbidden(_("Only the producer's staff and the utility run this meter."))
     return render(request, "frontend/simulators/producer.html", _simulator_context(request, allowed[0]))
 
 
@@ -134,7 +135,7 @@ def producer_simulator(request: HttpRequest) -> HttpResponse:
 def consumer_simulator(request: HttpRequest, public_id: str) -> HttpResponse:
     device = _simulated_device_or_404(public_id, producer=False)
     if not simulators.may_simulate(request.user, device):
-        return HttpResponseForbidden("Only the device's owner and the utility run this meter.")
+        return HttpResponseForbidden(_("Only the device's owner and the utility run this meter."))
     return render(request, "frontend/simulators/consumer.html", _simulator_context(request, device))
 
 
@@ -142,16 +143,16 @@ def consumer_simulator(request: HttpRequest, public_id: str) -> HttpResponse:
 def simulator_tick(request: HttpRequest, public_id: str) -> JsonResponse:
     """The next signed reading of a simulated meter (JSON for the simulator pages)."""
     if not request.user.is_authenticated:
-        return JsonResponse({"error": "Log in to run a simulated meter."}, status=401)
+        return JsonResponse({"error": _("Log in to run a simulated meter.")}, status=401)
     device = _device_or_404(public_id)
     if not simulators.is_simulated(device):
         raise Http404("not a simulated meter")
     if not simulators.may_simulate(request.user, device):
-        return JsonResponse({"error": "You may not run this meter."}, status=403)
+        return JsonResponse({"error": _("You may not run this meter.")}, status=403)
     wh = None
     if request.POST.get("wh"):
         if not request.POST["wh"].isdigit():
-            return JsonResponse({"error": "wh must be a whole number of Wh."}, status=400)
+            return JsonResponse({"error": _("wh must be a whole number of Wh.")}, status=400)
         wh = int(request.POST["wh"])
     try:
         tick = simulators.meter_tick(device=device, wh=wh)

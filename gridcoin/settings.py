@@ -107,9 +107,11 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "gridcoin.session_cookie.SessionCookieGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.languages.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -134,6 +136,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "demo.context_processors.demo_logins",
@@ -197,6 +200,25 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+
+# --- i18n: the residents' languages ---------------------------------------------------------------
+# Each language is named in itself (the switcher shows these names to people who may not read
+# English). en-IN reads the English texts; it exists so that number and currency formatting can
+# follow Indian conventions for a browser that asks for it.
+LANGUAGES = [
+    ("en", "English"),
+    ("en-in", "English (India)"),
+    ("hi", "हिन्दी"),
+    ("es", "Español"),
+]
+# The languages offered in the switcher (en-IN is reached through the browser's Accept-Language).
+GRIDCOIN_SWITCHER_LANGUAGES = ["en", "hi", "es"]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# A year: the choice outlives the session (a signed-in user's choice is also on their profile).
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = PRODUCTION
+# --- end i18n ------------------------------------------------------------------------------------
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

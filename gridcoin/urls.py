@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as accounts_views
+
 # Webhooks first: banks post to them at volume, and a path is matched against every pattern
 # listed before its own (Django records each one tried, which cost more than the match).
 urlpatterns = [
@@ -13,6 +15,8 @@ urlpatterns = [
     path("api/v1/", include("meters.urls")),
     path("api/v1/", include("iot_gateway.urls")),
     path("accounts/", include("accounts.urls")),
+    # The language switcher (Django's set_language, remembering a signed-in user's choice).
+    path("i18n/setlang/", accounts_views.set_language, name="set_language"),
     path("payments/", include("payments.urls")),
     path("api/v1/payments/", include("payments.api_urls")),
     path("", include("frontend.urls")),

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import selectors
@@ -45,7 +46,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             if made.created:
                 transaction.on_commit(lambda: reconciliation_start(made.run.pk))
             else:
-                messages.info(request, "This statement was reconciled before: here is its run.")
+                messages.info(request, _("This statement was reconciled before: here is its run."))
             return redirect("payments:reconciliation-run", run_id=made.run.pk)
     runs = selectors.runs_visible(access)[:50]
     return render(request, "payments/reconciliation/index.html", {"form": form, "runs": runs},
