@@ -22,3 +22,11 @@ def language_switcher(context) -> dict:
         "next": request.get_full_path() if request is not None else "/",
         "csrf_token": context.get("csrf_token"),
     }
+
+
+@register.filter
+def plain_reason(reason: str | None) -> str:
+    """A ledger refusal's recorded reason, in the reader's language where it is a known one."""
+    from frontend.refusals import plain_reason as say
+
+    return say(reason)

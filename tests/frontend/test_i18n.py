@@ -225,3 +225,36 @@ def test_the_device_map_keeps_dot_decimals_in_spanish(mw):
     assert coordinates
     for value in coordinates:
         float(value)
+
+
+# --- ledger refusals ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reason,hi,es", [
+    ("insufficient funds: k account 'hh:hh-alice' holds 5, needs 9000", "इसके लिए पर्याप्त कॉइन नहीं हैं।",
+     "No tienes monedas suficientes para esto."),
+    ("the window has already ended", "समय-सीमा पहले ही खत्म हो चुकी है।", "El horario ya terminó."),
+    ("gridco-utility has no retail price in INR in force at 2026-01-01T00:00:00+00:00",
+     "अभी INR में कोई दाम लागू नहीं है।", "Todavía no hay precio vigente en INR."),
+])
+def test_known_ledger_refusals_are_said_in_the_readers_language(reason, hi, es):
+    from django.utils import translation
+
+    from frontend.refusals import plain_reason
+
+    with translation.override("hi"):
+        assert plain_reason(reason) == hi
+    with translation.override("es"):
+        assert plain_reason(reason) == es
+    with translation.override("en"):
+        assert plain_reason(reason) != reason  # plain English too, without account keys
+
+
+def test_an_unknown_refusal_is_shown_as_recorded():
+    from django.utils import translation
+
+    from frontend.refusals import plain_reason
+
+    with translation.override("hi"):
+        assert plain_reason("reading counter 7 is not after the last accepted 9") == (
+            "reading counter 7 is not after the last accepted 9")
+    assert plain_reason(None) == ""
