@@ -141,6 +141,9 @@ class PriceForm(IdempotentForm):
     def __init__(self, *args, currencies: dict[str, int], **kwargs):
         super().__init__(*args, **kwargs)
         self.scales = currencies
+        from .formatting import zone_label
+
+        self.fields["effective_from"].help_text = _("In %(zone)s.") % {"zone": zone_label()}
         self.fields["currency"].choices = [(code, code) for code in currencies]
 
     def clean(self):
