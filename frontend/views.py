@@ -254,7 +254,8 @@ def prices(request: HttpRequest) -> HttpResponse:
             return redirect_to_login(request.get_full_path())
         return HttpResponseForbidden("Only utility staff can set prices.")
     scales = _currencies()
-    schedules = [
-        (s, scales.get(s.currency, 2)) for s in wallet_selectors.price_schedules()
-    ]
+    found = wallet_selectors.price_schedules()
+    namer = wording.Namer(None, [])
+    namer.load_organisations(s.utility for s in found)
+    schedules = [(s, scales.get(s.currency, 2), namer.organisation_name(s.utility)) for s in found]
     return render(request, "frontend/prices.html", {"schedules": schedules, "price_form": form})
