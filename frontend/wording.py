@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -197,7 +197,8 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
             {"start": args["window_start"], "end": args["window_end"]} if args.get("window_start") else None),
             tx.proposed_at)
         if mine and namer.owns_device(public_id):
-            row.title = _("Topped up your meter %(device)s with %(kwh)s kWh") % {"device": name, "kwh": format_kwh(amount)}
+            row.title = _("Topped up your meter (%(device)s) with %(kwh)s kWh") % {
+                "device": name, "kwh": format_kwh(amount)}
             row.coins_wh = row.coins_wh if row.coins_wh else -amount
             row.device_wh = None
         elif mine:
@@ -253,7 +254,11 @@ def resident_history(user, *, before: int | None = None, limit: int = 20) -> tup
     zone = timezone.get_current_timezone()
     namer = Namer(user)
     base = wallet_transactions(user)
-    heads = (base.filter(READINGS, status=TxStatus.VALID).order_by().annotate(day=TruncDate("proposed_at", tzinfo=zone))
+    # Readings count for the user only where they moved the user's own accounts (a utility's
+    # staff sign for every meter's identity but hold none of a household's coins).
+    own_postings = Posting.objects.filter(transaction=OuterRef("pk"), account__organisation_id__in=namer.own_ids,
+                                          asset_id=ENERGY).exclude(account__kind="issuance")
+    heads = (base.filter(READINGS, Exists(own_postings), status=TxStatus.VALID).order_by().annotate(day=TruncDate("proposed_at", tzinfo=zone))
              .values("invoker_id", "day").annotate(last_id=Max("id")).values("last_id"))
     rows_qs = base.filter(~READINGS | Q(id__in=heads)).select_related("invoker__organisation")
     if before is not None:

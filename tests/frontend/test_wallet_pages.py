@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from ledger.models import Account, Transaction
 from meters import services
@@ -224,3 +226,21 @@ def test_device_page_unknown_retired_and_anonymous_post(mw):
     response = client_for(mw, "anonymous").post("/d/SL-0001", {"amount_kwh": "1"})
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert client_for(mw, "alice").delete("/d/SL-0001").status_code == 405
+
+
+def test_fund_form_window_of_times_today_started_already_starts_now(mw):
+    """Times only: today's window in the utility's time zone; begun already, it starts now."""
+    client = client_for(mw, "alice")
+    before = timezone.now()
+    local_now = timezone.localtime(before)
+    start, end = (local_now - timedelta(hours=1)).strftime("%H:%M"), (local_now + timedelta(hours=1)).strftime("%H:%M")
+    post = {"public_id": "SL-0001", "amount_kwh": "1", "idempotency_key": str(uuid.uuid4()),
+            "window_start": start, "window_end": end}
+    html = client.post("/wallet/", post).content.decode()
+    assert "Funded!" in html and "India Standard Time (IST)" in html  # the form says whose times
+    window = Transaction.objects.filter(chaincode="resident").last().result["window"]
+    stored_start, stored_end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
+    assert stored_start.utcoffset() == timedelta(0) and before <= stored_start <= timezone.now()
+    expected_end = (local_now + timedelta(hours=1)).replace(second=0, microsecond=0)
+    assert stored_end == expected_end
+    assert f"until <time>{timezone.localtime(stored_end):%a %-d %b %H:%M}</time> (IST)" in html
