@@ -1,6 +1,8 @@
 """Home page, the ledger explorer and the resident's pages (wallet, devices, prices). Views
 read through selectors and write through one service call each."""
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -21,7 +23,7 @@ from payments.reconciliation.selectors import reconciliation_access
 from wallet import selectors as wallet_selectors
 from wallet import services as wallet_services
 
-from . import selectors
+from . import selectors, wording
 from .device_views import device_page_url
 from .forms import FundForm, PriceForm
 
@@ -33,8 +35,13 @@ RECENT_TRANSACTIONS = 10
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page; the demo logins, outside production, come from ``demo``'s context
     processor, so this app does not know the demo."""
+    summaries = selectors.organisations_with_accounts(request.user)
+    if summaries:
+        namer = wording.Namer(request.user, [s.organisation for s in summaries])
+        for summary in summaries:
+            summary.named = wording.named_totals(summary.accounts, namer)
     return render(request, "frontend/home.html",
-                  {"organisations": selectors.organisations_with_accounts(request.user),
+                  {"organisations": summaries,
                    "may_reconcile": reconciliation_access(request.user).allowed})
 
 
@@ -120,8 +127,25 @@ def _fund(request: HttpRequest, form: FundForm, device=None) -> tuple[FundForm, 
 
 
 def _fund_context(form: FundForm, result: FundingResult | None, refused: str | None, device=None) -> dict:
+    window = None
+    if result is not None and result.window:
+        window = {"start": datetime.fromisoformat(result.window["start"]),
+                  "end": datetime.fromisoformat(result.window["end"])}
     return {"fund_form": form, "fund_result": result, "fund_refused": refused, "fund_device": device,
+            "fund_window": window,
             "result_state": meter_selectors.device_state(result.device) if result else None}
+
+
+def _wallet_cards(user) -> list:
+    """The user's wallets with each account named as a person would (``label``)."""
+    wallets = wallet_selectors.wallet_balances(user)
+    namer = wording.Namer(user, [w.organisation for w in wallets])
+    for wallet in wallets:
+        balances = wallet.devices + wallet.credit
+        for (label, _account), balance in zip(wording.account_rows([b.account for b in balances], namer), balances,
+                                              strict=True):
+            balance.label = label
+    return wallets
 
 
 @login_required
@@ -131,8 +155,8 @@ def wallet(request: HttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     if before and not before.isdigit():
         raise Http404("bad page")
-    entries, older = wallet_selectors.wallet_history(request.user, before=int(before) if before else None,
-                                                     limit=HISTORY_PER_PAGE)
+    entries, older = wording.resident_history(request.user, before=int(before) if before else None,
+                                              limit=HISTORY_PER_PAGE)
     if request.htmx and request.method == "GET" and before:
         return render(request, "frontend/wallet/_history_rows.html", {"entries": entries, "older": older})
     if request.method == "POST":
@@ -140,7 +164,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
     else:
         form, result, refused = FundForm.fresh(initial={"public_id": request.GET.get("device", "")}), None, None
     context = _fund_context(form, result, refused)
-    context["wallets"] = wallet_selectors.wallet_balances(request.user)
+    context["wallets"] = _wallet_cards(request.user)
     context["energy_debts"] = payment_selectors.energy_debts_of_user(request.user)
     if request.htmx and request.method == "POST":
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_wallets": result is not None})
@@ -153,8 +177,14 @@ def wallet(request: HttpRequest) -> HttpResponse:
 def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
     tx = get_object_or_404(wallet_selectors.wallet_transactions(request.user).prefetch_related(
         "postings__account", "postings__asset"), tx_hash=tx_hash)
-    (entry,) = wallet_selectors.history_entries(request.user, [tx])
-    return render(request, "frontend/wallet/receipt.html", {"entry": entry, "tx": tx, "result": tx.result or {}})
+    namer = wording.Namer(request.user)
+    entry = wording.history_row(tx, namer)
+    counterparties = [p.account.key for p in tx.postings.all()
+                      if p.account.organisation_id not in namer.own_ids and p.account.kind != "issuance"]
+    return render(request, "frontend/wallet/receipt.html", {
+        "entry": entry, "tx": tx, "result": tx.result or {}, "counterparties": list(dict.fromkeys(counterparties)),
+        "returned": [(namer.account(r["funder"]), r) for r in (tx.result or {}).get("returned") or []],
+        "device": namer.device((tx.result or {}).get("device") or "") if (tx.result or {}).get("device") else None})
 
 
 @require_GET
@@ -224,7 +254,8 @@ def prices(request: HttpRequest) -> HttpResponse:
             return redirect_to_login(request.get_full_path())
         return HttpResponseForbidden("Only utility staff can set prices.")
     scales = _currencies()
-    schedules = [
-        (s, scales.get(s.currency, 2)) for s in wallet_selectors.price_schedules()
-    ]
+    found = wallet_selectors.price_schedules()
+    namer = wording.Namer(None, [])
+    namer.load_organisations(s.utility for s in found)
+    schedules = [(s, scales.get(s.currency, 2), namer.organisation_name(s.utility)) for s in found]
     return render(request, "frontend/prices.html", {"schedules": schedules, "price_form": form})

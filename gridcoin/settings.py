@@ -201,6 +201,15 @@ TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# --- utility time zone ---
+# Residents enter and read times in the utility's time zone (a funding window "18:00–23:00" is
+# the utility's evening); the database keeps UTC. It is the site's time zone, so every rendered
+# time, every parsed form time and "today" in Celery and commands agree without per-request
+# activation. GRIDCOIN_UTILITY_TZ wins over TIME_ZONE; the embedded default is the demo's.
+GRIDCOIN_UTILITY_TZ = os.environ.get("GRIDCOIN_UTILITY_TZ") or os.environ.get("TIME_ZONE") or "Asia/Kolkata"
+TIME_ZONE = GRIDCOIN_UTILITY_TZ
+# --- end utility time zone ---
+
 # --- i18n: the residents' languages ---------------------------------------------------------------
 # Each language is named in itself (the switcher shows these names to people who may not read
 # English). en-IN reads the English texts; it exists so that number and currency formatting can

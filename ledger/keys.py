@@ -99,3 +99,21 @@ def device_of_windows_key(key: str) -> str | None:
 def device_of_registers_key(key: str) -> str | None:
     """The public id a ``registers_key`` names (None for any other key)."""
     return key[len(_REGISTERS):] if key.startswith(_REGISTERS) else None
+
+
+def account_key_parts(key: str) -> tuple[str, tuple[str, ...]]:
+    """(role, names) of an account key, for naming accounts to people: ``("device", ("SL-0001",))``,
+    ``("credit", (payer, payee))``, ``("debt", (debtor, creditor))``, ``("utility", (msp, shard))``,
+    ``("household", (msp,))``, ``("issuance", ())``. Any other key is ``(key, ())``."""
+    role, sep, rest = key.partition(":")
+    if not sep:
+        return key, ()
+    if role in ("credit", "debt"):
+        first, _, second = rest.partition("@")
+        return role, (first, second)
+    if role == "utility":
+        msp, _, shard = rest.rpartition(":")
+        return role, (msp, shard)
+    if role in ("producer", "household", "device"):
+        return role, (rest,)
+    return key, ()

@@ -48,7 +48,11 @@ class WalletOrganisation:
 
     @property
     def energy_total(self) -> str:
-        return kwh(sum(b.account.balance for b in self.energy))
+        return kwh(self.energy_wh)
+
+    @property
+    def energy_wh(self) -> int:
+        return sum(b.account.balance for b in self.energy)
 
 
 def wallet_balances(user) -> list[WalletOrganisation]:
@@ -193,3 +197,10 @@ def price_schedules(now: datetime | None = None, *, key: str | None = None) -> l
         schedules.append(PriceSchedule(utility=utility, kind=kind, currency=currency, entries=entries,
                                        current=price_at(entries, now)))
     return schedules
+
+
+def retail_price_now(now: datetime | None = None) -> PriceSchedule | None:
+    """The retail schedule whose price is in force now (the first by utility and currency when a
+    deployment has several): what a kWh is worth to a resident today."""
+    current = [s for s in price_schedules(now) if s.kind == "retail" and s.current is not None]
+    return min(current, key=lambda s: (s.utility, s.currency)) if current else None

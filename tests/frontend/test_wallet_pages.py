@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from ledger.models import Account, Transaction
 from meters import services
@@ -60,7 +62,7 @@ def test_wallet_shows_fiat_credit_with_two_decimals(mw):
     mw.uma.invoke("token", "mint", {"to": "credit:hh-alice@utility", "asset": "INR", "amount": 1234})
     assert LedgerAccount.objects.get(key="credit:hh-alice@utility").balance == 1234
     html = client_for(mw, "alice").get("/wallet/").content.decode()
-    assert "<strong>12.34</strong> INR" in html
+    assert "<strong>₹12.34</strong>" in html and "Your credit with" in html
 
 
 def test_fund_form_without_javascript(mw):
@@ -95,9 +97,11 @@ def test_fund_form_with_htmx_returns_the_panel_and_new_balances(mw):
     ({"amount_kwh": "1.0001"}, "no more than 3 decimal places"),
     ({"public_id": "XX-404"}, "There is no device"),
     ({"public_id": "SL-0099"}, "retired"),
-    ({"window_start": "2030-01-01T20:00"}, "both a start and an end"),
-    ({"window_start": "2030-01-01T20:00", "window_end": "2030-01-01T18:00"}, "must end after it starts"),
-    ({"window_start": "2020-01-01T18:00", "window_end": "2020-01-01T20:00"}, "already ended"),
+    ({"window_start": "20:00"}, "both a start and an end"),
+    ({"window_day": "2030-01-01", "window_end": "20:00"}, "both a start and an end"),
+    ({"window_start": "20:00", "window_end": "20:00"}, "must end after it starts"),
+    ({"window_day": "2020-01-01", "window_start": "18:00", "window_end": "20:00"}, "already ended"),
+    ({"window_start": "25:00", "window_end": "20:00"}, "Enter a valid time"),
 ])
 def test_fund_form_errors_change_nothing(mw, data, message):
     client = client_for(mw, "alice")
@@ -113,19 +117,19 @@ def test_fund_form_window_in_local_time(mw, settings):
     settings.TIME_ZONE = "Asia/Kolkata"
     client = client_for(mw, "alice")
     post = {"public_id": "SL-0001", "amount_kwh": "1", "idempotency_key": str(uuid.uuid4()),
-            "window_start": "2030-01-01T18:00", "window_end": "2030-01-01T23:00"}
+            "window_day": "2030-01-01", "window_start": "18:00", "window_end": "23:00"}
     assert "Funded!" in client.post("/wallet/", post).content.decode()
     window = Transaction.objects.filter(chaincode="resident").last().result["window"]
-    assert window == {"start": "2030-01-01T18:00:00+05:30", "end": "2030-01-01T23:00:00+05:30"}
+    assert window == {"start": "2030-01-01T12:30:00+00:00", "end": "2030-01-01T17:30:00+00:00"}  # stored as UTC
 
 
 def test_history_lists_transactions_newest_first_with_links(mw):
     result = services.device_fund(user=mw.alice.user, public_id="SL-0001", amount_wh=100, idempotency_key="h")
     html = client_for(mw, "alice").get("/wallet/").content.decode()
     titles = re.findall(r'class="history-title">([^<]+)<', html)
-    assert titles[0] == "Funded a device" and "Transfer" in titles and "Coins issued" in titles
-    assert f'href="/explorer/tx/{result.tx_hash}/"' in html and f'href="/wallet/receipts/{result.tx_hash}/"' in html
-    assert "<strong>-0.100</strong> kWh" in html and "device:SL-0001" in html
+    assert titles[0] == "Funded Beach Road light", titles
+    assert f'href="/wallet/receipts/{result.tx_hash}/"' in html
+    assert "<strong>-0.100</strong> kWh" in html and "device:SL-0001" not in html
     # Charlie's history does not include Alice's funding.
     assert result.tx_hash not in client_for(mw, "charlie").get("/wallet/").content.decode()
 
@@ -150,7 +154,9 @@ def test_receipt_by_persona(mw, persona, status):
     assert response.status_code == status
     if status == 200:
         html = response.content.decode()
-        assert "Funded a device" in html and "1.234 kWh" in html and "<code>SL-0001</code>" in html
+        title = "Beach Road light was funded by alice&#x27;s household" if persona == "uma" else "Funded Beach Road light"
+        assert title in html and "1.234 kWh" in html and "<code>SL-0001</code>" in html
+        assert f'href="/explorer/tx/{result.tx_hash}/"' in html
         assert re.search(r'Block</dt><dd><a href="/explorer/blocks/\d+/">', html)
 
 
@@ -175,9 +181,9 @@ def test_receipt_of_a_retail_purchase_shows_price_and_fiat(mw):
                                                  "event_id": "evt-1"})
     assert sale.ok, sale.reason
     html = client_for(mw, "alice").get(f"/wallet/receipts/{sale.tx_hash}/").content.decode()
-    assert "Bought coins" in html and "+0.333 kWh" in html
-    assert "30.00 INR per kWh" in html and "<dd>9.99 INR</dd>" in html and "<dd>0.01 INR</dd>" in html
-    assert "+0.01 INR" in html  # the credit kept, as a change of Alice's credit account
+    assert "Coins you bought" in html and "+0.333 kWh" in html
+    assert "₹30.00 per kWh" in html and "<dd>₹9.99</dd>" in html and "<dd>₹0.01</dd>" in html
+    assert "+₹0.01" in html  # the credit kept, as a change of Alice's credit account
 
 
 def test_unknown_receipt_is_404(mw):
@@ -220,3 +226,21 @@ def test_device_page_unknown_retired_and_anonymous_post(mw):
     response = client_for(mw, "anonymous").post("/d/SL-0001", {"amount_kwh": "1"})
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert client_for(mw, "alice").delete("/d/SL-0001").status_code == 405
+
+
+def test_fund_form_window_of_times_today_started_already_starts_now(mw):
+    """Times only: today's window in the utility's time zone; begun already, it starts now."""
+    client = client_for(mw, "alice")
+    before = timezone.now()
+    local_now = timezone.localtime(before)
+    start, end = (local_now - timedelta(hours=1)).strftime("%H:%M"), (local_now + timedelta(hours=1)).strftime("%H:%M")
+    post = {"public_id": "SL-0001", "amount_kwh": "1", "idempotency_key": str(uuid.uuid4()),
+            "window_start": start, "window_end": end}
+    html = client.post("/wallet/", post).content.decode()
+    assert "Funded!" in html and "India Standard Time (IST)" in html  # the form says whose times
+    window = Transaction.objects.filter(chaincode="resident").last().result["window"]
+    stored_start, stored_end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
+    assert stored_start.utcoffset() == timedelta(0) and before <= stored_start <= timezone.now()
+    expected_end = (local_now + timedelta(hours=1)).replace(second=0, microsecond=0)
+    assert stored_end == expected_end
+    assert f"until <time>{timezone.localtime(stored_end):%a %-d %b %H:%M}</time> (IST)" in html
