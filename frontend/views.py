@@ -9,6 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ledger import selectors as ledger
@@ -26,6 +27,7 @@ from wallet import services as wallet_services
 from . import selectors, wording
 from .device_views import device_page_url
 from .forms import FundForm, PriceForm
+from .refusals import plain_reason
 
 BLOCKS_PER_PAGE = 20
 RECENT_TRANSACTIONS = 10
@@ -118,7 +120,7 @@ def _fund(request: HttpRequest, form: FundForm, device=None) -> tuple[FundForm, 
             idempotency_key=str(data["idempotency_key"]),
         )
     except meter_services.FundingRejected as exc:
-        refusal = f"The ledger refused the funding: {exc}"
+        refusal = _("The ledger refused the funding: %(reason)s") % {"reason": plain_reason(exc.result.reason)}
         return FundForm.fresh(initial={"public_id": data["public_id"]}, device=device), None, refusal
     except meter_services.DeviceError as exc:
         form.add_error(None, str(exc))
@@ -244,7 +246,9 @@ def prices(request: HttpRequest) -> HttpResponse:
                 except wallet_services.PriceError as exc:
                     form.add_error(None, str(exc))
                 else:
-                    messages.success(request, f"{data['kind'].title()} price in {data['currency']} added.")
+                    messages.success(request, (_("Retail price in %(currency)s added.") if data["kind"] == "retail"
+                                              else _("Wholesale price in %(currency)s added."))
+                                     % {"currency": data["currency"]})
                     return redirect("frontend:prices")
         else:
             form = PriceForm.fresh(initial={"effective_from": timezone.localtime().replace(second=0, microsecond=0)},
@@ -252,7 +256,7 @@ def prices(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST":
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        return HttpResponseForbidden("Only utility staff can set prices.")
+        return HttpResponseForbidden(_("Only utility staff can set prices."))
     scales = _currencies()
     found = wallet_selectors.price_schedules()
     namer = wording.Namer(None, [])
