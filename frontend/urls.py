@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import device_views, views
+from . import dashboard_views, device_views, views
 
 app_name = "frontend"
 urlpatterns = [
@@ -21,4 +21,6 @@ urlpatterns = [
     path("simulators/producer/", device_views.producer_simulator, name="producer-simulator"),
     path("simulators/consumer/<slug:public_id>/", device_views.consumer_simulator, name="consumer-simulator"),
     path("simulators/meters/<slug:public_id>/tick", device_views.simulator_tick, name="simulator-tick"),
+    # --- charts: the utility's dashboard ---
+    path("dashboard/", dashboard_views.utility_dashboard, name="dashboard"),
 ]

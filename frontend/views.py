@@ -24,7 +24,7 @@ from payments.reconciliation.selectors import reconciliation_access
 from wallet import selectors as wallet_selectors
 from wallet import services as wallet_services
 
-from . import selectors, wording
+from . import charts, selectors, wording
 from .device_views import device_page_url
 from .forms import FundForm, PriceForm
 from .refusals import plain_reason
@@ -44,7 +44,8 @@ def home(request: HttpRequest) -> HttpResponse:
             summary.named = wording.named_totals(summary.accounts, namer)
     return render(request, "frontend/home.html",
                   {"organisations": summaries,
-                   "may_reconcile": reconciliation_access(request.user).allowed})
+                   "may_reconcile": reconciliation_access(request.user).allowed,
+                   "utility_staff": selectors.utility_organisation_of(request.user) is not None})
 
 
 @require_GET
@@ -171,6 +172,8 @@ def wallet(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.method == "POST":
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_wallets": result is not None})
     context.update({"entries": entries, "older": older, "paged": bool(before)})
+    if not before:
+        context["balance_chart"] = charts.wallet_chart(request.user)
     return render(request, "frontend/wallet/index.html", context)
 
 
@@ -193,7 +196,7 @@ def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
 def device_list(request: HttpRequest) -> HttpResponse:
     states = meter_selectors.device_states(list(meter_selectors.public_devices()))
     return render(request, "frontend/devices/list.html", {
-        "states": states, "markers": selectors.device_map(states),
+        "states": states, "markers": selectors.device_map(states), "map_points": selectors.map_points(states),
         "map_width": selectors.MAP_WIDTH, "map_height": selectors.MAP_HEIGHT,
     })
 
@@ -221,6 +224,7 @@ def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_state": result is not None})
     if context["private"]:
         context["readings"] = selectors.device_readings(device)
+        context["charts"] = charts.device_charts(device)
     context["device_url"] = device_page_url(request, device.public_id)
     return render(request, "frontend/devices/detail.html", context)
 

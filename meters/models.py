@@ -36,6 +36,8 @@ class Device(models.Model):
                                     help_text="the meter's own Ed25519 key (identity kind device, name = public id)")
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    # What residents are shown of where a device is (a street, a ward); never the coordinates.
+    place = models.CharField(max_length=120, blank=True, default="")
     state = models.CharField(max_length=12, choices=EnrolmentState.choices, default=EnrolmentState.ACTIVE)
     is_public = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -79,7 +79,7 @@ class NotPermitted(DeviceError):
 @transaction.atomic
 def device_register(*, organisation: Organisation, kind: str, name: str, public_id: str, public_key: bytes,
                     latitude: Decimal | None = None, longitude: Decimal | None = None,
-                    state: str = EnrolmentState.ACTIVE) -> Device:
+                    state: str = EnrolmentState.ACTIVE, place: str = "") -> Device:
     """Register a meter's own key as a ledger identity (kind device, named by its public id)
     and open the account it holds coins in: ``device:<public_id>`` for consumers, the owner's
     ``producer:<msp>`` for producer meters (a producer's meters mint to the producer)."""
@@ -98,7 +98,7 @@ def device_register(*, organisation: Organisation, kind: str, name: str, public_
                             kind=AccountKind.DEVICE)
     return Device.objects.create(
         public_id=public_id, name=name, kind=kind, organisation=organisation, identity=identity,
-        latitude=latitude, longitude=longitude, state=state, is_public=kind in PUBLIC_KINDS,
+        latitude=latitude, longitude=longitude, place=place, state=state, is_public=kind in PUBLIC_KINDS,
     )
 
 
@@ -108,12 +108,13 @@ def _aad(device: Device) -> bytes:
 
 @transaction.atomic
 def device_register_simulated(*, organisation: Organisation, kind: str, name: str, public_id: str,
-                              latitude: Decimal | None = None, longitude: Decimal | None = None) -> Device:
+                              latitude: Decimal | None = None, longitude: Decimal | None = None,
+                              place: str = "") -> Device:
     """Register a device whose meter the demo or a simulator plays: its key pair is generated
     here and the private half kept sealed, so the simulator can sign its readings."""
     key = generate_private_key()
     device = device_register(organisation=organisation, kind=kind, name=name, public_id=public_id,
-                             public_key=public_bytes(key), latitude=latitude, longitude=longitude)
+                             public_key=public_bytes(key), latitude=latitude, longitude=longitude, place=place)
     nonce, ciphertext = seal_private_key(private_seed(key), key_encryption_key(), _aad(device))
     SimulatedMeterKey.objects.create(device=device, nonce=nonce, ciphertext=ciphertext)
     return device
