@@ -4,7 +4,9 @@ call into ``frontend.simulators``."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -27,6 +29,20 @@ def public_base_url(request: HttpRequest) -> str:
     """Where phones reach this site: GRIDCOIN_PUBLIC_URL when set (stickers printed behind a
     proxy must not carry an internal host name), else the host the request came to."""
     return getattr(settings, "GRIDCOIN_PUBLIC_URL", "") or request.build_absolute_uri("/")
+
+
+def is_local_address(url: str) -> bool:
+    """Whether ``url`` names a host only this machine or its own network can reach (loopback,
+    private and link-local addresses, ``localhost``, mDNS ``.local`` names): a phone on mobile
+    data scanning a sticker that carries one gets nowhere."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if not host or host == "localhost" or host.endswith((".localhost", ".local")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
 
 
 def device_page_url(request: HttpRequest, public_id: str) -> str:
@@ -80,8 +96,10 @@ def sticker_sheet(request: HttpRequest) -> HttpResponse:
          "svg": qr.qr_svg_inline(device_page_url(request, d.public_id), title=d.public_id)}
         for d in chosen[:MAX_STICKERS]
     ]
+    base_url = public_base_url(request)
     return render(request, "frontend/devices/stickers.html",
-                  {"stickers": stickers, "missing": missing, "truncated": len(chosen) > MAX_STICKERS})
+                  {"stickers": stickers, "missing": missing, "truncated": len(chosen) > MAX_STICKERS,
+                   "base_url": base_url, "local_address": is_local_address(base_url)})
 
 
 @require_GET
