@@ -144,7 +144,16 @@ def producer_simulator(request: HttpRequest) -> HttpResponse:
     allowed = [d for d in meters if simulators.may_simulate(request.user, d)]
     if not allowed:
         return HttpResponseForbidden("Only the producer's staff and the utility run this meter.")
-    return render(request, "frontend/simulators/producer.html", _simulator_context(request, allowed[0]))
+    context = _simulator_context(request, allowed[0])
+    context["consumer_meters"] = simulated_consumers_for(request.user)
+    return render(request, "frontend/simulators/producer.html", context)
+
+
+def simulated_consumers_for(user) -> list[Device]:
+    """The simulated consumer meters ``user`` may run, for links to their simulators."""
+    consumers = (Device.objects.select_related("organisation").exclude(kind=DeviceKind.PRODUCER_METER)
+                 .exclude(state=EnrolmentState.RETIRED).filter(simulated_key__isnull=False).order_by("public_id"))
+    return [d for d in consumers if simulators.may_simulate(user, d)]
 
 
 @require_GET

@@ -15,13 +15,14 @@ from ledger.models import Asset, Transaction
 from meters import selectors as meter_selectors
 from meters import services as meter_services
 from meters.consumers import may_see_consumption
+from meters.models import DeviceKind
 from meters.services import FundingResult
 from payments import selectors as payment_selectors
 from payments.reconciliation.selectors import reconciliation_access
 from wallet import selectors as wallet_selectors
 from wallet import services as wallet_services
 
-from . import selectors
+from . import selectors, simulators
 from .device_views import device_page_url
 from .forms import FundForm, PriceForm
 
@@ -190,6 +191,9 @@ def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
     if context["private"]:
         context["readings"] = selectors.device_readings(device)
     context["device_url"] = device_page_url(request, device.public_id)
+    context["may_run_simulator"] = (device.kind != DeviceKind.PRODUCER_METER and not device.is_retired
+                                    and simulators.is_simulated(device)
+                                    and simulators.may_simulate(request.user, device))
     return render(request, "frontend/devices/detail.html", context)
 
 
