@@ -1,13 +1,15 @@
 """Home page, the ledger explorer and the resident's pages (wallet, devices, prices). Views
 read through selectors and write through one service call each."""
 
+from pathlib import Path
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
 from ledger import selectors as ledger
 from ledger.keys import ENERGY
@@ -232,3 +234,15 @@ def prices(request: HttpRequest) -> HttpResponse:
         (s, scales.get(s.currency, 2)) for s in wallet_selectors.price_schedules()
     ]
     return render(request, "frontend/prices.html", {"schedules": schedules, "price_form": form})
+
+
+# Browsers ask for /favicon.ico on every site whatever the page links; a 404 there is an error in
+# every page's console.
+FAVICON = Path(__file__).resolve().parent / "static" / "frontend" / "icons" / "favicon-48.ico"
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=604800"
+    return response

@@ -93,3 +93,13 @@ def test_static_files_serve_with_debug_off(client, settings):
     response = client.get("/static/frontend/gridcoin.css")
     assert response.status_code == 200
     assert b".tabbar" in b"".join(response.streaming_content)
+
+
+@pytest.mark.django_db
+def test_the_favicon_browsers_ask_for_is_there(client):
+    # A 404 here would be an error in the console of every page.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    assert response.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    assert client.head("/favicon.ico").status_code == 200
