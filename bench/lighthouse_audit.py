@@ -149,7 +149,7 @@ def main() -> int:
             cells += f" {str(scores[category]) + mark:>15}"
         print(f"{name:<10} {path:<12}{cells}")
     print("targets: " + ", ".join(f"{c} >= {t}" for c, t in CATEGORIES.items()) + "; * marks a miss")
-    for name, path, scores, lines in results:
+    for name, path, _scores, lines in results:
         if lines:
             print(f"\n{name} ({path}) loses points on:")
             print("\n".join(lines))

@@ -193,8 +193,9 @@ def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
     if context["private"]:
         context["readings"] = selectors.device_readings(device)
     context["device_url"] = device_page_url(request, device.public_id)
-    context["may_run_simulator"] = (device.kind != DeviceKind.PRODUCER_METER and not device.is_retired
-                                    and simulators.is_simulated(device)
+    # Linked for the owner's members and the utility only, even where the demo lets anyone run it.
+    context["may_run_simulator"] = (context["private"] and device.kind != DeviceKind.PRODUCER_METER
+                                    and not device.is_retired and simulators.is_simulated(device)
                                     and simulators.may_simulate(request.user, device))
     return render(request, "frontend/devices/detail.html", context)
 

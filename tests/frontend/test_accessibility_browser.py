@@ -86,6 +86,11 @@ PAGE_CHECKS = """
       wide.push(`${describe(el)} spans ${Math.round(box.left)}..${Math.round(box.right)}`);
     }
   }
+  // Every section tab on screen at once: a tab scrolled out of sight is a tab nobody finds.
+  for (const tab of document.querySelectorAll('.tabbar a')) {
+    const box = tab.getBoundingClientRect();
+    if (box.left < -0.5 || box.right > width + 0.5) wide.push(`tab ${describe(tab)} is off screen`);
+  }
   return {small, wide, scrollWidth: document.documentElement.scrollWidth,
           links: Array.from(document.querySelectorAll('a[href]'),
                            (a) => new URL(a.getAttribute('href'), location.href).href)};

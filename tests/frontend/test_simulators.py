@@ -205,3 +205,9 @@ def test_the_current_tab_is_marked(mw, path, section):
     tabbar = html.split('class="tabbar"', 1)[1].split("</nav>", 1)[0]
     current = re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', tabbar)
     assert current == [section]
+
+
+def test_in_the_open_demo_strangers_are_not_sent_to_the_simulator(mw, settings):
+    settings.GRIDCOIN_SIMULATORS_OPEN = True
+    assert CONSUMER_SIM not in client_of(mw, "charlie").get("/d/HM-ALICE").content.decode()
+    assert CONSUMER_SIM in client_of(mw, "alice").get("/d/HM-ALICE").content.decode()
