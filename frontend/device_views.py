@@ -4,7 +4,9 @@ call into ``frontend.simulators``."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -28,6 +30,20 @@ def public_base_url(request: HttpRequest) -> str:
     """Where phones reach this site: GRIDCOIN_PUBLIC_URL when set (stickers printed behind a
     proxy must not carry an internal host name), else the host the request came to."""
     return getattr(settings, "GRIDCOIN_PUBLIC_URL", "") or request.build_absolute_uri("/")
+
+
+def is_local_address(url: str) -> bool:
+    """Whether ``url`` names a host only this machine or its own network can reach (loopback,
+    private and link-local addresses, ``localhost``, mDNS ``.local`` names): a phone on mobile
+    data scanning a sticker that carries one gets nowhere."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if not host or host == "localhost" or host.endswith((".localhost", ".local")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
 
 
 def device_page_url(request: HttpRequest, public_id: str) -> str:
@@ -81,8 +97,10 @@ def sticker_sheet(request: HttpRequest) -> HttpResponse:
          "svg": qr.qr_svg_inline(device_page_url(request, d.public_id), title=d.public_id)}
         for d in chosen[:MAX_STICKERS]
     ]
+    base_url = public_base_url(request)
     return render(request, "frontend/devices/stickers.html",
-                  {"stickers": stickers, "missing": missing, "truncated": len(chosen) > MAX_STICKERS})
+                  {"stickers": stickers, "missing": missing, "truncated": len(chosen) > MAX_STICKERS,
+                   "base_url": base_url, "local_address": is_local_address(base_url)})
 
 
 @require_GET
@@ -127,7 +145,16 @@ def producer_simulator(request: HttpRequest) -> HttpResponse:
     allowed = [d for d in meters if simulators.may_simulate(request.user, d)]
     if not allowed:
         return HttpResponseForbidden(_("Only the producer's staff and the utility run this meter."))
-    return render(request, "frontend/simulators/producer.html", _simulator_context(request, allowed[0]))
+    context = _simulator_context(request, allowed[0])
+    context["consumer_meters"] = simulated_consumers_for(request.user)
+    return render(request, "frontend/simulators/producer.html", context)
+
+
+def simulated_consumers_for(user) -> list[Device]:
+    """The simulated consumer meters ``user`` may run, for links to their simulators."""
+    consumers = (Device.objects.select_related("organisation").exclude(kind=DeviceKind.PRODUCER_METER)
+                 .exclude(state=EnrolmentState.RETIRED).filter(simulated_key__isnull=False).order_by("public_id"))
+    return [d for d in consumers if simulators.may_simulate(user, d)]
 
 
 @require_GET

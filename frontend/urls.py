@@ -5,6 +5,7 @@ from . import dashboard_views, device_views, views
 app_name = "frontend"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("explorer/", views.explorer, name="explorer"),
     path("explorer/blocks/<int:number>/", views.block_detail, name="block"),
     path("explorer/tx/<str:tx_hash>/", views.transaction_detail, name="transaction"),

@@ -2,6 +2,7 @@
 read through selectors and write through one service call each."""
 
 from datetime import datetime
+from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
 from ledger import selectors as ledger
 from ledger.keys import ENERGY
@@ -18,13 +19,14 @@ from ledger.models import Asset, Transaction
 from meters import selectors as meter_selectors
 from meters import services as meter_services
 from meters.consumers import may_see_consumption
+from meters.models import DeviceKind
 from meters.services import FundingResult
 from payments import selectors as payment_selectors
 from payments.reconciliation.selectors import reconciliation_access
 from wallet import selectors as wallet_selectors
 from wallet import services as wallet_services
 
-from . import charts, selectors, wording
+from . import charts, selectors, simulators, wording
 from .device_views import device_page_url
 from .forms import FundForm, PriceForm
 from .refusals import plain_reason
@@ -226,6 +228,10 @@ def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
         context["readings"] = selectors.device_readings(device)
         context["charts"] = charts.device_charts(device)
     context["device_url"] = device_page_url(request, device.public_id)
+    # Linked for the owner's members and the utility only, even where the demo lets anyone run it.
+    context["may_run_simulator"] = (context["private"] and device.kind != DeviceKind.PRODUCER_METER
+                                    and not device.is_retired and simulators.is_simulated(device)
+                                    and simulators.may_simulate(request.user, device))
     return render(request, "frontend/devices/detail.html", context)
 
 
@@ -267,3 +273,15 @@ def prices(request: HttpRequest) -> HttpResponse:
     namer.load_organisations(s.utility for s in found)
     schedules = [(s, scales.get(s.currency, 2), namer.organisation_name(s.utility)) for s in found]
     return render(request, "frontend/prices.html", {"schedules": schedules, "price_form": form})
+
+
+# Browsers ask for /favicon.ico on every site whatever the page links; a 404 there is an error in
+# every page's console.
+FAVICON = Path(__file__).resolve().parent / "static" / "frontend" / "icons" / "favicon-48.ico"
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=604800"
+    return response

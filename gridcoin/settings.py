@@ -69,7 +69,8 @@ else:
     GRIDCOIN_ORDERER_KEY = os.environ.get("GRIDCOIN_ORDERER_KEY") or _embedded_secret(
         "orderer_key", 32
     )
-    DEBUG = os.environ.get("DEBUG", "1") == "1"
+    # Off unless asked for: debug pages list every URL and setting to whoever mistypes a path.
+    DEBUG = os.environ.get("DEBUG", "0") == "1"
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
