@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import device_views, views
+from . import device_views, pwa_views, views
 
 app_name = "frontend"
 urlpatterns = [
@@ -21,4 +21,8 @@ urlpatterns = [
     path("simulators/producer/", device_views.producer_simulator, name="producer-simulator"),
     path("simulators/consumer/<slug:public_id>/", device_views.consumer_simulator, name="consumer-simulator"),
     path("simulators/meters/<slug:public_id>/tick", device_views.simulator_tick, name="simulator-tick"),
+    # The installable app: served at the root so the service worker's scope is the whole site.
+    path("manifest.webmanifest", pwa_views.manifest, name="manifest"),
+    path("sw.js", pwa_views.service_worker, name="sw"),
+    path("offline/", pwa_views.offline, name="offline"),
 ]
