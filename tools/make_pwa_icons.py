@@ -46,7 +46,7 @@ class Canvas:
                 y = row + (sub + 0.5) / SUBROWS
                 xs = sorted(x0 + (y - y0) * (x1 - x0) / (y1 - y0)
                             for (x0, y0), (x1, y1) in edges if (y0 <= y < y1) or (y1 <= y < y0))
-                for left, right in zip(xs[::2], xs[1::2]):
+                for left, right in zip(xs[::2], xs[1::2], strict=True):
                     left, right = max(left, 0.0), min(right, float(n))
                     if right <= left:
                         continue
