@@ -245,6 +245,15 @@ def test_a_network_error_on_a_money_action_says_nothing_was_queued(live_server, 
     assert not page.evaluate("document.documentElement.classList.contains('htmx-busy')")
     assert Transaction.objects.count() == before
 
+    # A server error is said plainly too, and the button comes back.
+    page.unroute("**/wallet/")
+    page.route("**/wallet/", lambda route: route.fulfill(status=502, body="Bad gateway")
+               if route.request.method == "POST" else route.continue_())
+    page.click("#fund-panel button[type=submit]")
+    expect(page.locator("[data-app-status]")).to_contain_text("the server answered with an error")
+    expect(page.locator("#fund-panel button[type=submit]")).to_be_enabled()
+    assert Transaction.objects.count() == before
+
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
