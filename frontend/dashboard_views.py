@@ -7,14 +7,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from iot_gateway.selectors import meters_presence
 
 from . import charts, selectors
 
 
-@require_GET
+@require_safe
 @login_required
 def utility_dashboard(request: HttpRequest) -> HttpResponse:
     utility = selectors.utility_organisation_of(request.user)

@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from ledger.units import kwh
 from meters import qr
@@ -57,7 +57,7 @@ def _device_or_404(public_id: str) -> Device:
     return device
 
 
-@require_GET
+@require_safe
 def device_qr_png(request: HttpRequest, public_id: str) -> HttpResponse:
     device = _device_or_404(public_id)
     response = HttpResponse(qr.qr_png(device_page_url(request, device.public_id)), content_type="image/png")
@@ -65,7 +65,7 @@ def device_qr_png(request: HttpRequest, public_id: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def device_qr_svg(request: HttpRequest, public_id: str) -> HttpResponse:
     device = _device_or_404(public_id)
     body = qr.qr_svg(device_page_url(request, device.public_id), title=f"{device.public_id} {device.name}")
@@ -74,7 +74,7 @@ def device_qr_svg(request: HttpRequest, public_id: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 @login_required
 def sticker_sheet(request: HttpRequest) -> HttpResponse:
     """A print-ready sheet of QR stickers for utility staff: ``?ids=SL-0001,SL-0002``, or
@@ -103,7 +103,7 @@ def sticker_sheet(request: HttpRequest) -> HttpResponse:
                    "base_url": base_url, "local_address": is_local_address(base_url)})
 
 
-@require_GET
+@require_safe
 def scanner(request: HttpRequest) -> HttpResponse:
     """The camera scanner; ``?id=SL-0001`` (the manual form without JavaScript) opens a device."""
     public_id = request.GET.get("id", "").strip()
@@ -132,7 +132,7 @@ def _simulator_context(request: HttpRequest, device: Device) -> dict:
             "tick_wh": simulators.DEFAULT_TICK_WH.get(device.kind, simulators.CONSUMER_TICK_WH)}
 
 
-@require_GET
+@require_safe
 @login_required
 def producer_simulator(request: HttpRequest) -> HttpResponse:
     meters = [d for d in Device.objects.select_related("organisation").filter(kind=DeviceKind.PRODUCER_METER)
@@ -157,7 +157,7 @@ def simulated_consumers_for(user) -> list[Device]:
     return [d for d in consumers if simulators.may_simulate(user, d)]
 
 
-@require_GET
+@require_safe
 @login_required
 def consumer_simulator(request: HttpRequest, public_id: str) -> HttpResponse:
     device = _simulated_device_or_404(public_id, producer=False)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dashboard_views, device_views, views
+from . import dashboard_views, device_views, pwa_views, views
 
 app_name = "frontend"
 urlpatterns = [
@@ -24,4 +24,8 @@ urlpatterns = [
     path("simulators/meters/<slug:public_id>/tick", device_views.simulator_tick, name="simulator-tick"),
     # --- charts: the utility's dashboard ---
     path("dashboard/", dashboard_views.utility_dashboard, name="dashboard"),
+    # The installable app: served at the root so the service worker's scope is the whole site.
+    path("manifest.webmanifest", pwa_views.manifest, name="manifest"),
+    path("sw.js", pwa_views.service_worker, name="sw"),
+    path("offline/", pwa_views.offline, name="offline"),
 ]

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from ledger import selectors as ledger
 from ledger.keys import ENERGY
@@ -35,7 +35,7 @@ BLOCKS_PER_PAGE = 20
 RECENT_TRANSACTIONS = 10
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page; the demo logins, outside production, come from ``demo``'s context
     processor, so this app does not know the demo."""
@@ -50,7 +50,7 @@ def home(request: HttpRequest) -> HttpResponse:
                    "utility_staff": selectors.utility_organisation_of(request.user) is not None})
 
 
-@require_GET
+@require_safe
 @login_required
 def explorer(request: HttpRequest) -> HttpResponse:
     """Latest blocks, newest first; ``?before=<number>`` pages back. An htmx request for the
@@ -73,7 +73,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/explorer/index.html", context)
 
 
-@require_GET
+@require_safe
 @login_required
 def block_detail(request: HttpRequest, number: int) -> HttpResponse:
     block = get_object_or_404(ledger.blocks_visible_to(request.user), number=number)
@@ -89,7 +89,7 @@ def block_detail(request: HttpRequest, number: int) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @login_required
 def transaction_detail(request: HttpRequest, tx_hash: str) -> HttpResponse:
     tx: Transaction = get_object_or_404(ledger.transactions_visible_to(request.user), tx_hash=tx_hash)
@@ -154,7 +154,7 @@ def _wallet_cards(user) -> list:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def wallet(request: HttpRequest) -> HttpResponse:
     """Balances, buy coins, fund a device, history. htmx gets the fund panel or history rows."""
     before = request.GET.get("before", "")
@@ -162,7 +162,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
         raise Http404("bad page")
     entries, older = wording.resident_history(request.user, before=int(before) if before else None,
                                               limit=HISTORY_PER_PAGE)
-    if request.htmx and request.method == "GET" and before:
+    if request.htmx and request.method in ("GET", "HEAD") and before:
         return render(request, "frontend/wallet/_history_rows.html", {"entries": entries, "older": older})
     if request.method == "POST":
         form, result, refused = _fund(request, FundForm(request.POST))
@@ -179,7 +179,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/wallet/index.html", context)
 
 
-@require_GET
+@require_safe
 @login_required
 def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
     tx = get_object_or_404(wallet_selectors.wallet_transactions(request.user).prefetch_related(
@@ -194,7 +194,7 @@ def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
         "device": namer.device((tx.result or {}).get("device") or "") if (tx.result or {}).get("device") else None})
 
 
-@require_GET
+@require_safe
 def device_list(request: HttpRequest) -> HttpResponse:
     states = meter_selectors.device_states(list(meter_selectors.public_devices()))
     return render(request, "frontend/devices/list.html", {
@@ -203,7 +203,7 @@ def device_list(request: HttpRequest) -> HttpResponse:
     })
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """The page a device's QR code opens: state for anyone (kept live over
     ``/ws/devices/<id>/``), a fund form for signed-in users. Consumption history and who funded
@@ -239,7 +239,7 @@ def _currencies() -> dict[str, int]:
     return dict(Asset.objects.exclude(code=ENERGY).order_by("code").values_list("code", "scale"))
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def prices(request: HttpRequest) -> HttpResponse:
     """Everyone sees the price schedules; utility staff add prices (``pricing.set``)."""
     can_set = request.user.is_authenticated and wallet_services.user_sets_prices(request.user)

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as accounts_views
+from gridcoin.api_docs import SwaggerView
 
 # Webhooks first: banks post to them at volume, and a path is matched against every pattern
 # listed before its own (Django records each one tried, which cost more than the match).
@@ -10,7 +11,7 @@ urlpatterns = [
     path("webhooks/", include("payments.urls_webhooks")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/ledger/", include("ledger.urls")),
     path("api/v1/", include("meters.urls")),
     path("api/v1/", include("iot_gateway.urls")),

@@ -137,7 +137,7 @@ class Prices(APIView):
     """Price schedules of every utility (anyone may read); utility staff add prices."""
 
     def get_permissions(self):
-        return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
+        return [AllowAny()] if self.request.method in ("GET", "HEAD") else [IsAuthenticated()]
 
     @extend_schema(responses=PriceSchedulesSerializer)
     def get(self, request):

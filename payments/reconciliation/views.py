@@ -12,7 +12,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from . import selectors
 from .dispatch import reconciliation_start
@@ -29,7 +29,7 @@ def _access(request: HttpRequest) -> selectors.ReconciliationAccess:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def run_list(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     form = StatementUploadForm(request.POST or None, request.FILES or None, access=access)
@@ -61,7 +61,7 @@ def _visible_run(request: HttpRequest, run_id: int) -> ReconciliationRun:
 
 
 @login_required
-@require_GET
+@require_safe
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _visible_run(request, run_id)
     totals = [(o, run.counts.get(o.value, 0), o in FLAGGED) for o in Outcome if o != Outcome.PENDING]
@@ -77,7 +77,7 @@ class _Echo:
 
 
 @login_required
-@require_GET
+@require_safe
 def run_export(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     run = _visible_run(request, run_id)
     writer = csv.writer(_Echo())
