@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("payments/", include("payments.urls")),
     path("api/v1/payments/", include("payments.api_urls")),
+    path("notifications/", include("notifications.urls")),
     path("", include("frontend.urls")),
 ]
 
