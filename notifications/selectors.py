@@ -9,7 +9,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from accounts.models import Membership
 from ledger.keys import ENERGY
