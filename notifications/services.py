@@ -25,7 +25,6 @@ import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -58,6 +57,12 @@ logger = logging.getLogger(__name__)
 RATE_SAMPLE = timedelta(minutes=15)
 # A claimed delivery whose task died without finishing is taken over after this long.
 DELIVERY_CLAIM_TIMEOUT = timedelta(minutes=10)
+# Attempts per delivery, whoever makes them (the task's retries, the sweep after a lost task).
+MAX_ATTEMPTS = 7
+RESEND_FIRST_WAIT = timedelta(seconds=30)
+RESEND_MAX_WAIT = timedelta(hours=1)
+# A delivery never attempted this long after it was recorded lost its task (a broker outage).
+UNSENT_GRACE = timedelta(minutes=5)
 RETAIL_SALE = "retail-seller"  # the chaincode that sells coins to a resident
 
 
@@ -94,15 +99,17 @@ def notifications_create(*, kind: str, event_key: str, user_ids: Iterable[int], 
             continue
         for delivery in Delivery.objects.bulk_create([Delivery(notification=notification, channel=c)
                                                       for c in channels]):
-            transaction.on_commit(partial(_enqueue, delivery.pk), robust=True)
+            transaction.on_commit(_enqueuer(delivery.pk), robust=True)
         created.append(notification)
     return created
 
 
-def _enqueue(delivery_id: int) -> None:
-    from .tasks import deliver_notification
+def _enqueuer(delivery_id: int):
+    def enqueue_delivery() -> None:  # a named function: Django logs a failing hook by its name
+        from .tasks import deliver_notification
 
-    deliver_notification.delay(delivery_id)
+        deliver_notification.delay(delivery_id)
+    return enqueue_delivery
 
 
 def notify_payment_credited(*, payment: int, chaincode: str, payer: str, amount: int, currency: str,
@@ -313,6 +320,7 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
     delivery = _claim(delivery_id)
     if delivery is None:
         return ""
+    final_attempt = final_attempt or delivery.attempts >= MAX_ATTEMPTS
     notification = delivery.notification
     if not selectors.preferences_for(notification.user)[(notification.kind, delivery.channel)]:
         _finish(delivery, DeliveryStatus.SKIPPED, "turned off by the user before it was sent")
@@ -327,6 +335,36 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
             return DeliveryStatus.FAILED
         raise
     return status
+
+
+def resend_wait(attempts: int) -> timedelta:
+    return min(RESEND_FIRST_WAIT * 2 ** max(attempts - 1, 0), RESEND_MAX_WAIT)
+
+
+def deliveries_resend_due(*, now: datetime | None = None) -> int:
+    """Queue again the deliveries whose task was lost: left pending after a failed attempt and
+    not retried (the embedded default runs tasks in-process and cannot wait to retry), claimed
+    by a task that died, or never attempted (the broker was down after commit). One step of
+    the sweep that beat (or the embedded scheduler thread) runs every minute."""
+    now = now or timezone.now()
+    due = []
+    for pk, status, attempts, claimed_at, created_at in (
+            Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING])
+            .values_list("pk", "status", "attempts", "claimed_at", "notification__created_at")):
+        if status == DeliveryStatus.SENDING:
+            stale = claimed_at is None or claimed_at <= now - DELIVERY_CLAIM_TIMEOUT
+        elif attempts == 0:
+            stale = created_at <= now - UNSENT_GRACE
+        else:
+            stale = claimed_at is None or claimed_at <= now - resend_wait(attempts)
+        if stale:
+            due.append(pk)
+    for pk in due:
+        try:
+            _enqueuer(pk)()
+        except Exception:  # the sweep goes on; this delivery is due again next time
+            logger.warning("delivery %s could not be sent again", pk, exc_info=True)
+    return len(due)
 
 
 def _send_email(delivery: Delivery) -> str:

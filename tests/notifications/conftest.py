@@ -20,11 +20,20 @@ def eager_tasks(settings):
     """Deliveries run in-process, as in the embedded default (the suite may have REDIS_URL set)."""
     from gridcoin.celery import app
 
-    before = app.conf.task_always_eager
+    before = app.conf.task_always_eager, app.conf.task_eager_propagates
     settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)  # the app reads Django's CELERY_ settings
     yield
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before)
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before[0], CELERY_TASK_EAGER_PROPAGATES=before[1])
+
+
+@pytest.fixture
+def worker_retries():
+    """Retries as a worker makes them (Celery's eager mode retries only when errors do not
+    propagate; the embedded default propagates, and leaves a failed delivery to the sweep)."""
+    from gridcoin.celery import app
+
+    app.conf.update(CELERY_TASK_EAGER_PROPAGATES=False)
 
 
 @pytest.fixture
