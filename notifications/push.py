@@ -16,6 +16,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
@@ -47,21 +48,23 @@ class PushRefused(Exception):
 def _generated_private_key() -> str:
     path = settings.DATA_DIR / VAPID_KEY_FILE
     if not path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        raw = key.private_numbers().private_value.to_bytes(32, "big")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process generated it first: use theirs
             pass
         else:
             with os.fdopen(fd, "w") as fh:
-                fh.write(b64url(raw))
+                fh.write(new_private_key())
     return path.read_text().strip()
 
 
 @lru_cache(maxsize=4)
 def _vapid(private_key: str) -> Vapid:
-    return Vapid.from_raw(private_key.encode())
+    try:
+        return Vapid.from_raw(private_key.encode())
+    except Exception as exc:  # py_vapid raises whatever its decoding met
+        raise ImproperlyConfigured("GRIDCOIN_VAPID_PRIVATE_KEY must be the base64url of a P-256 private key's "
+                                   "32 bytes") from exc
 
 
 def vapid() -> Vapid | None:
@@ -114,3 +117,9 @@ def push_send(subscription: Subscription, payload: dict[str, Any]) -> None:
         raise PushTransient(f"push service unreachable: {exc.__class__.__name__}") from exc
     except (ValueError, TypeError) as exc:  # keys that are not a P-256 point / 16-byte secret
         raise PushRefused(f"the subscription's keys are unusable: {exc}") from exc
+
+
+def new_private_key() -> str:
+    """A fresh VAPID private key as GRIDCOIN_VAPID_PRIVATE_KEY takes it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return b64url(key.private_numbers().private_value.to_bytes(32, "big"))

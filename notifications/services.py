@@ -301,6 +301,10 @@ def _claim(delivery_id: int) -> Delivery | None:
         if (delivery.status == DeliveryStatus.SENDING and delivery.claimed_at is not None
                 and delivery.claimed_at > now - DELIVERY_CLAIM_TIMEOUT):
             return None
+        if delivery.attempts >= MAX_ATTEMPTS:  # every attempt ended without an answer (tasks that died)
+            delivery.status, delivery.last_error = DeliveryStatus.FAILED, f"gave up after {delivery.attempts} attempts"
+            delivery.save(update_fields=["status", "last_error"])
+            return None
         delivery.status, delivery.claimed_at, delivery.attempts = DeliveryStatus.SENDING, now, delivery.attempts + 1
         delivery.save(update_fields=["status", "claimed_at", "attempts"])
     return delivery
@@ -333,6 +337,10 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
         if final_attempt:
             logger.warning("giving up on delivery %s: %s", delivery.pk, exc)
             return DeliveryStatus.FAILED
+        raise
+    except Exception as exc:  # a bug or a misconfiguration: left to the sweep, which backs off
+        _finish(delivery, DeliveryStatus.FAILED if final_attempt else DeliveryStatus.PENDING,
+                f"{exc.__class__.__name__}: {exc}")
         raise
     return status
 

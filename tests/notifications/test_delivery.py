@@ -181,3 +181,24 @@ def test_a_delivery_claimed_by_another_task_is_left_to_it(world, django_capture_
 @pytest.mark.parametrize("missing", [10**9])
 def test_a_task_for_a_vanished_delivery_does_nothing(db, missing):
     assert deliver_notification.apply(args=[missing]).get() == ""
+
+
+def test_an_unexpected_error_is_left_to_the_sweep_and_given_up_after_the_last_attempt(
+        world, django_capture_on_commit_callbacks, mailoutbox, monkeypatch):
+    with django_capture_on_commit_callbacks(execute=False):
+        services.notifications_create(kind=Kind.PAYMENT_CREDITED, event_key="payment-credited:46",
+                                      user_ids=[world.alice.user.pk], data={"wh": 1})
+    delivery = Delivery.objects.get(channel=Channel.EMAIL)
+
+    def broken(message, fail_silently=False):
+        raise RuntimeError("template engine exploded")
+
+    monkeypatch.setattr(mail.EmailMessage, "send", broken)
+    with pytest.raises(RuntimeError):
+        services.delivery_send(delivery_id=delivery.pk, final_attempt=False)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+    assert "template engine exploded" in delivery.last_error
+    Delivery.objects.filter(pk=delivery.pk).update(attempts=services.MAX_ATTEMPTS)
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == ""
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.FAILED and mailoutbox == []

@@ -189,3 +189,11 @@ def test_production_without_a_vapid_key_has_no_push(market, settings):
     assert push.vapid() is None and push.application_server_key() is None
     page = signed_in(market.resident).get("/notifications/settings/")
     assert b'"publicKey": null' in page.content
+
+
+def test_a_malformed_vapid_key_is_refused_clearly(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.GRIDCOIN_VAPID_PRIVATE_KEY = "not-a-key"
+    with pytest.raises(ImproperlyConfigured, match="GRIDCOIN_VAPID_PRIVATE_KEY"):
+        push.vapid()
