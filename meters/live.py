@@ -84,9 +84,13 @@ def devices_state_changed(consumption_by_id: dict[str, dict[str, Any] | None]) -
 
 
 def _register(consumption: dict[str, Any] | None) -> tuple[int | None, datetime | None]:
+    """The import register and its time, when the change came with a reading."""
     if not consumption or not isinstance(consumption.get("import_wh"), int):
         return None, None
-    return consumption["import_wh"], datetime.fromisoformat(consumption["timestamp"])
+    try:
+        return consumption["import_wh"], datetime.fromisoformat(consumption["timestamp"])
+    except (KeyError, TypeError, ValueError):
+        return None, None
 
 
 def _observed(observations: list[DeviceObservation]) -> None:
