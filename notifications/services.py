@@ -162,11 +162,11 @@ def _resample(watch: DeviceWatch, observation: DeviceObservation) -> _Sample:
     return _Sample(observation.import_wh, observation.reading_at, rate)
 
 
-@transaction.atomic
 def devices_observe(*, observations: list[DeviceObservation], now: datetime | None = None) -> list[Notification]:
     """Compare each observed device with the level it was last seen at; a device that went low
     (from ok) or off (from ok or low) notifies its owners and current funders once. The level
-    is changed by compare-and-swap, so of two observers of the same change one tells it."""
+    is changed by compare-and-swap, so of two observers of the same change one tells it.
+    Called for every gateway batch: a batch that changes no level costs one query."""
     now = now or timezone.now()
     by_id = {o.public_id: o for o in observations}
     if not by_id:
@@ -174,40 +174,54 @@ def devices_observe(*, observations: list[DeviceObservation], now: datetime | No
     watches = {w.public_id: w for w in DeviceWatch.objects.filter(device__public_id__in=list(by_id))
                .annotate(public_id=F("device__public_id"))}
     missing = set(by_id) - set(watches)
-    if missing:
-        _baseline(missing, by_id, now)
+    changes = [(watch, by_id[public_id], change) for public_id, watch in watches.items()
+               if (change := _watch_change(watch, by_id[public_id], now)) is not None]
+    if not missing and not changes:
+        return []
+    with transaction.atomic():
+        if missing:
+            _baseline(missing, by_id, now)
+        return _changes_apply(changes, now)
+
+
+def _watch_change(watch: DeviceWatch, observation: DeviceObservation, now: datetime) -> dict[str, Any] | None:
+    """The columns this observation changes on the device's watch (None: nothing)."""
+    sample = _resample(watch, observation)
+    level = level_of(spendable_wh=observation.spendable_wh, relay=observation.relay, rate_wh_per_hour=sample.rate,
+                     current=watch.level, low_from_wh=watch.low_from_wh)
+    moved = level != watch.level
+    if not moved and sample == _Sample(watch.sample_import_wh, watch.sample_at, watch.rate_wh_per_hour):
+        return None
+    change: dict[str, Any] = {"level": level, "observed_at": now, "sample_import_wh": sample.import_wh,
+                              "sample_at": sample.at, "rate_wh_per_hour": sample.rate}
+    if moved and level == DeviceLevel.LOW:
+        change["low_from_wh"] = observation.spendable_wh
+        if watch.level == DeviceLevel.OK:
+            change["low_seq"] = watch.low_seq + 1
+    elif moved and level == DeviceLevel.OFF:
+        change["off_seq"] = watch.off_seq + 1
+    return change
+
+
+def _changes_apply(changes: list[tuple[DeviceWatch, DeviceObservation, dict[str, Any]]],
+                   now: datetime) -> list[Notification]:
     events: list[tuple[str, int, str, DeviceObservation]] = []  # (kind, device pk, event key, observation)
-    for public_id, watch in watches.items():
-        observation = by_id[public_id]
-        sample = _resample(watch, observation)
-        level = level_of(spendable_wh=observation.spendable_wh, relay=observation.relay, rate_wh_per_hour=sample.rate,
-                         current=watch.level, low_from_wh=watch.low_from_wh)
-        moved = level != watch.level
-        if not moved and sample == _Sample(watch.sample_import_wh, watch.sample_at, watch.rate_wh_per_hour):
-            continue
-        changes: dict[str, Any] = {"level": level, "observed_at": now, "sample_import_wh": sample.import_wh,
-                                   "sample_at": sample.at, "rate_wh_per_hour": sample.rate}
-        kind = None
-        if moved and level == DeviceLevel.LOW:
-            changes["low_from_wh"] = observation.spendable_wh
-            if watch.level == DeviceLevel.OK:
-                kind, changes["low_seq"] = Kind.DEVICE_LOW, watch.low_seq + 1
-        elif moved and level == DeviceLevel.OFF:
-            kind, changes["off_seq"] = Kind.DEVICE_OFF, watch.off_seq + 1
+    for watch, observation, change in changes:
         won = DeviceWatch.objects.filter(pk=watch.pk, level=watch.level, low_seq=watch.low_seq, off_seq=watch.off_seq,
-                                         observed_at__lte=now).update(**changes)
-        if won and kind is not None:
-            seq = changes["low_seq"] if kind == Kind.DEVICE_LOW else changes["off_seq"]
-            name = "device-low" if kind == Kind.DEVICE_LOW else "device-off"
-            events.append((kind, watch.pk, f"{name}:{public_id}:{seq}", observation))
+                                         observed_at__lte=now).update(**change)
+        if not won:  # another observer changed it first: theirs is the event
+            continue
+        if "low_seq" in change:
+            events.append((Kind.DEVICE_LOW, watch.pk, f"device-low:{watch.public_id}:{change['low_seq']}", observation))
+        elif "off_seq" in change:
+            events.append((Kind.DEVICE_OFF, watch.pk, f"device-off:{watch.public_id}:{change['off_seq']}", observation))
     created: list[Notification] = []
-    if events:
-        devices = Device.objects.in_bulk([pk for _, pk, _, _ in events])
-        for kind, pk, event_key, observation in events:
-            device = devices[pk]
-            data = {"device": device.public_id, "device_name": device.name, "spendable_wh": observation.spendable_wh}
-            created += notifications_create(kind=kind, event_key=event_key, user_ids=selectors.device_recipients(device),
-                                            data=data, url=f"/d/{device.public_id}")
+    devices = Device.objects.in_bulk([pk for _, pk, _, _ in events]) if events else {}
+    for kind, pk, event_key, observation in events:
+        device = devices[pk]
+        data = {"device": device.public_id, "device_name": device.name, "spendable_wh": observation.spendable_wh}
+        created += notifications_create(kind=kind, event_key=event_key, user_ids=selectors.device_recipients(device),
+                                        data=data, url=reverse("frontend:device", args=[device.public_id]))
     return created
 
 
