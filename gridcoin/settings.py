@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "wallet",
     "payments",
     "iot_gateway",
+    "notifications",
     "demo",
 ]
 # daphne's app does one thing: ``runserver`` serves the ASGI application (websockets included).
@@ -321,6 +322,27 @@ GRIDCOIN_BACKGROUND_SEALER = os.environ.get("GRIDCOIN_BACKGROUND_SEALER", "0") =
 GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", "0") == "1"
 # Stripe webhook endpoint secrets, comma-separated (several during rotation).
 STRIPE_WEBHOOK_SECRETS = [s for s in os.environ.get("STRIPE_WEBHOOK_SECRETS", "").split(",") if s] or ([] if PRODUCTION else ["whsec_" + _embedded_secret("stripe_webhook_secret", 32)])
+
+# --- notifications (in-app, e-mail, Web Push) ---
+# E-mail goes through Django's backend: printed to the console in the embedded default, SMTP
+# (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) in production.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
+EMAIL_TIMEOUT = 20
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <gridcoin@localhost>")
+# Web Push: the VAPID private key (base64url of the 32-byte P-256 scalar). Unset: generated into
+# the data directory on first use in the embedded default; push is off in production without it.
+GRIDCOIN_VAPID_PRIVATE_KEY = os.environ.get("GRIDCOIN_VAPID_PRIVATE_KEY", "")
+GRIDCOIN_VAPID_SUBJECT = os.environ.get("GRIDCOIN_VAPID_SUBJECT", "mailto:gridcoin@localhost")
+# A device "runs low" below this many spendable Wh, or below this many minutes at its recent rate.
+GRIDCOIN_NOTIFY_LOW_WH = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_WH", "500"))
+GRIDCOIN_NOTIFY_LOW_MINUTES = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_MINUTES", "60"))
+# --- end notifications ---
 
 LOGGING = {
     "version": 1,

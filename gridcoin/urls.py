@@ -20,6 +20,7 @@ urlpatterns = [
     path("i18n/setlang/", accounts_views.set_language, name="set_language"),
     path("payments/", include("payments.urls")),
     path("api/v1/payments/", include("payments.api_urls")),
+    path("notifications/", include("notifications.urls")),
     path("", include("frontend.urls")),
 ]
 
