@@ -9,7 +9,8 @@ Retry-After until the window ends. Session-authenticated browser users are not a
 
 from __future__ import annotations
 
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -29,7 +30,7 @@ class TokenRefused(exceptions.APIException):
     first authentication class (the session's) sends no challenge."""
 
     status_code = status.HTTP_401_UNAUTHORIZED
-    default_detail = _("Invalid, expired or revoked API token.")
+    default_detail = gettext_lazy("Invalid, expired or revoked API token.")
     default_code = "authentication_failed"
 
     def __init__(self, detail=None):
@@ -74,7 +75,7 @@ class TokenHasScope(BasePermission):
     """A token-authenticated request reaches a view only with the scope the view names for its
     method; a view naming none refuses tokens."""
 
-    message = _("This API token does not have the scope this endpoint needs.")
+    message = gettext_lazy("This API token does not have the scope this endpoint needs.")
 
     def has_permission(self, request, view) -> bool:
         if not isinstance(request.auth, ApiToken):
