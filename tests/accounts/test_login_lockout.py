@@ -97,3 +97,16 @@ def test_the_limit_and_cool_off_come_from_settings(client, settings):
     response = login_post(client, "rita", "wrong")
     assert response.status_code == 429
     assert "Too many failed attempts. Try again in 1 minute." in response.content.decode()
+
+
+def test_an_operator_lifts_a_lockout_with_axes_commands():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    resident("rita")
+    for n in range(5):
+        login_post(Client(REMOTE_ADDR=f"10.0.1.{n}"), "rita", "wrong")
+    assert login_post(Client(REMOTE_ADDR="10.0.2.1"), "rita", PASSWORD).status_code == 429
+    call_command("axes_reset_username", "rita", stdout=StringIO())
+    assert login_post(Client(REMOTE_ADDR="10.0.2.1"), "rita", PASSWORD).status_code == 302
