@@ -53,7 +53,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
 
 
 def _qr_svg(device: TOTPDevice) -> str:
-    return segno.make(device.config_url, error="m").svg_inline(scale=5, border=2, dark="#14532d")
+    return segno.make(device.config_url, error="m").svg_inline(scale=5, border=2, dark="#14532d", omitsize=True, title="QR code for your authenticator app")
 
 
 @login_required
