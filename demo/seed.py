@@ -13,6 +13,7 @@ from .errors import DemoSeedError
 from .fiat import fiat_seed
 from .organisations import DEMO_PASSWORD, organisations_seed
 from .readings import readings_seed
+from .second_factor import second_factors_seed
 from .statements import statements_seed
 
 
@@ -24,5 +25,5 @@ def demo_seed() -> list[str]:
         # Every demo user's password is published (the home page shows it), and the utility's
         # demo login holds the utility's keys.
         raise DemoSeedError(f"refusing to seed the demo in production: its users share the password {DEMO_PASSWORD!r}")
-    return (organisations_seed() + fiat_seed() + devices_seed() + energy_seed() + statements_seed()
-            + readings_seed())
+    return (organisations_seed() + second_factors_seed() + fiat_seed() + devices_seed() + energy_seed()
+            + statements_seed() + readings_seed())

@@ -7,6 +7,7 @@ Production (GRIDCOIN_ENV=production) refuses to start without its secrets.
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -278,7 +279,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "gridcoin.authentication.NulSafeBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "gridcoin.pagination.StrictLimitOffsetPagination",
@@ -350,6 +350,73 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# --- Sign-in safety (issue 13): lockouts, rate limits, API tokens, second factor ----------------
+INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+# OTP marks a verified session right after the user is known; staff without one are sent to
+# their second factor; axes turns a locked-out login into the 429 page (it must come last).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1,
+                  "accounts.middleware.SecondFactorRequiredMiddleware")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# Counters live in the cache: Redis when REDIS_URL is set, else a database table (created by
+# accounts' post_migrate hook), so every web process sees the same counts.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "gridcoin"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                          "LOCATION": "gridcoin_cache"}}
+
+# Failed logins: locked per username and, separately, per client address.
+GRIDCOIN_LOGIN_FAILURE_LIMIT = int(os.environ.get("GRIDCOIN_LOGIN_FAILURE_LIMIT", "5"))
+GRIDCOIN_LOGIN_COOLOFF_MINUTES = int(os.environ.get("GRIDCOIN_LOGIN_COOLOFF_MINUTES", "15"))
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = GRIDCOIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=GRIDCOIN_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_VERBOSE = False
+LOGGING["loggers"] = {"axes": {"level": "WARNING"}}  # every login at INFO is noise; lockouts are WARNING
+# The client address is REMOTE_ADDR unless a proxy in front is trusted to set this header
+# (e.g. X-Forwarded-For); then the address GRIDCOIN_TRUSTED_PROXY_COUNT hops from its right end.
+GRIDCOIN_CLIENT_IP_HEADER = os.environ.get("GRIDCOIN_CLIENT_IP_HEADER", "")
+GRIDCOIN_TRUSTED_PROXY_COUNT = int(os.environ.get("GRIDCOIN_TRUSTED_PROXY_COUNT", "1"))
+
+# Sign-ups and password-reset requests per client address, and failed API token
+# authentications per address, within a window of GRIDCOIN_LOGIN_COOLOFF_MINUTES.
+GRIDCOIN_SIGNUP_LIMIT = int(os.environ.get("GRIDCOIN_SIGNUP_LIMIT", "5"))
+GRIDCOIN_PASSWORD_RESET_LIMIT = int(os.environ.get("GRIDCOIN_PASSWORD_RESET_LIMIT", "5"))
+GRIDCOIN_API_AUTH_FAILURE_LIMIT = int(os.environ.get("GRIDCOIN_API_AUTH_FAILURE_LIMIT", "10"))
+
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "rest_framework.authentication.SessionAuthentication",
+    "accounts.api_auth.ApiTokenAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
+    "rest_framework.permissions.IsAuthenticated",
+    "accounts.api_auth.TokenHasScope",
+]
+
+# Password-reset mail: the console in the embedded default, SMTP settings from the environment.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <noreply@localhost>")
+PASSWORD_RESET_TIMEOUT = 3 * 3600
+
+# Second factor: the issuer named in authenticator apps; passkeys are bound to this site.
+OTP_TOTP_ISSUER = "GridCoin"
+# ---------------------------------------------------------------------------------------------
 
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True

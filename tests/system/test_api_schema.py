@@ -51,7 +51,9 @@ def test_schema_lists_every_ledger_path(signed_in):
 
 def test_ledger_api_is_documented_read_only_and_authenticated(signed_in):
     schema = _schema(signed_in)
-    assert {"cookieAuth", "basicAuth"} <= set(schema["components"]["securitySchemes"])
+    schemes = schema["components"]["securitySchemes"]
+    assert {"cookieAuth", "tokenAuth"} <= set(schemes) and "basicAuth" not in schemes
+    assert schemes["tokenAuth"]["type"] == "http" and schemes["tokenAuth"]["scheme"] == "bearer"
     for path in ledger_paths():
         operations = schema["paths"][path]
         assert set(operations) == {"get"}, (path, set(operations))
