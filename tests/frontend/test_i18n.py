@@ -197,7 +197,8 @@ def test_profile_language_set_refuses_unknown_codes(resident):
 # --- the resident pages in Hindi and Spanish ----------------------------------------------------
 
 @pytest.mark.parametrize("path,persona,texts", [
-    ("/", "anonymous", {"hi": "डिवाइस स्कैन करें", "es": "Escanear un dispositivo"}),
+    ("/", "anonymous", {"hi": "बिजली, जिसे आप पैसे की तरह खर्च कर सकते हैं",
+                        "es": "Electricidad que puedes gastar como dinero"}),
     ("/devices/", "anonymous", {"hi": "सार्वजनिक डिवाइस", "es": "Dispositivos públicos"}),
     ("/d/SL-0001", "bob", {"hi": "इस डिवाइस में कॉइन भेजें", "es": "Recargar este dispositivo"}),
     ("/wallet/", "alice", {"hi": "इतिहास", "es": "Historial"}),

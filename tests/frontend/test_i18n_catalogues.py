@@ -150,6 +150,8 @@ def test_every_marked_text_is_in_the_catalogue(language):
 
 # Words that are the same in every language: the brand, units, currency signs, standards.
 ALLOWED_WORDS = {"GridCoin", "kWh", "Wh", "SL", "INR", "USD", "QR", "UTC", "CSV", "N"}
+# Not prose: scripts, styles, and code (ids, keys, headers such as "Authorization: Bearer").
+SKIPPED_ELEMENTS = {"script", "style", "code"}
 VISIBLE_ATTRIBUTES = {"alt", "title", "aria-label", "placeholder", "label"}
 HOLE = "\x00"  # where a variable or a tag writing text was: that text is not the template's
 # Tags that write no text of their own (they may stand inside an HTML tag: <li{% if %} class=..>).
@@ -164,7 +166,7 @@ class _VisibleText(HTMLParser):
         self._skip = 0
 
     def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style"):
+        if tag in SKIPPED_ELEMENTS:
             self._skip += 1
         for name, value in attrs:
             if value and (name in VISIBLE_ATTRIBUTES or (tag == "meta" and name == "content"
@@ -172,7 +174,7 @@ class _VisibleText(HTMLParser):
                 self.texts.append(value)
 
     def handle_endtag(self, tag):
-        if tag in ("script", "style") and self._skip:
+        if tag in SKIPPED_ELEMENTS and self._skip:
             self._skip -= 1
 
     def handle_data(self, data):
@@ -228,4 +230,5 @@ def test_the_scan_sees_text_attributes_and_ignores_tags_variables_and_scripts():
     assert untranslated_words('{% load i18n %}<p>{% translate "Hi there" %} {{ user.name }}</p>') == []
     assert untranslated_words("{% blocktranslate %}Signed in as {{ n }}{% endblocktranslate %}") == []
     assert untranslated_words("<style>.x { color: red }</style><script>let a = 1;</script>") == []
+    assert untranslated_words("<p>{% translate 'Send it as' %} <code>Authorization: Bearer x</code></p>") == []
     assert untranslated_words('<button aria-label="Close" class="x">⚡ GridCoin 12 kWh</button>') == ["Close"]

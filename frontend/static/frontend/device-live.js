@@ -12,7 +12,8 @@ export function kwh(wh) {
 
 function applyState(root, payload) {
   for (const badge of root.querySelectorAll('[data-live="relay"]')) {
-    badge.textContent = payload.relay.toUpperCase();
+    // data-on / data-off hold the words in the page's language
+    badge.textContent = badge.dataset[payload.relay] || payload.relay.toUpperCase();
     badge.classList.toggle("relay-on", payload.relay === "on");
     badge.classList.toggle("relay-off", payload.relay !== "on");
   }
