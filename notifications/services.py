@@ -33,8 +33,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from accounts.languages import stored_language
 from meters.models import Device
 from meters.signals import DeviceObservation
 
@@ -345,7 +346,9 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
         return DeliveryStatus.SKIPPED
     send = _send_email if delivery.channel == Channel.EMAIL else _send_push
     try:
-        status = send(delivery)
+        # Written in the recipient's language (their stored choice), not the worker's.
+        with translation.override(stored_language(notification.user) or settings.LANGUAGE_CODE):
+            status = send(delivery)
     except DeliveryRetry as exc:
         _finish(delivery, DeliveryStatus.FAILED if final_attempt else DeliveryStatus.PENDING, str(exc))
         if final_attempt:

@@ -259,3 +259,31 @@ def test_an_unknown_refusal_is_shown_as_recorded():
         assert plain_reason("reading counter 7 is not after the last accepted 9") == (
             "reading counter 7 is not after the last accepted 9")
     assert plain_reason(None) == ""
+
+
+# --- e-mails are written in the recipient's language ----------------------------------------------
+
+@pytest.mark.parametrize("language,subject,line", [
+    ("hi", "GridCoin: आपका भुगतान पहुँच गया", "आपके वॉलेट में 1.251 kWh जोड़े गए।"),
+    ("es", "GridCoin: Tu pago llegó", "Se añadieron 1.251 kWh a tu billetera."),
+    ("", "GridCoin: Your payment has landed", "1.251 kWh were added to your wallet."),
+])
+def test_a_notification_email_speaks_the_recipients_language(mw, django_capture_on_commit_callbacks, mailoutbox,
+                                                              settings, language, subject, line):
+    """Sent by a worker, which has no request to take a language from."""
+    from notifications import services as notification_services
+    from notifications.models import Kind
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    alice = mw.alice.user
+    alice.email = "alice@example.org"
+    alice.save(update_fields=["email"])
+    if language:
+        account_services.profile_language_set(user=alice, language=language)
+    with django_capture_on_commit_callbacks(execute=True):
+        notification_services.notifications_create(kind=Kind.PAYMENT_CREDITED, event_key="payment-credited:7",
+                                                   user_ids=[alice.pk], data={"wh": 1251, "payment": 7},
+                                                   url="/wallet/")
+    [message] = mailoutbox
+    assert message.subject == subject
+    assert line in message.body
