@@ -287,3 +287,10 @@ def test_a_notification_email_speaks_the_recipients_language(mw, django_capture_
     [message] = mailoutbox
     assert message.subject == subject
     assert line in message.body
+
+
+def test_the_error_pages_speak_the_visitors_language():
+    response = Client(HTTP_ACCEPT_LANGUAGE="hi").get("/d/NO-SUCH-DEVICE")
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert html_lang(html) == "hi" and "पेज नहीं मिला" in html
