@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE
+from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE, tap_size
 from tests.frontend.test_wallet_browser import shot
 
 
@@ -52,7 +52,9 @@ def test_funding_a_street_light_for_tonight_in_india(live_server, settings, phon
     page.fill("#id_password", "alice-password-1")
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/d/SL-0001")
-    expect(page.get_by_text("Times in India Standard Time (IST)")).to_be_visible()
+    expect(page.get_by_text("Times in India Standard Time (IST)").first).to_be_visible()
+    for field in ("#id_window_day", "#id_window_start", "#id_window_end"):
+        assert tap_size(page, field)[1] >= 44
 
     # "Tonight from 18:00 to 23:00", typed at 19:55: the same shape, relative to the real clock.
     now = timezone.localtime()
