@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from ledger.keys import DEBT, ENERGY, account_key_parts
@@ -155,7 +156,7 @@ def _window_text(window: dict | None, at: datetime) -> str:
     times = f"{start:%H:%M}–{end:%H:%M}"
     if start.date() == at.astimezone(zone).date():
         return _("today %(times)s") % {"times": times}
-    return f"{start:%d %b} {times}"
+    return f"{date_format(start, 'D j M')} {times}"
 
 
 def _moves(tx: Transaction, namer: Namer) -> dict:

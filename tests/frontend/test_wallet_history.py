@@ -90,8 +90,13 @@ def test_funding_a_street_light_for_tonight_names_the_light_and_the_window(mw):
     (row,) = [r for r in rows_of(html_for(mw.alice.user)) if "Funded" in r]
     assert "Funded Beach Road light" in row and "<strong>-0.900</strong> kWh" in row
     assert timezone.localtime(start).strftime("%H:%M") in row  # the window in the utility's time
+    later = local(-2, 18)  # the day after tomorrow, 18:00
+    services.device_fund(user=mw.alice.user, public_id="SL-0001", amount_wh=100, idempotency_key="g",
+                         window_start=later, window_end=later + timedelta(hours=5))
+    (row,) = [r for r in rows_of(html_for(mw.alice.user)) if "Funded" in r and "0.100" in r]
+    assert f"for {later:%a} {later.day} {later:%b} 18:00–23:00" in row
     # The light's owner sees it from the other side.
-    (theirs,) = [r for r in rows_of(html_for(mw.uma.user)) if "Beach Road light" in r]
+    theirs = [r for r in rows_of(html_for(mw.uma.user)) if "Beach Road light" in r][-1]
     assert "Beach Road light was funded by alice&#x27;s household" in theirs and "<strong>+0.900</strong>" in theirs
 
 
