@@ -111,3 +111,20 @@ def account_name(key: str) -> str:
     from frontend.wording import Namer
 
     return Namer(None, []).account(str(key))
+
+
+@register.simple_tag
+def utility_tz_name() -> str:
+    """The utility's IANA zone name (``Asia/Kolkata``) for scripts that format times."""
+    from django.conf import settings
+
+    return settings.GRIDCOIN_UTILITY_TZ
+
+
+@register.simple_tag
+def number_locale() -> str:
+    """The Babel locale of the page as a BCP 47 tag (``en-IN``) for scripts' Intl formats."""
+    from frontend.formatting import babel_locale
+
+    locale = babel_locale()
+    return "-".join(part for part in (locale.language, locale.territory) if part)
