@@ -128,3 +128,11 @@ def number_locale() -> str:
 
     locale = babel_locale()
     return "-".join(part for part in (locale.language, locale.territory) if part)
+
+
+@register.filter
+def organisation_name(msp_id: str) -> str:
+    """An organisation's name from its ledger id (``gridco-utility`` → "GridCo Utility")."""
+    from frontend.wording import Namer
+
+    return Namer(None, []).organisation_name(str(msp_id))
