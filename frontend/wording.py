@@ -200,11 +200,9 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
         if mine and namer.owns_device(public_id):
             row.title = _("Topped up your meter (%(device)s) with %(kwh)s kWh") % {
                 "device": name, "kwh": format_kwh(amount)}
-            row.coins_wh = row.coins_wh if row.coins_wh else -amount
-            row.device_wh = None
+            row.device_wh = None  # the coins moved from your coins to your meter: one figure
         elif mine:
             row.title = _("Funded %(device)s") % {"device": name}
-            row.coins_wh = row.coins_wh if row.coins_wh is not None else -amount
         else:
             row.title = _("%(device)s was funded by %(who)s") % {
                 "device": name, "who": namer.organisation_name(tx.invoker.organisation.msp_id)}
@@ -214,7 +212,7 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
         name = namer.device_name(str(args.get("device", result.get("device", ""))))
         row.title = _("Unused coins came back from %(device)s") % {"device": name}
     elif call in (("retail-seller", "sell"), ("wholesale-seller", "sell")):
-        row.title = _("Coins you bought") if row.coins_wh and row.coins_wh > 0 or mine else _("Coins sold")
+        row.title = _("Coins you bought") if str(args.get("payer", "")) in namer.own_msp else _("Coins sold")
         if result.get("debt_repaid"):
             row.detail = _("%(kwh)s kWh paid what you owed first") % {"kwh": format_kwh(int(result["debt_repaid"]))}
     elif call in (("retail-seller", "reverse"), ("wholesale-seller", "reverse")):
@@ -240,6 +238,8 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
         row.title = _("%(device)s produced electricity") % {"device": namer.device_name(tx.invoker.name)}
     else:
         row.title = _("Other ledger entry")
+    if tx.status != TxStatus.VALID:  # recorded with its reason, moved nothing
+        row.title = _("%(what)s (refused)") % {"what": row.title}
     return row
 
 

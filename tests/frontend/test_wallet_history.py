@@ -169,3 +169,14 @@ def test_no_ledger_keys_or_coordinates_outside_technical_details(mw):
     home = html_for(mw.alice.user, "/")
     assert "Your coins" in home and "Your credit with Utility" in home and "Alice&#x27;s meter" in home
     assert "<code class=\"account-key\">credit:hh-alice@utility</code>" in home  # kept for the curious
+
+
+def test_a_refused_funding_is_shown_as_refused_and_moved_nothing(mw):
+    from accounts.services import membership_for
+
+    membership = membership_for(mw.alice.user, None)
+    refused = invoke_as(identity=membership.identity, chaincode="resident", function="fund",
+                        args={"device": "SL-0001", "amount": 10_000_000}, idempotency_key="too-much")
+    assert not refused.ok
+    (row,) = [r for r in rows_of(html_for(mw.alice.user)) if "refused" in r]
+    assert "Funded Beach Road light (refused)" in row and "<strong>" not in row and "Refused" in row
