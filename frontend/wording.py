@@ -21,7 +21,7 @@ from ledger.selectors import organisations_of
 from meters.models import Device
 from wallet.selectors import wallet_transactions
 
-from .formatting import format_kwh
+from .formatting import format_kwh, format_money
 
 # Meter readings: many a day per device, shown as one row per device per day.
 READINGS = Q(chaincode="consumer", function="burn") | Q(chaincode="generator", function="mint")
@@ -213,8 +213,15 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
         row.title = _("Unused coins came back from %(device)s") % {"device": name}
     elif call in (("retail-seller", "sell"), ("wholesale-seller", "sell")):
         row.title = _("Coins you bought") if str(args.get("payer", "")) in namer.own_msp else _("Coins sold")
+        details = []
+        if result.get("currency") and result.get("price") is not None and result.get("charged") is not None:
+            currency = str(result["currency"])
+            details.append(_("paid %(paid)s at %(price)s per kWh") % {
+                "paid": format_money(int(result["charged"]), currency),
+                "price": format_money(int(result["price"]), currency)})
         if result.get("debt_repaid"):
-            row.detail = _("%(kwh)s kWh paid what you owed first") % {"kwh": format_kwh(int(result["debt_repaid"]))}
+            details.append(_("%(kwh)s kWh paid what you owed first") % {"kwh": format_kwh(int(result["debt_repaid"]))})
+        row.detail = "; ".join(details)
     elif call in (("retail-seller", "reverse"), ("wholesale-seller", "reverse")):
         row.title = {"refund": _("Purchase refunded"), "dispute": _("Payment disputed"),
                      "return": _("Payment returned by the bank")}.get(str(result.get("kind", args.get("kind"))),

@@ -136,7 +136,7 @@ def test_buy_spend_refund_debt_and_repayment_have_the_right_signs(db):
                      ("Coins removed", -1000, None), ("Coins you bought", 2500, None)]
     html = html_for(market.resident)
     assert "paid back 1.000 kWh you owed" in html and "you now owe 1.000 kWh more" in html
-    assert "1.000 kWh paid what you owed first" in html
+    assert "1.000 kWh paid what you owed first" in html and "paid ₹12.00 at ₹8.00 per kWh" in html
     assert "<strong>+2.500</strong> kWh" in html and "<strong>-1.500</strong> kWh" in html
 
 
