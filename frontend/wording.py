@@ -23,6 +23,7 @@ from wallet.selectors import wallet_transactions
 
 from .formatting import format_kwh, format_money
 
+EVENING_HOUR = 17  # a window starting this late on the day it was funded is "tonight"
 # Meter readings: many a day per device, shown as one row per device per day.
 READINGS = Q(chaincode="consumer", function="burn") | Q(chaincode="generator", function="mint")
 
@@ -155,6 +156,8 @@ def _window_text(window: dict | None, at: datetime) -> str:
     end = datetime.fromisoformat(window["end"]).astimezone(zone)
     times = f"{start:%H:%M}–{end:%H:%M}"
     if start.date() == at.astimezone(zone).date():
+        if start.hour >= EVENING_HOUR:
+            return _("tonight %(times)s") % {"times": times}
         return _("today %(times)s") % {"times": times}
     return f"{date_format(start, 'D j M')} {times}"
 

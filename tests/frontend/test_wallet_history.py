@@ -180,3 +180,15 @@ def test_a_refused_funding_is_shown_as_refused_and_moved_nothing(mw):
     assert not refused.ok
     (row,) = [r for r in rows_of(html_for(mw.alice.user)) if "refused" in r]
     assert "Funded Beach Road light (refused)" in row and "<strong>" not in row and "Refused" in row
+
+
+def test_windows_are_worded_tonight_today_or_by_date():
+    from frontend.wording import _window_text
+
+    funded = datetime.fromisoformat("2026-12-06T14:25:00+00:00")  # 19:55 IST
+    tonight = {"start": "2026-12-06T14:25:00+00:00", "end": "2026-12-06T17:30:00+00:00"}
+    morning = {"start": "2026-12-06T03:30:00+00:00", "end": "2026-12-06T05:30:00+00:00"}
+    later = {"start": "2026-12-24T12:30:00+00:00", "end": "2026-12-24T19:30:00+00:00"}
+    assert _window_text(tonight, funded) == "tonight 19:55–23:00"
+    assert _window_text(morning, funded) == "today 09:00–11:00"
+    assert _window_text(later, funded) == "Thu 24 Dec 18:00–01:00"
