@@ -89,6 +89,12 @@ class Namer:
         return _("Another account")
 
 
+def device_of_account(key: str) -> str | None:
+    """The public id of a device's account key, None for any other account."""
+    role, names = account_key_parts(key)
+    return names[0] if role == "device" else None
+
+
 def account_rows(accounts: list[Account], namer: Namer) -> list[tuple[str, Account]]:
     """(name a person would use, account) for a list of accounts."""
     devices = [names[0] for role, names in (account_key_parts(a.key) for a in accounts) if role == "device"]
