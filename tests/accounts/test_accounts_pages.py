@@ -227,7 +227,7 @@ def test_home_shows_each_users_organisations_and_balances():
     assert "sunfarm" not in alice
 
     carol = signed_in("carol").get("/").content.decode()
-    assert "Alice&#x27;s household" in carol and "You are member" in carol and "5.000" in carol
+    assert "Alice&#x27;s household" in carol and "You are a member" in carol and "5.000" in carol
 
     producer = signed_in("producer").get("/").content.decode()
     assert "producer:sunfarm" in producer and "600.000" in producer
