@@ -23,7 +23,7 @@ BENCH_DATABASE_URL = postgres://postgres@127.0.0.1:5432/gridcoin_bench
 EMBEDDED := env -u DATABASE_URL -u REDIS_URL -u MQTT_URL
 
 .DEFAULT_GOAL := help
-.PHONY: help install run up test bench lint
+.PHONY: help install run up test bench lint messages audit
 
 help:
 	@echo "make install   create .venv and install requirements.txt (skipped when up to date)"
@@ -32,6 +32,8 @@ help:
 	@echo "make test      pytest (extra arguments in PYTEST_ARGS)"
 	@echo "make bench     benchmarks against PostgreSQL (DATABASE_URL, default $(BENCH_DATABASE_URL))"
 	@echo "make lint      ruff check and mypy (django-stubs) on ledger/"
+	@echo "make messages  refresh locale/{hi,es} from the marked texts and compile them (needs GNU gettext)"
+	@echo "make audit     Lighthouse (mobile, system Chromium) on the demo: home, devices, a device, wallet"
 
 install: $(STAMP)
 
@@ -77,3 +79,24 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The catalogues (locale/<lang>/LC_MESSAGES/django.po) and their compiled .mo files are committed,
+# so running and testing need no gettext; after changing texts, run this, translate the new
+# empty msgstrs, and run it again to compile.
+messages: install
+	@command -v msgfmt >/dev/null || { echo "make messages needs GNU gettext (apt-get install gettext)" >&2; exit 1; }
+	$(EMBEDDED) $(PY) manage.py makemessages -l hi -l es --no-location --no-obsolete \
+		--ignore=.venv --ignore=tests --ignore=bench --ignore=demo --ignore=staticfiles --ignore=node_modules
+	$(EMBEDDED) $(PY) manage.py compilemessages -l hi -l es --ignore=.venv
+
+# Lighthouse from the committed package-lock.json (npm ci, keyed on the lock file's contents like
+# the virtualenv) against a demo server on a spare port (AUDIT_PORT to choose one); not part of
+# `make test`. Needs Node 18.16+ and npm; Chromium from CHROME_PATH, default /usr/bin/chromium.
+NODE_STAMP = node_modules/.lock-$(shell sha256sum package-lock.json | cut -c1-16)
+
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+audit: install $(NODE_STAMP)
+	CHROME_PATH="$${CHROME_PATH:-/usr/bin/chromium}" $(PY) bench/lighthouse_audit.py

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ledger import services as ledger
 from ledger.crypto import generate_private_key, public_bytes
@@ -15,7 +18,9 @@ from ledger.keys import ENERGY, UTILITY_SHARDS, household_account, producer_acco
 from ledger.models import Identity, IdentityKind, Organisation, OrgType
 
 from .keys import custodial_key_store, custodial_signer
-from .models import Membership, Role
+from .models import ApiToken, Membership, Profile, Role
+from .scopes import SCOPES
+from .selectors import TOKEN_PREFIX, token_hash
 
 
 def household_account_key(organisation: Organisation) -> str:
@@ -94,3 +99,58 @@ def energy_accounts_open(*, organisation: Organisation) -> list[str]:
     for key in keys:
         ledger.account_open(key=key, asset=ENERGY, organisation=organisation)
     return keys
+
+
+class TokenError(ValueError):
+    """A token request that cannot be granted; nothing was created."""
+
+
+@transaction.atomic
+def api_token_create(*, user, organisation: Organisation, name: str, scopes: list[str],
+                     expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """A new API token for ``user`` acting in ``organisation``; returns the row and the token
+    itself, which is shown once and never stored (only its SHA-256 is)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise TokenError("give the token a name of 1 to 100 characters")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise TokenError(f"unknown scope(s): {', '.join(unknown)}")
+    if not scopes:
+        raise TokenError("choose at least one scope")
+    if not Membership.objects.filter(user=user, organisation=organisation).exists():
+        raise TokenError(f"{user} is not a member of {organisation.msp_id}")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise TokenError("the expiry must be in the future")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, organisation=organisation, name=name, prefix=raw[:12],
+                                    token_hash=token_hash(raw), scopes=sorted(set(scopes)), expires_at=expires_at)
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken) -> ApiToken:
+    """Revoke at once (idempotent: a revoked token keeps its first revocation time)."""
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db()
+    return token
+
+
+def api_token_mark_used(*, token: ApiToken) -> None:
+    """Record use, at most once a minute per token: not a write on every API call."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+
+
+class LanguageError(ValueError):
+    """Not one of the site's languages."""
+
+
+def profile_language_set(*, user: AbstractBaseUser, language: str) -> Profile:
+    """Remember ``user``'s language; every later request of theirs, on any device, uses it."""
+    if language not in dict(settings.LANGUAGES):
+        raise LanguageError(f"not a language of this site: {language!r}")
+    profile, _ = Profile.objects.update_or_create(user=user, defaults={"language": language})
+    return profile

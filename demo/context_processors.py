@@ -8,8 +8,10 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from .organisations import DEMO_PASSWORD
+from .second_factor import demo_codes_shown
 from .selectors import demo_logins_shown
 
 
 def demo_logins(request: HttpRequest) -> dict[str, object]:
-    return {"demo_logins": SimpleLazyObject(demo_logins_shown), "demo_password": DEMO_PASSWORD}
+    return {"demo_logins": SimpleLazyObject(demo_logins_shown), "demo_password": DEMO_PASSWORD,
+            "demo_codes": SimpleLazyObject(demo_codes_shown)}

@@ -30,6 +30,12 @@ DEMO_DEVICES = [
     ("PM-0001", "SunFarm solar array meter", DeviceKind.PRODUCER_METER, "producer", ("0.004000", "0.003000")),
 ]
 
+# What residents are told of where the public devices are (never their coordinates).
+DEMO_PLACES = {
+    "SL-0001": "Beach Road, ward 1", "SL-0002": "Beach Road, ward 1", "SL-0003": "Church Lane, ward 2",
+    "SL-0004": "Ferry Jetty, ward 2", "ST-0001": "Parade Ground, ward 3", "MS-0001": "Market square, ward 3",
+}
+
 
 def _owner(name: str) -> Organisation | None:
     if name == "utility":
@@ -56,6 +62,7 @@ def devices_seed() -> list[str]:
         if owner is None:
             continue
         device_register_simulated(organisation=owner, kind=kind, name=name, public_id=public_id,
-                                  latitude=CENTRE[0] + Decimal(dlat), longitude=CENTRE[1] + Decimal(dlon))
+                                  latitude=CENTRE[0] + Decimal(dlat), longitude=CENTRE[1] + Decimal(dlon),
+                                  place=DEMO_PLACES.get(public_id, ""))
         created.append(f"device {public_id}")
     return created

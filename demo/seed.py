@@ -1,5 +1,6 @@
 """The whole demo in one transaction, each part in the order its dependencies need:
-organisations and users, then the bank and prices, then devices, then the coins, then the bank's statement of them."""
+organisations and users, then the bank and prices, then devices, then the coins, then the bank's statement of them,
+then a week of the meters' readings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from .energy import energy_seed
 from .errors import DemoSeedError
 from .fiat import fiat_seed
 from .organisations import DEMO_PASSWORD, organisations_seed
+from .readings import readings_seed
+from .second_factor import second_factors_seed
 from .statements import statements_seed
 
 
@@ -22,4 +25,5 @@ def demo_seed() -> list[str]:
         # Every demo user's password is published (the home page shows it), and the utility's
         # demo login holds the utility's keys.
         raise DemoSeedError(f"refusing to seed the demo in production: its users share the password {DEMO_PASSWORD!r}")
-    return organisations_seed() + fiat_seed() + devices_seed() + energy_seed() + statements_seed()
+    return (organisations_seed() + second_factors_seed() + fiat_seed() + devices_seed() + energy_seed()
+            + statements_seed() + readings_seed())

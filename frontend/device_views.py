@@ -4,13 +4,16 @@ call into ``frontend.simulators``."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST, require_safe
 
 from ledger.units import kwh
 from meters import qr
@@ -29,6 +32,20 @@ def public_base_url(request: HttpRequest) -> str:
     return getattr(settings, "GRIDCOIN_PUBLIC_URL", "") or request.build_absolute_uri("/")
 
 
+def is_local_address(url: str) -> bool:
+    """Whether ``url`` names a host only this machine or its own network can reach (loopback,
+    private and link-local addresses, ``localhost``, mDNS ``.local`` names): a phone on mobile
+    data scanning a sticker that carries one gets nowhere."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if not host or host == "localhost" or host.endswith((".localhost", ".local")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
+
+
 def device_page_url(request: HttpRequest, public_id: str) -> str:
     return qr.device_url(public_base_url(request), public_id)
 
@@ -40,7 +57,7 @@ def _device_or_404(public_id: str) -> Device:
     return device
 
 
-@require_GET
+@require_safe
 def device_qr_png(request: HttpRequest, public_id: str) -> HttpResponse:
     device = _device_or_404(public_id)
     response = HttpResponse(qr.qr_png(device_page_url(request, device.public_id)), content_type="image/png")
@@ -48,7 +65,7 @@ def device_qr_png(request: HttpRequest, public_id: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def device_qr_svg(request: HttpRequest, public_id: str) -> HttpResponse:
     device = _device_or_404(public_id)
     body = qr.qr_svg(device_page_url(request, device.public_id), title=f"{device.public_id} {device.name}")
@@ -57,13 +74,13 @@ def device_qr_svg(request: HttpRequest, public_id: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 @login_required
 def sticker_sheet(request: HttpRequest) -> HttpResponse:
     """A print-ready sheet of QR stickers for utility staff: ``?ids=SL-0001,SL-0002``, or
     ``?org=<msp id>`` for one organisation's devices, or every active device."""
     if selectors.utility_organisation_of(request.user) is None:
-        return HttpResponseForbidden("Only utility staff print device stickers.")
+        return HttpResponseForbidden(_("Only utility staff print device stickers."))
     devices = Device.objects.select_related("organisation").exclude(state=EnrolmentState.RETIRED)
     missing: list[str] = []
     ids = [i.strip() for i in request.GET.get("ids", "").split(",") if i.strip()]
@@ -80,11 +97,13 @@ def sticker_sheet(request: HttpRequest) -> HttpResponse:
          "svg": qr.qr_svg_inline(device_page_url(request, d.public_id), title=d.public_id)}
         for d in chosen[:MAX_STICKERS]
     ]
+    base_url = public_base_url(request)
     return render(request, "frontend/devices/stickers.html",
-                  {"stickers": stickers, "missing": missing, "truncated": len(chosen) > MAX_STICKERS})
+                  {"stickers": stickers, "missing": missing, "truncated": len(chosen) > MAX_STICKERS,
+                   "base_url": base_url, "local_address": is_local_address(base_url)})
 
 
-@require_GET
+@require_safe
 def scanner(request: HttpRequest) -> HttpResponse:
     """The camera scanner; ``?id=SL-0001`` (the manual form without JavaScript) opens a device."""
     public_id = request.GET.get("id", "").strip()
@@ -113,7 +132,7 @@ def _simulator_context(request: HttpRequest, device: Device) -> dict:
             "tick_wh": simulators.DEFAULT_TICK_WH.get(device.kind, simulators.CONSUMER_TICK_WH)}
 
 
-@require_GET
+@require_safe
 @login_required
 def producer_simulator(request: HttpRequest) -> HttpResponse:
     meters = [d for d in Device.objects.select_related("organisation").filter(kind=DeviceKind.PRODUCER_METER)
@@ -125,16 +144,25 @@ def producer_simulator(request: HttpRequest) -> HttpResponse:
         raise Http404("no simulated producer meter")
     allowed = [d for d in meters if simulators.may_simulate(request.user, d)]
     if not allowed:
-        return HttpResponseForbidden("Only the producer's staff and the utility run this meter.")
-    return render(request, "frontend/simulators/producer.html", _simulator_context(request, allowed[0]))
+        return HttpResponseForbidden(_("Only the producer's staff and the utility run this meter."))
+    context = _simulator_context(request, allowed[0])
+    context["consumer_meters"] = simulated_consumers_for(request.user)
+    return render(request, "frontend/simulators/producer.html", context)
 
 
-@require_GET
+def simulated_consumers_for(user) -> list[Device]:
+    """The simulated consumer meters ``user`` may run, for links to their simulators."""
+    consumers = (Device.objects.select_related("organisation").exclude(kind=DeviceKind.PRODUCER_METER)
+                 .exclude(state=EnrolmentState.RETIRED).filter(simulated_key__isnull=False).order_by("public_id"))
+    return [d for d in consumers if simulators.may_simulate(user, d)]
+
+
+@require_safe
 @login_required
 def consumer_simulator(request: HttpRequest, public_id: str) -> HttpResponse:
     device = _simulated_device_or_404(public_id, producer=False)
     if not simulators.may_simulate(request.user, device):
-        return HttpResponseForbidden("Only the device's owner and the utility run this meter.")
+        return HttpResponseForbidden(_("Only the device's owner and the utility run this meter."))
     return render(request, "frontend/simulators/consumer.html", _simulator_context(request, device))
 
 
@@ -142,16 +170,16 @@ def consumer_simulator(request: HttpRequest, public_id: str) -> HttpResponse:
 def simulator_tick(request: HttpRequest, public_id: str) -> JsonResponse:
     """The next signed reading of a simulated meter (JSON for the simulator pages)."""
     if not request.user.is_authenticated:
-        return JsonResponse({"error": "Log in to run a simulated meter."}, status=401)
+        return JsonResponse({"error": _("Log in to run a simulated meter.")}, status=401)
     device = _device_or_404(public_id)
     if not simulators.is_simulated(device):
         raise Http404("not a simulated meter")
     if not simulators.may_simulate(request.user, device):
-        return JsonResponse({"error": "You may not run this meter."}, status=403)
+        return JsonResponse({"error": _("You may not run this meter.")}, status=403)
     wh = None
     if request.POST.get("wh"):
         if not request.POST["wh"].isdigit():
-            return JsonResponse({"error": "wh must be a whole number of Wh."}, status=400)
+            return JsonResponse({"error": _("wh must be a whole number of Wh.")}, status=400)
         wh = int(request.POST["wh"])
     try:
         tick = simulators.meter_tick(device=device, wh=wh)

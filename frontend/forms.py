@@ -31,13 +31,14 @@ class IdempotentForm(forms.Form):
 
 class FundForm(IdempotentForm):
     public_id = forms.SlugField(
-        label="Device id", max_length=32, help_text="Printed on the device's sticker, e.g. SL-0001.",
+        label=gettext_lazy("Device id"), max_length=32,
+        help_text=gettext_lazy("Printed on the device's sticker, e.g. SL-0001."),
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "autocorrect": "off", "spellcheck": "false",
                                       "placeholder": "SL-0001"}),
     )
     amount_kwh = forms.DecimalField(
-        label="Amount (kWh)", max_digits=12, decimal_places=3, min_value=Decimal("0.001"),
-        help_text="Up to three decimals (1 kWh = 1 k).",
+        label=gettext_lazy("Amount (kWh)"), max_digits=12, decimal_places=3, min_value=Decimal("0.001"),
+        help_text=gettext_lazy("Up to three decimals (1 kWh = 1 k)."),
         widget=forms.NumberInput(attrs={"step": "0.001", "min": "0.001", "inputmode": "decimal"}),
     )
     # A window is typed as the resident says it, in the utility's time zone: "today 18:00–23:00".
@@ -63,7 +64,7 @@ class FundForm(IdempotentForm):
     def clean_amount_kwh(self) -> Decimal:
         amount = self.cleaned_data["amount_kwh"]
         if amount <= 0:
-            raise forms.ValidationError("The amount must be positive.")
+            raise forms.ValidationError(_("The amount must be positive."))
         return amount
 
     def clean(self):
@@ -131,12 +132,13 @@ def window_instants(*, day: date | None, start: time, end: time, now: datetime, 
 
 
 class PriceForm(IdempotentForm):
-    kind = forms.ChoiceField(choices=[("retail", "Retail (utility → residents)"),
-                                      ("wholesale", "Wholesale (producers → utility)")])
-    currency = forms.ChoiceField()
-    price = forms.DecimalField(label="Price per kWh", max_digits=12, decimal_places=4, min_value=Decimal("0"),
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"),
+                             choices=[("retail", gettext_lazy("Retail (utility → residents)")),
+                                      ("wholesale", gettext_lazy("Wholesale (producers → utility)"))])
+    currency = forms.ChoiceField(label=gettext_lazy("Currency"))
+    price = forms.DecimalField(label=gettext_lazy("Price per kWh"), max_digits=12, decimal_places=4, min_value=Decimal("0"),
                                widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}))
-    effective_from = forms.DateTimeField(label="In force from", widget=DATETIME_LOCAL)
+    effective_from = forms.DateTimeField(label=gettext_lazy("In force from"), widget=DATETIME_LOCAL)
 
     def __init__(self, *args, currencies: dict[str, int], **kwargs):
         super().__init__(*args, **kwargs)
@@ -152,9 +154,10 @@ class PriceForm(IdempotentForm):
         if price is not None and currency in self.scales:
             minor = price * (10 ** self.scales[currency])
             if minor != minor.to_integral_value():
-                self.add_error("price", f"{currency} has {self.scales[currency]} decimals.")
+                self.add_error("price", _("%(currency)s has %(places)d decimals.")
+                               % {"currency": currency, "places": self.scales[currency]})
             elif minor <= 0:
-                self.add_error("price", "The price must be positive.")
+                self.add_error("price", _("The price must be positive."))
             else:
                 data["price_minor"] = int(minor)
         return data

@@ -97,6 +97,17 @@ def device_map(states: list) -> list[MapMarker]:
             for s, x, lat in zip(placed, xs, lats, strict=True)]
 
 
+def map_points(states: list) -> list[dict]:
+    """What the tiled map needs of each placed device: where to pin it and what to say. The
+    coordinates only position the pin; residents are shown the device's place, never them."""
+    from django.urls import reverse
+
+    return [{"id": s.device.public_id, "name": s.device.name, "place": s.device.place, "relay": s.relay,
+             "url": reverse("frontend:device", args=[s.device.public_id]),
+             "lat": float(s.device.latitude), "lon": float(s.device.longitude)}
+            for s in states if s.device.latitude is not None and s.device.longitude is not None]
+
+
 def utility_organisation_of(user) -> Organisation | None:
     """The utility the user works for, or None (sticker sheets are utility work)."""
     from ledger.models import OrgType

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from . import device_views, views
+from . import dashboard_views, device_views, pwa_views, views
 
 app_name = "frontend"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("explorer/", views.explorer, name="explorer"),
     path("explorer/blocks/<int:number>/", views.block_detail, name="block"),
     path("explorer/tx/<str:tx_hash>/", views.transaction_detail, name="transaction"),
@@ -21,4 +22,10 @@ urlpatterns = [
     path("simulators/producer/", device_views.producer_simulator, name="producer-simulator"),
     path("simulators/consumer/<slug:public_id>/", device_views.consumer_simulator, name="consumer-simulator"),
     path("simulators/meters/<slug:public_id>/tick", device_views.simulator_tick, name="simulator-tick"),
+    # --- charts: the utility's dashboard ---
+    path("dashboard/", dashboard_views.utility_dashboard, name="dashboard"),
+    # The installable app: served at the root so the service worker's scope is the whole site.
+    path("manifest.webmanifest", pwa_views.manifest, name="manifest"),
+    path("sw.js", pwa_views.service_worker, name="sw"),
+    path("offline/", pwa_views.offline, name="offline"),
 ]

@@ -2,6 +2,7 @@
 read through selectors and write through one service call each."""
 
 from datetime import datetime
+from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,7 +10,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_safe
 
 from ledger import selectors as ledger
 from ledger.keys import ENERGY
@@ -17,21 +19,23 @@ from ledger.models import Asset, Transaction
 from meters import selectors as meter_selectors
 from meters import services as meter_services
 from meters.consumers import may_see_consumption
+from meters.models import DeviceKind
 from meters.services import FundingResult
 from payments import selectors as payment_selectors
 from payments.reconciliation.selectors import reconciliation_access
 from wallet import selectors as wallet_selectors
 from wallet import services as wallet_services
 
-from . import selectors, wording
+from . import charts, selectors, simulators, wording
 from .device_views import device_page_url
 from .forms import FundForm, PriceForm
+from .refusals import plain_reason
 
 BLOCKS_PER_PAGE = 20
 RECENT_TRANSACTIONS = 10
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page; the demo logins, outside production, come from ``demo``'s context
     processor, so this app does not know the demo."""
@@ -42,10 +46,11 @@ def home(request: HttpRequest) -> HttpResponse:
             summary.named = wording.named_totals(summary.accounts, namer)
     return render(request, "frontend/home.html",
                   {"organisations": summaries,
-                   "may_reconcile": reconciliation_access(request.user).allowed})
+                   "may_reconcile": reconciliation_access(request.user).allowed,
+                   "utility_staff": selectors.utility_organisation_of(request.user) is not None})
 
 
-@require_GET
+@require_safe
 @login_required
 def explorer(request: HttpRequest) -> HttpResponse:
     """Latest blocks, newest first; ``?before=<number>`` pages back. An htmx request for the
@@ -68,7 +73,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/explorer/index.html", context)
 
 
-@require_GET
+@require_safe
 @login_required
 def block_detail(request: HttpRequest, number: int) -> HttpResponse:
     block = get_object_or_404(ledger.blocks_visible_to(request.user), number=number)
@@ -84,7 +89,7 @@ def block_detail(request: HttpRequest, number: int) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @login_required
 def transaction_detail(request: HttpRequest, tx_hash: str) -> HttpResponse:
     tx: Transaction = get_object_or_404(ledger.transactions_visible_to(request.user), tx_hash=tx_hash)
@@ -118,7 +123,7 @@ def _fund(request: HttpRequest, form: FundForm, device=None) -> tuple[FundForm, 
             idempotency_key=str(data["idempotency_key"]),
         )
     except meter_services.FundingRejected as exc:
-        refusal = f"The ledger refused the funding: {exc}"
+        refusal = _("The ledger refused the funding: %(reason)s") % {"reason": plain_reason(exc.result.reason)}
         return FundForm.fresh(initial={"public_id": data["public_id"]}, device=device), None, refusal
     except meter_services.DeviceError as exc:
         form.add_error(None, str(exc))
@@ -151,7 +156,7 @@ def _wallet_cards(user) -> list:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def wallet(request: HttpRequest) -> HttpResponse:
     """Balances, buy coins, fund a device, history. htmx gets the fund panel or history rows."""
     before = request.GET.get("before", "")
@@ -159,7 +164,7 @@ def wallet(request: HttpRequest) -> HttpResponse:
         raise Http404("bad page")
     entries, older = wording.resident_history(request.user, before=int(before) if before else None,
                                               limit=HISTORY_PER_PAGE)
-    if request.htmx and request.method == "GET" and before:
+    if request.htmx and request.method in ("GET", "HEAD") and before:
         return render(request, "frontend/wallet/_history_rows.html", {"entries": entries, "older": older})
     if request.method == "POST":
         form, result, refused = _fund(request, FundForm(request.POST))
@@ -171,10 +176,12 @@ def wallet(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.method == "POST":
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_wallets": result is not None})
     context.update({"entries": entries, "older": older, "paged": bool(before)})
+    if not before:
+        context["balance_chart"] = charts.wallet_chart(request.user)
     return render(request, "frontend/wallet/index.html", context)
 
 
-@require_GET
+@require_safe
 @login_required
 def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
     tx = get_object_or_404(wallet_selectors.wallet_transactions(request.user).prefetch_related(
@@ -189,16 +196,16 @@ def receipt(request: HttpRequest, tx_hash: str) -> HttpResponse:
         "device": namer.device((tx.result or {}).get("device") or "") if (tx.result or {}).get("device") else None})
 
 
-@require_GET
+@require_safe
 def device_list(request: HttpRequest) -> HttpResponse:
     states = meter_selectors.device_states(list(meter_selectors.public_devices()))
     return render(request, "frontend/devices/list.html", {
-        "states": states, "markers": selectors.device_map(states),
+        "states": states, "markers": selectors.device_map(states), "map_points": selectors.map_points(states),
         "map_width": selectors.MAP_WIDTH, "map_height": selectors.MAP_HEIGHT,
     })
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """The page a device's QR code opens: state for anyone (kept live over
     ``/ws/devices/<id>/``), a fund form for signed-in users. Consumption history and who funded
@@ -221,7 +228,12 @@ def device_page(request: HttpRequest, public_id: str) -> HttpResponse:
         return render(request, "frontend/wallet/_fund_panel.html", {**context, "oob_state": result is not None})
     if context["private"]:
         context["readings"] = selectors.device_readings(device)
+        context["charts"] = charts.device_charts(device)
     context["device_url"] = device_page_url(request, device.public_id)
+    # Linked for the owner's members and the utility only, even where the demo lets anyone run it.
+    context["may_run_simulator"] = (context["private"] and device.kind != DeviceKind.PRODUCER_METER
+                                    and not device.is_retired and simulators.is_simulated(device)
+                                    and simulators.may_simulate(request.user, device))
     return render(request, "frontend/devices/detail.html", context)
 
 
@@ -229,7 +241,7 @@ def _currencies() -> dict[str, int]:
     return dict(Asset.objects.exclude(code=ENERGY).order_by("code").values_list("code", "scale"))
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def prices(request: HttpRequest) -> HttpResponse:
     """Everyone sees the price schedules; utility staff add prices (``pricing.set``)."""
     can_set = request.user.is_authenticated and wallet_services.user_sets_prices(request.user)
@@ -246,7 +258,9 @@ def prices(request: HttpRequest) -> HttpResponse:
                 except wallet_services.PriceError as exc:
                     form.add_error(None, str(exc))
                 else:
-                    messages.success(request, f"{data['kind'].title()} price in {data['currency']} added.")
+                    messages.success(request, (_("Retail price in %(currency)s added.") if data["kind"] == "retail"
+                                              else _("Wholesale price in %(currency)s added."))
+                                     % {"currency": data["currency"]})
                     return redirect("frontend:prices")
         else:
             form = PriceForm.fresh(initial={"effective_from": timezone.localtime().replace(second=0, microsecond=0)},
@@ -254,10 +268,22 @@ def prices(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST":
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        return HttpResponseForbidden("Only utility staff can set prices.")
+        return HttpResponseForbidden(_("Only utility staff can set prices."))
     scales = _currencies()
     found = wallet_selectors.price_schedules()
     namer = wording.Namer(None, [])
     namer.load_organisations(s.utility for s in found)
     schedules = [(s, scales.get(s.currency, 2), namer.organisation_name(s.utility)) for s in found]
     return render(request, "frontend/prices.html", {"schedules": schedules, "price_form": form})
+
+
+# Browsers ask for /favicon.ico on every site whatever the page links; a 404 there is an error in
+# every page's console.
+FAVICON = Path(__file__).resolve().parent / "static" / "frontend" / "icons" / "favicon-48.ico"
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=604800"
+    return response

@@ -12,6 +12,8 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Return the unspent coins of ended funded windows; idempotent, so overlap is harmless.
     "settle-due-windows": {"task": "meters.tasks.settle_due_windows", "schedule": 60.0},
+    # Notifications whose delivery task was lost or failed for now are queued again.
+    "resend-due-deliveries": {"task": "notifications.tasks.resend_due_deliveries", "schedule": 60.0},
 }
 
 

@@ -1,7 +1,9 @@
 """The error responses every operation can give, added to the OpenAPI document once.
 
-DRF answers the same way everywhere: a refused or missing credential is 403 (session
-authentication comes first and sends no ``WWW-Authenticate`` challenge, so DRF never says 401);
+DRF answers the same way everywhere: a missing credential or a missing permission is 403
+(session authentication comes first and sends no ``WWW-Authenticate`` challenge); a bad API
+token, or HTTP basic credentials, is 401 with a ``Bearer`` challenge, and too many of those
+from one address is 429;
 a path naming nothing is 404; a malformed query or body is 400. Writing those on each view would
 repeat them sixteen times and miss the next view, so this drf-spectacular postprocessing hook
 adds them from what the document already says about an operation: its security, its path
@@ -48,7 +50,12 @@ def add_error_responses(result: dict[str, Any], generator, request, public) -> d
                 responses.setdefault("400", _error("The query or body is malformed."))
             if any(operation.get("security", [])):
                 # with an anonymous alternative ({}), bad credentials are still refused
-                responses.setdefault("403", _error("Not signed in, bad credentials, or not allowed."))
+                responses.setdefault("403", _error("Not signed in, or not allowed (an API token without the "
+                                                   "scope this operation needs included)."))
+                responses.setdefault("401", _error("The API token is malformed, unknown, expired or revoked, "
+                                                   "or HTTP basic credentials were sent."))
+                responses.setdefault("429", _error("Too many failed API token attempts from this address; "
+                                                   "see Retry-After."))
             if any(p["in"] == "path" for p in parameters):
                 responses.setdefault("404", _error("Nothing of that id here, or not visible to the caller."))
     return result

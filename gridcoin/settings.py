@@ -7,6 +7,7 @@ Production (GRIDCOIN_ENV=production) refuses to start without its secrets.
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -69,7 +70,8 @@ else:
     GRIDCOIN_ORDERER_KEY = os.environ.get("GRIDCOIN_ORDERER_KEY") or _embedded_secret(
         "orderer_key", 32
     )
-    DEBUG = os.environ.get("DEBUG", "1") == "1"
+    # Off unless asked for: debug pages list every URL and setting to whoever mistypes a path.
+    DEBUG = os.environ.get("DEBUG", "0") == "1"
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -84,6 +86,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "channels",
     "ledger",
@@ -93,6 +96,7 @@ INSTALLED_APPS = [
     "wallet",
     "payments",
     "iot_gateway",
+    "notifications",
     "demo",
 ]
 # daphne's app does one thing: ``runserver`` serves the ASGI application (websockets included).
@@ -104,12 +108,15 @@ if sys.argv[1:2] == ["runserver"]:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "gridcoin.session_cookie.SessionCookieGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.languages.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -134,6 +141,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "demo.context_processors.demo_logins",
@@ -207,6 +215,25 @@ GRIDCOIN_UTILITY_TZ = os.environ.get("GRIDCOIN_UTILITY_TZ") or os.environ.get("T
 TIME_ZONE = GRIDCOIN_UTILITY_TZ
 # --- end utility time zone ---
 
+# --- i18n: the residents' languages ---------------------------------------------------------------
+# Each language is named in itself (the switcher shows these names to people who may not read
+# English). en-IN reads the English texts; it exists so that number and currency formatting can
+# follow Indian conventions for a browser that asks for it.
+LANGUAGES = [
+    ("en", "English"),
+    ("en-in", "English (India)"),
+    ("hi", "हिन्दी"),
+    ("es", "Español"),
+]
+# The languages offered in the switcher (en-IN is reached through the browser's Accept-Language).
+GRIDCOIN_SWITCHER_LANGUAGES = ["en", "hi", "es"]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# A year: the choice outlives the session (a signed-in user's choice is also on their profile).
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = PRODUCTION
+# --- end i18n ------------------------------------------------------------------------------------
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Outside production files are served from the apps' static folders (runserver_nostatic +
@@ -252,7 +279,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "gridcoin.authentication.NulSafeBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "gridcoin.pagination.StrictLimitOffsetPagination",
@@ -265,6 +291,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Energy coins on a hash-chained, signed ledger.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from this site's own static files (drf-spectacular-sidecar), not a CDN: the
+    # Content-Security-Policy allows scripts and styles from 'self' only.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "gridcoin.openapi.add_error_responses",
@@ -293,6 +323,27 @@ GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", 
 # Stripe webhook endpoint secrets, comma-separated (several during rotation).
 STRIPE_WEBHOOK_SECRETS = [s for s in os.environ.get("STRIPE_WEBHOOK_SECRETS", "").split(",") if s] or ([] if PRODUCTION else ["whsec_" + _embedded_secret("stripe_webhook_secret", 32)])
 
+# --- notifications (in-app, e-mail, Web Push) ---
+# E-mail goes through Django's backend: printed to the console in the embedded default, SMTP
+# (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) in production.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
+EMAIL_TIMEOUT = 20
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <gridcoin@localhost>")
+# Web Push: the VAPID private key (base64url of the 32-byte P-256 scalar). Unset: generated into
+# the data directory on first use in the embedded default; push is off in production without it.
+GRIDCOIN_VAPID_PRIVATE_KEY = os.environ.get("GRIDCOIN_VAPID_PRIVATE_KEY", "")
+GRIDCOIN_VAPID_SUBJECT = os.environ.get("GRIDCOIN_VAPID_SUBJECT", "mailto:gridcoin@localhost")
+# A device "runs low" below this many spendable Wh, or below this many minutes at its recent rate.
+GRIDCOIN_NOTIFY_LOW_WH = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_WH", "500"))
+GRIDCOIN_NOTIFY_LOW_MINUTES = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_MINUTES", "60"))
+# --- end notifications ---
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -300,7 +351,105 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
+# --- Sign-in safety (issue 13): lockouts, rate limits, API tokens, second factor ----------------
+INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+# OTP marks a verified session right after the user is known; staff without one are sent to
+# their second factor; axes turns a locked-out login into the 429 page (it must come last).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1,
+                  "accounts.middleware.SecondFactorRequiredMiddleware")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# Counters live in the cache: Redis when REDIS_URL is set, else a database table (created by
+# accounts' post_migrate hook), so every web process sees the same counts.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "gridcoin"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                          "LOCATION": "gridcoin_cache"}}
+
+# Failed logins: locked per username and, separately, per client address.
+GRIDCOIN_LOGIN_FAILURE_LIMIT = int(os.environ.get("GRIDCOIN_LOGIN_FAILURE_LIMIT", "5"))
+GRIDCOIN_LOGIN_COOLOFF_MINUTES = int(os.environ.get("GRIDCOIN_LOGIN_COOLOFF_MINUTES", "15"))
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = GRIDCOIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=GRIDCOIN_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_VERBOSE = False
+LOGGING["loggers"] = {"axes": {"level": "WARNING"}}  # every login at INFO is noise; lockouts are WARNING
+# The client address is REMOTE_ADDR unless a proxy in front is trusted to set this header
+# (e.g. X-Forwarded-For); then the address GRIDCOIN_TRUSTED_PROXY_COUNT hops from its right end.
+GRIDCOIN_CLIENT_IP_HEADER = os.environ.get("GRIDCOIN_CLIENT_IP_HEADER", "")
+GRIDCOIN_TRUSTED_PROXY_COUNT = int(os.environ.get("GRIDCOIN_TRUSTED_PROXY_COUNT", "1"))
+
+# Sign-ups and password-reset requests per client address, and failed API token
+# authentications per address, within a window of GRIDCOIN_LOGIN_COOLOFF_MINUTES.
+GRIDCOIN_SIGNUP_LIMIT = int(os.environ.get("GRIDCOIN_SIGNUP_LIMIT", "5"))
+GRIDCOIN_PASSWORD_RESET_LIMIT = int(os.environ.get("GRIDCOIN_PASSWORD_RESET_LIMIT", "5"))
+GRIDCOIN_API_AUTH_FAILURE_LIMIT = int(os.environ.get("GRIDCOIN_API_AUTH_FAILURE_LIMIT", "10"))
+
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "rest_framework.authentication.SessionAuthentication",
+    "accounts.api_auth.ApiTokenAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
+    "rest_framework.permissions.IsAuthenticated",
+    "accounts.api_auth.TokenHasScope",
+]
+
+# Password-reset mail: the console in the embedded default, SMTP settings from the environment.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <noreply@localhost>")
+PASSWORD_RESET_TIMEOUT = 3 * 3600
+
+# Second factor: the issuer named in authenticator apps; passkeys are bound to this site.
+OTP_TOTP_ISSUER = "GridCoin"
+# ---------------------------------------------------------------------------------------------
+
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- security headers: Content-Security-Policy, HSTS --------------------------------------------
+# No 'unsafe-inline' and no 'unsafe-eval': every script and style is a file served from this
+# site (templates pass data with json_script or data- attributes; htmx injects no styles, see
+# the htmx-config meta in base.html). img-src allows OpenStreetMap tiles for the device map;
+# connect-src allows the websockets (live device state, the ledger feed).
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "https://tile.openstreetmap.org"],
+        "font-src": [SELF],
+        "connect-src": [SELF, "ws:", "wss:"],
+        "worker-src": [SELF],
+        "manifest-src": [SELF],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+    },
+}
+# HSTS only in production, and only on HTTPS responses (Django sends it on secure requests;
+# behind a proxy, X-Forwarded-Proto says which those are). The redirect to HTTPS is off by
+# default: the proxy in front usually does it; turn it on when Django faces the internet.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600))) if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = os.environ.get("SECURE_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
+SECURE_HSTS_PRELOAD = os.environ.get("SECURE_HSTS_PRELOAD", "0") == "1"
+SECURE_SSL_REDIRECT = os.environ.get("SECURE_SSL_REDIRECT", "0") == "1"

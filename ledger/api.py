@@ -16,8 +16,12 @@ from .serializers import (
     TransactionSummarySerializer,
 )
 
+# What an API token needs to read here (the project's token permission checks it).
+READ_SCOPE = {"GET": "ledger:read"}
+
 
 class BlockList(generics.ListAPIView):
+    required_scopes = READ_SCOPE
     serializer_class = BlockSerializer
 
     def get_queryset(self):
@@ -25,6 +29,7 @@ class BlockList(generics.ListAPIView):
 
 
 class BlockDetail(generics.RetrieveAPIView):
+    required_scopes = READ_SCOPE
     serializer_class = BlockSerializer
     lookup_field = "number"
 
@@ -35,6 +40,7 @@ class BlockDetail(generics.RetrieveAPIView):
 class BlockTransactions(generics.ListAPIView):
     """The block's transactions the caller may see (leaf hashes of all are in the proofs)."""
 
+    required_scopes = READ_SCOPE
     serializer_class = TransactionSummarySerializer
 
     def get_queryset(self):
@@ -43,6 +49,7 @@ class BlockTransactions(generics.ListAPIView):
 
 
 class TransactionDetail(generics.RetrieveAPIView):
+    required_scopes = READ_SCOPE
     serializer_class = TransactionSerializer
     lookup_field = "tx_hash"
 
@@ -55,6 +62,8 @@ class TransactionDetail(generics.RetrieveAPIView):
 class TransactionProof(APIView):
     """Leaf index, audit path and signed block header: enough to check inclusion offline."""
 
+    required_scopes = READ_SCOPE
+
     @extend_schema(responses={200: ProofSerializer,
                               409: OpenApiResponse(DetailSerializer, description="not sealed into a block yet")})
     def get(self, request, tx_hash: str):
@@ -66,6 +75,7 @@ class TransactionProof(APIView):
 
 
 class AccountList(generics.ListAPIView):
+    required_scopes = READ_SCOPE
     serializer_class = AccountSerializer
 
     def get_queryset(self):
@@ -73,6 +83,7 @@ class AccountList(generics.ListAPIView):
 
 
 class AccountDetail(generics.RetrieveAPIView):
+    required_scopes = READ_SCOPE
     serializer_class = AccountSerializer
 
     def get_queryset(self):

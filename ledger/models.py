@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class OrgType(models.TextChoices):
-    UTILITY = "utility"
-    GRID = "grid"
-    DISTRIBUTOR = "distributor"
-    PRODUCER = "producer"
-    BANK = "bank"
-    CHARITY = "charity"
-    AGENT = "agent"
-    HOUSEHOLD = "household"
-    AUDITOR = "auditor"
+    UTILITY = "utility", _("Utility")
+    GRID = "grid", _("Grid")
+    DISTRIBUTOR = "distributor", _("Distributor")
+    PRODUCER = "producer", _("Producer")
+    BANK = "bank", _("Bank")
+    CHARITY = "charity", _("Charity")
+    AGENT = "agent", _("Agent")
+    HOUSEHOLD = "household", _("Household")
+    AUDITOR = "auditor", _("Auditor")
 
 
 class Organisation(models.Model):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from django.db import connection, models
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, TruncDate, TruncHour
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .db import bound_cursor, sql_in
@@ -25,7 +28,20 @@ from .keys import (
     windows_key,
 )
 from .merkle import inclusion_proof
-from .models import Account, Block, Identity, Organisation, OrgType, StateEntry, Transaction, TransactionQuerySet
+from .models import (
+    Account,
+    AccountKind,
+    Block,
+    Identity,
+    Organisation,
+    OrgType,
+    Posting,
+    StateEntry,
+    Transaction,
+    TransactionQuerySet,
+    TxStatus,
+)
+from .readings import chaincode_for
 
 # Organisation types that see every account and transaction (they run or audit the network).
 OVERSEERS = {OrgType.UTILITY, OrgType.AUDITOR}
@@ -359,3 +375,81 @@ def account_balances(keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     return {(key, asset): balance for key, asset, balance in Account.objects.filter(
         key__in={k for k, _ in keys}, asset_id__in={a for _, a in keys}).values_list("key", "asset_id", "balance")
         if (key, asset) in set(keys)}
+
+
+# --- sums per hour or per day, for charts
+# Buckets are hours or days of the current time zone (``django.utils.timezone``), computed by
+# the database (TruncHour / TruncDate with that zone work the same on SQLite and PostgreSQL):
+# a month of a meter's readings is summed there, not loaded. Keys are what the truncation
+# gives: an aware datetime (the hour's start) or a date.
+
+Bucket = Literal["hour", "day"]
+BucketKey = datetime | date
+
+
+def _truncated(field: str, bucket: Bucket) -> TruncHour | TruncDate:
+    zone = timezone.get_current_timezone()
+    if bucket == "hour":
+        return TruncHour(field, tzinfo=zone)
+    if bucket == "day":
+        return TruncDate(field, tzinfo=zone)
+    raise ValueError(f"bucket must be 'hour' or 'day', not {bucket!r}")
+
+
+def meter_energy_by_period(*, identity_id: int, device_kind: str, since: datetime, until: datetime,
+                           bucket: Bucket) -> dict[BucketKey, int]:
+    """Wh a meter reported per hour or day, from its accepted readings (the ``consumer.burn`` or
+    ``generator.mint`` transactions it signed, at the time the meter stamped them) in
+    ``[since, until)``: what a consumer drew (burned or not: a shortfall was still consumed), or
+    what a producer produced. A reading delivered twice is one transaction; refused ones count
+    nothing. Periods without a reading are absent."""
+    chaincode, function = chaincode_for(device_kind)
+    reported = "wh" if device_kind in PRODUCER_KINDS else "requested"
+    rows = (Transaction.objects
+            .filter(invoker_id=identity_id, chaincode=chaincode, function=function, status=TxStatus.VALID,
+                    proposed_at__gte=since, proposed_at__lt=until)
+            .annotate(period=_truncated("proposed_at", bucket)).values("period")
+            .annotate(total=Sum(Cast(KT(f"result__{reported}"), models.BigIntegerField())))
+            .order_by("period"))
+    return {row["period"]: int(row["total"] or 0) for row in rows}
+
+
+def energy_issuance_by_period(*, since: datetime, until: datetime, bucket: Bucket,
+                              asset: str = ENERGY) -> dict[BucketKey, tuple[int, int]]:
+    """(minted, burned) per hour or day in ``[since, until)``: what left and what returned to the
+    asset's issuance account, by the time each transaction was proposed. Periods with neither
+    are absent."""
+    rows = (Posting.objects
+            .filter(account__kind=AccountKind.ISSUANCE, asset_id=asset, transaction__proposed_at__gte=since,
+                    transaction__proposed_at__lt=until)
+            .annotate(period=_truncated("transaction__proposed_at", bucket)).values("period")
+            .annotate(minted=Sum(-F("amount"), filter=Q(amount__lt=0)), burned=Sum("amount", filter=Q(amount__gt=0)))
+            .order_by("period"))
+    return {row["period"]: (int(row["minted"] or 0), int(row["burned"] or 0)) for row in rows}
+
+
+def balance_by_day(account_ids: list[int], *, first_day: date, last_day: date) -> list[tuple[date, int]]:
+    """The summed balance of these accounts at the end of each day from ``first_day`` to
+    ``last_day`` (days of the current time zone), from their postings: the balance before the
+    first day, then each day's net change. Postings proposed after ``last_day`` count on it, so
+    the last figure is the accounts' balance now."""
+    if first_day > last_day:
+        return []
+    if not account_ids:
+        return [(first_day + timedelta(days=n), 0) for n in range((last_day - first_day).days + 1)]
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(first_day, time.min, tzinfo=zone)
+    postings = Posting.objects.filter(account_id__in=set(account_ids))
+    opening = postings.filter(transaction__proposed_at__lt=start).aggregate(total=Sum("amount"))["total"] or 0
+    changes: dict[date, int] = {}
+    for row in (postings.filter(transaction__proposed_at__gte=start)
+                .annotate(day=_truncated("transaction__proposed_at", "day")).values("day")
+                .annotate(total=Sum("amount")).order_by("day")):
+        day = min(row["day"], last_day)
+        changes[day] = changes.get(day, 0) + int(row["total"] or 0)
+    series, running = [], int(opening)
+    for n in range((last_day - first_day).days + 1):
+        day = first_day + timedelta(days=n)
+        running += changes.get(day, 0)
+        series.append((day, running))
+    return series

@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_auth import TokenHasScope
 from ledger.serializers import DetailSerializer
 from wallet import selectors as wallet
 from wallet import services as wallet_services
@@ -52,6 +53,8 @@ def _error(message: str, code: int) -> Response:
 class WalletBalances(APIView):
     """The signed-in user's organisations with their energy (Wh) and fiat credit balances."""
 
+    required_scopes = {"GET": "wallet:read"}
+
     @extend_schema(responses=WalletSerializer)
     def get(self, request):
         return Response({"organisations": WalletOrganisationSerializer(wallet.wallet_balances(request.user),
@@ -62,6 +65,7 @@ class WalletHistory(generics.ListAPIView):
     """Transactions of the user's organisations, newest first, with links to each ledger
     transaction and its inclusion proof."""
 
+    required_scopes = {"GET": "wallet:read"}
     serializer_class = HistoryEntrySerializer
 
     def get_queryset(self):
@@ -77,7 +81,8 @@ class WalletHistory(generics.ListAPIView):
 class DeviceList(generics.ListAPIView):
     """Public devices anyone may fund (street lights, stadium, market square) and their state."""
 
-    permission_classes = [AllowAny]
+    permission_classes = [AllowAny, TokenHasScope]
+    required_scopes = {"GET": "devices:read"}
     serializer_class = DeviceStateSerializer
 
     def get_queryset(self):
@@ -91,7 +96,8 @@ class DeviceList(generics.ListAPIView):
 class DeviceDetail(APIView):
     """A device's public state by its public id (the QR code's id): no consumption history."""
 
-    permission_classes = [AllowAny]
+    permission_classes = [AllowAny, TokenHasScope]
+    required_scopes = {"GET": "devices:read"}
 
     @extend_schema(responses=DeviceStateSerializer)
     def get(self, request, public_id: str):
@@ -103,6 +109,8 @@ class DeviceDetail(APIView):
 
 class DeviceFund(APIView):
     """Fund a device from your household account, optionally for a time window."""
+
+    required_scopes = {"POST": "devices:fund"}
 
     @extend_schema(request=FundRequestSerializer, parameters=[IDEMPOTENCY_HEADER],
                    responses={201: FundResultSerializer,
@@ -136,8 +144,10 @@ class DeviceFund(APIView):
 class Prices(APIView):
     """Price schedules of every utility (anyone may read); utility staff add prices."""
 
+    required_scopes = {"GET": "prices:read", "POST": "prices:write"}
+
     def get_permissions(self):
-        return [AllowAny()] if self.request.method == "GET" else [IsAuthenticated()]
+        return [AllowAny() if self.request.method in ("GET", "HEAD") else IsAuthenticated(), TokenHasScope()]
 
     @extend_schema(responses=PriceSchedulesSerializer)
     def get(self, request):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -15,6 +16,7 @@ from channels.layers import get_channel_layer
 from ledger.events import push_outage
 
 from .channel_groups import listened_groups
+from .signals import DeviceObservation, devices_observed
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ def devices_state_changed(consumption_by_id: dict[str, dict[str, Any] | None]) -
             messages.append((public_id, "device.consumption", {"public_id": public_id, **consumption}))
         relays.append((public_id, state.relay))
     _send_many(messages)
+    _observed([DeviceObservation(s.public_id, s.spendable, s.relay, *_register(consumption_by_id.get(s.public_id)))
+               for s in states])
     for public_id, relay in relays:
         for publish in list(_relay_publishers):
             try:
@@ -77,6 +81,22 @@ def devices_state_changed(consumption_by_id: dict[str, dict[str, Any] | None]) -
             except Exception:
                 logger.warning("relay command for %s failed", public_id, exc_info=True)
     return len(states)
+
+
+def _register(consumption: dict[str, Any] | None) -> tuple[int | None, datetime | None]:
+    """The import register and its time, when the change came with a reading."""
+    if not consumption or not isinstance(consumption.get("import_wh"), int):
+        return None, None
+    try:
+        return consumption["import_wh"], datetime.fromisoformat(consumption["timestamp"])
+    except (KeyError, TypeError, ValueError):
+        return None, None
+
+
+def _observed(observations: list[DeviceObservation]) -> None:
+    for receiver, result in devices_observed.send_robust(sender=DeviceObservation, observations=observations):
+        if isinstance(result, Exception):  # best effort: the next observation of the device catches up
+            logger.warning("%s failed on %d device observations", receiver, len(observations), exc_info=result)
 
 
 def _state_payload(public_id: str, state) -> dict[str, Any]:
@@ -120,6 +140,7 @@ def device_state_changed(public_id: str, *, consumption: dict[str, Any] | None =
     state = device_state(device)
     payload = _state_payload(public_id, state)
     send_device_event(public_id, "device.state", payload)
+    _observed([DeviceObservation(public_id, state.spendable, state.relay, *_register(consumption))])
     if consumption is not None:
         send_device_event(public_id, "device.consumption", {"public_id": public_id, **consumption})
     for publish in list(_relay_publishers):

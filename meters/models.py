@@ -2,17 +2,18 @@
 device's account ``device:<public_id>``; this table keeps names, kinds, owners and places."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from ledger.keys import device_account
 from ledger.models import Identity, Organisation
 
 
 class DeviceKind(models.TextChoices):
-    HOUSEHOLD_METER = "household_meter", "Household meter"
-    STREET_LIGHT = "street_light", "Street light"
-    STADIUM_LIGHTS = "stadium_lights", "Stadium lights"
-    MARKET_SQUARE = "market_square", "Market square"
-    PRODUCER_METER = "producer_meter", "Producer meter"
+    HOUSEHOLD_METER = "household_meter", _("Household meter")
+    STREET_LIGHT = "street_light", _("Street light")
+    STADIUM_LIGHTS = "stadium_lights", _("Stadium lights")
+    MARKET_SQUARE = "market_square", _("Market square")
+    PRODUCER_METER = "producer_meter", _("Producer meter")
 
 
 # Shared infrastructure anyone may find and fund; a household meter is fundable by anyone who
@@ -35,6 +36,8 @@ class Device(models.Model):
                                     help_text="the meter's own Ed25519 key (identity kind device, name = public id)")
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    # What residents are shown of where a device is (a street, a ward); never the coordinates.
+    place = models.CharField(max_length=120, blank=True, default="")
     state = models.CharField(max_length=12, choices=EnrolmentState.choices, default=EnrolmentState.ACTIVE)
     is_public = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

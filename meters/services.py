@@ -12,6 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts import services as accounts
 from accounts.keys import custodial_signer, key_encryption_key
@@ -78,7 +79,7 @@ class NotPermitted(DeviceError):
 @transaction.atomic
 def device_register(*, organisation: Organisation, kind: str, name: str, public_id: str, public_key: bytes,
                     latitude: Decimal | None = None, longitude: Decimal | None = None,
-                    state: str = EnrolmentState.ACTIVE) -> Device:
+                    state: str = EnrolmentState.ACTIVE, place: str = "") -> Device:
     """Register a meter's own key as a ledger identity (kind device, named by its public id)
     and open the account it holds coins in: ``device:<public_id>`` for consumers, the owner's
     ``producer:<msp>`` for producer meters (a producer's meters mint to the producer)."""
@@ -97,7 +98,7 @@ def device_register(*, organisation: Organisation, kind: str, name: str, public_
                             kind=AccountKind.DEVICE)
     return Device.objects.create(
         public_id=public_id, name=name, kind=kind, organisation=organisation, identity=identity,
-        latitude=latitude, longitude=longitude, state=state, is_public=kind in PUBLIC_KINDS,
+        latitude=latitude, longitude=longitude, place=place, state=state, is_public=kind in PUBLIC_KINDS,
     )
 
 
@@ -107,12 +108,13 @@ def _aad(device: Device) -> bytes:
 
 @transaction.atomic
 def device_register_simulated(*, organisation: Organisation, kind: str, name: str, public_id: str,
-                              latitude: Decimal | None = None, longitude: Decimal | None = None) -> Device:
+                              latitude: Decimal | None = None, longitude: Decimal | None = None,
+                              place: str = "") -> Device:
     """Register a device whose meter the demo or a simulator plays: its key pair is generated
     here and the private half kept sealed, so the simulator can sign its readings."""
     key = generate_private_key()
     device = device_register(organisation=organisation, kind=kind, name=name, public_id=public_id,
-                             public_key=public_bytes(key), latitude=latitude, longitude=longitude)
+                             public_key=public_bytes(key), latitude=latitude, longitude=longitude, place=place)
     nonce, ciphertext = seal_private_key(private_seed(key), key_encryption_key(), _aad(device))
     SimulatedMeterKey.objects.create(device=device, nonce=nonce, ciphertext=ciphertext)
     return device
@@ -158,18 +160,19 @@ def kwh_to_wh(kwh: Decimal) -> int:
     """Exact: a kWh amount with at most three decimals is a whole number of Wh."""
     wh = kwh * WH_PER_KWH
     if wh != wh.to_integral_value():
-        raise FundingError("Amounts have at most three decimals (whole Wh).")
+        raise FundingError(_("Amounts have at most three decimals (whole Wh)."))
     return int(wh)
 
 
 def _device_for_funding(public_id: str) -> Device:
     device = Device.objects.filter(public_id=public_id).first()
     if device is None:
-        raise DeviceNotFound(f"There is no device {public_id!r}. Check the id on its sticker.")
+        raise DeviceNotFound(_("There is no device %(id)s. Check the id on its sticker.") % {"id": repr(public_id)})
     if device.is_retired:
-        raise DeviceRetired(f"Device {public_id} is retired and can no longer be funded.")
+        raise DeviceRetired(_("Device %(id)s is retired and can no longer be funded.") % {"id": public_id})
     if device.kind == DeviceKind.PRODUCER_METER:
-        raise FundingError(f"Device {public_id} is a producer meter; only consumer devices can be funded.")
+        raise FundingError(_("Device %(id)s is a producer meter; only consumer devices can be funded.")
+                           % {"id": public_id})
     return device
 
 
@@ -177,17 +180,17 @@ def _check_window(start: datetime | None, end: datetime | None, now: datetime) -
     if start is None and end is None:
         return None
     if start is None or end is None:
-        raise FundingError("A window needs both a start and an end.")
+        raise FundingError(_("A window needs both a start and an end."))
     if timezone.is_naive(start) or timezone.is_naive(end):
-        raise FundingError("Window times must carry a timezone.")
+        raise FundingError(_("Window times must carry a timezone."))
     if end <= start:
-        raise FundingError("The window must end after it starts.")
+        raise FundingError(_("The window must end after it starts."))
     if end <= now:
-        raise FundingError("The window has already ended; choose an end in the future.")
+        raise FundingError(_("The window has already ended; choose an end in the future."))
     if start < now - WINDOW_START_GRACE:
-        raise FundingError("The window cannot start in the past.")
+        raise FundingError(_("The window cannot start in the past."))
     if end - start > MAX_WINDOW:
-        raise FundingError("A window may last at most 7 days.")
+        raise FundingError(_("A window may last at most 7 days."))
     # Kept as UTC whatever zone they arrived in: the ledger's record reads the same everywhere.
     return {"start": start.astimezone(UTC).isoformat(), "end": end.astimezone(UTC).isoformat()}
 
@@ -206,14 +209,14 @@ def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime 
     Not wrapped in one transaction: ``ledger.invoke`` commits (and retries) on its own.
     """
     if not idempotency_key or len(idempotency_key) > 200:
-        raise FundingError("An idempotency key of 1 to 200 characters is required.")
+        raise FundingError(_("An idempotency key of 1 to 200 characters is required."))
     device = _device_for_funding(public_id)
     try:
         membership = accounts.membership_for(user, organisation)
     except Membership.DoesNotExist:
-        raise NotPermitted("You are not a member of any organisation that holds coins.") from None
+        raise NotPermitted(_("You are not a member of any organisation that holds coins.")) from None
     if isinstance(amount_wh, bool) or not isinstance(amount_wh, int) or amount_wh <= 0:
-        raise FundingError("The amount must be a positive number of Wh.")
+        raise FundingError(_("The amount must be a positive number of Wh."))
     key = f"fund:{idempotency_key}"
     args: dict[str, Any] = {"device": device.public_id, "amount": amount_wh}
     window = _check_window(window_start, window_end, timezone.now())
@@ -224,18 +227,18 @@ def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime 
     if first_try:  # a replay is answered by the ledger even if the balance has moved since
         account = Account.objects.filter(key=source, asset_id=ENERGY).first()
         if account is None:
-            raise FundingError(f"{membership.organisation.name} has no energy account to fund from.")
+            raise FundingError(_("%(name)s has no energy account to fund from.") % {"name": membership.organisation.name})
         if amount_wh > account.balance:
             raise FundingError(
-                f"Not enough coins: {membership.organisation.name} holds {kwh(account.balance)} kWh, "
-                f"you asked to fund {kwh(amount_wh)} kWh."
+                _("Not enough coins: %(name)s holds %(held)s kWh, you asked to fund %(asked)s kWh.")
+                % {"name": membership.organisation.name, "held": kwh(account.balance), "asked": kwh(amount_wh)}
             )
     try:
         result = accounts.invoke_as(identity=membership.identity, chaincode="resident", function="fund",
                                     args=args, idempotency_key=key)
     except ledger.IdempotencyConflict:
-        raise FundingConflict("This request was already submitted with different values (idempotency key "
-                              "reused); reload the page and try again.") from None
+        raise FundingConflict(_("This request was already submitted with different values (idempotency key "
+                                "reused); reload the page and try again.")) from None
     if not result.ok:
         raise FundingRejected(result)
     _announce(device.public_id)

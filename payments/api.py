@@ -22,6 +22,8 @@ class WebhookEventSerializer(serializers.ModelSerializer):
 class WebhookEventList(generics.ListAPIView):
     """Every webhook delivery the caller may see, newest first; filter with ?status= and ?provider=."""
 
+    required_scopes = {"GET": "payments:read"}
+
     serializer_class = WebhookEventSerializer
 
     def get_queryset(self):

@@ -17,7 +17,7 @@ from ledger.selectors import identity_key_and_organisations, organisation_with_m
 from .claims import claim_payment, unclaimable
 from .deliveries import Settlement, WebhookRefused, payment_settle
 from .notices import NoticeError, PaymentFacts, PaymentNotice, amount_of, chaincode_of, currency_of, msp_id_of
-from .sales import SALE_ROUTES, bank_invoker, check_parties, open_accounts, sale_args
+from .sales import SALE_ROUTES, bank_invoker, check_parties, credited, open_accounts, sale_args
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ def payment_credit(*, provider: str, scope: str, payment_id: str, chaincode: str
             result = ledger.invoke(chaincode=route.chaincode, function=route.function, args=sale_args(facts, stored),
                                    invoker=identity, idempotency_key=facts.idempotency_key, signer=signer)
             payment_settle(Settlement(pk, result.tx_hash, result.ok, result.reason or ""))
+            if result.ok:
+                credited(pk, facts, result.result)
     except WebhookRefused as exc:
         return PaymentOutcome("rejected", reason=f"{origin}: {exc.message}")
     if not result.ok:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from ledger.models import OrgType
 
@@ -13,8 +14,8 @@ from .notices import SELLER_CHAINCODES
 from .selectors import SimulatorAccess
 
 CHAINCODE_LABELS = {
-    "retail-seller": "retail-seller: a household pays the utility, coins go to the household",
-    "wholesale-seller": "wholesale-seller: the utility pays a producer, coins go to the utility",
+    "retail-seller": _("retail-seller: a household pays the utility, coins go to the household"),
+    "wholesale-seller": _("wholesale-seller: the utility pays a producer, coins go to the utility"),
 }
 
 
@@ -23,14 +24,14 @@ def _org_choices(orgs) -> list[tuple[str, str]]:
 
 
 class SimulatorForm(forms.Form):
-    payer = forms.ChoiceField(label="Payer")
-    payee = forms.ChoiceField(label="Payee")
-    chaincode = forms.ChoiceField(label="Chaincode")
-    bank = forms.ChoiceField(label="Bank (signs the webhook)")
-    amount = forms.DecimalField(label="Amount", min_value=Decimal("0.01"), max_digits=14, decimal_places=2,
+    payer = forms.ChoiceField(label=_("Payer"))
+    payee = forms.ChoiceField(label=_("Payee"))
+    chaincode = forms.ChoiceField(label=_("Chaincode"))
+    bank = forms.ChoiceField(label=_("Bank (signs the webhook)"))
+    amount = forms.DecimalField(label=_("Amount"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2,
                                 widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
-                                help_text="in major units, e.g. 10.00 rupees")
-    currency = forms.ChoiceField(label="Currency")
+                                help_text=_("in major units, e.g. 10.00 rupees"))
+    currency = forms.ChoiceField(label=_("Currency"))
 
     def __init__(self, *args, access: SimulatorAccess, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,7 +57,8 @@ class SimulatorForm(forms.Form):
         if amount is not None and currency in self.scales:
             minor = amount * (Decimal(10) ** self.scales[currency])
             if minor != minor.to_integral_value():
-                self.add_error("amount", f"{currency} has {self.scales[currency]} decimal places")
+                self.add_error("amount", _("%(currency)s has %(places)d decimal places")
+                               % {"currency": currency, "places": self.scales[currency]})
             else:
                 data["amount_minor"] = int(minor)
         return data

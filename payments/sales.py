@@ -4,6 +4,7 @@ invocation and the audit row in one database transaction."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,9 @@ from .models import BankSecret, DeliveryStatus
 from .notices import PaymentFacts, PaymentNotice
 from .rows import loaded
 from .secrets import WEBHOOK_IDENTITY, StaleSecret, bank_secrets, webhook_identity_of
+from .signals import payment_credited
+
+logger = logging.getLogger(__name__)
 
 # --- the dispatch table: chaincode → who pays whom and which accounts the sale needs --------
 
@@ -204,6 +208,8 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
                                    idempotency_key=facts.idempotency_key, signer=signer)
             settlement = Settlement(claimed.payment, result.tx_hash, result.ok, result.reason or "")
             d.payment = claimed.payment
+            if result.ok:
+                credited(claimed.payment, facts, result.result)
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
             try:
                 if result.ok:
@@ -217,6 +223,15 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
                 d.payment = None  # rolled back with the sale: the 500's audit row cannot name it
                 raise
     return redelivery(d, claim, digest)
+
+
+def credited(payment: int, facts: PaymentFacts, result: Any) -> None:
+    """Tell other apps, inside the crediting transaction, that ``payment`` was credited."""
+    for receiver, outcome in payment_credited.send_robust(
+            sender=PaymentFacts, payment=payment, chaincode=facts.chaincode, payer=facts.payer, payee=facts.payee,
+            amount=facts.amount, currency=facts.currency, result=result if isinstance(result, dict) else {}):
+        if isinstance(outcome, Exception):
+            logger.warning("%s failed on the credit of payment %s", receiver, payment, exc_info=outcome)
 
 
 def sale_args(facts: PaymentFacts, created: datetime) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db.models import QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from accounts.models import Membership
 from ledger.keys import DEBT, ENERGY
@@ -110,3 +112,19 @@ def energy_debts_of_user(user) -> list[EnergyDebt]:
     rows = (Account.objects.filter(organisation_id__in=orgs, asset_id=DEBT, balance__gt=0)
             .order_by("organisation_id", "key").values_list("organisation_id", "key", "balance"))
     return [EnergyDebt(orgs[org_id], key.partition("@")[2], wh) for org_id, key, wh in rows]
+
+
+# --- sales per day, for the utility's dashboard
+
+RETAIL_CHAINCODE = "retail-seller"
+
+
+def retail_sales_by_day(*, payee: str, since: datetime, until: datetime) -> dict[tuple[date, str], int]:
+    """Minor units of the retail payments to ``payee`` (a utility's msp id) credited in
+    ``[since, until)``, by (day of the current time zone, currency): the sales the ledger
+    settled, whatever reversals came later. Days without a sale are absent."""
+    rows = (Payment.objects.filter(chaincode=RETAIL_CHAINCODE, payee=payee, state=PaymentState.CREDITED,
+                                   credited_at__gte=since, credited_at__lt=until)
+            .annotate(day=TruncDate("credited_at", tzinfo=timezone.get_current_timezone()))
+            .values("day", "currency").annotate(total=Sum("amount")).order_by("day", "currency"))
+    return {(row["day"], row["currency"]): int(row["total"]) for row in rows}

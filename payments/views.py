@@ -40,7 +40,7 @@ PREFILL = ("payer", "payee", "chaincode", "bank", "currency", "amount")
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def simulator(request: HttpRequest) -> HttpResponse:
     access = selectors.simulator_access(request.user)
     if not access.allowed:

@@ -59,3 +59,35 @@ def network(db):
 def _fast_password_hashing(settings):
     """Every test hashes passwords with MD5: PBKDF2's 1,000,000 rounds cost a second a login."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _staff_force_login_passes_the_second_factor(monkeypatch):
+    from django.test.client import Client
+
+    from tests.second_factor import force_login
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
+
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(request, django_db_blocker):
+    """Login lockouts and rate limits count in the cache, which outlives a test (Redis, or a
+    database table that transactional tests' flush leaves alone): each test that touches the
+    database starts and ends with it empty."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or _DB_FIXTURES & set(request.fixturenames)
+    if not uses_db:
+        yield
+        return
+    from tests.cache import clear_cache
+
+    request.getfixturevalue("django_db_setup")
+    with django_db_blocker.unblock():
+        clear_cache()
+    yield
+    with django_db_blocker.unblock():
+        clear_cache()
+

@@ -27,7 +27,8 @@ def build_meter_world(settings) -> MeterWorld:
     utility = world.uma.organisation
     ledger.asset_create(code="INR", name="Indian rupee credit", scale=2, display_unit="INR", issuer=utility)
     light = device_register_simulated(organisation=utility, kind=DeviceKind.STREET_LIGHT, name="Beach Road light",
-                                      public_id="SL-0001", latitude="9.965400", longitude="76.242100")
+                                      public_id="SL-0001", latitude="9.965400", longitude="76.242100",
+                                      place="Beach Road, ward 5")
     meter = device_register_simulated(organisation=world.alice.organisation, kind=DeviceKind.HOUSEHOLD_METER,
                                       name="Alice's meter", public_id="HM-ALICE")
     retired = device_retire(device=device_register_simulated(organisation=utility, kind=DeviceKind.STREET_LIGHT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -13,7 +13,7 @@ from django.utils import timezone
 from ledger.chaincodes.energy_math import price_at
 from ledger.keys import ENERGY, device_account, price_key, price_key_parts
 from ledger.models import Account, Organisation, OrgType, Posting, Transaction
-from ledger.selectors import organisations_of, price_schedule_entries
+from ledger.selectors import balance_by_day, organisations_of, price_schedule_entries
 from ledger.units import format_amount, kwh
 
 # --- balances ----------------------------------------------------------------------------
@@ -204,3 +204,14 @@ def retail_price_now(now: datetime | None = None) -> PriceSchedule | None:
     deployment has several): what a kWh is worth to a resident today."""
     current = [s for s in price_schedules(now) if s.kind == "retail" and s.current is not None]
     return min(current, key=lambda s: (s.utility, s.currency)) if current else None
+
+
+# --- balance over time -------------------------------------------------------------------
+
+def energy_balance_by_day(user, *, first_day: date, last_day: date) -> list[tuple[date, int]]:
+    """(day, Wh) at the end of each day from ``first_day`` to ``last_day`` (the current time
+    zone's days) of the coins the user's organisations hold to spend: their k accounts other
+    than their devices' (the wallet's energy balances, summed)."""
+    accounts = (Account.objects.filter(organisation__in=organisations_of(user), asset_id=ENERGY)
+                .exclude(kind__in=["issuance", "device"]).values_list("pk", flat=True))
+    return balance_by_day(list(accounts), first_day=first_day, last_day=last_day)

@@ -7,25 +7,26 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class RunState(models.TextChoices):
-    PENDING = "pending", "waiting for a worker"
-    LOADING = "loading", "reading the statement"
-    MATCHING = "matching", "matching against the ledger"
-    APPLYING = "applying", "applying payments missing on the ledger"
-    DONE = "done", "done"
-    FAILED = "failed", "failed (the statement was refused; nothing moved)"
+    PENDING = "pending", _("waiting for a worker")
+    LOADING = "loading", _("reading the statement")
+    MATCHING = "matching", _("matching against the ledger")
+    APPLYING = "applying", _("applying payments missing on the ledger")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed (the statement was refused; nothing moved)")
 
 
 class Outcome(models.TextChoices):
-    PENDING = "pending", "not sorted yet"
-    MATCHED = "matched", "matched: on the statement and credited on the ledger"
-    MISSING = "missing", "missing on the ledger: applied from the statement"
-    MISMATCH = "mismatch", "mismatch: amount, currency or parties differ (nothing moved)"
-    UNLISTED = "unlisted", "on the ledger but not on the statement"
-    REJECTED = "rejected", "missing on the ledger, and the ledger refused it"
-    IGNORED = "ignored", "not a payment (fee, refund, debit, pending entry)"
+    PENDING = "pending", _("not sorted yet")
+    MATCHED = "matched", _("matched: on the statement and credited on the ledger")
+    MISSING = "missing", _("missing on the ledger: applied from the statement")
+    MISMATCH = "mismatch", _("mismatch: amount, currency or parties differ (nothing moved)")
+    UNLISTED = "unlisted", _("on the ledger but not on the statement")
+    REJECTED = "rejected", _("missing on the ledger, and the ledger refused it")
+    IGNORED = "ignored", _("not a payment (fee, refund, debit, pending entry)")
 
 
 FLAGGED = (Outcome.MISMATCH, Outcome.UNLISTED, Outcome.REJECTED)

@@ -11,7 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_safe
 
 from . import selectors
 from .dispatch import reconciliation_start
@@ -28,7 +29,7 @@ def _access(request: HttpRequest) -> selectors.ReconciliationAccess:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def run_list(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     form = StatementUploadForm(request.POST or None, request.FILES or None, access=access)
@@ -45,7 +46,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             if made.created:
                 transaction.on_commit(lambda: reconciliation_start(made.run.pk))
             else:
-                messages.info(request, "This statement was reconciled before: here is its run.")
+                messages.info(request, _("This statement was reconciled before: here is its run."))
             return redirect("payments:reconciliation-run", run_id=made.run.pk)
     runs = selectors.runs_visible(access)[:50]
     return render(request, "payments/reconciliation/index.html", {"form": form, "runs": runs},
@@ -60,7 +61,7 @@ def _visible_run(request: HttpRequest, run_id: int) -> ReconciliationRun:
 
 
 @login_required
-@require_GET
+@require_safe
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _visible_run(request, run_id)
     totals = [(o, run.counts.get(o.value, 0), o in FLAGGED) for o in Outcome if o != Outcome.PENDING]
@@ -76,7 +77,7 @@ class _Echo:
 
 
 @login_required
-@require_GET
+@require_safe
 def run_export(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     run = _visible_run(request, run_id)
     writer = csv.writer(_Echo())

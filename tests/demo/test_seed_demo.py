@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from accounts.models import CustodialKey, Membership, Role
+from demo import readings
 from ledger.models import Account, Asset, Block, Identity, Organisation, Posting, StateEntry, Transaction, TxStatus
 from ledger.sealing import lease_acquire, lease_release, seal_next_block
 from ledger.verify import verify_chain
@@ -17,6 +18,10 @@ from meters.models import Device
 from payments.models import BankSecret, Payment, ProcessedEvent, ReconciliationLine, ReconciliationRun, WebhookEvent
 
 pytestmark = pytest.mark.django_db
+
+# The economy's six transactions, then demo.readings: two purchases, two fundings and a week of
+# readings from three meters.
+SEEDED_TXS = 6 + 2 + 2 + 3 * readings.READINGS_PER_METER
 
 
 def seed() -> str:
@@ -86,21 +91,28 @@ def test_seed_creates_the_demo_network():
     assert CustodialKey.objects.count() == len(expected) + 2
     assert Identity.objects.filter(kind="device").count() == 9
 
-    assert balance("producer:sunfarm") == 600_000  # 1,000 kWh generated, 400 kWh sold wholesale
+    # A week of the meters' readings (demo.readings): each local hour of the day 7 times.
+    solar = readings.DAYS * sum(readings.solar_watts(h) for h in range(24))
+    drawn = {m: readings.DAYS * sum(readings.household_watts(h, m) for h in range(24)) for m in readings.HOUSEHOLDS}
+    assert balance("producer:sunfarm") == 600_000 + solar  # 1,000 kWh generated, 400 kWh sold wholesale
     utility = Account.objects.filter(key__startswith="utility:gridco-utility:", asset_id="k")
-    assert utility.count() == 16 and sum(a.balance for a in utility) == 385_000
-    assert balance("household:hh-alice") == 5_000  # ₹40.00 at ₹8.00/kWh
-    assert balance("household:hh-bob") == 10_000  # ₹80.00 on the statement, no webhook
-    assert balance("issuance") == -1_000_000
+    assert utility.count() == 16 and sum(a.balance for a in utility) == 385_000 - 60_000
+    assert balance("household:hh-alice") == 5_000  # ₹40.00 at ₹8.00/kWh, then ₹240 spent on her meter
+    assert balance("household:hh-bob") == 10_000  # ₹80.00 on the statement, no webhook, and the same
+    for meter, wh in drawn.items():
+        assert balance(f"device:{meter}") == 30_000 - wh > 0  # funded a week's use, and some left
+    assert balance("issuance") == -1_000_000 - solar + sum(drawn.values())
     # Every coin moved through the economy's chaincodes: the producer's meter minted, the bank
     # reported the wholesale and retail payments (Bob's through its statement), the utility's
-    # operator set the prices.
+    # operator set the prices, residents funded their meters, whose readings burned.
     txs = Transaction.objects.all()
-    assert txs.count() == 6 and all(t.status == TxStatus.VALID for t in txs)
-    assert {t.invoker.qualified_name for t in txs} == {"sunfarm/PM-0001", "gridco-utility/operator",
-                                                        "demobank/webhooks"}
-    assert {(t.chaincode, t.function) for t in txs} == {("generator", "mint"), ("pricing", "set"),
-                                                         ("wholesale-seller", "sell"), ("retail-seller", "sell")}
+    assert txs.count() == SEEDED_TXS and all(t.status == TxStatus.VALID for t in txs)
+    assert {t.invoker.qualified_name for t in txs} == {
+        "sunfarm/PM-0001", "gridco-utility/operator", "demobank/webhooks", "hh-alice/HM-ALICE", "hh-bob/HM-BOB",
+        "hh-alice/alice", "hh-bob/bob"}
+    assert {(t.chaincode, t.function) for t in txs} == {
+        ("generator", "mint"), ("pricing", "set"), ("wholesale-seller", "sell"), ("retail-seller", "sell"),
+        ("resident", "fund"), ("consumer", "burn")}
 
 
 def test_seed_twice_changes_nothing():
@@ -114,17 +126,20 @@ def test_seed_twice_changes_nothing():
 def test_seed_then_seal_verifies_and_a_rerun_after_sealing_still_changes_nothing():
     seed()
     assert lease_acquire(holder="t")
-    block = seal_next_block(holder="t", force=True)
-    assert block is not None and block.tx_count == 6
+    sealed = 0
+    while (block := seal_next_block(holder="t", force=True)) is not None:
+        sealed += block.tx_count
+    assert sealed == SEEDED_TXS
+    blocks = Block.objects.count()
     report = verify_chain()
     assert report.ok, [str(p) for p in report.problems]
-    assert (report.blocks, report.transactions, report.unsealed) == (1, 6, 0)
+    assert (report.blocks, report.transactions, report.unsealed) == (blocks, SEEDED_TXS, 0)
 
     before = snapshot()
     assert "already exists" in seed()
     assert snapshot() == before
     assert seal_next_block(holder="t", force=True) is None  # nothing new to seal
-    assert Block.objects.count() == 1
+    assert Block.objects.count() == blocks
     lease_release(holder="t")
     assert verify_chain().ok
 
@@ -177,7 +192,7 @@ def test_reusing_an_idempotency_key_replays_the_first_result():
                            invoker=meter.identity, idempotency_key="seed-demo-generate",
                            signer=simulated_signer(meter))
     assert result.replayed and result.ok
-    assert balance("producer:sunfarm") == 600_000
+    assert balance("producer:sunfarm") == 600_000 + readings.DAYS * sum(readings.solar_watts(h) for h in range(24))
 
 
 def test_seed_refuses_when_a_demo_idempotency_key_was_used_for_another_body(monkeypatch):

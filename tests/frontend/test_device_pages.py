@@ -70,9 +70,10 @@ def test_funders_of_windows_are_hidden_from_strangers(mw):
     assert "funded by" in staff and funder in staff
 
 
-def test_device_page_shows_location_qr_and_the_live_script(mw):
+def test_device_page_shows_its_place_qr_and_the_live_script(mw):
     html = page(mw, "anonymous", "SL-0001")
-    assert "9.96540" in html and "76.24210" in html
+    assert "Beach Road, ward 5" in html
+    assert "9.965" not in html and "76.242" not in html  # a place, never raw coordinates
     assert "/d/SL-0001/qr.svg" in html and "http://testserver/d/SL-0001" in html
     assert "device-live.js" in html
     assert "Log in to fund it" in html

@@ -169,3 +169,45 @@ def test_producer_simulator_page_shows_minted_totals(mw, panel):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'data-simulator="producer"' in html and "1.500" in html
+
+
+# --- links to the consumer simulator ----------------------------------------------------------
+
+CONSUMER_SIM = 'href="/simulators/consumer/HM-ALICE/"'
+
+
+@pytest.mark.parametrize("name, linked", [("anonymous", False), ("charlie", False), ("alice", True), ("bob", True),
+                                          ("uma", True)])
+def test_the_device_page_links_its_simulator_for_the_owner_and_the_utility(mw, name, linked):
+    html = client_of(mw, name).get("/d/HM-ALICE").content.decode()
+    assert (CONSUMER_SIM in html) is linked
+
+
+def test_no_simulator_link_for_a_real_meter(mw):
+    mw.meter.simulated_key.delete()
+    assert CONSUMER_SIM not in client_of(mw, "alice").get("/d/HM-ALICE").content.decode()
+
+
+def test_the_producer_simulator_links_the_consumer_simulators(mw, panel):
+    html = client_of(mw, "uma").get("/simulators/producer/").content.decode()
+    assert CONSUMER_SIM in html and 'href="/simulators/consumer/SL-0001/"' in html
+    assert 'href="/simulators/consumer/PM-0001/"' not in html  # the producer itself
+    assert 'href="/simulators/consumer/SL-0099/"' not in html  # retired
+
+
+@pytest.mark.parametrize("path, section", [("/wallet/", "Wallet"), ("/devices/", "Devices"), ("/d/HM-ALICE", "Devices"),
+                                           ("/prices/", "Prices"), ("/scan/", "Scan"),
+                                           ("/simulators/consumer/HM-ALICE/", "Simulate")])
+def test_the_current_tab_is_marked(mw, path, section):
+    import re
+
+    html = client_of(mw, "alice").get(path).content.decode()
+    tabbar = html.split('class="tabbar"', 1)[1].split("</nav>", 1)[0]
+    current = re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', tabbar)
+    assert current == [section]
+
+
+def test_in_the_open_demo_strangers_are_not_sent_to_the_simulator(mw, settings):
+    settings.GRIDCOIN_SIMULATORS_OPEN = True
+    assert CONSUMER_SIM not in client_of(mw, "charlie").get("/d/HM-ALICE").content.decode()
+    assert CONSUMER_SIM in client_of(mw, "alice").get("/d/HM-ALICE").content.decode()

@@ -3,8 +3,11 @@ sticker sheet, by persona (house style #7)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import segno
+from django.contrib.staticfiles import finders
 from django.test import Client
 
 from meters import qr
@@ -90,7 +93,9 @@ def test_utility_staff_print_all_active_devices(mw):
     response = client_of(mw, "uma").get(STICKERS)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "@page" in html
+    # The print layout (A4 @page) is a stylesheet of its own: the CSP allows no inline <style>.
+    assert '<link rel="stylesheet" href="/static/frontend/stickers.css">' in html
+    assert "@page" in Path(finders.find("frontend/stickers.css")).read_text()
     assert 'data-public-id="SL-0001"' in html and 'data-public-id="HM-ALICE"' in html
     assert 'data-public-id="SL-0099"' not in html  # retired
     assert html.count('class="sticker"') == 2
@@ -116,3 +121,54 @@ def test_a_deactivated_utility_user_cannot_print(mw):
     mw.uma.user.is_active = False
     mw.uma.user.save()
     assert client.get(STICKERS).status_code in (302, 403)
+
+
+# --- stickers printed from a local address ------------------------------------------------------
+
+LOCAL_WARNING = "These codes point at a local address phones cannot reach; set GRIDCOIN_PUBLIC_URL."
+
+
+@pytest.mark.parametrize("url", [
+    "http://localhost:8000/", "http://127.0.0.1:8000/", "http://127.8.9.10/", "http://[::1]:8000/",
+    "http://10.1.2.3/", "http://192.168.1.20:8000/", "http://172.16.0.5/", "http://172.31.255.1/",
+    "http://gridbox.local/", "http://app.localhost/", "http://[fe80::1]/", "http://0.0.0.0:8000/",
+])
+def test_local_addresses_are_recognised(url):
+    from frontend.device_views import is_local_address
+
+    assert is_local_address(url)
+
+
+@pytest.mark.parametrize("url", [
+    "https://pay.gridco.example/", "http://172.32.0.1/", "http://172.15.0.1/", "http://8.8.8.8/",
+    "https://local.gridco.example/", "https://[2001:4860::8888]/",
+])
+def test_public_addresses_are_not_local(url):
+    from frontend.device_views import is_local_address
+
+    assert not is_local_address(url)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "192.168.1.20:8000", "gridbox.local"])
+def test_stickers_served_from_a_local_host_warn(mw, settings, host):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1", "localhost", "192.168.1.20", "gridbox.local"]
+    settings.GRIDCOIN_PUBLIC_URL = ""
+    html = client_of(mw, "uma").get(STICKERS, HTTP_HOST=host).content.decode()
+    assert LOCAL_WARNING in html
+    assert f"They open http://{host}/." in html
+    assert f"http://{host}/d/SL-0001" in html  # what the codes really carry
+
+
+def test_a_local_public_url_warns_even_from_a_public_host(mw, settings):
+    settings.GRIDCOIN_PUBLIC_URL = "http://10.0.0.7:8000"
+    html = client_of(mw, "uma").get(STICKERS).content.decode()
+    assert LOCAL_WARNING in html
+
+
+def test_a_public_url_prints_without_a_warning_even_when_served_locally(mw, settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+    settings.GRIDCOIN_PUBLIC_URL = "https://pay.gridco.example"
+    response = client_of(mw, "uma").get(STICKERS, HTTP_HOST="127.0.0.1:8000")
+    html = response.content.decode()
+    assert "https://pay.gridco.example/d/SL-0001" in html
+    assert "local address" not in html

@@ -104,11 +104,20 @@ def test_schema_documents_the_refusals(mw):
     assert wallet == {"$ref": "#/components/schemas/Wallet"}
 
 
-@pytest.mark.parametrize("credentials", ["al\x00ice:alice-password-1", "alice:pass\x00word"])
-def test_basic_credentials_with_a_nul_byte_are_refused_not_a_server_error(mw, credentials):
+@pytest.mark.parametrize("credentials", ["alice:alice-password-1", "al\x00ice:alice-password-1",
+                                         "alice:pass\x00word"])
+def test_basic_credentials_are_refused_with_a_bearer_challenge(mw, credentials):
+    # HTTP basic auth is gone: even the right password is refused, never tried.
     header = "Basic " + base64.b64encode(credentials.encode()).decode()
     response = mw.client("anonymous").get("/api/v1/wallet/", HTTP_AUTHORIZATION=header)
-    assert response.status_code == 403 and "Invalid username/password" in response.json()["detail"]
+    assert response.status_code == 401 and "basic authentication is not accepted" in response.json()["detail"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer gct_ab\x00cd", "Bearer", "Bearer gct_a gct_b", "Token not-a-token"])
+def test_malformed_tokens_are_a_401_not_a_server_error(mw, header):
+    response = mw.client("anonymous").get("/api/v1/wallet/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401 and response.json()["detail"]
 
 
 def test_session_cookie_with_a_nul_byte_is_no_session(mw):

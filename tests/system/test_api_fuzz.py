@@ -1,5 +1,6 @@
 """schemathesis against the OpenAPI document at /api/schema/, in-process through the WSGI app,
-as an anonymous caller, a household member and utility staff.
+as an anonymous caller, a household member and utility staff (each with an API token holding
+every scope, so the views' own rules are what is exercised).
 
 Every generated request (schema-valid ones and deliberately invalid ones) is checked for: no
 server error, a documented status code, a documented content type, a body that matches the
@@ -10,7 +11,6 @@ every machine and never flakes.
 
 from __future__ import annotations
 
-import base64
 import os
 from datetime import UTC, datetime
 
@@ -21,6 +21,8 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
+from accounts.scopes import SCOPES
+from accounts.services import api_token_create
 from ledger import services as ledger
 from ledger.models import OrgType
 from meters.models import DeviceKind
@@ -33,37 +35,63 @@ pytestmark = pytest.mark.django_db
 # Small and fixed for CI; GRIDCOIN_FUZZ_EXAMPLES / GRIDCOIN_FUZZ_SEED explore further by hand.
 MAX_EXAMPLES = int(os.environ.get("GRIDCOIN_FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("GRIDCOIN_FUZZ_SEED", "11"))
-USERS = {"household": ("alice", "alice-password-1"), "utility": ("uma", "uma-password-1")}
+# The users' API tokens: known in advance so the schema's configuration can carry them (a token
+# schemathesis is told about is one it does not also try to invent); the fixture makes them with
+# these values through the real service.
+TOKENS = {"household": "fuzz-household-token-0123456789abcdef", "utility": "fuzz-utility-token-0123456789abcdef"}
 
 
-def _schema_as(username: str | None = None, password: str = ""):
-    """The schema as served at /api/schema/, set to send HTTP basic credentials of ``username``
-    (one of the API's two declared schemes; the session cookie needs a CSRF token for writes).
+def _schema(user: str | None = None):
+    """The schema as served at /api/schema/, set to send the API token of ``user`` (one of the
+    API's two declared schemes; the session cookie needs a CSRF token for writes).
 
     WSGI, not ASGI: under ASGI Django runs sync views in a worker thread with its own database
     connection, outside the test's transaction, so the test's world would not be there."""
     loaded = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
-    if username is not None:
-        loaded.config.update(basic_auth=(username, password))
+    if user is not None:
+        loaded.auth()(_token_provider(user))
     loaded.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True, database="none")
     loaded.config.seed = SEED
     return loaded
 
 
-as_anonymous = _schema_as()
-as_household = _schema_as(*USERS["household"])
-as_utility = _schema_as(*USERS["utility"])
+def _bearer(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer gct_{TOKENS[user]}"}
+
+
+def _token_provider(user: str):
+    """Tells schemathesis the token is the caller's own credential, not a generated one."""
+
+    class TokenAuth:
+        def get(self, case, context):
+            return _bearer(user)["Authorization"]
+
+        def set(self, case, data, context):
+            case.headers = {**(case.headers or {}), "Authorization": data}
+
+    return TokenAuth
+
+
+as_anonymous = _schema()
+as_household = _schema("household")
+as_utility = _schema("utility")
 HYPOTHESIS = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture
-def fuzz_world(settings):
+def fuzz_world(settings, monkeypatch):
     world = build_meter_world(settings)
     price_set(user=world.uma.user, kind="retail", currency="INR", price=800,
               effective_from=datetime(2026, 1, 1, tzinfo=UTC), idempotency_key="fuzz-price")
     producer = ledger.organisation_create(msp_id="sunfarm", name="SunFarm", org_type=OrgType.PRODUCER)
     device_register_simulated(organisation=producer, kind=DeviceKind.PRODUCER_METER, name="SunFarm array",
                               public_id="PM-SUN1")
+    for name, persona in (("household", world.alice), ("utility", world.uma)):
+        monkeypatch.setattr("accounts.services.secrets.token_urlsafe", lambda nbytes, value=TOKENS[name]: value)
+        _, raw = api_token_create(user=persona.user, organisation=persona.organisation, name=f"fuzz {name}",
+                                  scopes=list(SCOPES))
+        assert f"Bearer {raw}" == _bearer(name)["Authorization"]
+    monkeypatch.undo()
     return world
 
 
@@ -88,22 +116,24 @@ def test_api_as_anonymous(case, fuzz_world, in_test_transaction):
 @as_household.parametrize()
 @HYPOTHESIS
 def test_api_as_household(case, fuzz_world, in_test_transaction):
-    case.call_and_validate()
+    # Never a 401: the token went with every request and was accepted, so the run tested the
+    # views and not only the refusal of a missing credential.
+    assert case.call_and_validate().status_code != 401
 
 
 @as_utility.parametrize()
 @HYPOTHESIS
 def test_api_as_utility(case, fuzz_world, in_test_transaction):
-    case.call_and_validate()
+    # Never a 401: the token went with every request and was accepted, so the run tested the
+    # views and not only the refusal of a missing credential.
+    assert case.call_and_validate().status_code != 401
 
 
 @pytest.mark.parametrize("user, path", [("household", "/api/v1/wallet/"), ("utility", "/api/v1/payments/events/")])
 def test_the_fuzzed_users_credentials_are_accepted(client, fuzz_world, user, path):
     # Without this a broken login would turn every fuzzed request into a documented 403 and the
     # runs above would pass having tested nothing but the refusal.
-    username, password = USERS[user]
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    assert client.get(path, HTTP_AUTHORIZATION=f"Basic {token}").status_code == 200
+    assert client.get(path, HTTP_AUTHORIZATION=_bearer(user)["Authorization"]).status_code == 200
 
 
 def test_every_api_operation_is_fuzzed():

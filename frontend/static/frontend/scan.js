@@ -20,10 +20,15 @@ export function deviceIdFrom(text) {
 
 function say(text) { status.textContent = text; }
 
+// The page's words, in the reader's language, from data-msg-* attributes; {name} is filled in.
+function msg(name, values = {}) {
+  return (root.dataset[name] || "").replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
+}
+
 function openDevice(text) {
   const id = deviceIdFrom(text);
-  if (!id) { say(`That code is not a GridCoin device: ${text.slice(0, 80)}`); return false; }
-  say(`Found ${id} — opening…`);
+  if (!id) { say(msg("msgNotDevice", { text: text.slice(0, 80) })); return false; }
+  say(msg("msgFound", { id }));
   location.assign(`/d/${encodeURIComponent(id)}`);
   return true;
 }
@@ -66,23 +71,23 @@ async function makeDecoder() {
 
 async function scan() {
   if (!navigator.mediaDevices?.getUserMedia) {
-    say("This browser cannot use the camera here (it needs HTTPS). Type the device id below.");
+    say(msg("msgNoCameraHere"));
     return;
   }
   start.disabled = true;
-  say("Starting the camera…");
+  say(msg("msgStarting"));
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
   } catch (error) {
     start.disabled = false;
-    say(`No camera: ${error.message}. Type the device id below.`);
+    say(msg("msgNoCamera", { error: error.message }));
     return;
   }
   video.srcObject = stream;
   await video.play();
   const decode = await makeDecoder();
-  say("Looking for a QR code…");
+  say(msg("msgLooking"));
   const stop = () => stream.getTracks().forEach((track) => track.stop());
   const tick = async () => {
     try {

@@ -14,15 +14,20 @@ let relay = root.dataset.relay || "on";
 let timer = null;
 let inFlight = false;
 
+// The page's words, in the reader's language, from data-msg-* attributes; {name} is filled in.
+function msg(name, values = {}) {
+  return (root.dataset[name] || "").replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
+}
+
 function render() {
   const running = switchedOn && (kind === "producer" || relay === "on");
   root.classList.toggle("running", running);
   root.classList.toggle("switched-on", switchedOn);
   toggle.setAttribute("aria-pressed", String(switchedOn));
   if (kind === "consumer") {
-    if (switchedOn && relay !== "on") hint.textContent = "Out of coins: the relay is OFF. Fund the device (scan its QR code) and the bulb lights again.";
-    else if (running) hint.textContent = "The bulb is on; the meter turns and the coins burn.";
-    else hint.textContent = "Tap the bulb to switch it on.";
+    if (switchedOn && relay !== "on") hint.textContent = msg("msgOutOfCoins");
+    else if (running) hint.textContent = msg("msgBulbOn");
+    else hint.textContent = msg("msgBulbOff");
   }
   if (running && !timer) timer = setInterval(tick, TICK_MS);
   if (!running && timer) { clearInterval(timer); timer = null; }
@@ -41,11 +46,11 @@ async function tick() {
     root.querySelector("[data-counter]").textContent = data.counter;
     for (const el of root.querySelectorAll('[data-live="balance"]')) el.textContent = kwh(data.balance_wh);
     root.querySelector("[data-last]").textContent = data.ok
-      ? `#${data.counter} signed and ${kind === "producer" ? "minted" : "burned"}`
-      : `#${data.counter} refused: ${data.reason}`;
+      ? msg(kind === "producer" ? "msgMinted" : "msgBurned", { counter: data.counter })
+      : msg("msgRefused", { counter: data.counter, reason: data.reason });
     if (kind === "consumer") { relay = data.relay; render(); }
   } catch (error) {
-    hint.textContent = `Could not reach the server (${error.message}); retrying.`;
+    hint.textContent = msg("msgUnreachable", { error: error.message });
   } finally {
     inFlight = false;
   }

@@ -1,0 +1,450 @@
+"""The write path of ``notifications``: record who is told about an event (once per user and
+event), their read marks, preferences and push subscriptions, notice devices changing level,
+and send a delivery on its channel (called by the Celery task).
+
+Events come in two ways. A payment's credit is announced by ``payments`` inside the crediting
+transaction (``notify_payment_credited``). A device's state is observed after every change
+that ``meters`` announces (funding, a gateway batch, a window settling): ``devices_observe``
+compares it with the level the device was last seen at (``DeviceWatch``) and a change of level
+is the event. Comparing with the ledger's state rather than reacting to each reading means an
+observation that is missed (a crash after commit) is caught up by the next one, and one made
+twice finds the level already changed and says nothing.
+
+"Low" is: fewer than GRIDCOIN_NOTIFY_LOW_WH spendable Wh (default 500 Wh), or less than
+GRIDCOIN_NOTIFY_LOW_MINUTES (default 60) of use at the device's recent rate, estimated from
+its import register over at least RATE_SAMPLE (15 min). "Off" is the relay off (no coins it
+may use now). A device is told low once per drop: it is low again only after being funded
+back above the mark. Its first observation only records its level.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from meters.models import Device
+from meters.signals import DeviceObservation
+
+from . import push, selectors, texts
+from .models import (
+    OUTBOUND_CHANNELS,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    DeviceLevel,
+    DeviceWatch,
+    Kind,
+    Notification,
+    Preference,
+    PushSubscription,
+)
+
+logger = logging.getLogger(__name__)
+
+RATE_SAMPLE = timedelta(minutes=15)
+# A claimed delivery whose task died without finishing is taken over after this long.
+DELIVERY_CLAIM_TIMEOUT = timedelta(minutes=10)
+# Attempts per delivery, whoever makes them (the task's retries, the sweep after a lost task).
+MAX_ATTEMPTS = 7
+RESEND_FIRST_WAIT = timedelta(seconds=30)
+RESEND_MAX_WAIT = timedelta(hours=1)
+# A delivery never attempted this long after it was recorded lost its task (a broker outage).
+UNSENT_GRACE = timedelta(minutes=5)
+RETAIL_SALE = "retail-seller"  # the chaincode that sells coins to a resident
+
+
+class NotificationError(Exception):
+    """A request the user made cannot go ahead; the message is shown to them."""
+
+
+class DeliveryRetry(Exception):
+    """The channel failed for now (network, SMTP, a push service busy): the task retries."""
+
+
+# --- recording events -------------------------------------------------------------------------
+
+@transaction.atomic
+def notifications_create(*, kind: str, event_key: str, user_ids: Iterable[int], data: dict[str, Any],
+                         url: str = "") -> list[Notification]:
+    """One notification per user for the event ``event_key``, with a delivery per outbound
+    channel the user has not turned off, each sent by a task after commit. A user who already
+    has this event (it was processed before) gets nothing new. Returns the new notifications."""
+    user_ids = sorted(set(user_ids))
+    disabled = selectors.disabled_channels(user_ids, kind)
+    created = []
+    for user_id in user_ids:
+        off = disabled.get(user_id, set())
+        channels = [c for c in OUTBOUND_CHANNELS if c not in off]
+        in_app = Channel.IN_APP not in off
+        if not in_app and not channels:
+            continue
+        try:
+            with transaction.atomic():  # a concurrent copy of the same event loses here, cleanly
+                notification = Notification.objects.create(user_id=user_id, kind=kind, event_key=event_key, data=data,
+                                                           url=url, in_app=in_app)
+        except IntegrityError:
+            continue
+        for delivery in Delivery.objects.bulk_create([Delivery(notification=notification, channel=c)
+                                                      for c in channels]):
+            transaction.on_commit(_enqueuer(delivery.pk), robust=True)
+        created.append(notification)
+    return created
+
+
+def _enqueuer(delivery_id: int):
+    def enqueue_delivery() -> None:  # a named function: Django logs a failing hook by its name
+        from .tasks import deliver_notification
+
+        deliver_notification.delay(delivery_id)
+    return enqueue_delivery
+
+
+def notify_payment_credited(*, payment: int, chaincode: str, payer: str, amount: int, currency: str,
+                            result: dict[str, Any]) -> list[Notification]:
+    """A resident's coin purchase was credited: tell the paying household."""
+    if chaincode != RETAIL_SALE:
+        return []
+    wh = result.get("delivered", result.get("wh"))
+    data = {"payment": payment, "wh": wh if isinstance(wh, int) else None, "amount": amount, "currency": currency}
+    return notifications_create(kind=Kind.PAYMENT_CREDITED, event_key=f"payment-credited:{payment}",
+                                user_ids=selectors.payment_recipients(payer), data=data, url=reverse("frontend:wallet"))
+
+
+# --- devices changing level -------------------------------------------------------------------
+
+def low_threshold_wh(rate_wh_per_hour: int) -> int:
+    return max(settings.GRIDCOIN_NOTIFY_LOW_WH, rate_wh_per_hour * settings.GRIDCOIN_NOTIFY_LOW_MINUTES // 60)
+
+
+def level_of(*, spendable_wh: int, relay: str, rate_wh_per_hour: int, current: str | None, low_from_wh: int) -> str:
+    if relay != "on" or spendable_wh <= 0:
+        return DeviceLevel.OFF
+    if spendable_wh < low_threshold_wh(rate_wh_per_hour):
+        return DeviceLevel.LOW
+    # Still draining from where it went low (the rate estimate may have moved the mark): low
+    # until it is funded back above it, so one drop is told once.
+    if current == DeviceLevel.LOW and spendable_wh <= low_from_wh:
+        return DeviceLevel.LOW
+    return DeviceLevel.OK
+
+
+@dataclass(frozen=True)
+class _Sample:
+    import_wh: int | None
+    at: datetime | None
+    rate: int
+
+
+def _resample(watch: DeviceWatch, observation: DeviceObservation) -> _Sample:
+    """The register sample and rate after this observation (unchanged without a reading)."""
+    current = _Sample(watch.sample_import_wh, watch.sample_at, watch.rate_wh_per_hour)
+    if observation.import_wh is None or observation.reading_at is None:
+        return current
+    if watch.sample_at is None or watch.sample_import_wh is None or observation.import_wh < watch.sample_import_wh:
+        return _Sample(observation.import_wh, observation.reading_at, watch.rate_wh_per_hour)
+    elapsed = (observation.reading_at - watch.sample_at).total_seconds()
+    if elapsed < RATE_SAMPLE.total_seconds():
+        return current
+    rate = int((observation.import_wh - watch.sample_import_wh) * 3600 // elapsed)
+    return _Sample(observation.import_wh, observation.reading_at, rate)
+
+
+def devices_observe(*, observations: list[DeviceObservation], now: datetime | None = None) -> list[Notification]:
+    """Compare each observed device with the level it was last seen at; a device that went low
+    (from ok) or off (from ok or low) notifies its owners and current funders once. The level
+    is changed by compare-and-swap, so of two observers of the same change one tells it.
+    Called for every gateway batch: a batch that changes no level costs one query."""
+    now = now or timezone.now()
+    by_id = {o.public_id: o for o in observations}
+    if not by_id:
+        return []
+    watches = {w.public_id: w for w in DeviceWatch.objects.filter(device__public_id__in=list(by_id))
+               .annotate(public_id=F("device__public_id"))}
+    missing = set(by_id) - set(watches)
+    changes = [(watch, by_id[public_id], change) for public_id, watch in watches.items()
+               if (change := _watch_change(watch, by_id[public_id], now)) is not None]
+    if not missing and not changes:
+        return []
+    with transaction.atomic():
+        if missing:
+            _baseline(missing, by_id, now)
+        return _changes_apply(changes, now)
+
+
+def _watch_change(watch: DeviceWatch, observation: DeviceObservation, now: datetime) -> dict[str, Any] | None:
+    """The columns this observation changes on the device's watch (None: nothing)."""
+    sample = _resample(watch, observation)
+    level = level_of(spendable_wh=observation.spendable_wh, relay=observation.relay, rate_wh_per_hour=sample.rate,
+                     current=watch.level, low_from_wh=watch.low_from_wh)
+    moved = level != watch.level
+    if not moved and sample == _Sample(watch.sample_import_wh, watch.sample_at, watch.rate_wh_per_hour):
+        return None
+    change: dict[str, Any] = {"level": level, "observed_at": now, "sample_import_wh": sample.import_wh,
+                              "sample_at": sample.at, "rate_wh_per_hour": sample.rate}
+    if moved and level == DeviceLevel.LOW:
+        change["low_from_wh"] = observation.spendable_wh
+        if watch.level == DeviceLevel.OK:
+            change["low_seq"] = watch.low_seq + 1
+    elif moved and level == DeviceLevel.OFF:
+        change["off_seq"] = watch.off_seq + 1
+    return change
+
+
+def _changes_apply(changes: list[tuple[DeviceWatch, DeviceObservation, dict[str, Any]]],
+                   now: datetime) -> list[Notification]:
+    events: list[tuple[str, int, str, DeviceObservation]] = []  # (kind, device pk, event key, observation)
+    for watch, observation, change in changes:
+        won = DeviceWatch.objects.filter(pk=watch.pk, level=watch.level, low_seq=watch.low_seq, off_seq=watch.off_seq,
+                                         observed_at__lte=now).update(**change)
+        if not won:  # another observer changed it first: theirs is the event
+            continue
+        if "low_seq" in change:
+            events.append((Kind.DEVICE_LOW, watch.pk, f"device-low:{watch.public_id}:{change['low_seq']}", observation))
+        elif "off_seq" in change:
+            events.append((Kind.DEVICE_OFF, watch.pk, f"device-off:{watch.public_id}:{change['off_seq']}", observation))
+    created: list[Notification] = []
+    devices = Device.objects.in_bulk([pk for _, pk, _, _ in events]) if events else {}
+    for kind, pk, event_key, observation in events:
+        device = devices[pk]
+        data = {"device": device.public_id, "device_name": device.name, "spendable_wh": observation.spendable_wh}
+        created += notifications_create(kind=kind, event_key=event_key, user_ids=selectors.device_recipients(device),
+                                        data=data, url=reverse("frontend:device", args=[device.public_id]))
+    return created
+
+
+def _baseline(public_ids: set[str], by_id: dict[str, DeviceObservation], now: datetime) -> None:
+    """A device seen for the first time: record its level, tell nothing (no change was seen)."""
+    rows = []
+    for pk, public_id in Device.objects.filter(public_id__in=list(public_ids)).values_list("pk", "public_id"):
+        o = by_id[public_id]
+        level = level_of(spendable_wh=o.spendable_wh, relay=o.relay, rate_wh_per_hour=0, current=None, low_from_wh=0)
+        rows.append(DeviceWatch(device_id=pk, level=level, observed_at=now, sample_import_wh=o.import_wh,
+                                sample_at=o.reading_at if o.import_wh is not None else None,
+                                low_from_wh=o.spendable_wh if level == DeviceLevel.LOW else 0))
+    DeviceWatch.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+# --- what a user does -------------------------------------------------------------------------
+
+@transaction.atomic
+def notification_mark_read(*, user, notification_id: int) -> bool:
+    """Mark one of the user's notifications read; False if it is not theirs (or not there)."""
+    found = Notification.objects.filter(pk=notification_id, user=user).first()
+    if found is None:
+        return False
+    if found.read_at is None:
+        Notification.objects.filter(pk=found.pk, read_at__isnull=True).update(read_at=timezone.now())
+    return True
+
+
+@transaction.atomic
+def notifications_mark_all_read(*, user) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
+
+
+@transaction.atomic
+def preferences_set(*, user, enabled: set[tuple[str, str]]) -> None:
+    """Turn on exactly the (kind, channel) pairs in ``enabled``, every other one off."""
+    unknown = {pair for pair in enabled if pair[0] not in Kind.values or pair[1] not in Channel.values}
+    if unknown:
+        raise NotificationError("Unknown notification choice.")
+    for kind in Kind.values:
+        for channel in Channel.values:
+            Preference.objects.update_or_create(user=user, kind=kind, channel=channel,
+                                                defaults={"enabled": (kind, channel) in enabled})
+
+
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+
+
+def _key_bytes(value: Any, length: int, name: str) -> str:
+    if not isinstance(value, str) or not _B64URL.match(value) or len(value) > 200:
+        raise NotificationError(f"The subscription's {name} key is not base64url.")
+    raw = push.b64url_decode(value.rstrip("="))
+    if len(raw) != length or (name == "p256dh" and raw[0] != 4):
+        raise NotificationError(f"The subscription's {name} key has the wrong length.")
+    return value.rstrip("=")
+
+
+@transaction.atomic
+def push_subscription_save(*, user, endpoint: Any, p256dh: Any, auth: Any) -> PushSubscription:
+    """Keep a browser's subscription for ``user`` (a browser that signs in as someone else
+    moves its subscription to them)."""
+    if not isinstance(endpoint, str) or len(endpoint) > 1000:
+        raise NotificationError("The subscription has no endpoint.")
+    secure = endpoint.startswith("https://")
+    if not secure and (settings.PRODUCTION or not endpoint.startswith("http://")):
+        raise NotificationError("A push endpoint must be an https:// URL.")
+    p256dh, auth = _key_bytes(p256dh, 65, "p256dh"), _key_bytes(auth, 16, "auth")
+    subscription, _ = PushSubscription.objects.update_or_create(endpoint=endpoint,
+                                                                defaults={"user": user, "p256dh": p256dh, "auth": auth})
+    return subscription
+
+
+@transaction.atomic
+def push_subscription_delete(*, user, endpoint: Any) -> bool:
+    if not isinstance(endpoint, str):
+        return False
+    deleted, _ = PushSubscription.objects.filter(user=user, endpoint=endpoint).delete()
+    return bool(deleted)
+
+
+# --- sending (the task's body) ----------------------------------------------------------------
+
+def _claim(delivery_id: int) -> Delivery | None:
+    """Take the delivery for this task: None if it is done, or another task holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (Delivery.objects.select_for_update().select_related("notification__user")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status in (DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.FAILED):
+            return None
+        if (delivery.status == DeliveryStatus.SENDING and delivery.claimed_at is not None
+                and delivery.claimed_at > now - DELIVERY_CLAIM_TIMEOUT):
+            return None
+        if delivery.attempts >= MAX_ATTEMPTS:  # every attempt ended without an answer (tasks that died)
+            delivery.status, delivery.last_error = DeliveryStatus.FAILED, f"gave up after {delivery.attempts} attempts"
+            delivery.save(update_fields=["status", "last_error"])
+            return None
+        delivery.status, delivery.claimed_at, delivery.attempts = DeliveryStatus.SENDING, now, delivery.attempts + 1
+        delivery.save(update_fields=["status", "claimed_at", "attempts"])
+    return delivery
+
+
+def _finish(delivery: Delivery, status: str, error: str = "") -> None:
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=status, last_error=error[:2000], sent_to=delivery.sent_to,
+        sent_at=timezone.now() if status == DeliveryStatus.SENT else None)
+
+
+def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
+    """Send one delivery on its channel, at most once: the row is claimed first and marked when
+    done, so a duplicate or late task finds it taken or finished. A passing failure leaves it
+    pending and raises DeliveryRetry (on the last attempt it is marked failed instead).
+    Returns the delivery's status afterwards ("" when this task had nothing to do)."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return ""
+    final_attempt = final_attempt or delivery.attempts >= MAX_ATTEMPTS
+    notification = delivery.notification
+    if not selectors.preferences_for(notification.user)[(notification.kind, delivery.channel)]:
+        _finish(delivery, DeliveryStatus.SKIPPED, "turned off by the user before it was sent")
+        return DeliveryStatus.SKIPPED
+    send = _send_email if delivery.channel == Channel.EMAIL else _send_push
+    try:
+        status = send(delivery)
+    except DeliveryRetry as exc:
+        _finish(delivery, DeliveryStatus.FAILED if final_attempt else DeliveryStatus.PENDING, str(exc))
+        if final_attempt:
+            logger.warning("giving up on delivery %s: %s", delivery.pk, exc)
+            return DeliveryStatus.FAILED
+        raise
+    except Exception as exc:  # a bug or a misconfiguration: left to the sweep, which backs off
+        _finish(delivery, DeliveryStatus.FAILED if final_attempt else DeliveryStatus.PENDING,
+                f"{exc.__class__.__name__}: {exc}")
+        raise
+    return status
+
+
+def resend_wait(attempts: int) -> timedelta:
+    return min(RESEND_FIRST_WAIT * 2 ** max(attempts - 1, 0), RESEND_MAX_WAIT)
+
+
+def deliveries_resend_due(*, now: datetime | None = None) -> int:
+    """Queue again the deliveries whose task was lost: left pending after a failed attempt and
+    not retried (the embedded default runs tasks in-process and cannot wait to retry), claimed
+    by a task that died, or never attempted (the broker was down after commit). One step of
+    the sweep that beat (or the embedded scheduler thread) runs every minute."""
+    now = now or timezone.now()
+    due = []
+    for pk, status, attempts, claimed_at, created_at in (
+            Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING])
+            .values_list("pk", "status", "attempts", "claimed_at", "notification__created_at")):
+        if status == DeliveryStatus.SENDING:
+            stale = claimed_at is None or claimed_at <= now - DELIVERY_CLAIM_TIMEOUT
+        elif attempts == 0:
+            stale = created_at <= now - UNSENT_GRACE
+        else:
+            stale = claimed_at is None or claimed_at <= now - resend_wait(attempts)
+        if stale:
+            due.append(pk)
+    for pk in due:
+        try:
+            _enqueuer(pk)()
+        except Exception:  # the sweep goes on; this delivery is due again next time
+            logger.warning("delivery %s could not be sent again", pk, exc_info=True)
+    return len(due)
+
+
+def _send_email(delivery: Delivery) -> str:
+    notification = delivery.notification
+    user = notification.user
+    if not user.email:
+        _finish(delivery, DeliveryStatus.SKIPPED, "the user has no e-mail address")
+        return DeliveryStatus.SKIPPED
+    context = {"user": user, "title": texts.title(notification.kind, notification.data),
+               "body": texts.body(notification.kind, notification.data), "link": _absolute(notification.url),
+               "settings_link": _absolute(reverse("notifications:settings"))}
+    subject = " ".join(render_to_string("notifications/email/subject.txt", context).split())
+    message = EmailMultiAlternatives(subject=subject, body=render_to_string("notifications/email/body.txt", context),
+                                     to=[user.email], headers={"X-GridCoin-Event": notification.event_key})
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryRetry(f"e-mail not sent: {exc.__class__.__name__}: {exc}") from exc
+    _finish(delivery, DeliveryStatus.SENT)
+    return DeliveryStatus.SENT
+
+
+def _absolute(path: str) -> str:
+    base = settings.GRIDCOIN_PUBLIC_URL.rstrip("/")
+    return f"{base}{path}" if base and path.startswith("/") else path
+
+
+def push_payload(notification: Notification) -> dict[str, Any]:
+    return {"id": notification.pk, "event": notification.event_key, "kind": notification.kind,
+            "title": texts.title(notification.kind, notification.data),
+            "body": texts.body(notification.kind, notification.data), "url": notification.url or "/notifications/"}
+
+
+def _send_push(delivery: Delivery) -> str:
+    """To every subscription of the user not yet reached by this delivery; one that is gone
+    (404/410) is removed."""
+    notification = delivery.notification
+    subscriptions = list(selectors.push_subscriptions_of(notification.user_id).exclude(pk__in=delivery.sent_to))
+    if not subscriptions and not delivery.sent_to:
+        _finish(delivery, DeliveryStatus.SKIPPED, "no push subscription")
+        return DeliveryStatus.SKIPPED
+    payload = push_payload(notification)
+    errors = []
+    for sub in subscriptions:
+        try:
+            push.push_send(push.Subscription(sub.endpoint, sub.p256dh, sub.auth), payload)
+        except push.PushGone:
+            PushSubscription.objects.filter(pk=sub.pk).delete()
+            errors.append(f"subscription {sub.pk} gone, removed")
+        except push.PushRefused as exc:
+            errors.append(f"subscription {sub.pk}: {exc}")
+        except push.PushTransient as exc:
+            # What reached other subscriptions stays recorded: the retry skips them.
+            Delivery.objects.filter(pk=delivery.pk).update(sent_to=delivery.sent_to)
+            raise DeliveryRetry(str(exc)) from exc
+        else:
+            delivery.sent_to = [*delivery.sent_to, sub.pk]
+            Delivery.objects.filter(pk=delivery.pk).update(sent_to=delivery.sent_to)
+    status = DeliveryStatus.SENT if delivery.sent_to else DeliveryStatus.FAILED
+    _finish(delivery, status, "; ".join(errors))
+    return status
