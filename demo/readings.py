@@ -1,7 +1,8 @@
 """A week of the demo meters' signed readings, so the charts show real figures: Alice and Bob
-buy coins and fund their household meters, then their meters and the solar array's report an
-hourly reading for the last seven days, signed with each meter's own key and applied through
-the gateway's ingest service (as if they had come over HTTP), burning and minting on the ledger.
+buy coins and fund their household meters, then their meters and the solar array's report the
+last seven days (hourly over the last day, every three hours before), each reading signed with
+the meter's own key and applied through the gateway's ingest service (as if it had come over
+HTTP), burning and minting on the ledger.
 
 Households draw a little at night and most in the morning and evening; the solar array follows
 the sun. Hours are the current time zone's (the utility's). Seeded once: a demo whose meters
@@ -88,26 +89,37 @@ def _fundings_seed() -> list[str]:
     return created
 
 
-def hourly_messages(meters: list, *, end: datetime, hours: int) -> list[dict]:
-    """Each meter's signed readings at ``end - hours + 1`` ... ``end`` hours, each one carrying
-    the registers after the hour before it (from the profiles above)."""
+def reported(hours_ago: int) -> bool:
+    """Whether a meter sends a reading ``hours_ago`` hours before the last: every hour over the
+    last day, every third hour before (a reading covers all the energy since the one before)."""
+    return hours_ago < 24 or hours_ago % 3 == 0
+
+
+def meter_messages(meters: list, *, end: datetime, hours: int) -> list[dict]:
+    """Each meter's signed readings over the ``hours`` hours up to ``end`` (see ``reported``),
+    the registers growing hour by hour by the profiles above."""
     messages = []
     for meter in meters:
         counter, import_wh, export_wh = meter.counter, meter.import_wh, meter.export_wh
-        for n in range(hours, 0, -1):
-            at = end - timedelta(hours=n - 1)
+        for hours_ago in range(hours - 1, -1, -1):
+            at = end - timedelta(hours=hours_ago)
             hour = timezone.localtime(at - timedelta(minutes=30)).hour
             if meter.public_id == SOLAR:
                 export_wh += solar_watts(hour)
             else:
                 import_wh += household_watts(hour, meter.public_id)
-            counter += 1
-            messages.append(meter.reading(counter=counter, import_wh=import_wh, export_wh=export_wh, timestamp=at))
+            if reported(hours_ago):
+                counter += 1
+                messages.append(meter.reading(counter=counter, import_wh=import_wh, export_wh=export_wh,
+                                              timestamp=at))
     return messages
 
 
+READINGS_PER_METER = sum(1 for hours_ago in range(DAYS * 24) if reported(hours_ago))
+
+
 def readings_seed() -> list[str]:
-    """Purchases, fundings and a week of hourly readings, once; the caller holds the transaction."""
+    """Purchases, fundings and a week of readings, once; the caller holds the transaction."""
     devices = list(Device.objects.select_related("organisation").filter(public_id__in=[*HOUSEHOLDS, SOLAR]))
     if len(devices) != len(HOUSEHOLDS) + 1:
         return []  # a partial demo without these meters
@@ -116,7 +128,7 @@ def readings_seed() -> list[str]:
     created = _purchases_seed() + _fundings_seed()
     # Readings a few minutes old at most: the last lands in the current hour.
     end = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1)
-    outcomes = readings_ingest(hourly_messages(simulated_meters(devices), end=end, hours=DAYS * 24),
+    outcomes = readings_ingest(meter_messages(simulated_meters(devices), end=end, hours=DAYS * 24),
                                received_via="http")
     refused = [o for o in outcomes if not o.ok]
     if refused:

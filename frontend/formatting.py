@@ -1,7 +1,7 @@
 """Numbers, money and time-zone names as a resident reads them, with Babel (CLDR data).
 
 The Babel locale is the active Django language together with the utility's country (taken from
-the utility's time zone, ``settings.GRIDCOIN_UTILITY_TZ``, through the tz database's zone.tab):
+the utility's time zone, ``settings.GRIDCOIN_UTILITY_TZ``, through CLDR's zone territories):
 in India ``hi`` becomes ``hi_IN`` and ``en`` becomes ``en_IN`` (Indian digit grouping,
 12,34,567.89, and ₹); in Puerto Rico ``es`` becomes ``es_PR``. A language that names its own
 region (``en-in``) keeps it; a pair CLDR does not know falls back to the language alone.
@@ -29,26 +29,12 @@ WH_PER_KWH = 1000
 ENERGY_DECIMALS = 3
 
 
-@cache
 def zone_country(zone_name: str) -> str | None:
-    """ISO 3166 country of a tz database zone (``Asia/Kolkata`` → ``IN``), None if unknown."""
-    import importlib.resources
-
-    try:
-        text = importlib.resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        try:
-            with open("/usr/share/zoneinfo/zone.tab", encoding="utf-8") as f:
-                text = f.read()
-        except OSError:
-            return None
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if len(fields) >= 3 and fields[2] == zone_name:
-            return fields[0]
-    return None
+    """ISO 3166 country of a tz database zone (``Asia/Kolkata`` → ``IN``, also under its old
+    name ``Asia/Calcutta``), None for a zone of no country (``UTC``)."""
+    territories, aliases = get_global("zone_territories"), get_global("zone_aliases")
+    country = territories.get(zone_name) or territories.get(aliases.get(zone_name, ""))
+    return None if country in (None, "ZZ", "001") else country
 
 
 def utility_zone() -> ZoneInfo:

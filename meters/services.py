@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -191,7 +191,8 @@ def _check_window(start: datetime | None, end: datetime | None, now: datetime) -
         raise FundingError(_("The window cannot start in the past."))
     if end - start > MAX_WINDOW:
         raise FundingError(_("A window may last at most 7 days."))
-    return {"start": start.isoformat(), "end": end.isoformat()}
+    # Kept as UTC whatever zone they arrived in: the ledger's record reads the same everywhere.
+    return {"start": start.astimezone(UTC).isoformat(), "end": end.astimezone(UTC).isoformat()}
 
 
 def device_fund(*, user, public_id: str, amount_wh: int, window_start: datetime | None = None,

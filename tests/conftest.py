@@ -82,11 +82,12 @@ def _fresh_cache(request, django_db_blocker):
     if not uses_db:
         yield
         return
-    from django.core.cache import cache
+    from tests.cache import clear_cache
 
     request.getfixturevalue("django_db_setup")
     with django_db_blocker.unblock():
-        cache.clear()
+        clear_cache()
     yield
     with django_db_blocker.unblock():
-        cache.clear()
+        clear_cache()
+

@@ -4,7 +4,7 @@ identity."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.utils import timezone
 
@@ -55,7 +55,7 @@ def price_set(*, user, kind: str, currency: str, price: int, effective_from: dat
     try:
         result = accounts.invoke_as(
             identity=membership.identity, chaincode="pricing", function="set",
-            args={"kind": kind, "currency": currency, "price": price, "effective_from": effective_from.isoformat()},
+            args={"kind": kind, "currency": currency, "price": price, "effective_from": effective_from.astimezone(UTC).isoformat()},
             idempotency_key=f"price:{idempotency_key}",
         )
     except ledger.IdempotencyConflict:

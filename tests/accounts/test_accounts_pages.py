@@ -13,10 +13,12 @@ from django.test import Client
 from accounts.keys import custodial_signer
 from accounts.models import CustodialKey, Membership, Role
 from accounts.services import user_signup
+from demo import readings
 from ledger import services as ledger
 from ledger.crypto import public_bytes
 from ledger.models import Account, Identity, Organisation, OrgType, Transaction
 from ledger.sealing import lease_acquire, lease_release, seal_next_block
+from ledger.units import format_amount
 
 pytestmark = pytest.mark.django_db
 
@@ -227,10 +229,12 @@ def test_home_shows_each_users_organisations_and_balances():
     assert "sunfarm" not in alice
 
     carol = signed_in("carol").get("/").content.decode()
-    assert "Alice&#x27;s household" in carol and "you are member" in carol and "5.000" in carol
+    assert "Alice&#x27;s household" in carol and "You are a member" in carol and "5.000" in carol
 
     producer = signed_in("producer").get("/").content.decode()
-    assert "producer:sunfarm" in producer and "600.000" in producer
+    # 1,000 kWh generated, 400 kWh sold wholesale, and a week of the solar array's readings.
+    produced = readings.DAYS * sum(readings.solar_watts(h) for h in range(24))
+    assert "producer:sunfarm" in producer and format_amount(600_000 + produced, 3) in producer
 
     utility = signed_in("utility").get("/").content.decode()
     assert "utility:gridco-utility:0" in utility and "25.000" in utility
@@ -295,7 +299,11 @@ def test_block_page_shows_header_and_only_visible_transactions(sealed_demo):
     assert block.header_hash in html and block.merkle_root in html and block.signature in html
     assert transfer.tx_hash[:12] in html
     assert mint.tx_hash[:12] not in html
-    assert "5 other transactions" in html
+    # The demo's other organisations' transactions: the mint, the wholesale sale, the prices,
+    # Bob's purchases and funding and his meter's and the solar array's week of readings.
+    hidden = 1 + 1 + 2 + 2 + 1 + 2 * readings.READINGS_PER_METER
+    assert block.tx_count == hidden + 2 + 1 + readings.READINGS_PER_METER  # Alice's: 2 purchases, 1 funding
+    assert f"{hidden} other transactions" in html
 
     stranger = signed_in("stranger").get("/explorer/blocks/0/").content.decode()
     assert block.header_hash in stranger  # headers are public to members: anyone may verify

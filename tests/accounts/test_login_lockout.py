@@ -5,10 +5,10 @@ until the cool-off ends."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from tests.accounts.sign_in_world import PASSWORD, login_post, resident
+from tests.cache import clear_cache
 
 pytestmark = pytest.mark.django_db
 LOCKED = "Too many failed attempts. Try again in 15 minutes."
@@ -77,7 +77,7 @@ def test_the_cool_off_ends_and_a_success_clears_the_count(client):
     for _ in range(5):
         login_post(client, "rita", "wrong")
     assert login_post(client, "rita", PASSWORD).status_code == 429
-    cache.clear()  # the counters expire with the cool-off: the cache drops them
+    clear_cache()  # the counters expire with the cool-off: the cache drops them
     assert login_post(client, "rita", PASSWORD).status_code == 302 and signed_in(client)
     client.logout()
     # The success reset the count: four more failures do not lock.

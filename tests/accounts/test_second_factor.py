@@ -166,3 +166,35 @@ def test_the_demo_staff_get_through_with_the_code_the_home_page_shows(client):
     login_post(client, "utility", "gridcoin-demo")
     assert client.post("/accounts/login/verify/", {"code": codes["utility"]}).status_code == 302
     assert client.get("/explorer/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websockets_treat_a_staff_session_without_its_second_factor_as_anonymous():
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from django.conf import settings
+    from django.test import override_settings
+
+    from gridcoin.asgi import application
+
+    uma = utility_staff("uma")
+
+    def cookie_headers(client: Client) -> list[tuple[bytes, bytes]]:
+        name = settings.SESSION_COOKIE_NAME
+        return [(b"origin", b"http://testserver"), (b"host", b"testserver"),
+                (b"cookie", f"{name}={client.cookies[name].value}".encode())]
+
+    password_only, verified = Client(), Client()
+    force_login_password_only(password_only, uma)
+    verified.force_login(uma)
+
+    async def connects(headers) -> bool:
+        communicator = WebsocketCommunicator(application, "/ws/ledger/", headers=headers)
+        connected, _ = await communicator.connect()
+        if connected:
+            await communicator.disconnect()
+        return connected
+
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        assert async_to_sync(connects)(cookie_headers(password_only)) is False
+        assert async_to_sync(connects)(cookie_headers(verified)) is True

@@ -20,8 +20,8 @@ from payments.models import BankSecret, Payment, ProcessedEvent, ReconciliationL
 pytestmark = pytest.mark.django_db
 
 # The economy's six transactions, then demo.readings: two purchases, two fundings and a week of
-# hourly readings from three meters.
-SEEDED_TXS = 6 + 2 + 2 + 3 * readings.DAYS * 24
+# readings from three meters.
+SEEDED_TXS = 6 + 2 + 2 + 3 * readings.READINGS_PER_METER
 
 
 def seed() -> str:
@@ -91,7 +91,7 @@ def test_seed_creates_the_demo_network():
     assert CustodialKey.objects.count() == len(expected) + 2
     assert Identity.objects.filter(kind="device").count() == 9
 
-    # A week of the meters' hourly readings (demo.readings): each local hour of the day 7 times.
+    # A week of the meters' readings (demo.readings): each local hour of the day 7 times.
     solar = readings.DAYS * sum(readings.solar_watts(h) for h in range(24))
     drawn = {m: readings.DAYS * sum(readings.household_watts(h, m) for h in range(24)) for m in readings.HOUSEHOLDS}
     assert balance("producer:sunfarm") == 600_000 + solar  # 1,000 kWh generated, 400 kWh sold wholesale

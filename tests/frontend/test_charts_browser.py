@@ -155,3 +155,40 @@ def test_device_map_shows_tiles_pins_and_attribution_when_online(metered, live_s
     assert "Beach Road light" in popup and "9.96" not in popup and "76.24" not in popup
     link.click()
     page.wait_for_url(f"{live_server.url}/d/SL-0001")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_device_map_keeps_the_drawing_when_the_phone_is_offline(metered, live_server, phone):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = phone
+    fetched = []
+    page.route(TILES, lambda route: (fetched.append(route.request.url), route.abort()))
+    page.add_init_script("Object.defineProperty(Navigator.prototype, 'onLine', {get: () => false})")
+    page.goto(f"{live_server.url}/devices/")
+    expect(page.locator("#device-map-live")).to_have_attribute("data-state", "offline")
+    expect(page.locator("#device-map-live")).to_be_hidden()
+    expect(page.locator("#device-map-drawing svg")).to_be_visible()
+    assert fetched == []  # no tile was even asked for
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_utility_dashboard_draws_its_charts_on_a_phone(metered, live_server, phone):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = phone
+    page.goto(f"{live_server.url}/accounts/login/?next=/dashboard/")
+    page.fill("#id_username", "uma")
+    page.fill("#id_password", "uma-password-1")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/dashboard/")
+    chart = page.locator("#chart-issuance-hour")
+    expect(chart.locator(".chart-canvas[data-drawn=true] canvas")).to_be_visible()
+    assert chart.locator("canvas").first.get_attribute("role") == "img"
+    expect(chart.locator(".u-legend")).to_contain_text("Burned")
+    expect(page.locator("[data-presence=online]")).to_have_text("1")  # Alice's meter reported just now
+    expect(page.locator("[data-presence=offline]")).to_have_text("1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "dashboard")

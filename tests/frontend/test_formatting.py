@@ -24,7 +24,7 @@ def utility_in(settings):
     (INDIA, "hi", "hi_IN"), (INDIA, "en", "en_IN"), (INDIA, "en-in", "en_IN"),
     (PUERTO_RICO, "es", "es_PR"), (PUERTO_RICO, "en", "en_PR"),
     ("Europe/Berlin", "en", "en_DE"), ("Europe/Berlin", "hi", "hi"),  # no hi_DE in CLDR: the language
-    (INDIA, "es", "es"),
+    (INDIA, "es", "es"), ("UTC", "en", "en"), ("UTC", "hi", "hi"),
 ])
 def test_the_locale_is_the_language_in_the_utilitys_country(utility_in, zone, language, locale):
     utility_in(zone)
@@ -34,6 +34,7 @@ def test_the_locale_is_the_language_in_the_utilitys_country(utility_in, zone, la
 def test_zone_countries():
     assert zone_country(INDIA) == "IN" and zone_country(PUERTO_RICO) == "PR"
     assert zone_country("America/New_York") == "US" and zone_country("Nowhere/Atlantis") is None
+    assert zone_country("Asia/Calcutta") == "IN" and zone_country("UTC") is None
 
 
 @pytest.mark.parametrize("zone,language,expected", [

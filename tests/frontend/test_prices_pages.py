@@ -37,8 +37,8 @@ def test_utility_adds_a_price_in_currency_units(mw):
     html = response.content.decode()
     assert "Retail price in INR added." in html and '<strong class="current-price">₹8.50</strong>' in html
     entry = StateEntry.objects.get(namespace="pricing", key="utility/retail/INR")
-    # The form's time is the utility's (the settings' GRIDCOIN_UTILITY_TZ, Asia/Kolkata here).
-    assert entry.value == [{"from": "2024-01-01T00:00:00+05:30", "price": 850}]
+    # The form's time is the utility's (GRIDCOIN_UTILITY_TZ, Asia/Kolkata here), stored as UTC.
+    assert entry.value == [{"from": "2023-12-31T18:30:00+00:00", "price": 850}]
 
 
 def test_double_submit_adds_the_price_once(mw):

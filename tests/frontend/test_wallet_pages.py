@@ -244,3 +244,10 @@ def test_fund_form_window_of_times_today_started_already_starts_now(mw):
     expected_end = (local_now + timedelta(hours=1)).replace(second=0, microsecond=0)
     assert stored_end == expected_end
     assert f"until <time>{timezone.localtime(stored_end):%a %-d %b %H:%M}</time> (IST)" in html
+
+
+def test_api_windows_in_any_offset_are_kept_as_utc(mw):
+    start = timezone.make_aware(datetime(2030, 1, 1, 18, 0))  # 18:00 IST
+    result = services.device_fund(user=mw.alice.user, public_id="SL-0001", amount_wh=10, idempotency_key="utc",
+                                  window_start=start, window_end=start + timedelta(hours=5))
+    assert result.window == {"start": "2030-01-01T12:30:00+00:00", "end": "2030-01-01T17:30:00+00:00"}

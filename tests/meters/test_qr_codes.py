@@ -3,8 +3,11 @@ sticker sheet, by persona (house style #7)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import segno
+from django.contrib.staticfiles import finders
 from django.test import Client
 
 from meters import qr
@@ -90,7 +93,9 @@ def test_utility_staff_print_all_active_devices(mw):
     response = client_of(mw, "uma").get(STICKERS)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "@page" in html
+    # The print layout (A4 @page) is a stylesheet of its own: the CSP allows no inline <style>.
+    assert '<link rel="stylesheet" href="/static/frontend/stickers.css">' in html
+    assert "@page" in Path(finders.find("frontend/stickers.css")).read_text()
     assert 'data-public-id="SL-0001"' in html and 'data-public-id="HM-ALICE"' in html
     assert 'data-public-id="SL-0099"' not in html  # retired
     assert html.count('class="sticker"') == 2

@@ -24,7 +24,7 @@
 
   live.hidden = false;
   drawing.hidden = true;
-  var map = L.map(live, { scrollWheelZoom: false, tap: true });
+  var map = L.map(live, { scrollWheelZoom: false });
   var tiles = L.tileLayer(live.getAttribute("data-tiles"), {
     maxZoom: 19,
     attribution: live.getAttribute("data-attribution"),
