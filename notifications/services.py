@@ -35,6 +35,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ledger.models import OrgType
 from meters.models import Device
@@ -289,7 +290,7 @@ def preferences_set(*, user, enabled: set[tuple[str, str]]) -> None:
     """Turn on exactly the (kind, channel) pairs in ``enabled``, every other one off."""
     unknown = {pair for pair in enabled if pair[0] not in Kind.values or pair[1] not in Channel.values}
     if unknown:
-        raise NotificationError("Unknown notification choice.")
+        raise NotificationError(_("Unknown notification choice."))
     for kind in Kind.values:
         for channel in Channel.values:
             Preference.objects.update_or_create(user=user, kind=kind, channel=channel,
@@ -301,10 +302,10 @@ _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
 def _key_bytes(value: Any, length: int, name: str) -> str:
     if not isinstance(value, str) or not _B64URL.match(value) or len(value) > 200:
-        raise NotificationError(f"The subscription's {name} key is not base64url.")
+        raise NotificationError(_("The subscription's %(name)s key is not base64url.") % {"name": name})
     raw = push.b64url_decode(value.rstrip("="))
     if len(raw) != length or (name == "p256dh" and raw[0] != 4):
-        raise NotificationError(f"The subscription's {name} key has the wrong length.")
+        raise NotificationError(_("The subscription's %(name)s key has the wrong length.") % {"name": name})
     return value.rstrip("=")
 
 
@@ -313,12 +314,12 @@ def push_subscription_save(*, user, endpoint: Any, p256dh: Any, auth: Any) -> Pu
     """Keep a browser's subscription for ``user`` (a browser that signs in as someone else
     moves its subscription to them)."""
     if not isinstance(endpoint, str) or len(endpoint) > 1000:
-        raise NotificationError("The subscription has no endpoint.")
+        raise NotificationError(_("The subscription has no endpoint."))
     secure = endpoint.startswith("https://")
     if not secure and (settings.PRODUCTION or not endpoint.startswith("http://")):
-        raise NotificationError("A push endpoint must be an https:// URL.")
+        raise NotificationError(_("A push endpoint must be an https:// URL."))
     p256dh, auth = _key_bytes(p256dh, 65, "p256dh"), _key_bytes(auth, 16, "auth")
-    subscription, _ = PushSubscription.objects.update_or_create(endpoint=endpoint,
+    subscription, _created = PushSubscription.objects.update_or_create(endpoint=endpoint,
                                                                 defaults={"user": user, "p256dh": p256dh, "auth": auth})
     return subscription
 
@@ -327,7 +328,7 @@ def push_subscription_save(*, user, endpoint: Any, p256dh: Any, auth: Any) -> Pu
 def push_subscription_delete(*, user, endpoint: Any) -> bool:
     if not isinstance(endpoint, str):
         return False
-    deleted, _ = PushSubscription.objects.filter(user=user, endpoint=endpoint).delete()
+    deleted, _by_model = PushSubscription.objects.filter(user=user, endpoint=endpoint).delete()
     return bool(deleted)
 
 
