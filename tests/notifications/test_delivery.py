@@ -11,7 +11,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from notifications import services
+from notifications import sending, services
 from notifications.models import Channel, Delivery, DeliveryStatus, Kind, Notification, Preference
 from notifications.tasks import MAX_RETRIES, deliver_notification
 
@@ -184,7 +184,7 @@ def test_a_delivery_claimed_by_another_task_is_left_to_it(world, django_capture_
         services.notifications_create(kind=Kind.PAYMENT_CREDITED, event_key="payment-credited:44",
                                       user_ids=[world.alice.user.pk], data={"wh": 1})
     delivery = Delivery.objects.get(channel=Channel.EMAIL)
-    claimed = services._claim(delivery.pk)
+    claimed = sending._claim(delivery.pk)
     assert claimed is not None
     assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == ""
     assert mailoutbox == []
