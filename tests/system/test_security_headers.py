@@ -74,6 +74,7 @@ INLINE = [
     (re.compile(r"\son[a-z]+\s*=", re.I), "inline event handler (listen in a static script)"),
     (re.compile(r"javascript:", re.I), "javascript: URL"),
 ]
+TEMPLATE_TAG = re.compile(r"{%.*?%}|{{.*?}}|{#.*?#}", re.S)
 
 
 def test_no_template_holds_what_the_policy_blocks():
@@ -82,7 +83,8 @@ def test_no_template_holds_what_the_policy_blocks():
     for template in sorted(REPO_ROOT.glob("*/templates/**/*.html")):
         if ".venv" in template.parts:
             continue
-        text = template.read_text()
+        # Template tags are not markup: ``{% blocktranslate with online=... %}`` is no handler.
+        text = TEMPLATE_TAG.sub(lambda m: " " * len(m.group(0)), template.read_text())
         for pattern, what in INLINE:
             for match in pattern.finditer(text):
                 if 'type="application/json"' in match.group(0):
