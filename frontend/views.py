@@ -150,6 +150,8 @@ def _wallet_cards(user) -> list:
         for (label, _account), balance in zip(wording.account_rows([b.account for b in balances], namer), balances,
                                               strict=True):
             balance.label = label
+        for balance in wallet.devices:
+            balance.public_id = wording.device_of_account(balance.account.key)
     return wallets
 
 

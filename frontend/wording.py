@@ -21,8 +21,9 @@ from ledger.selectors import organisations_of
 from meters.models import Device
 from wallet.selectors import wallet_transactions
 
-from .formatting import format_kwh
+from .formatting import format_kwh, format_money
 
+EVENING_HOUR = 17  # a window starting this late on the day it was funded is "tonight"
 # Meter readings: many a day per device, shown as one row per device per day.
 READINGS = Q(chaincode="consumer", function="burn") | Q(chaincode="generator", function="mint")
 
@@ -86,6 +87,12 @@ class Namer:
         if role == "issuance":
             return _("New coins")
         return _("Another account")
+
+
+def device_of_account(key: str) -> str | None:
+    """The public id of a device's account key, None for any other account."""
+    role, names = account_key_parts(key)
+    return names[0] if role == "device" else None
 
 
 def account_rows(accounts: list[Account], namer: Namer) -> list[tuple[str, Account]]:
@@ -155,6 +162,8 @@ def _window_text(window: dict | None, at: datetime) -> str:
     end = datetime.fromisoformat(window["end"]).astimezone(zone)
     times = f"{start:%H:%M}–{end:%H:%M}"
     if start.date() == at.astimezone(zone).date():
+        if start.hour >= EVENING_HOUR:
+            return _("tonight %(times)s") % {"times": times}
         return _("today %(times)s") % {"times": times}
     return f"{date_format(start, 'D j M')} {times}"
 
@@ -200,11 +209,9 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
         if mine and namer.owns_device(public_id):
             row.title = _("Topped up your meter (%(device)s) with %(kwh)s kWh") % {
                 "device": name, "kwh": format_kwh(amount)}
-            row.coins_wh = row.coins_wh if row.coins_wh else -amount
-            row.device_wh = None
+            row.device_wh = None  # the coins moved from your coins to your meter: one figure
         elif mine:
             row.title = _("Funded %(device)s") % {"device": name}
-            row.coins_wh = row.coins_wh if row.coins_wh is not None else -amount
         else:
             row.title = _("%(device)s was funded by %(who)s") % {
                 "device": name, "who": namer.organisation_name(tx.invoker.organisation.msp_id)}
@@ -214,9 +221,16 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
         name = namer.device_name(str(args.get("device", result.get("device", ""))))
         row.title = _("Unused coins came back from %(device)s") % {"device": name}
     elif call in (("retail-seller", "sell"), ("wholesale-seller", "sell")):
-        row.title = _("Coins you bought") if row.coins_wh and row.coins_wh > 0 or mine else _("Coins sold")
+        row.title = _("Coins you bought") if str(args.get("payer", "")) in namer.own_msp else _("Coins sold")
+        details = []
+        if result.get("currency") and result.get("price") is not None and result.get("charged") is not None:
+            currency = str(result["currency"])
+            details.append(_("paid %(paid)s at %(price)s per kWh") % {
+                "paid": format_money(int(result["charged"]), currency),
+                "price": format_money(int(result["price"]), currency)})
         if result.get("debt_repaid"):
-            row.detail = _("%(kwh)s kWh paid what you owed first") % {"kwh": format_kwh(int(result["debt_repaid"]))}
+            details.append(_("%(kwh)s kWh paid what you owed first") % {"kwh": format_kwh(int(result["debt_repaid"]))})
+        row.detail = "; ".join(details)
     elif call in (("retail-seller", "reverse"), ("wholesale-seller", "reverse")):
         row.title = {"refund": _("Purchase refunded"), "dispute": _("Payment disputed"),
                      "return": _("Payment returned by the bank")}.get(str(result.get("kind", args.get("kind"))),
@@ -240,6 +254,8 @@ def history_row(tx: Transaction, namer: Namer) -> HistoryRow:
         row.title = _("%(device)s produced electricity") % {"device": namer.device_name(tx.invoker.name)}
     else:
         row.title = _("Other ledger entry")
+    if tx.status != TxStatus.VALID:  # recorded with its reason, moved nothing
+        row.title = _("%(what)s (refused)") % {"what": row.title}
     return row
 
 

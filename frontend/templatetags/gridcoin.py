@@ -114,6 +114,31 @@ def account_name(key: str) -> str:
     return Namer(None, []).account(str(key))
 
 
+@register.simple_tag
+def utility_tz_name() -> str:
+    """The utility's IANA zone name (``Asia/Kolkata``) for scripts that format times."""
+    from django.conf import settings
+
+    return settings.GRIDCOIN_UTILITY_TZ
+
+
+@register.simple_tag
+def number_locale() -> str:
+    """The Babel locale of the page as a BCP 47 tag (``en-IN``) for scripts' Intl formats."""
+    from frontend.formatting import babel_locale
+
+    locale = babel_locale()
+    return "-".join(part for part in (locale.language, locale.territory) if part)
+
+
+@register.filter
+def organisation_name(msp_id: str) -> str:
+    """An organisation's name from its ledger id (``gridco-utility`` → "GridCo Utility")."""
+    from frontend.wording import Namer
+
+    return Namer(None, []).organisation_name(str(msp_id))
+
+
 # --- navigation ---------------------------------------------------------------------------------
 
 # Which tab of the tab bar (or the top bar's Explorer) holds each page, by URL name.

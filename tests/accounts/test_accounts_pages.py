@@ -229,7 +229,7 @@ def test_home_shows_each_users_organisations_and_balances():
     assert "sunfarm" not in alice
 
     carol = signed_in("carol").get("/").content.decode()
-    assert "Alice&#x27;s household" in carol and "You are member" in carol and "5.000" in carol
+    assert "Alice&#x27;s household" in carol and "You are a member" in carol and "5.000" in carol
 
     producer = signed_in("producer").get("/").content.decode()
     # 1,000 kWh generated, 400 kWh sold wholesale, and a week of the solar array's readings.

@@ -12,8 +12,7 @@ from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE, ta
 from tests.frontend.test_wallet_browser import shot
 
 
-@pytest.fixture
-def phone_in_india(monkeypatch):
+def phone_in(zone: str, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect, sync_playwright
 
@@ -21,7 +20,7 @@ def phone_in_india(monkeypatch):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
-                                      timezone_id="Asia/Kolkata", locale="en-IN")
+                                      timezone_id=zone, locale="en-IN")
         page = context.new_page()
         page.set_default_timeout(15_000)
         try:
@@ -29,6 +28,24 @@ def phone_in_india(monkeypatch):
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture
+def phone_in_india(monkeypatch):
+    yield from phone_in("Asia/Kolkata", monkeypatch)
+
+
+@pytest.fixture
+def phone_in_new_york(monkeypatch):
+    yield from phone_in("America/New_York", monkeypatch)
+
+
+def log_in(page, base: str, next_path: str) -> None:
+    page.goto(f"{base}/accounts/login/?next={next_path}")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password-1")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}{next_path}")
 
 
 @pytest.mark.browser
@@ -47,11 +64,7 @@ def test_funding_a_street_light_for_tonight_in_india(live_server, settings, phon
     browser_offset = page.evaluate("-new Date().getTimezoneOffset()")
     assert browser_offset == 330
 
-    page.goto(f"{live_server.url}/accounts/login/?next=/d/SL-0001")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/d/SL-0001")
+    log_in(page, live_server.url, "/d/SL-0001")
     expect(page.get_by_text("Times in India Standard Time (IST)").first).to_be_visible()
     for field in ("#id_window_day", "#id_window_start", "#id_window_end"):
         assert tap_size(page, field)[1] >= 44
@@ -78,3 +91,39 @@ def test_funding_a_street_light_for_tonight_in_india(live_server, settings, phon
     expect(page.locator(".windows li.active")).to_contain_text(f"{ends:%a %-d %b %H:%M}")
     expect(page.locator(".relay.big")).to_have_text("ON")
     shot(page, "device-tonight-ist")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_phone_in_another_zone_still_reads_the_utilitys_time(settings, phone_in_new_york):
+    """Away from home (browser in New York), Alice's meter page shows times in IST, live
+    readings included, and the window she types is still India's evening."""
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from meters import services
+    from tests.frontend.test_browser_devices import asgi_server_url
+    from tests.meters_world import build_meter_world
+
+    mw = build_meter_world(settings)
+    base = asgi_server_url()  # websockets: the live readings
+    services.device_fund(user=mw.alice.user, public_id="HM-ALICE", amount_wh=500, idempotency_key="top")
+    page = phone_in_new_york
+    assert page.evaluate("-new Date().getTimezoneOffset()") in (-300, -240)
+    log_in(page, base, "/d/HM-ALICE")
+    expect(page.get_by_text("Times in India Standard Time (IST)").first).to_be_visible()
+    expect(page.locator("[data-device-live]")).to_have_attribute("data-live-connected", "true")
+    # A reading through the server (as the simulator page sends it), pushed to this page live.
+    status = page.evaluate("""async () => {
+      const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
+      const body = new URLSearchParams({ wh: "234" });
+      const response = await fetch("/simulators/meters/HM-ALICE/tick", {
+        method: "POST", headers: { "X-CSRFToken": token }, body, credentials: "same-origin" });
+      return response.status;
+    }""")
+    assert status == 200
+    shown = timezone.localtime()  # IST on the server
+    first = page.locator('[data-live="readings"] li').first
+    expect(first).to_contain_text("0.234 kWh")
+    text = first.locator("time").inner_text()
+    assert text[:2] in {f"{(shown - timedelta(minutes=1)):%H}", f"{shown:%H}"}, text  # IST, not New York

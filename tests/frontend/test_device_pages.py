@@ -50,7 +50,9 @@ def test_strangers_see_state_but_no_consumption(mw, name):
 def test_owner_members_and_the_utility_see_consumption(mw, name):
     html = page(mw, name, "HM-ALICE")
     assert 'data-live="readings"' in html
-    assert "0.123 kWh" in html and "#1" in html
+    assert "0.123 kWh" in html
+    # Live updates format as the server does: the utility's zone and number locale.
+    assert 'data-time-zone="Asia/Kolkata" data-number-locale="en-IN"' in html
 
 
 def test_a_resident_sees_no_consumption_of_the_utilitys_light(mw):

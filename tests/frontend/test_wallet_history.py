@@ -136,7 +136,7 @@ def test_buy_spend_refund_debt_and_repayment_have_the_right_signs(db):
                      ("Coins removed", -1000, None), ("Coins you bought", 2500, None)]
     html = html_for(market.resident)
     assert "paid back 1.000 kWh you owed" in html and "you now owe 1.000 kWh more" in html
-    assert "1.000 kWh paid what you owed first" in html
+    assert "1.000 kWh paid what you owed first" in html and "paid ₹12.00 at ₹8.00 per kWh" in html
     assert "<strong>+2.500</strong> kWh" in html and "<strong>-1.500</strong> kWh" in html
 
 
@@ -169,3 +169,26 @@ def test_no_ledger_keys_or_coordinates_outside_technical_details(mw):
     home = html_for(mw.alice.user, "/")
     assert "Your coins" in home and "Your credit with Utility" in home and "Alice&#x27;s meter" in home
     assert "<code class=\"account-key\">credit:hh-alice@utility</code>" in home  # kept for the curious
+
+
+def test_a_refused_funding_is_shown_as_refused_and_moved_nothing(mw):
+    from accounts.services import membership_for
+
+    membership = membership_for(mw.alice.user, None)
+    refused = invoke_as(identity=membership.identity, chaincode="resident", function="fund",
+                        args={"device": "SL-0001", "amount": 10_000_000}, idempotency_key="too-much")
+    assert not refused.ok
+    (row,) = [r for r in rows_of(html_for(mw.alice.user)) if "refused" in r]
+    assert "Funded Beach Road light (refused)" in row and "<strong>" not in row and "Refused" in row
+
+
+def test_windows_are_worded_tonight_today_or_by_date():
+    from frontend.wording import _window_text
+
+    funded = datetime.fromisoformat("2026-12-06T14:25:00+00:00")  # 19:55 IST
+    tonight = {"start": "2026-12-06T14:25:00+00:00", "end": "2026-12-06T17:30:00+00:00"}
+    morning = {"start": "2026-12-06T03:30:00+00:00", "end": "2026-12-06T05:30:00+00:00"}
+    later = {"start": "2026-12-24T12:30:00+00:00", "end": "2026-12-24T19:30:00+00:00"}
+    assert _window_text(tonight, funded) == "tonight 19:55–23:00"
+    assert _window_text(morning, funded) == "today 09:00–11:00"
+    assert _window_text(later, funded) == "Thu 24 Dec 18:00–01:00"

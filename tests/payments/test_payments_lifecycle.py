@@ -178,7 +178,7 @@ def test_a_lost_dispute_reverses_and_what_was_spent_becomes_debt_paid_from_the_n
     # The wallet shows the debt (and not as a fiat credit).
     client.force_login(market.resident)
     page = client.get("/wallet/").content.decode()
-    assert 'owes utility <span class="debt-kwh">1.000</span> kWh' in page and "Credit debt:" not in page
+    assert 'owes Utility <span class="debt-kwh">1.000</span> kWh' in page and "What you owe" not in page  # not as money
     receipt = client.get(f"/wallet/receipts/{lost.json()['tx_hash']}/")
     assert receipt.status_code == 200 and '<dd class="debt-kwh">1.000 kWh</dd>' in receipt.content.decode()
     # The next purchase pays the debt first; the rest is delivered.

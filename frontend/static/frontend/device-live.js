@@ -4,7 +4,11 @@
 // reconnects with backoff. The server sends the current state on every (re)connect, so a page
 // that was asleep never keeps showing old money.
 
-export function kwh(wh) {
+export function kwh(wh, locale) {
+  if (locale) {
+    // As the server formats it (Babel, the page's language in the utility's country).
+    return new Intl.NumberFormat(locale, { minimumFractionDigits: 3, maximumFractionDigits: 3 }).format(wh / 1000);
+  }
   const sign = wh < 0 ? "-" : "";
   const abs = Math.abs(wh);
   return `${sign}${Math.floor(abs / 1000)}.${String(abs % 1000).padStart(3, "0")}`;
@@ -16,8 +20,9 @@ function applyState(root, payload) {
     badge.classList.toggle("relay-on", payload.relay === "on");
     badge.classList.toggle("relay-off", payload.relay !== "on");
   }
-  for (const el of root.querySelectorAll('[data-live="balance"]')) el.textContent = kwh(payload.balance_wh);
-  for (const el of root.querySelectorAll('[data-live="spendable"]')) el.textContent = kwh(payload.spendable_wh);
+  const locale = root.dataset.numberLocale;
+  for (const el of root.querySelectorAll('[data-live="balance"]')) el.textContent = kwh(payload.balance_wh, locale);
+  for (const el of root.querySelectorAll('[data-live="spendable"]')) el.textContent = kwh(payload.spendable_wh, locale);
 }
 
 function applyConsumption(root, payload) {
@@ -28,13 +33,13 @@ function applyConsumption(root, payload) {
   const wh = payload.burned ?? payload.wh ?? 0;
   const time = document.createElement("time");
   time.dateTime = payload.timestamp;
-  time.textContent = new Date(payload.timestamp).toLocaleTimeString();
-  const counter = document.createElement("span");
-  counter.className = "muted small";
-  counter.textContent = ` #${payload.counter} `;
+  // The utility's time zone, as every time on the page (not the phone's own).
+  const zone = root.dataset.timeZone || undefined;
+  time.textContent = new Date(payload.timestamp).toLocaleTimeString(root.dataset.numberLocale || [], {
+    timeZone: zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   const amount = document.createElement("strong");
-  amount.textContent = `${kwh(wh)} kWh`;
-  item.append(time, counter, amount);
+  amount.textContent = `${kwh(wh, root.dataset.numberLocale)} kWh`;
+  item.append(time, " ", amount);
   list.prepend(item);
   while (list.children.length > 20) list.lastElementChild.remove();
 }
