@@ -339,6 +339,13 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <gridcoin@lo
 # the data directory on first use in the embedded default; push is off in production without it.
 GRIDCOIN_VAPID_PRIVATE_KEY = os.environ.get("GRIDCOIN_VAPID_PRIVATE_KEY", "")
 GRIDCOIN_VAPID_SUBJECT = os.environ.get("GRIDCOIN_VAPID_SUBJECT", "mailto:gridcoin@localhost")
+# The push services a browser subscription may name (host, or ".suffix" for any host under it):
+# the server posts to the endpoint, so an arbitrary URL would let a user aim it inside the network.
+# Empty outside production: any http(s) endpoint (the tests' local push service).
+_push_hosts_default = ("fcm.googleapis.com,updates.push.services.mozilla.com,.push.apple.com,"
+                       ".notify.windows.com" if PRODUCTION else "")
+GRIDCOIN_PUSH_SERVICE_HOSTS = [h.strip().lower() for h in os.environ.get(
+    "GRIDCOIN_PUSH_SERVICE_HOSTS", _push_hosts_default).split(",") if h.strip()]
 # A device "runs low" below this many spendable Wh, or below this many minutes at its recent rate.
 GRIDCOIN_NOTIFY_LOW_WH = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_WH", "500"))
 GRIDCOIN_NOTIFY_LOW_MINUTES = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_MINUTES", "60"))

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -294,6 +295,14 @@ def _key_bytes(value: Any, length: int, name: str) -> str:
     return value.rstrip("=")
 
 
+def _known_push_service(endpoint: str) -> bool:
+    allowed = settings.GRIDCOIN_PUSH_SERVICE_HOSTS
+    if not allowed:
+        return True
+    host = (urlsplit(endpoint).hostname or "").lower()
+    return any(host.endswith(entry) if entry.startswith(".") else host == entry for entry in allowed)
+
+
 @transaction.atomic
 def push_subscription_save(*, user, endpoint: Any, p256dh: Any, auth: Any) -> PushSubscription:
     """Keep a browser's subscription for ``user`` (a browser that signs in as someone else
@@ -303,6 +312,8 @@ def push_subscription_save(*, user, endpoint: Any, p256dh: Any, auth: Any) -> Pu
     secure = endpoint.startswith("https://")
     if not secure and (settings.PRODUCTION or not endpoint.startswith("http://")):
         raise NotificationError(_("A push endpoint must be an https:// URL."))
+    if not _known_push_service(endpoint):
+        raise NotificationError(_("This browser's push service is not one GridCoin sends to."))
     p256dh, auth = _key_bytes(p256dh, 65, "p256dh"), _key_bytes(auth, 16, "auth")
     subscription, _created = PushSubscription.objects.update_or_create(endpoint=endpoint,
                                                                 defaults={"user": user, "p256dh": p256dh, "auth": auth})
