@@ -42,14 +42,25 @@ def _given_next(request: HttpRequest) -> str:
     return request.POST.get("next") or request.GET.get("next") or ""
 
 
-def _try_again_in(seconds: int) -> str:
+def _try_again_in(action: str, seconds: int) -> str:
+    """What a limit says when it refuses, with the minutes left (literal strings, so that
+    makemessages finds them)."""
     minutes = throttle.minutes(seconds)
-    return ngettext("Too many failed attempts. Try again in %(minutes)d minute.",
-                    "Too many failed attempts. Try again in %(minutes)d minutes.", minutes) % {"minutes": minutes}
+    if action == "signup":
+        text = ngettext("Too many sign-ups from this network. Try again in %(minutes)d minute.",
+                        "Too many sign-ups from this network. Try again in %(minutes)d minutes.", minutes)
+    elif action == "password-reset":
+        text = ngettext("Too many password-reset requests from this network. Try again in %(minutes)d minute.",
+                        "Too many password-reset requests from this network. Try again in %(minutes)d minutes.",
+                        minutes)
+    else:
+        text = ngettext("Too many failed attempts. Try again in %(minutes)d minute.",
+                        "Too many failed attempts. Try again in %(minutes)d minutes.", minutes)
+    return text % {"minutes": minutes}
 
 
-def _refused(request: HttpRequest, template: str, context: dict, seconds: int) -> HttpResponse:
-    context = {**context, "too_many": _try_again_in(seconds), "next": _given_next(request)}
+def _refused(request: HttpRequest, action: str, template: str, context: dict, seconds: int) -> HttpResponse:
+    context = {**context, "too_many": _try_again_in(action, seconds), "next": _given_next(request)}
     response = render(request, template, context, status=429)
     response["Retry-After"] = str(seconds)
     return response
@@ -64,7 +75,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         limit, address = throttle.signup_limit(), client_ip(request)
         wait = throttle.retry_after(limit, address)
         if wait:
-            return _refused(request, "accounts/signup.html", {"form": SignupForm()}, wait)
+            return _refused(request, "signup", "accounts/signup.html", {"form": SignupForm()}, wait)
         throttle.record(limit, address)
     if request.method == "POST" and form.is_valid():
         try:
@@ -121,7 +132,7 @@ def locked_out(request: HttpRequest, original_response=None, credentials=None) -
     """django-axes' lockout answer: the login page, saying for how long, as a 429. The right
     password gets this too until the cool-off ends."""
     seconds = settings.GRIDCOIN_LOGIN_COOLOFF_MINUTES * 60
-    return _refused(request, "accounts/login.html", {"form": AuthenticationForm(request)}, seconds)
+    return _refused(request, "login", "accounts/login.html", {"form": AuthenticationForm(request)}, seconds)
 
 
 class LogoutView(auth_views.LogoutView):
@@ -141,7 +152,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         limit, address = throttle.password_reset_limit(), client_ip(request)
         wait = throttle.retry_after(limit, address)
         if wait:
-            return _refused(request, self.template_name, {"form": self.get_form_class()()}, wait)
+            return _refused(request, "password-reset", self.template_name, {"form": self.get_form_class()()}, wait)
         throttle.record(limit, address)
         return super().post(request, *args, **kwargs)
 
