@@ -28,7 +28,7 @@ PENDING_SECONDS = 300
 WELCOME = "gridcoin_welcome"
 
 
-def _next_url(request: HttpRequest) -> str:
+def next_url(request: HttpRequest) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -37,7 +37,7 @@ def _next_url(request: HttpRequest) -> str:
     return resolve_url(settings.LOGIN_REDIRECT_URL)
 
 
-def _given_next(request: HttpRequest) -> str:
+def given_next(request: HttpRequest) -> str:
     """The ``next`` to carry through the page's forms and links (checked when it is used)."""
     return request.POST.get("next") or request.GET.get("next") or ""
 
@@ -60,7 +60,7 @@ def _try_again_in(action: str, seconds: int) -> str:
 
 
 def _refused(request: HttpRequest, action: str, template: str, context: dict, seconds: int) -> HttpResponse:
-    context = {**context, "too_many": _try_again_in(action, seconds), "next": _given_next(request)}
+    context = {**context, "too_many": _try_again_in(action, seconds), "next": given_next(request)}
     response = render(request, template, context, status=429)
     response["Retry-After"] = str(seconds)
     return response
@@ -69,7 +69,7 @@ def _refused(request: HttpRequest, action: str, template: str, context: dict, se
 @sensitive_post_parameters("password1", "password2")
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        return redirect(_next_url(request))
+        return redirect(next_url(request))
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         limit, address = throttle.signup_limit(), client_ip(request)
@@ -88,11 +88,11 @@ def signup(request: HttpRequest) -> HttpResponse:
             form.add_error("username", USERNAME_TAKEN)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            if not _given_next(request):
+            if not given_next(request):
                 # A new resident's first screen offers what they came for: coins and a device.
                 request.session[WELCOME] = True
-            return redirect(_next_url(request))
-    return render(request, "accounts/signup.html", {"form": form, "next": _given_next(request)})
+            return redirect(next_url(request))
+    return render(request, "accounts/signup.html", {"form": form, "next": given_next(request)})
 
 
 class LoginView(auth_views.LoginView):
