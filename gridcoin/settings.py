@@ -410,14 +410,7 @@ REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
     "accounts.api_auth.TokenHasScope",
 ]
 
-# Password-reset mail: the console in the embedded default, SMTP settings from the environment.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
-    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
+# Password-reset mail goes through the e-mail settings in the notifications block above.
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <noreply@localhost>")
 PASSWORD_RESET_TIMEOUT = 3 * 3600
 
