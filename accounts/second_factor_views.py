@@ -32,7 +32,7 @@ def _may_change_factors(request: HttpRequest) -> bool:
     return request.user.is_verified() or not selectors.has_second_factor(request.user)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def login_verify(request: HttpRequest) -> HttpResponse:
     """Second step of the login: a code (authenticator or backup) or a passkey."""
     user = pending_user(request)
@@ -57,7 +57,7 @@ def _qr_svg(device: TOTPDevice) -> str:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def two_factor(request: HttpRequest) -> HttpResponse:
     """Set up or check the second factor. Staff are sent here until their session has one."""
     user = request.user
