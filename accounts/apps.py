@@ -16,6 +16,8 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the deployment check)
+
         post_migrate.connect(create_cache_table, sender=self, dispatch_uid="accounts.create_cache_table")
 
         from .languages import connect_signals

@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import second_factor, selectors
 from .forms import CodeForm
-from .views import _given_next, _next_url, complete_login, pending_user
+from .views import complete_login, given_next, next_url, pending_user
 
 REGISTER_CHALLENGE = "gridcoin_passkey_register"
 LOGIN_CHALLENGE = "gridcoin_passkey_login"
@@ -32,22 +32,22 @@ def _may_change_factors(request: HttpRequest) -> bool:
     return request.user.is_verified() or not selectors.has_second_factor(request.user)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def login_verify(request: HttpRequest) -> HttpResponse:
     """Second step of the login: a code (authenticator or backup) or a passkey."""
     user = pending_user(request)
     if user is None:
         login_url = reverse("accounts:login")
-        return redirect(f"{login_url}?{urlencode({'next': _given_next(request)})}" if _given_next(request) else login_url)
+        return redirect(f"{login_url}?{urlencode({'next': given_next(request)})}" if given_next(request) else login_url)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = match_token(user, form.cleaned_data["code"])
         if device is not None:
             complete_login(request, user, device)
-            return redirect(_next_url(request))
+            return redirect(next_url(request))
         form.add_error("code", WRONG_CODE)
     return render(request, "accounts/login_verify.html", {
-        "form": form, "next": _given_next(request), "pending": user,
+        "form": form, "next": given_next(request), "pending": user,
         "has_passkey": selectors.passkeys_of(user).exists(),
     })
 
@@ -57,7 +57,7 @@ def _qr_svg(device: TOTPDevice) -> str:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def two_factor(request: HttpRequest) -> HttpResponse:
     """Set up or check the second factor. Staff are sent here until their session has one."""
     user = request.user
@@ -70,7 +70,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         device = match_token(user, form.cleaned_data["code"])
         if device is not None:
             otp_login(request, device)
-            return redirect(_next_url(request))
+            return redirect(next_url(request))
         form.add_error("code", WRONG_CODE)
     elif request.method == "POST" and action == "confirm-totp" and _may_change_factors(request) and form.is_valid():
         device = second_factor.totp_device_start(user=user)
@@ -84,7 +84,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST" and action == "backup-codes" and verified:
         backup_codes = second_factor.backup_codes_regenerate(user=user)
     context = {
-        "form": form, "next": _given_next(request), "verified": verified, "has_factor": has_factor,
+        "form": form, "next": given_next(request), "verified": verified, "has_factor": has_factor,
         "staff": selectors.is_staff(user), "backup_codes": backup_codes,
         "passkeys": selectors.passkeys_of(user),
         "has_totp": TOTPDevice.objects.filter(user=user, confirmed=True).exists(),
@@ -132,7 +132,7 @@ def passkey_register(request: HttpRequest) -> JsonResponse:
     except second_factor.PasskeyError as exc:
         return JsonResponse({"detail": str(exc)}, status=400)
     otp_login(request, credential)
-    return JsonResponse({"redirect": _next_url(request) if _given_next(request) else reverse("accounts:two-factor")})
+    return JsonResponse({"redirect": next_url(request) if given_next(request) else reverse("accounts:two-factor")})
 
 
 @require_POST
@@ -159,4 +159,4 @@ def passkey_login(request: HttpRequest) -> JsonResponse:
     except second_factor.PasskeyError as exc:
         return JsonResponse({"detail": str(exc)}, status=400)
     complete_login(request, user, credential)
-    return JsonResponse({"redirect": _next_url(request)})
+    return JsonResponse({"redirect": next_url(request)})

@@ -22,7 +22,7 @@ def _staff_only(request: HttpRequest) -> None:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
     _staff_only(request)
     form = ApiTokenForm(request.POST or None, organisations=selectors.staff_organisations(request.user))

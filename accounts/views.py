@@ -30,7 +30,7 @@ PENDING_SECONDS = 300
 WELCOME = "gridcoin_welcome"
 
 
-def _next_url(request: HttpRequest) -> str:
+def next_url(request: HttpRequest) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -39,19 +39,30 @@ def _next_url(request: HttpRequest) -> str:
     return resolve_url(settings.LOGIN_REDIRECT_URL)
 
 
-def _given_next(request: HttpRequest) -> str:
+def given_next(request: HttpRequest) -> str:
     """The ``next`` to carry through the page's forms and links (checked when it is used)."""
     return request.POST.get("next") or request.GET.get("next") or ""
 
 
-def _try_again_in(seconds: int) -> str:
+def _try_again_in(action: str, seconds: int) -> str:
+    """What a limit says when it refuses, with the minutes left (literal strings, so that
+    makemessages finds them)."""
     minutes = throttle.minutes(seconds)
-    return ngettext("Too many failed attempts. Try again in %(minutes)d minute.",
-                    "Too many failed attempts. Try again in %(minutes)d minutes.", minutes) % {"minutes": minutes}
+    if action == "signup":
+        text = ngettext("Too many sign-ups from this network. Try again in %(minutes)d minute.",
+                        "Too many sign-ups from this network. Try again in %(minutes)d minutes.", minutes)
+    elif action == "password-reset":
+        text = ngettext("Too many password-reset requests from this network. Try again in %(minutes)d minute.",
+                        "Too many password-reset requests from this network. Try again in %(minutes)d minutes.",
+                        minutes)
+    else:
+        text = ngettext("Too many failed attempts. Try again in %(minutes)d minute.",
+                        "Too many failed attempts. Try again in %(minutes)d minutes.", minutes)
+    return text % {"minutes": minutes}
 
 
-def _refused(request: HttpRequest, template: str, context: dict, seconds: int) -> HttpResponse:
-    context = {**context, "too_many": _try_again_in(seconds), "next": _given_next(request)}
+def _refused(request: HttpRequest, action: str, template: str, context: dict, seconds: int) -> HttpResponse:
+    context = {**context, "too_many": _try_again_in(action, seconds), "next": given_next(request)}
     response = render(request, template, context, status=429)
     response["Retry-After"] = str(seconds)
     return response
@@ -60,13 +71,13 @@ def _refused(request: HttpRequest, template: str, context: dict, seconds: int) -
 @sensitive_post_parameters("password1", "password2")
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        return redirect(_next_url(request))
+        return redirect(next_url(request))
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         limit, address = throttle.signup_limit(), client_ip(request)
         wait = throttle.retry_after(limit, address)
         if wait:
-            return _refused(request, "accounts/signup.html", {"form": SignupForm()}, wait)
+            return _refused(request, "signup", "accounts/signup.html", {"form": SignupForm()}, wait)
         throttle.record(limit, address)
     if request.method == "POST" and form.is_valid():
         try:
@@ -79,11 +90,11 @@ def signup(request: HttpRequest) -> HttpResponse:
             form.add_error("username", USERNAME_TAKEN)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            if not _given_next(request):
+            if not given_next(request):
                 # A new resident's first screen offers what they came for: coins and a device.
                 request.session[WELCOME] = True
-            return redirect(_next_url(request))
-    return render(request, "accounts/signup.html", {"form": form, "next": _given_next(request)})
+            return redirect(next_url(request))
+    return render(request, "accounts/signup.html", {"form": form, "next": given_next(request)})
 
 
 class LoginView(auth_views.LoginView):
@@ -123,7 +134,7 @@ def locked_out(request: HttpRequest, original_response=None, credentials=None) -
     """django-axes' lockout answer: the login page, saying for how long, as a 429. The right
     password gets this too until the cool-off ends."""
     seconds = settings.GRIDCOIN_LOGIN_COOLOFF_MINUTES * 60
-    return _refused(request, "accounts/login.html", {"form": AuthenticationForm(request)}, seconds)
+    return _refused(request, "login", "accounts/login.html", {"form": AuthenticationForm(request)}, seconds)
 
 
 class LogoutView(auth_views.LogoutView):
@@ -143,7 +154,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         limit, address = throttle.password_reset_limit(), client_ip(request)
         wait = throttle.retry_after(limit, address)
         if wait:
-            return _refused(request, self.template_name, {"form": self.get_form_class()()}, wait)
+            return _refused(request, "password-reset", self.template_name, {"form": self.get_form_class()()}, wait)
         throttle.record(limit, address)
         return super().post(request, *args, **kwargs)
 

@@ -38,6 +38,8 @@ SHELL_STATIC = [
     "frontend/icons/icon-192.png",
     "frontend/icons/apple-touch-icon-180.png",
 ]
+# Loaded by the worker with importScripts (Web Push: notifications app); part of its version.
+WORKER_IMPORTS = ["frontend/sw-push.js"]
 
 
 def manifest() -> dict:
@@ -86,11 +88,15 @@ def _static_bytes(path: str) -> bytes:
 
 def shell_version() -> str:
     digest = hashlib.sha256()
-    for path in SHELL_STATIC:
+    for path in [*SHELL_STATIC, *WORKER_IMPORTS]:
         digest.update(path.encode() + b"\0" + _static_bytes(path) + b"\0")
     digest.update(offline_page().encode())
     digest.update(loader.get_template(SW_TEMPLATE).template.source.encode())
     return digest.hexdigest()[:16]
+
+
+def worker_imports() -> list[str]:
+    return [static(path) for path in WORKER_IMPORTS]
 
 
 def precache_urls() -> list[str]:

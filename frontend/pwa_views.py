@@ -19,7 +19,8 @@ def manifest(request: HttpRequest) -> JsonResponse:
 
 @require_safe
 def service_worker(request: HttpRequest) -> HttpResponse:
-    shell = {"version": pwa.shell_version(), "offline": pwa.precache_urls()[0], "precache": pwa.precache_urls()}
+    shell = {"version": pwa.shell_version(), "offline": pwa.precache_urls()[0], "precache": pwa.precache_urls(),
+             "imports": pwa.worker_imports()}
     response = render(request, pwa.SW_TEMPLATE, {"shell_json": json.dumps(shell)},
                       content_type="application/javascript; charset=utf-8")
     response["Service-Worker-Allowed"] = "/"

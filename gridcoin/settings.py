@@ -339,6 +339,13 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <gridcoin@lo
 # the data directory on first use in the embedded default; push is off in production without it.
 GRIDCOIN_VAPID_PRIVATE_KEY = os.environ.get("GRIDCOIN_VAPID_PRIVATE_KEY", "")
 GRIDCOIN_VAPID_SUBJECT = os.environ.get("GRIDCOIN_VAPID_SUBJECT", "mailto:gridcoin@localhost")
+# The push services a browser subscription may name (host, or ".suffix" for any host under it):
+# the server posts to the endpoint, so an arbitrary URL would let a user aim it inside the network.
+# Empty outside production: any http(s) endpoint (the tests' local push service).
+_push_hosts_default = ("fcm.googleapis.com,updates.push.services.mozilla.com,.push.apple.com,"
+                       ".notify.windows.com" if PRODUCTION else "")
+GRIDCOIN_PUSH_SERVICE_HOSTS = [h.strip().lower() for h in os.environ.get(
+    "GRIDCOIN_PUSH_SERVICE_HOSTS", _push_hosts_default).split(",") if h.strip()]
 # A device "runs low" below this many spendable Wh, or below this many minutes at its recent rate.
 GRIDCOIN_NOTIFY_LOW_WH = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_WH", "500"))
 GRIDCOIN_NOTIFY_LOW_MINUTES = int(os.environ.get("GRIDCOIN_NOTIFY_LOW_MINUTES", "60"))
@@ -403,14 +410,7 @@ REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
     "accounts.api_auth.TokenHasScope",
 ]
 
-# Password-reset mail: the console in the embedded default, SMTP settings from the environment.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
-    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "0") == "1"
+# Password-reset mail goes through the e-mail settings in the notifications block above.
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GridCoin <noreply@localhost>")
 PASSWORD_RESET_TIMEOUT = 3 * 3600
 

@@ -1,7 +1,7 @@
 """One place that announces a device's new state after anything changed it (funding, a burn,
 a window settling): typed websocket events to ``/ws/devices/<public_id>/`` listeners and the
-relay command to the meter. Call ``device_state_changed`` after the change has committed
-(``transaction.on_commit``)."""
+relay command to the meter, and ``signals.devices_observed`` for other apps (notifications).
+Call ``device_state_changed`` after the change has committed (``transaction.on_commit``)."""
 
 from __future__ import annotations
 

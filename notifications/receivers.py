@@ -18,6 +18,8 @@ def on_devices_observed(sender, *, observations, **kwargs) -> None:
 
 
 @receiver(payment_credited, dispatch_uid="notifications.payment_credited")
-def on_payment_credited(sender, *, payment, chaincode, payer, amount, currency, result, **kwargs) -> None:
-    services.notify_payment_credited(payment=payment, chaincode=chaincode, payer=payer, amount=amount,
-                                     currency=currency, result=result)
+def on_payment_credited(sender, *, payment, chaincode, payer_organisation, amount, currency, result,
+                        **kwargs) -> None:
+    services.notify_payment_credited(payment=payment, chaincode=chaincode, payer_organisation=payer_organisation.pk,
+                                     payer_type=payer_organisation.org_type, amount=amount, currency=currency,
+                                     result=result)

@@ -19,32 +19,31 @@ back above the mark. Its first observation only records its level.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from accounts.languages import stored_language
+from ledger.models import OrgType
 from meters.models import Device
 from meters.signals import DeviceObservation
 
-from . import push, selectors, texts
+from . import push, selectors
 from .models import (
     OUTBOUND_CHANNELS,
     Channel,
     Delivery,
-    DeliveryStatus,
     DeviceLevel,
     DeviceWatch,
     Kind,
@@ -52,18 +51,19 @@ from .models import (
     Preference,
     PushSubscription,
 )
+from .sending import (  # noqa: F401  (the task's entry points, gathered with the rest of the write path)
+    DELIVERY_CLAIM_TIMEOUT,
+    MAX_ATTEMPTS,
+    DeliveryRetry,
+    deliveries_resend_due,
+    delivery_enqueuer,
+    delivery_send,
+    resend_wait,
+)
 
 logger = logging.getLogger(__name__)
 
 RATE_SAMPLE = timedelta(minutes=15)
-# A claimed delivery whose task died without finishing is taken over after this long.
-DELIVERY_CLAIM_TIMEOUT = timedelta(minutes=10)
-# Attempts per delivery, whoever makes them (the task's retries, the sweep after a lost task).
-MAX_ATTEMPTS = 7
-RESEND_FIRST_WAIT = timedelta(seconds=30)
-RESEND_MAX_WAIT = timedelta(hours=1)
-# A delivery never attempted this long after it was recorded lost its task (a broker outage).
-UNSENT_GRACE = timedelta(minutes=5)
 RETAIL_SALE = "retail-seller"  # the chaincode that sells coins to a resident
 
 
@@ -71,57 +71,71 @@ class NotificationError(Exception):
     """A request the user made cannot go ahead; the message is shown to them."""
 
 
-class DeliveryRetry(Exception):
-    """The channel failed for now (network, SMTP, a push service busy): the task retries."""
-
-
 # --- recording events -------------------------------------------------------------------------
 
+_NOTIFICATION_COLUMNS = "user_id, kind, event_key, data, url, in_app, created_at"
+_VALUES = "(" + ", ".join(["%s"] * len(_NOTIFICATION_COLUMNS.split(","))) + ")"
+_ON_CONFLICT = " ON CONFLICT (user_id, event_key) DO NOTHING RETURNING id, user_id"
+
+
 @transaction.atomic
-def notifications_create(*, kind: str, event_key: str, user_ids: Iterable[int], data: dict[str, Any],
+def notifications_create(*, kind: str, event_key: str, user_ids: Iterable[int] = (),
+                         organisation_ids: Iterable[int] = (), data: dict[str, Any],
                          url: str = "") -> list[Notification]:
-    """One notification per user for the event ``event_key``, with a delivery per outbound
-    channel the user has not turned off, each sent by a task after commit. A user who already
-    has this event (it was processed before) gets nothing new. Returns the new notifications."""
-    user_ids = sorted(set(user_ids))
-    disabled = selectors.disabled_channels(user_ids, kind)
-    created = []
-    for user_id in user_ids:
-        off = disabled.get(user_id, set())
-        channels = [c for c in OUTBOUND_CHANNELS if c not in off]
-        in_app = Channel.IN_APP not in off
-        if not in_app and not channels:
-            continue
-        try:
-            with transaction.atomic():  # a concurrent copy of the same event loses here, cleanly
-                notification = Notification.objects.create(user_id=user_id, kind=kind, event_key=event_key, data=data,
-                                                           url=url, in_app=in_app)
-        except IntegrityError:
-            continue
-        for delivery in Delivery.objects.bulk_create([Delivery(notification=notification, channel=c)
-                                                      for c in channels]):
-            transaction.on_commit(_enqueuer(delivery.pk), robust=True)
-        created.append(notification)
+    """One notification per user (``user_ids`` and the members of ``organisation_ids``) for the
+    event ``event_key``, with a delivery per channel they can be reached on and have not turned
+    off, each sent by a task after commit. A user who already has this event (it was processed
+    before, or concurrently) gets nothing new. Returns the new notifications.
+
+    It runs inside every credited payment's transaction, so on PostgreSQL it is one statement
+    (who, on which channels, and the insert that skips users who have the event already), and
+    one more for the deliveries when someone is told by e-mail or push. ON CONFLICT DO NOTHING
+    RETURNING returns only the rows this call inserted (the ORM's ignore_conflicts returns
+    none), so a concurrent copy of the event enqueues nothing twice."""
+    query = selectors.recipients_sql(kind, user_ids=user_ids, organisation_ids=organisation_ids)
+    if query is None:
+        return []
+    now, text = timezone.now(), json.dumps(data)
+    table = Notification._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            recipients_query, params = query
+            cursor.execute(
+                f"WITH r AS ({recipients_query}), ins AS (INSERT INTO {table} ({_NOTIFICATION_COLUMNS}) "
+                "SELECT r.user_id, %s, %s, %s::jsonb, %s, r.in_app, %s FROM r WHERE r.in_app OR r.email OR r.push"
+                f"{_ON_CONFLICT}) SELECT ins.id, ins.user_id, r.in_app, r.email, r.push FROM ins "
+                "JOIN r ON r.user_id = ins.user_id", [*params, kind, event_key, text, url, now])
+            inserted = {pk: (user_id, selectors.channels_of(*flags)) for pk, user_id, *flags in cursor.fetchall()}
+        else:
+            cursor.execute(*query)
+            wanted = {pk: channels for pk, *flags in cursor.fetchall() if (channels := selectors.channels_of(*flags))}
+            inserted = {}
+            if wanted:
+                rows = [(user_id, kind, event_key, text, url, Channel.IN_APP in channels, now)
+                        for user_id, channels in sorted(wanted.items())]
+                cursor.execute(f"INSERT INTO {table} ({_NOTIFICATION_COLUMNS}) VALUES "
+                               + ", ".join([_VALUES] * len(rows)) + _ON_CONFLICT,
+                               [value for row in rows for value in row])
+                inserted = {pk: (user_id, wanted[user_id]) for pk, user_id in cursor.fetchall()}
+    created = [Notification(pk=pk, user_id=user_id, kind=kind, event_key=event_key, data=data, url=url,
+                            in_app=Channel.IN_APP in channels, created_at=now)
+               for pk, (user_id, channels) in sorted(inserted.items())]
+    outbound = [Delivery(notification_id=pk, channel=channel) for pk, (_, channels) in sorted(inserted.items())
+                for channel in OUTBOUND_CHANNELS if channel in channels]
+    for delivery in Delivery.objects.bulk_create(outbound) if outbound else []:
+        transaction.on_commit(delivery_enqueuer(delivery.pk), robust=True)
     return created
 
 
-def _enqueuer(delivery_id: int):
-    def enqueue_delivery() -> None:  # a named function: Django logs a failing hook by its name
-        from .tasks import deliver_notification
-
-        deliver_notification.delay(delivery_id)
-    return enqueue_delivery
-
-
-def notify_payment_credited(*, payment: int, chaincode: str, payer: str, amount: int, currency: str,
-                            result: dict[str, Any]) -> list[Notification]:
+def notify_payment_credited(*, payment: int, chaincode: str, payer_organisation: int, payer_type: str,
+                            amount: int, currency: str, result: dict[str, Any]) -> list[Notification]:
     """A resident's coin purchase was credited: tell the paying household."""
-    if chaincode != RETAIL_SALE:
+    if chaincode != RETAIL_SALE or payer_type != OrgType.HOUSEHOLD:
         return []
     wh = result.get("delivered", result.get("wh"))
     data = {"payment": payment, "wh": wh if isinstance(wh, int) else None, "amount": amount, "currency": currency}
     return notifications_create(kind=Kind.PAYMENT_CREDITED, event_key=f"payment-credited:{payment}",
-                                user_ids=selectors.payment_recipients(payer), data=data, url=reverse("frontend:wallet"))
+                                organisation_ids=[payer_organisation], data=data, url=reverse("frontend:wallet"))
 
 
 # --- devices changing level -------------------------------------------------------------------
@@ -217,11 +231,12 @@ def _changes_apply(changes: list[tuple[DeviceWatch, DeviceObservation, dict[str,
         elif "off_seq" in change:
             events.append((Kind.DEVICE_OFF, watch.pk, f"device-off:{watch.public_id}:{change['off_seq']}", observation))
     created: list[Notification] = []
-    devices = Device.objects.in_bulk([pk for _, pk, _, _ in events]) if events else {}
+    devices = Device.objects.select_related("organisation").in_bulk([pk for _, pk, _, _ in events]) if events else {}
     for kind, pk, event_key, observation in events:
         device = devices[pk]
         data = {"device": device.public_id, "device_name": device.name, "spendable_wh": observation.spendable_wh}
-        created += notifications_create(kind=kind, event_key=event_key, user_ids=selectors.device_recipients(device),
+        created += notifications_create(kind=kind, event_key=event_key,
+                                        organisation_ids=selectors.device_recipients(device),
                                         data=data, url=reverse("frontend:device", args=[device.public_id]))
     return created
 
@@ -261,7 +276,7 @@ def preferences_set(*, user, enabled: set[tuple[str, str]]) -> None:
     """Turn on exactly the (kind, channel) pairs in ``enabled``, every other one off."""
     unknown = {pair for pair in enabled if pair[0] not in Kind.values or pair[1] not in Channel.values}
     if unknown:
-        raise NotificationError("Unknown notification choice.")
+        raise NotificationError(_("Unknown notification choice."))
     for kind in Kind.values:
         for channel in Channel.values:
             Preference.objects.update_or_create(user=user, kind=kind, channel=channel,
@@ -273,11 +288,19 @@ _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
 def _key_bytes(value: Any, length: int, name: str) -> str:
     if not isinstance(value, str) or not _B64URL.match(value) or len(value) > 200:
-        raise NotificationError(f"The subscription's {name} key is not base64url.")
+        raise NotificationError(_("The subscription's %(name)s key is not base64url.") % {"name": name})
     raw = push.b64url_decode(value.rstrip("="))
     if len(raw) != length or (name == "p256dh" and raw[0] != 4):
-        raise NotificationError(f"The subscription's {name} key has the wrong length.")
+        raise NotificationError(_("The subscription's %(name)s key has the wrong length.") % {"name": name})
     return value.rstrip("=")
+
+
+def _known_push_service(endpoint: str) -> bool:
+    allowed = settings.GRIDCOIN_PUSH_SERVICE_HOSTS
+    if not allowed:
+        return True
+    host = (urlsplit(endpoint).hostname or "").lower()
+    return any(host.endswith(entry) if entry.startswith(".") else host == entry for entry in allowed)
 
 
 @transaction.atomic
@@ -285,12 +308,14 @@ def push_subscription_save(*, user, endpoint: Any, p256dh: Any, auth: Any) -> Pu
     """Keep a browser's subscription for ``user`` (a browser that signs in as someone else
     moves its subscription to them)."""
     if not isinstance(endpoint, str) or len(endpoint) > 1000:
-        raise NotificationError("The subscription has no endpoint.")
+        raise NotificationError(_("The subscription has no endpoint."))
     secure = endpoint.startswith("https://")
     if not secure and (settings.PRODUCTION or not endpoint.startswith("http://")):
-        raise NotificationError("A push endpoint must be an https:// URL.")
+        raise NotificationError(_("A push endpoint must be an https:// URL."))
+    if not _known_push_service(endpoint):
+        raise NotificationError(_("This browser's push service is not one GridCoin sends to."))
     p256dh, auth = _key_bytes(p256dh, 65, "p256dh"), _key_bytes(auth, 16, "auth")
-    subscription, _ = PushSubscription.objects.update_or_create(endpoint=endpoint,
+    subscription, _created = PushSubscription.objects.update_or_create(endpoint=endpoint,
                                                                 defaults={"user": user, "p256dh": p256dh, "auth": auth})
     return subscription
 
@@ -299,155 +324,5 @@ def push_subscription_save(*, user, endpoint: Any, p256dh: Any, auth: Any) -> Pu
 def push_subscription_delete(*, user, endpoint: Any) -> bool:
     if not isinstance(endpoint, str):
         return False
-    deleted, _ = PushSubscription.objects.filter(user=user, endpoint=endpoint).delete()
+    deleted, _by_model = PushSubscription.objects.filter(user=user, endpoint=endpoint).delete()
     return bool(deleted)
-
-
-# --- sending (the task's body) ----------------------------------------------------------------
-
-def _claim(delivery_id: int) -> Delivery | None:
-    """Take the delivery for this task: None if it is done, or another task holds it."""
-    now = timezone.now()
-    with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update().select_related("notification__user")
-                    .filter(pk=delivery_id).first())
-        if delivery is None or delivery.status in (DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.FAILED):
-            return None
-        if (delivery.status == DeliveryStatus.SENDING and delivery.claimed_at is not None
-                and delivery.claimed_at > now - DELIVERY_CLAIM_TIMEOUT):
-            return None
-        if delivery.attempts >= MAX_ATTEMPTS:  # every attempt ended without an answer (tasks that died)
-            delivery.status, delivery.last_error = DeliveryStatus.FAILED, f"gave up after {delivery.attempts} attempts"
-            delivery.save(update_fields=["status", "last_error"])
-            return None
-        delivery.status, delivery.claimed_at, delivery.attempts = DeliveryStatus.SENDING, now, delivery.attempts + 1
-        delivery.save(update_fields=["status", "claimed_at", "attempts"])
-    return delivery
-
-
-def _finish(delivery: Delivery, status: str, error: str = "") -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=status, last_error=error[:2000], sent_to=delivery.sent_to,
-        sent_at=timezone.now() if status == DeliveryStatus.SENT else None)
-
-
-def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
-    """Send one delivery on its channel, at most once: the row is claimed first and marked when
-    done, so a duplicate or late task finds it taken or finished. A passing failure leaves it
-    pending and raises DeliveryRetry (on the last attempt it is marked failed instead).
-    Returns the delivery's status afterwards ("" when this task had nothing to do)."""
-    delivery = _claim(delivery_id)
-    if delivery is None:
-        return ""
-    final_attempt = final_attempt or delivery.attempts >= MAX_ATTEMPTS
-    notification = delivery.notification
-    if not selectors.preferences_for(notification.user)[(notification.kind, delivery.channel)]:
-        _finish(delivery, DeliveryStatus.SKIPPED, "turned off by the user before it was sent")
-        return DeliveryStatus.SKIPPED
-    send = _send_email if delivery.channel == Channel.EMAIL else _send_push
-    try:
-        # Written in the recipient's language (their stored choice), not the worker's.
-        with translation.override(stored_language(notification.user) or settings.LANGUAGE_CODE):
-            status = send(delivery)
-    except DeliveryRetry as exc:
-        _finish(delivery, DeliveryStatus.FAILED if final_attempt else DeliveryStatus.PENDING, str(exc))
-        if final_attempt:
-            logger.warning("giving up on delivery %s: %s", delivery.pk, exc)
-            return DeliveryStatus.FAILED
-        raise
-    except Exception as exc:  # a bug or a misconfiguration: left to the sweep, which backs off
-        _finish(delivery, DeliveryStatus.FAILED if final_attempt else DeliveryStatus.PENDING,
-                f"{exc.__class__.__name__}: {exc}")
-        raise
-    return status
-
-
-def resend_wait(attempts: int) -> timedelta:
-    return min(RESEND_FIRST_WAIT * 2 ** max(attempts - 1, 0), RESEND_MAX_WAIT)
-
-
-def deliveries_resend_due(*, now: datetime | None = None) -> int:
-    """Queue again the deliveries whose task was lost: left pending after a failed attempt and
-    not retried (the embedded default runs tasks in-process and cannot wait to retry), claimed
-    by a task that died, or never attempted (the broker was down after commit). One step of
-    the sweep that beat (or the embedded scheduler thread) runs every minute."""
-    now = now or timezone.now()
-    due = []
-    for pk, status, attempts, claimed_at, created_at in (
-            Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING])
-            .values_list("pk", "status", "attempts", "claimed_at", "notification__created_at")):
-        if status == DeliveryStatus.SENDING:
-            stale = claimed_at is None or claimed_at <= now - DELIVERY_CLAIM_TIMEOUT
-        elif attempts == 0:
-            stale = created_at <= now - UNSENT_GRACE
-        else:
-            stale = claimed_at is None or claimed_at <= now - resend_wait(attempts)
-        if stale:
-            due.append(pk)
-    for pk in due:
-        try:
-            _enqueuer(pk)()
-        except Exception:  # the sweep goes on; this delivery is due again next time
-            logger.warning("delivery %s could not be sent again", pk, exc_info=True)
-    return len(due)
-
-
-def _send_email(delivery: Delivery) -> str:
-    notification = delivery.notification
-    user = notification.user
-    if not user.email:
-        _finish(delivery, DeliveryStatus.SKIPPED, "the user has no e-mail address")
-        return DeliveryStatus.SKIPPED
-    context = {"user": user, "title": texts.title(notification.kind, notification.data),
-               "body": texts.body(notification.kind, notification.data), "link": _absolute(notification.url),
-               "settings_link": _absolute(reverse("notifications:settings"))}
-    subject = " ".join(render_to_string("notifications/email/subject.txt", context).split())
-    message = EmailMultiAlternatives(subject=subject, body=render_to_string("notifications/email/body.txt", context),
-                                     to=[user.email], headers={"X-GridCoin-Event": notification.event_key})
-    try:
-        message.send()
-    except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryRetry(f"e-mail not sent: {exc.__class__.__name__}: {exc}") from exc
-    _finish(delivery, DeliveryStatus.SENT)
-    return DeliveryStatus.SENT
-
-
-def _absolute(path: str) -> str:
-    base = settings.GRIDCOIN_PUBLIC_URL.rstrip("/")
-    return f"{base}{path}" if base and path.startswith("/") else path
-
-
-def push_payload(notification: Notification) -> dict[str, Any]:
-    return {"id": notification.pk, "event": notification.event_key, "kind": notification.kind,
-            "title": texts.title(notification.kind, notification.data),
-            "body": texts.body(notification.kind, notification.data), "url": notification.url or "/notifications/"}
-
-
-def _send_push(delivery: Delivery) -> str:
-    """To every subscription of the user not yet reached by this delivery; one that is gone
-    (404/410) is removed."""
-    notification = delivery.notification
-    subscriptions = list(selectors.push_subscriptions_of(notification.user_id).exclude(pk__in=delivery.sent_to))
-    if not subscriptions and not delivery.sent_to:
-        _finish(delivery, DeliveryStatus.SKIPPED, "no push subscription")
-        return DeliveryStatus.SKIPPED
-    payload = push_payload(notification)
-    errors = []
-    for sub in subscriptions:
-        try:
-            push.push_send(push.Subscription(sub.endpoint, sub.p256dh, sub.auth), payload)
-        except push.PushGone:
-            PushSubscription.objects.filter(pk=sub.pk).delete()
-            errors.append(f"subscription {sub.pk} gone, removed")
-        except push.PushRefused as exc:
-            errors.append(f"subscription {sub.pk}: {exc}")
-        except push.PushTransient as exc:
-            # What reached other subscriptions stays recorded: the retry skips them.
-            Delivery.objects.filter(pk=delivery.pk).update(sent_to=delivery.sent_to)
-            raise DeliveryRetry(str(exc)) from exc
-        else:
-            delivery.sent_to = [*delivery.sent_to, sub.pk]
-            Delivery.objects.filter(pk=delivery.pk).update(sent_to=delivery.sent_to)
-    status = DeliveryStatus.SENT if delivery.sent_to else DeliveryStatus.FAILED
-    _finish(delivery, status, "; ".join(errors))
-    return status

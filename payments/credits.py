@@ -67,7 +67,7 @@ def payment_credit(*, provider: str, scope: str, payment_id: str, chaincode: str
                                    invoker=identity, idempotency_key=facts.idempotency_key, signer=signer)
             payment_settle(Settlement(pk, result.tx_hash, result.ok, result.reason or ""))
             if result.ok:
-                credited(pk, facts, result.result)
+                credited(pk, facts, payer_row, result.result)
     except WebhookRefused as exc:
         return PaymentOutcome("rejected", reason=f"{origin}: {exc.message}")
     if not result.ok:

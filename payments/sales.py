@@ -209,7 +209,7 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
             settlement = Settlement(claimed.payment, result.tx_hash, result.ok, result.reason or "")
             d.payment = claimed.payment
             if result.ok:
-                credited(claimed.payment, facts, result.result)
+                credited(claimed.payment, facts, payer, result.result)
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
             try:
                 if result.ok:
@@ -225,11 +225,12 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
     return redelivery(d, claim, digest)
 
 
-def credited(payment: int, facts: PaymentFacts, result: Any) -> None:
+def credited(payment: int, facts: PaymentFacts, payer: OrganisationRow, result: Any) -> None:
     """Tell other apps, inside the crediting transaction, that ``payment`` was credited."""
     for receiver, outcome in payment_credited.send_robust(
             sender=PaymentFacts, payment=payment, chaincode=facts.chaincode, payer=facts.payer, payee=facts.payee,
-            amount=facts.amount, currency=facts.currency, result=result if isinstance(result, dict) else {}):
+            payer_organisation=payer, amount=facts.amount, currency=facts.currency,
+            result=result if isinstance(result, dict) else {}):
         if isinstance(outcome, Exception):
             logger.warning("%s failed on the credit of payment %s", receiver, payment, exc_info=outcome)
 

@@ -217,3 +217,17 @@ def test_the_command_creates_lists_and_revokes(mw):
     with pytest.raises(CommandError, match="unknown scope|invalid choice"):
         call_command("api_token", "create", "--user", "uma", "--organisation", mw.uma.organisation.msp_id,
                      "--scope", "everything", "--name", "x")
+
+
+def test_the_admin_lists_tokens_without_their_hash_and_revokes_them(mw):
+    from django.contrib.auth import get_user_model
+
+    token, raw = services.api_token_create(user=mw.uma.user, organisation=mw.uma.organisation, name="feed",
+                                           scopes=["ledger:read"])
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", password="root-password-1"))
+    page = admin.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()
+    assert token.prefix in page and token.token_hash not in page
+    response = admin.post("/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    assert Client().get("/api/v1/ledger/blocks/", **bearer(raw)).status_code == 401

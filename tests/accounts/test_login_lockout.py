@@ -110,3 +110,27 @@ def test_an_operator_lifts_a_lockout_with_axes_commands():
     assert login_post(Client(REMOTE_ADDR="10.0.2.1"), "rita", PASSWORD).status_code == 429
     call_command("axes_reset_username", "rita", stdout=StringIO())
     assert login_post(Client(REMOTE_ADDR="10.0.2.1"), "rita", PASSWORD).status_code == 302
+
+
+def test_production_warns_when_limits_would_count_the_proxys_address(settings):
+    from accounts.checks import client_address_header
+
+    settings.PRODUCTION = True
+    settings.GRIDCOIN_CLIENT_IP_HEADER = ""
+    assert [w.id for w in client_address_header(None)] == ["gridcoin.W001"]
+    settings.GRIDCOIN_CLIENT_IP_HEADER = "X-Forwarded-For"
+    assert client_address_header(None) == []
+
+
+def test_an_operator_lifts_an_address_lockout():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    resident("rita")
+    guesser = Client(REMOTE_ADDR="10.0.3.3")
+    for n in range(5):
+        login_post(guesser, f"user{n}", "wrong")
+    assert login_post(guesser, "rita", PASSWORD).status_code == 429
+    call_command("axes_reset_ip", "10.0.3.3", stdout=StringIO())
+    assert login_post(guesser, "rita", PASSWORD).status_code == 302

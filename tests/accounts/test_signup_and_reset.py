@@ -13,7 +13,6 @@ from django.test import Client
 from tests.accounts.sign_in_world import PASSWORD, login_post, resident
 
 pytestmark = pytest.mark.django_db
-LOCKED = "Too many failed attempts. Try again in 15 minutes."
 
 
 def signup_post(client, username, next_url="", password=PASSWORD):
@@ -30,8 +29,9 @@ def test_signups_are_limited_per_address(settings):
         assert signup_post(Client(REMOTE_ADDR="10.1.1.1"), f"new{n}").status_code == 302
     users = get_user_model().objects.count()
     response = signup_post(client, "onemore")
-    assert response.status_code == 429 and LOCKED in response.content.decode()
-    assert response["Retry-After"] == str(15 * 60)
+    assert response.status_code == 429
+    assert "Too many sign-ups from this network. Try again in 15 minutes." in response.content.decode()
+    assert 0 < int(response["Retry-After"]) <= 15 * 60
     assert get_user_model().objects.count() == users  # nothing made
     assert signup_post(Client(REMOTE_ADDR="10.1.1.2"), "elsewhere").status_code == 302
 
@@ -64,7 +64,8 @@ def test_password_reset_requests_are_limited_per_address(settings):
     for _ in range(2):
         assert client.post("/accounts/password-reset/", {"email": "rita@example.org"}).status_code == 302
     response = client.post("/accounts/password-reset/", {"email": "rita@example.org"})
-    assert response.status_code == 429 and LOCKED in response.content.decode()
+    assert response.status_code == 429 and 0 < int(response["Retry-After"]) <= 15 * 60
+    assert "Too many password-reset requests from this network. Try again in 15 minutes." in response.content.decode()
     assert len(mail.outbox) == 2  # the refused request sent nothing
     assert Client(REMOTE_ADDR="10.2.2.3").post("/accounts/password-reset/",
                                                 {"email": "rita@example.org"}).status_code == 302
@@ -108,7 +109,7 @@ def test_a_new_resident_without_next_is_offered_buy_coins_and_scan_once(client):
     assert done["Location"] == "/"
     home = client.get("/").content.decode()
     assert 'href="/payments/simulator/"' in home and "Buy coins" in home
-    assert 'href="/scan/"' in home and "Scan a device" in home
+    assert 'href="/scan/"' in home and ">Scan<" in home
     assert "Welcome!" not in client.get("/").content.decode()  # once
 
 

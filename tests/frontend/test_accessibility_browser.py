@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.management import call_command
 
+from tests.browser_sign_in import sign_in
 from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE
 
 AXE = Path(__file__).resolve().parents[1] / "assets" / "axe-core-4.14.1.min.js"
@@ -136,11 +137,7 @@ def demo_phone(monkeypatch, transactional_db):
 
 
 def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", DEMO_PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    sign_in(page, base, username, DEMO_PASSWORD)
 
 
 def audit_pages(page, base: str, seeds: list[str]) -> tuple[list[str], list[str]]:

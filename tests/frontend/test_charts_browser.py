@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.browser_sign_in import sign_in
 from tests.frontend.test_browser_phone import PHONE, phone  # noqa: F401  (fixture)
 
 SHOTS = os.environ.get("GRIDCOIN_SCREENSHOTS", "")
@@ -179,11 +180,8 @@ def test_the_utility_dashboard_draws_its_charts_on_a_phone(metered, live_server,
     from playwright.sync_api import expect
 
     page = phone
-    page.goto(f"{live_server.url}/accounts/login/?next=/dashboard/")
-    page.fill("#id_username", "uma")
-    page.fill("#id_password", "uma-password-1")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/dashboard/")
+    sign_in(page, live_server.url, "uma", "uma-password-1", next_path="/dashboard/")
+    assert page.url == f"{live_server.url}/dashboard/"
     chart = page.locator("#chart-issuance-hour")
     expect(chart.locator(".chart-canvas[data-drawn=true] canvas")).to_be_visible()
     assert chart.locator("canvas").first.get_attribute("role") == "img"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser_sign_in import sign_in
 from tests.frontend.test_browser_phone import phone  # noqa: F401  (fixture)
 
 # Registered before any page script runs (Playwright's init scripts are not subject to the CSP).
@@ -28,11 +29,8 @@ def demo_world(transactional_db):
 
 
 def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "gridcoin-demo")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, username, "gridcoin-demo")
+    assert page.url == f"{base}/"
 
 
 @pytest.mark.browser

@@ -97,8 +97,8 @@ def test_every_page_links_the_manifest_icons_and_the_app_script(client):
 def test_money_forms_are_marked_so_they_are_refused_offline(client, settings):
     from tests.meters_world import build_meter_world
 
-    build_meter_world(settings)
-    client.login(username="alice", password="alice-password-1")
+    world = build_meter_world(settings)
+    client.force_login(world.alice.user)
     for path in ["/wallet/", "/d/SL-0001", "/payments/simulator/"]:
         page = client.get(path).content.decode()
         forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>", page)

@@ -37,7 +37,6 @@ def test_bell_list_and_push_on_a_phone(live_server, settings, phone_context, tmp
 
     settings.DATA_DIR = tmp_path
     settings.GRIDCOIN_VAPID_PRIVATE_KEY = ""
-    settings.ROOT_URLCONF = "tests.notifications.sw_urls"
     world = build_meter_world(settings)
     for key, kind, data in [
         ("payment-credited:1", Kind.PAYMENT_CREDITED, {"wh": 2500}),

@@ -11,7 +11,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from notifications import services
+from notifications import sending, services
 from notifications.models import Channel, Delivery, DeliveryStatus, Kind, Notification, Preference
 from notifications.tasks import MAX_RETRIES, deliver_notification
 
@@ -47,11 +47,16 @@ def test_a_user_without_an_address_is_skipped(world, run_after_commit, mailoutbo
     world.alice.user.email = ""
     world.alice.user.save()
     notify(world, run_after_commit)
-    assert mailoutbox == []
-    assert Delivery.objects.get(channel=Channel.EMAIL).status == DeliveryStatus.SKIPPED
+    assert mailoutbox == [] and not Delivery.objects.exists()
+    assert Notification.objects.get().in_app
 
 
-def test_preferences_turn_channels_off_per_kind(world, run_after_commit, mailoutbox):
+# An uncompressed P-256 point (the generator of the curve), as a browser's p256dh key.
+P256DH = "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"
+
+
+def test_preferences_turn_channels_off_per_kind(world, run_after_commit, mailoutbox,
+                                                django_capture_on_commit_callbacks):
     services.preferences_set(user=world.alice.user, enabled={
         (Kind.PAYMENT_CREDITED, Channel.IN_APP), (Kind.DEVICE_OFF, Channel.EMAIL), (Kind.DEVICE_OFF, Channel.IN_APP),
         (Kind.DEVICE_LOW, Channel.PUSH)})
@@ -60,7 +65,14 @@ def test_preferences_turn_channels_off_per_kind(world, run_after_commit, mailout
     assert notification.in_app and not notification.deliveries.exists() and mailoutbox == []
     notify(world, run_after_commit, kind=Kind.DEVICE_OFF, key="device-off:HM-ALICE:1", data={"device": "HM-ALICE"})
     assert len(mailoutbox) == 1
+    # Low by push only: recorded (off the list) once a browser of hers is subscribed.
     notify(world, run_after_commit, kind=Kind.DEVICE_LOW, key="device-low:HM-ALICE:1", data={"device": "HM-ALICE"})
+    assert not Notification.objects.filter(kind=Kind.DEVICE_LOW).exists()
+    services.push_subscription_save(user=world.alice.user, endpoint="https://push.test/alice", p256dh=P256DH,
+                                    auth="A" * 22)
+    with django_capture_on_commit_callbacks(execute=False):  # not sent: no push service here
+        services.notifications_create(kind=Kind.DEVICE_LOW, event_key="device-low:HM-ALICE:2",
+                                      user_ids=[world.alice.user.pk], data={"device": "HM-ALICE"})
     low = Notification.objects.get(kind=Kind.DEVICE_LOW)
     assert not low.in_app and [d.channel for d in low.deliveries.all()] == [Channel.PUSH]
     # Bob has chosen nothing: everything on.
@@ -151,20 +163,20 @@ def test_in_process_a_failed_send_waits_for_the_sweep(world, run_after_commit, m
 
 
 def test_the_sweep_takes_over_lost_tasks(world, django_capture_on_commit_callbacks, mailoutbox):
-    with django_capture_on_commit_callbacks(execute=False):  # the broker lost the queued task
-        services.notifications_create(kind=Kind.PAYMENT_CREDITED, event_key="payment-credited:45",
-                                      user_ids=[world.alice.user.pk], data={"wh": 1})
-    email = Delivery.objects.get(channel=Channel.EMAIL)
-    push = Delivery.objects.get(channel=Channel.PUSH)
-    # A worker claimed the push delivery and died.
-    Delivery.objects.filter(pk=push.pk).update(status=DeliveryStatus.SENDING, attempts=1, claimed_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=False):  # the broker lost the queued tasks
+        for key in ("payment-credited:45", "payment-credited:47"):
+            services.notifications_create(kind=Kind.PAYMENT_CREDITED, event_key=key, user_ids=[world.alice.user.pk],
+                                          data={"wh": 1})
+    never_tried, claimed = Delivery.objects.order_by("id")
+    # A worker claimed the second one and died.
+    Delivery.objects.filter(pk=claimed.pk).update(status=DeliveryStatus.SENDING, attempts=1, claimed_at=timezone.now())
     assert services.deliveries_resend_due() == 0
     past = timezone.now() - services.DELIVERY_CLAIM_TIMEOUT - timedelta(seconds=1)
-    Delivery.objects.filter(pk=push.pk).update(claimed_at=past)
+    Delivery.objects.filter(pk=claimed.pk).update(claimed_at=past)
     Notification.objects.update(created_at=past)
     assert services.deliveries_resend_due() == 2
-    assert Delivery.objects.get(pk=email.pk).status == DeliveryStatus.SENT and len(mailoutbox) == 1
-    assert Delivery.objects.get(pk=push.pk).status == DeliveryStatus.SKIPPED  # no browser subscribed
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SENT}
+    assert len(mailoutbox) == 2
 
 
 def test_a_delivery_claimed_by_another_task_is_left_to_it(world, django_capture_on_commit_callbacks, mailoutbox):
@@ -172,7 +184,7 @@ def test_a_delivery_claimed_by_another_task_is_left_to_it(world, django_capture_
         services.notifications_create(kind=Kind.PAYMENT_CREDITED, event_key="payment-credited:44",
                                       user_ids=[world.alice.user.pk], data={"wh": 1})
     delivery = Delivery.objects.get(channel=Channel.EMAIL)
-    claimed = services._claim(delivery.pk)
+    claimed = sending._claim(delivery.pk)
     assert claimed is not None
     assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == ""
     assert mailoutbox == []

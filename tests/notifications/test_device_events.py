@@ -126,3 +126,17 @@ def test_levels(settings, relay, spendable, current, low_from, expected):
     settings.GRIDCOIN_NOTIFY_LOW_WH = 500
     assert services.level_of(spendable_wh=spendable, relay=relay, rate_wh_per_hour=0, current=current,
                              low_from_wh=low_from) == expected
+
+
+def test_a_window_ending_switches_the_device_off_and_tells_its_owners(world, fund, run_after_commit):
+    from meters.services import windows_settle_due
+
+    meter = world.meter
+    now = timezone.now()
+    fund(world.alice, meter, 1_000, window_start=now - timedelta(minutes=1), window_end=now + timedelta(hours=1))
+    assert DeviceWatch.objects.get(device=meter).level == DeviceLevel.OK
+    [settled] = run_after_commit(windows_settle_due, now + timedelta(hours=2))
+    assert settled.ok and settled.result["relay"] == "off"
+    assert told() == [("alice", "device-off:HM-ALICE:1"), ("bob", "device-off:HM-ALICE:1")]
+    run_after_commit(windows_settle_due, now + timedelta(hours=2))  # the scheduler's next pass
+    assert len(told()) == 2

@@ -151,6 +151,18 @@ def test_production_accepts_only_https_push_services(market, settings):
     services.push_subscription_save(user=market.resident, **_fields(BrowserSubscription.create("https://push.test/x")))
 
 
+def test_only_the_configured_push_services_are_accepted(market, settings):
+    """The server posts to the endpoint: a user must not aim it at an address inside the network."""
+    settings.GRIDCOIN_PUSH_SERVICE_HOSTS = ["fcm.googleapis.com", ".push.apple.com"]
+    for endpoint in ["https://10.0.0.5/x", "https://fcm.googleapis.com.evil.test/x", "https://localhost/x",
+                     "https://push.apple.com.example/x"]:
+        with pytest.raises(services.NotificationError):
+            services.push_subscription_save(user=market.resident, **_fields(BrowserSubscription.create(endpoint)))
+    for endpoint in ["https://fcm.googleapis.com/fcm/send/abc", "https://web.push.apple.com/QAbc"]:
+        services.push_subscription_save(user=market.resident, **_fields(BrowserSubscription.create(endpoint)))
+    assert PushSubscription.objects.count() == 2
+
+
 def _fields(browser: BrowserSubscription) -> dict:
     data = browser.to_json()
     return {"endpoint": data["endpoint"], "p256dh": data["keys"]["p256dh"], "auth": data["keys"]["auth"]}

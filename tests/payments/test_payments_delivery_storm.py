@@ -50,10 +50,11 @@ def build_storm(market, rng: random.Random, *, genuine: int, duplicates: int, fo
             raw = raw.replace(f'"amount": {event["amount"]}'.encode(), b'"amount": 4000000')
         elif style == 1:  # signed with a guessed secret
             raw, header = market.signed({**event, "amount": 4_000_000}, secrets=["gcwh_guessed"])
+        # An hour out of date either way: well past the 300 s tolerance however long the storm runs.
         elif style == 2:  # an old delivery replayed
-            raw, header = market.signed(event, t=now - 301 - n)
+            raw, header = market.signed(event, t=now - 3600 - n)
         else:  # from the future
-            raw, header = market.signed(event, t=now + 301 + n)
+            raw, header = market.signed(event, t=now + 3600 + n)
         deliveries.append(Delivery("forged", event["id"], raw, header))
     rng.shuffle(deliveries)
     return homes, events, deliveries

@@ -74,6 +74,7 @@ INLINE = [
     (re.compile(r"\son[a-z]+\s*=", re.I), "inline event handler (listen in a static script)"),
     (re.compile(r"javascript:", re.I), "javascript: URL"),
 ]
+TEMPLATE_TAG = re.compile(r"{%.*?%}|{{.*?}}|{#.*?#}", re.S)
 
 
 def test_no_template_holds_what_the_policy_blocks():
@@ -82,7 +83,8 @@ def test_no_template_holds_what_the_policy_blocks():
     for template in sorted(REPO_ROOT.glob("*/templates/**/*.html")):
         if ".venv" in template.parts:
             continue
-        text = template.read_text()
+        # Template tags are not markup: ``{% blocktranslate with online=... %}`` is no handler.
+        text = TEMPLATE_TAG.sub(lambda m: " " * len(m.group(0)), template.read_text())
         for pattern, what in INLINE:
             for match in pattern.finditer(text):
                 if 'type="application/json"' in match.group(0):
@@ -151,6 +153,15 @@ def walk(patterns, prefix: str = "", namespace: str = ""):
             yield prefix + str(p.pattern), namespace, p
 
 
+def _admin_object_for(url_name: str):
+    from django.contrib import admin
+
+    for model in admin.site._registry:
+        if url_name.startswith(f"{model._meta.app_label}_{model._meta.model_name}_"):
+            return model._default_manager.order_by("pk").first()
+    return None
+
+
 def sample_url(route: str, namespace: str, pattern: URLPattern, samples: dict[str, str]) -> str | None:
     from django.urls import NoReverseMatch, reverse
 
@@ -162,6 +173,12 @@ def sample_url(route: str, namespace: str, pattern: URLPattern, samples: dict[st
             obj = model_admin.model._default_manager.order_by("pk").first()
             if obj is None:
                 return None  # nothing of this model in the demo
+            kwargs[name] = str(obj.pk)
+        elif name == "pk" and namespace == "admin":
+            # A model admin's own extra view (django-otp's TOTP QR code): an object of its model.
+            obj = _admin_object_for(pattern.name or "")
+            if obj is None:
+                return None
             kwargs[name] = str(obj.pk)
         elif name in samples:
             kwargs[name] = samples[name]

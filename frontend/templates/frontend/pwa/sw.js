@@ -6,6 +6,8 @@
 "use strict";
 
 const SHELL = {{ shell_json|safe }};
+// The push and notificationclick handlers (notifications app).
+importScripts(...SHELL.imports);
 const CACHE = `gridcoin-shell-${SHELL.version}`;
 const CACHE_PREFIX = "gridcoin-shell-";
 const OFFLINE_URL = new URL(SHELL.offline, self.location.origin).href;
