@@ -81,7 +81,12 @@ def lighthouse(url: str, out: Path, chrome: str, cookie: str | None) -> dict[str
             "--chrome-flags=--headless=new --no-sandbox --disable-gpu --no-first-run --disable-sync"]
     if cookie:
         args.append("--extra-headers=" + json.dumps({"Cookie": f"sessionid={cookie}"}))
-    proc = subprocess.run(args, cwd=ROOT, env={**os.environ, "CHROME_PATH": chrome}, capture_output=True, text=True)
+    for attempt in (1, 2):
+        proc = subprocess.run(args, cwd=ROOT, env={**os.environ, "CHROME_PATH": chrome}, capture_output=True, text=True)
+        # Lighthouse sometimes loses the page load's trace on a busy machine (NO_NAVSTART): its
+        # own advice is to run it again, once; any other failure is reported as it is.
+        if proc.returncode == 0 and out.exists() or attempt == 2 or "NO_NAVSTART" not in proc.stderr:
+            break
     if proc.returncode != 0 or not out.exists():
         sys.exit(f"lighthouse failed on {url}:\n{proc.stderr[-4000:]}")
     report = json.loads(out.read_text())
