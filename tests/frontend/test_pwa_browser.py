@@ -45,9 +45,17 @@ def wait_until(page, expression: str, attempts: int = 150) -> None:
 
 
 def wait_for_worker(page) -> None:
-    """Until the service worker is active and controls the page (clients.claim)."""
+    """Until the service worker is active and controls the page. The worker claims open pages
+    when it activates, but a document whose navigation was still in flight at that moment can
+    miss the claim (Chromium); a reload once the worker is active is always controlled, as the
+    next visit would be."""
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    wait_until(page, "navigator.serviceWorker.controller !== null")
+    try:
+        wait_until(page, "navigator.serviceWorker.controller !== null", attempts=30)
+    except AssertionError:
+        page.reload()
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        wait_until(page, "navigator.serviceWorker.controller !== null")
 
 
 def log_in(page, base: str, username: str, password: str, next_path: str) -> None:
