@@ -276,7 +276,7 @@ GRIDCOIN_STATEMENT_MAX_BYTES = int(os.environ.get("GRIDCOIN_STATEMENT_MAX_BYTES"
 GRIDCOIN_RECONCILE_AT = os.environ.get("GRIDCOIN_RECONCILE_AT", "03:30")
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "gridcoin.openapi.ScopedAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],

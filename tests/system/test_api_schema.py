@@ -97,3 +97,28 @@ def test_schema_and_docs_are_public_but_the_data_is_not(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
     assert client.get(LEDGER_PREFIX + "blocks/").status_code == 403
+
+
+def test_every_operation_names_the_token_scope_it_needs(signed_in):
+    """A bank or auditor reads in the document which scope to ask for: every API operation says
+    it (description and ``x-token-scope``), and it is the scope the view enforces. Meters' readings
+    take no token (each reading is signed by the meter's own key)."""
+    from accounts.scopes import SCOPES
+
+    schema = json.loads(signed_in.get("/api/schema/", {"format": "json"}).content)
+    seen = {}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in {"get", "post", "put", "patch", "delete"} or not path.startswith("/api/v1/"):
+                continue
+            if not any("tokenAuth" in requirement for requirement in operation.get("security", [])):
+                assert "x-token-scope" not in operation
+                continue
+            scope = operation.get("x-token-scope")
+            assert scope in SCOPES, f"{method.upper()} {path} names no known scope: {scope!r}"
+            assert f"API token scope: `{scope}`." in operation.get("description", "")
+            seen[(method, path)] = scope
+    assert seen[("get", "/api/v1/prices/")] == "prices:read"
+    assert seen[("post", "/api/v1/prices/")] == "prices:write"
+    assert seen[("get", "/api/v1/ledger/blocks/")] == "ledger:read"
+    assert "post" in schema["paths"]["/api/v1/meters/{meter_id}/readings"]
