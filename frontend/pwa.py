@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.template import loader
 from django.templatetags.static import static
 from django.urls import reverse
-from django.utils.translation import get_language
+from django.utils.translation import get_language, override
 from django.utils.translation import gettext as _
 
 THEME_COLOUR = "#14532d"
@@ -73,8 +74,13 @@ def manifest() -> dict:
 
 
 def offline_page() -> str:
-    """The offline page, rendered without a request: it must hold nothing of any user."""
-    return loader.render_to_string(OFFLINE_TEMPLATE)
+    """The offline page, rendered without a request: it must hold nothing of any user. It is
+    cached once but read in whatever language the resident uses later, so it carries every
+    switcher language (the default first) and app.js shows the one the last page was in."""
+    languages = [settings.LANGUAGE_CODE, *(code for code in settings.GRIDCOIN_SWITCHER_LANGUAGES
+                                           if code != settings.LANGUAGE_CODE)]
+    with override(settings.LANGUAGE_CODE):
+        return loader.render_to_string(OFFLINE_TEMPLATE, {"offline_languages": languages})
 
 
 def _static_bytes(path: str) -> bytes:

@@ -152,6 +152,27 @@ def test_offline_a_new_page_shows_the_offline_page(live_server, meter_world, pho
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
+def test_the_offline_page_speaks_the_language_chosen_after_install(live_server, meter_world, phone):
+    """The offline page is cached at install, in English; a resident who then switches to Hindi
+    reads it in Hindi."""
+    from playwright.sync_api import expect
+
+    page = phone
+    page.goto(f"{live_server.url}/")
+    wait_for_worker(page)
+    page.locator("footer button[value=hi]").click()
+    page.wait_for_load_state()
+    assert page.evaluate("document.documentElement.lang") == "hi"
+
+    page.context.set_offline(True)
+    page.goto(f"{live_server.url}/devices/")
+    expect(page.get_by_role("heading", name="आप ऑफ़लाइन हैं")).to_be_visible()
+    assert page.evaluate("document.documentElement.lang") == "hi"
+    expect(page.get_by_role("heading", name=OFFLINE_HEADING)).to_have_count(0)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
 def test_a_balance_is_never_served_from_the_cache(live_server, meter_world, phone):
     from playwright.sync_api import expect
 

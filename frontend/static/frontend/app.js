@@ -32,6 +32,27 @@
     navigator.serviceWorker.register(swUrl, { scope: "/" }).catch(() => {});
   }
 
+  // --- the offline page in the resident's language -----------------------------------------
+  // Every page records its language; the cached offline page (one card per language) shows the
+  // card of the language the resident last read the app in.
+  const LANG_KEY = "gridcoin-lang";
+  const offlineCards = document.querySelectorAll("[data-offline-lang]");
+  try {
+    if (offlineCards.length) {
+      const wanted = (localStorage.getItem(LANG_KEY) || "").toLowerCase();
+      const base = wanted.split("-")[0];
+      const card = [...offlineCards].find((c) => c.dataset.offlineLang === wanted)
+        || [...offlineCards].find((c) => c.dataset.offlineLang === base);
+      if (card) {
+        offlineCards.forEach((c) => { c.hidden = c !== card; });
+        document.documentElement.lang = card.dataset.offlineLang;
+        document.title = card.dataset.offlineTitle || document.title;
+      }
+    } else if (document.documentElement.lang) {
+      localStorage.setItem(LANG_KEY, document.documentElement.lang);
+    }
+  } catch (e) { /* storage blocked: the offline page stays in the default language */ }
+
   document.addEventListener("click", (event) => {
     if (!event.target.closest) return;
     if (event.target.closest("[data-reload]")) window.location.reload();
