@@ -9,7 +9,7 @@ import base64
 
 import pytest
 
-from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE
+from tests.frontend.test_browser_phone import PHONE, phone_browser
 
 PASSWORD = "phone-pass-2024"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -44,19 +44,8 @@ def street_light(transactional_db, settings):
 
 @pytest.fixture
 def browser_context(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=15_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-        context.set_default_timeout(15_000)
-        try:
-            yield context
-        finally:
-            context.close()
-            browser.close()
+    with phone_browser(monkeypatch) as context:
+        yield context
 
 
 @pytest.fixture

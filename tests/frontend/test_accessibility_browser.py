@@ -26,7 +26,7 @@ import pytest
 from django.core.management import call_command
 
 from tests.browser_sign_in import sign_in
-from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE
+from tests.frontend.test_browser_phone import PHONE, phone_browser
 
 AXE = Path(__file__).resolve().parents[1] / "assets" / "axe-core-4.14.1.min.js"
 MIN_TAP = 44
@@ -119,21 +119,9 @@ def url_shape(path: str) -> str:
 @pytest.fixture
 def demo_phone(monkeypatch, transactional_db):
     """The demo world and a 390×844 phone that may inject axe-core whatever the page's CSP."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
-                                      bypass_csp=True)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    with phone_browser(monkeypatch, bypass_csp=True) as context:
+        yield context.new_page()
 
 
 def log_in(page, base: str, username: str) -> None:

@@ -4,6 +4,7 @@ log out and log in again (Playwright with the system Chromium against the live s
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -21,25 +22,32 @@ CHROMIUM_ARGS = [
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture
-def phone(monkeypatch):
+@contextmanager
+def phone_browser(monkeypatch, **options):
+    """A browser context of a 390×844 phone in the system Chromium; ``options`` go to
+    ``new_context`` (time zone, locale, bypass_csp)."""
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls made here
     # (by the test itself) would otherwise be refused as unsafe from async context.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=15_000)
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
+                                      **options)
+        context.set_default_timeout(15_000)
         try:
-            yield page
+            yield context
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture
+def phone(monkeypatch):
+    with phone_browser(monkeypatch) as context:
+        yield context.new_page()
 
 
 @pytest.fixture

@@ -8,26 +8,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE, tap_size
+from tests.browser_sign_in import sign_in
+from tests.frontend.test_browser_phone import PHONE, phone_browser, tap_size
 from tests.frontend.test_wallet_browser import shot
 
 
 def phone_in(zone: str, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=15_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2,
-                                      timezone_id=zone, locale="en-IN")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    with phone_browser(monkeypatch, timezone_id=zone, locale="en-IN") as context:
+        yield context.new_page()
 
 
 @pytest.fixture
@@ -41,10 +29,7 @@ def phone_in_new_york(monkeypatch):
 
 
 def log_in(page, base: str, next_path: str) -> None:
-    page.goto(f"{base}/accounts/login/?next={next_path}")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("main button[type=submit]")
+    sign_in(page, base, "alice", "alice-password-1", next_path=next_path)
     page.wait_for_url(f"{base}{next_path}")
 
 

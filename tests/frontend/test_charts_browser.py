@@ -65,10 +65,7 @@ def shot(page, name: str) -> None:
 
 
 def log_in(page, url: str, target: str) -> None:
-    page.goto(f"{url}/accounts/login/?next={target}")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("main button[type=submit]")
+    sign_in(page, url, "alice", "alice-password-1", next_path=target)
     page.wait_for_url(f"{url}{target}")
 
 

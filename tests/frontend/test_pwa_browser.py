@@ -16,6 +16,7 @@ import json
 
 import pytest
 
+from tests.browser_sign_in import sign_in
 from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE
 
 OFFLINE_HEADING = "You're offline"
@@ -59,10 +60,7 @@ def wait_for_worker(page) -> None:
 
 
 def log_in(page, base: str, username: str, password: str, next_path: str) -> None:
-    page.goto(f"{base}/accounts/login/?next={next_path}")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
+    sign_in(page, base, username, password, next_path=next_path)
     page.wait_for_url(f"{base}{next_path}")
 
 

@@ -10,24 +10,14 @@ import pytest
 
 from notifications import services
 from notifications.models import Kind
-from tests.frontend.test_browser_phone import CHROMIUM, CHROMIUM_ARGS, PHONE, tap_size
+from tests.frontend.test_browser_phone import PHONE, phone_browser, tap_size
 from tests.meters_world import build_meter_world
 
 
 @pytest.fixture
 def phone_context(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=15_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-        try:
-            yield context
-        finally:
-            context.close()
-            browser.close()
+    with phone_browser(monkeypatch) as context:
+        yield context
 
 
 @pytest.mark.browser
