@@ -140,3 +140,31 @@ def test_a_window_ending_switches_the_device_off_and_tells_its_owners(world, fun
     assert told() == [("alice", "device-off:HM-ALICE:1"), ("bob", "device-off:HM-ALICE:1")]
     run_after_commit(windows_settle_due, now + timedelta(hours=2))  # the scheduler's next pass
     assert len(told()) == 2
+
+
+def test_a_batch_that_only_moves_rate_samples_writes_them_in_one_statement(world):
+    """A gateway batch can roll over every device's rate sample at once: the writes must not
+    grow with the batch (one UPDATE for all), and no one is told anything."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from meters.models import Device
+
+    devices = list(Device.objects.order_by("id"))
+    assert len(devices) >= 2
+    start = timezone.now() - timedelta(hours=1)
+    services.devices_observe(observations=[DeviceObservation(d.public_id, 5_000, "on", 1_000, start)
+                                           for d in devices])
+
+    def roll_over(count: int, minutes: int) -> int:
+        later = start + timedelta(minutes=minutes)
+        with CaptureQueriesContext(connection) as queries:
+            services.devices_observe(observations=[DeviceObservation(d.public_id, 5_000, "on", 1_000 + minutes * 10, later)
+                                                   for d in devices[:count]])
+        return len([q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")])
+
+    assert roll_over(1, 20) == 1
+    assert roll_over(len(devices), 40) == 1
+    watches = DeviceWatch.objects.filter(device__in=devices)
+    assert {w.rate_wh_per_hour for w in watches} == {600} and {w.level for w in watches} == {DeviceLevel.OK}
+    assert told() == []
