@@ -9,6 +9,7 @@ holds no user data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from django.conf import settings
@@ -93,6 +94,17 @@ def _static_bytes(path: str) -> bytes:
 
 
 def shell_version() -> str:
+    """Browsers ask for /sw.js on every navigation (it is served no-cache): in production, where
+    the files cannot change without a restart, the hash is computed once per process."""
+    return _deployed_shell_version() if settings.PRODUCTION else _shell_version()
+
+
+@functools.cache
+def _deployed_shell_version() -> str:
+    return _shell_version()
+
+
+def _shell_version() -> str:
     digest = hashlib.sha256()
     for path in [*SHELL_STATIC, *WORKER_IMPORTS]:
         digest.update(path.encode() + b"\0" + _static_bytes(path) + b"\0")

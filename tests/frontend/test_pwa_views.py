@@ -104,3 +104,21 @@ def test_money_forms_are_marked_so_they_are_refused_offline(client, settings):
         forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>", page)
         money = [f for f in forms if "data-money-action" in f]
         assert len(money) == 1, path
+
+
+def test_production_hashes_the_shell_once_per_process(settings, monkeypatch):
+    """/sw.js is asked for on every navigation; in production its files cannot change under a
+    running process, so the version is not recomputed each time (elsewhere it is: files change
+    while developing)."""
+    from frontend import pwa
+
+    computed = []
+    monkeypatch.setattr(pwa, "_shell_version", lambda: computed.append(1) or f"v{len(computed)}")
+    pwa._deployed_shell_version.cache_clear()
+    try:
+        settings.PRODUCTION = True
+        assert pwa.shell_version() == pwa.shell_version() == "v1"
+        settings.PRODUCTION = False
+        assert pwa.shell_version() == "v2" and pwa.shell_version() == "v3"
+    finally:
+        pwa._deployed_shell_version.cache_clear()
