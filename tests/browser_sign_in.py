@@ -14,11 +14,10 @@ from urllib.parse import quote
 
 def totp_code_for(user) -> str:
     from django_otp.oath import TOTP
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="Test authenticator", confirmed=True)
+    from tests.second_factor import confirmed_device
+
+    device = confirmed_device(user)
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     if device.last_t is not None and totp.t() <= device.last_t:
         totp.time = totp.time + device.step

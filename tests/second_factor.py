@@ -15,10 +15,16 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 force_login_password_only = Client.force_login
 
 
-def verify_second_factor(client: Client, user) -> TOTPDevice:
+def confirmed_device(user) -> TOTPDevice:
+    """The user's first confirmed authenticator, made for them (as enrolling would) if none."""
     device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
     if device is None:
         device = TOTPDevice.objects.create(user=user, name="Test authenticator", confirmed=True)
+    return device
+
+
+def verify_second_factor(client: Client, user) -> TOTPDevice:
+    device = confirmed_device(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
