@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "payments",
     "iot_gateway",
     "notifications",
+    "charity",
     "demo",
 ]
 # daphne's app does one thing: ``runserver`` serves the ASGI application (websockets included).

@@ -13,6 +13,12 @@ World state of a meter: its last accepted reading at ``registers/<public id>`` (
 chaincode its readings invoke) and a consumer device's funded windows at ``windows/<public id>``
 (namespace ``devices``). A utility's price schedule: ``<utility msp>/<kind>/<currency>``
 (namespace ``pricing``).
+Charity (chaincode ``charity-pool``, which shares the ``devices`` namespace because its
+disbursements are funded windows): a campaign's pool ``pool:<slug>`` (asset k, and the
+campaign's currency for the sub-Wh remainder of fiat donations), its sponsor's matching reserve
+``match:<slug>``, a group funding's escrow ``escrow:<slug>``; world state ``campaign/<slug>``,
+``beneficiaries/<slug>``, ``donation/<slug>/<id>``, ``disbursement/<slug>/<id>``,
+``group/<slug>``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,38 @@ def household_account(msp_id: str) -> str:
 
 def device_account(public_id: str) -> str:
     return f"device:{public_id}"
+
+
+def pool_account(campaign: str) -> str:
+    return f"pool:{campaign}"
+
+
+def match_account(campaign: str) -> str:
+    return f"match:{campaign}"
+
+
+def escrow_account(group: str) -> str:
+    return f"escrow:{group}"
+
+
+def campaign_key(campaign: str) -> str:
+    return f"campaign/{campaign}"
+
+
+def beneficiaries_key(campaign: str) -> str:
+    return f"beneficiaries/{campaign}"
+
+
+def donation_key(campaign: str, donation_id: str) -> str:
+    return f"donation/{campaign}/{donation_id}"
+
+
+def disbursement_key(campaign: str, disbursement_id: str) -> str:
+    return f"disbursement/{campaign}/{disbursement_id}"
+
+
+def group_key(group: str) -> str:
+    return f"group/{group}"
 
 
 def credit_account(payer: str, payee: str) -> str:
@@ -114,6 +152,6 @@ def account_key_parts(key: str) -> tuple[str, tuple[str, ...]]:
     if role == "utility":
         msp, _, shard = rest.rpartition(":")
         return role, (msp, shard)
-    if role in ("producer", "household", "device"):
+    if role in ("producer", "household", "device", "pool", "match", "escrow"):
         return role, (rest,)
     return key, ()
