@@ -45,7 +45,6 @@ from .chain import (
     donation_states,
     invoke,
     iso,
-    match_balance,
     pool_balance,
     receipt_number,
     short_hash,
@@ -605,6 +604,8 @@ def campaign_close(*, campaign: Campaign | str, user=None, now: datetime | None 
     campaign = _status_from_ledger(campaign, result.tx_hash)
     if campaign.leftover == LeftoverRule.ROLL and campaign.status == CampaignStatus.CLOSED:
         _roll_donations(campaign, result.tx_hash)
+        # Nothing is refunded to donors, but an unused matching reserve goes back to the sponsor.
+        _refund_sponsor(campaign, automation_identity(campaign.charity), None, now)
     _broadcast(campaign.slug)
     return campaign
 
@@ -649,6 +650,60 @@ def _request_payment_refund(campaign: Campaign, donation_id: str, donation: Dona
     return True
 
 
+def _refund_donation(campaign: Campaign, identity, donation_id: str, state: dict[str, Any], row: Donation | None,
+                     report: RefundReport, now: datetime | None) -> None:
+    key = f"charity-refund:{campaign.slug}:{donation_id}"
+    if state.get("refunded"):  # refunded before: by this identity (found by its key) or another
+        tx_hash = Transaction.objects.filter(invoker=identity, idempotency_key=key).values_list(
+            "tx_hash", flat=True).first() or ""
+        report.refunded += 1
+        after = state
+    else:
+        try:
+            result = invoke(identity, "refund", {"campaign": campaign.slug, "donation": donation_id}, key,
+                            proposed_at=now)
+        except CharityError as exc:
+            report.refused.append((donation_id, str(exc)))
+            logger.warning("campaign %s: refund of %s refused: %s", campaign.slug, donation_id, exc)
+            return
+        report.refunded += 1
+        tx_hash = result.tx_hash
+        after = donation_state(campaign.slug, donation_id) or state
+    if row is not None and not row.refund_tx_hash:
+        row.refunded_wh = int(after.get("refunded_wh") or 0)
+        row.refunded_amount = int(after.get("refunded_amount") or 0)
+        row.refund_tx_hash = tx_hash
+        row.save(update_fields=["refunded_wh", "refunded_amount", "refund_tx_hash"])
+    if after.get("kind") == DonationKind.FIAT and _request_payment_refund(campaign, donation_id, row, after):
+        report.payment_refunds += 1
+
+
+def _refund_sponsor(campaign: Campaign, identity, report: RefundReport | None, now: datetime | None) -> None:
+    """The sponsor's share of the pool and the unused reserve back (once; nothing without one)."""
+    state = campaign_state(campaign.slug) or {}
+    if not state.get("sponsor"):
+        return
+    key = f"charity-refund-sponsor:{campaign.slug}"
+    if state.get("sponsor_refunded"):
+        tx_hash = Transaction.objects.filter(invoker=identity, idempotency_key=key).values_list(
+            "tx_hash", flat=True).first() or ""
+        returned = int(state.get("sponsor_refunded_wh") or 0) + int(state.get("match_returned_wh") or 0)
+    else:
+        try:
+            result = invoke(identity, "refund_sponsor", {"campaign": campaign.slug}, key, proposed_at=now)
+        except CharityError as exc:
+            if report is not None:
+                report.refused.append(("sponsor", str(exc)))
+            logger.warning("campaign %s: refund of the sponsor refused: %s", campaign.slug, exc)
+            return
+        tx_hash = result.tx_hash
+        returned = int(result.result.get("wh") or 0) if isinstance(result.result, dict) else 0
+    if report is not None:
+        report.sponsor_wh = returned
+    MatchPledge.objects.filter(campaign=campaign, refund_tx_hash="").update(returned_wh=returned,
+                                                                             refund_tx_hash=tx_hash)
+
+
 def campaign_refund_all(*, campaign: Campaign | str, progress: Progress | None = None,
                         now: datetime | None = None) -> RefundReport:
     """Refund every donation of a cancelled, failed or refunding campaign (``charity-pool.refund``,
@@ -665,44 +720,14 @@ def campaign_refund_all(*, campaign: Campaign | str, progress: Progress | None =
     report = RefundReport(total=len(states))
     rows = {d.donation_id: d for d in campaign.donations.select_related("payment")}
     for n, (donation_id, state) in enumerate(sorted(states.items()), start=1):
-        try:
-            result = invoke(identity, "refund", {"campaign": campaign.slug, "donation": donation_id},
-                            f"charity-refund:{campaign.slug}:{donation_id}", proposed_at=now)
-        except CharityError as exc:
-            report.refused.append((donation_id, str(exc)))
-            logger.warning("campaign %s: refund of %s refused: %s", campaign.slug, donation_id, exc)
-        else:
-            report.refunded += 1
-            after = donation_state(campaign.slug, donation_id) or state
-            row = rows.get(donation_id)
-            if row is not None and not row.refund_tx_hash:
-                row.refunded_wh = int(after.get("refunded_wh") or 0)
-                row.refunded_amount = int(after.get("refunded_amount") or 0)
-                row.refund_tx_hash = result.tx_hash
-                row.save(update_fields=["refunded_wh", "refunded_amount", "refund_tx_hash"])
-            if after.get("kind") == DonationKind.FIAT and _request_payment_refund(campaign, donation_id, row, after):
-                report.payment_refunds += 1
+        _refund_donation(campaign, identity, donation_id, state, rows.get(donation_id), report, now)
         if progress is not None:
             progress(n, report.total, donation_id)
+    _refund_sponsor(campaign, identity, report, now)
     _broadcast(campaign.slug)
-    pledge = MatchPledge.objects.filter(campaign=campaign).first()
-    if pledge is not None or match_balance(campaign.slug) > 0:
-        try:
-            result = invoke(identity, "refund_sponsor", {"campaign": campaign.slug},
-                            f"charity-refund-sponsor:{campaign.slug}", proposed_at=now)
-        except CharityError as exc:
-            report.refused.append(("sponsor", str(exc)))
-            logger.warning("campaign %s: refund of the sponsor refused: %s", campaign.slug, exc)
-        else:
-            returned = result.result.get("returned", result.result.get("amount", 0)) \
-                if isinstance(result.result, dict) else 0
-            report.sponsor_wh = int(returned or 0)
-            if pledge is not None and not pledge.refund_tx_hash:
-                pledge.returned_wh = report.sponsor_wh
-                pledge.refund_tx_hash = result.tx_hash
-                pledge.save(update_fields=["returned_wh", "refund_tx_hash"])
     if report.complete:
         Campaign.objects.filter(pk=campaign.pk, refunds_done_at__isnull=True).update(refunds_done_at=timezone.now())
+        campaign.refunds_done_at = campaign.refunds_done_at or timezone.now()
     return report
 
 
