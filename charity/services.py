@@ -224,6 +224,9 @@ def campaign_create(*, user, slug: str, title: str, story: str, utility: Organis
         raise CharityError(_("A trigger period needs both a start and an end."))
     if trigger_starts_at is not None and trigger_ends_at is not None and trigger_ends_at <= trigger_starts_at:
         raise CharityError(_("The trigger period must end after it starts."))
+    if trigger_starts_at is not None and trigger_ends_at is not None and not (
+            starts_at <= trigger_starts_at and trigger_ends_at <= ends_at):
+        raise CharityError(_("The trigger period must lie inside the campaign."))
     if rule not in SharingRule.values:
         raise CharityError(_("Choose how the coins are shared."))
     if rule == SharingRule.CAP and (isinstance(cap_wh, bool) or not isinstance(cap_wh, int) or cap_wh <= 0):

@@ -23,9 +23,10 @@ def _when(now: str | None) -> datetime | None:
 
 def _progress(task):
     """celery-progress's recorder when a worker runs the task with a result backend (pages may
-    follow it by id); nothing in-process."""
+    follow it by id); nothing in-process (called directly or eagerly, there is no task id)."""
     request = getattr(task, "request", None)
-    if task is None or getattr(request, "is_eager", True) or type(task.backend).__name__ == "DisabledBackend":
+    if (task is None or not getattr(request, "id", None) or getattr(request, "is_eager", True)
+            or type(task.backend).__name__ == "DisabledBackend"):
         return None
     from celery_progress.backend import ProgressRecorder
 

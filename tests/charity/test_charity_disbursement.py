@@ -69,7 +69,7 @@ def test_outside_the_trigger_period_the_ledger_refuses_and_nothing_is_recorded(w
 
 def test_the_automatic_task_disburses_inside_the_trigger_period_only_once_per_period(world):
     now = timezone.now()
-    hot = world.campaign("hot", auto_disburse=True, trigger_starts_at=now - timedelta(hours=1),
+    hot = world.campaign("hot", auto_disburse=True, trigger_starts_at=now - timedelta(minutes=30),
                          trigger_ends_at=now + timedelta(hours=5))
     later = world.campaign("later", auto_disburse=True, trigger_starts_at=now + timedelta(hours=2),
                            trigger_ends_at=now + timedelta(hours=8))
