@@ -646,10 +646,14 @@ def _request_payment_refund(campaign: Campaign, donation_id: str, donation: Dona
         return False
     from payments import services as payments
 
-    payments.payment_refund_request(
-        provider=payment.provider, scope=payment.scope, payment_id=payment.payment_id, amount=amount,
-        reason=f"campaign {campaign.slug} {campaign.status}: donation refunded",
-        idempotency_key=f"charity-refund:{campaign.slug}:{donation_id}")
+    try:
+        payments.payment_refund_request(
+            provider=payment.provider, scope=payment.scope, payment_id=payment.payment_id, amount=amount,
+            reason=f"campaign {campaign.slug} {campaign.status}: donation refunded",
+            idempotency_key=f"charity-refund:{campaign.slug}:{donation_id}")
+    except ValueError as exc:  # payments' RefundRefused: the coins went back, the money did not yet
+        logger.error("campaign %s: the money of donation %s cannot be refunded: %s", campaign.slug, donation_id, exc)
+        raise
     return True
 
 
@@ -677,8 +681,12 @@ def _refund_donation(campaign: Campaign, identity, donation_id: str, state: dict
         row.refunded_amount = int(after.get("refunded_amount") or 0)
         row.refund_tx_hash = tx_hash
         row.save(update_fields=["refunded_wh", "refunded_amount", "refund_tx_hash"])
-    if after.get("kind") == DonationKind.FIAT and _request_payment_refund(campaign, donation_id, row, after):
-        report.payment_refunds += 1
+    if after.get("kind") == DonationKind.FIAT:
+        try:
+            if _request_payment_refund(campaign, donation_id, row, after):
+                report.payment_refunds += 1
+        except ValueError as exc:
+            report.refused.append((donation_id, str(exc)))
 
 
 def _refund_sponsor(campaign: Campaign, identity, report: RefundReport | None, now: datetime | None) -> None:
