@@ -55,12 +55,19 @@ def _announce(public_id: str) -> None:
     transaction.on_commit(partial(meters_live.device_state_changed, public_id))
 
 
-def group_create(*, user, slug: str, title: str, device: Device | str, goal_wh: int, deadline: datetime,
-                 window_start: datetime, window_end: datetime,
+def group_create(*, user, title: str, device: Device | str, goal_wh: int, deadline: datetime,
+                 window_start: datetime, window_end: datetime, slug: str = "", idempotency_key: str = "",
                  organisation: Organisation | None = None) -> GroupFunding:
     """Start collecting for a public device's window: open ``escrow:<slug>`` (owned by the
-    utility), ``charity-pool.group_open`` as the organiser, then the GroupFunding row."""
+    utility), ``charity-pool.group_open`` as the organiser, then the GroupFunding row. Without a
+    ``slug`` one is made from the title and the form's ``idempotency_key``, so the same form
+    submitted twice starts one group funding."""
     membership = _membership(user, organisation)
+    if not slug:
+        if not idempotency_key or len(idempotency_key) > 200:
+            raise CharityError(_("An idempotency key of 1 to 200 characters is required."))
+        base = slugify(title or "")[:40].strip("-") or "group"
+        slug = f"{base}-{short_hash(str(membership.identity.pk), idempotency_key, length=8)}"
     existing = GroupFunding.objects.filter(slug=slug).first()
     if existing is not None:
         if existing.organiser_id == membership.organisation_id and existing.opened_tx:

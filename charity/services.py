@@ -27,8 +27,8 @@ from django.utils.translation import gettext as _
 from accounts import services as accounts
 from accounts.models import Membership
 from ledger import services as ledger
-from ledger.keys import ENERGY, match_account, pool_account
-from ledger.models import Account, AccountKind, Asset, Organisation, OrgType, Transaction
+from ledger.keys import DEVICES_NAMESPACE, ENERGY, beneficiaries_key, match_account, pool_account
+from ledger.models import Account, AccountKind, Asset, Organisation, OrgType, StateEntry, Transaction
 from ledger.units import kwh
 from meters.models import Device, DeviceKind
 
@@ -184,25 +184,49 @@ def _account_open(key: str, asset: str, owner: Organisation, kind: str) -> None:
         raise CharityError(_("This web address is already used by another campaign; choose another.")) from None
 
 
-def campaign_create(*, user, slug: str, title: str, story: str, utility: Organisation, currency: str, goal: int,
-                    minimum: int, starts_at: datetime, ends_at: datetime, beneficiaries: list[dict],
+def _free_slug(title: str, same: Callable[[Campaign], bool]) -> str:
+    """A web address from the title: the first free one, or that of the same campaign submitted
+    before (a double-submitted form)."""
+    base = slugify(title)[:50].strip("-") or "campaign"
+    for n in range(1, 1000):
+        slug = base if n == 1 else f"{base}-{n}"
+        existing = Campaign.objects.filter(slug=slug).first()
+        if existing is None or same(existing):
+            return slug
+    raise CharityError(_("This web address is already used by another campaign; choose another."))
+
+
+def _default_utility() -> Organisation:
+    utility = Organisation.objects.filter(org_type=OrgType.UTILITY).order_by("id").first()
+    if utility is None:
+        raise CharityError(_("Choose the utility whose electricity the campaign buys."))
+    return utility
+
+
+def campaign_create(*, user, title: str, story: str, currency: str, goal: int, minimum: int, starts_at: datetime,
+                    ends_at: datetime, beneficiaries: list[dict], slug: str = "", utility: Organisation | None = None,
                     trigger_starts_at: datetime | None = None, trigger_ends_at: datetime | None = None,
                     rule: str = SharingRule.EQUAL, cap_wh: int | None = None, leftover: str = LeftoverRule.REFUND,
                     next_campaign: Campaign | None = None, auto_disburse: bool = False,
-                    organisation: Organisation | None = None) -> Campaign:
+                    charity: Organisation | None = None) -> Campaign:
     """Open a campaign: its pool (``pool:<slug>``, k and the currency) and matching reserve
     (``match:<slug>``) owned by the charity, ``charity-pool.open`` with the beneficiaries, then
     the Campaign and Beneficiary rows. ``beneficiaries``: ``[{"device": Device or public id,
-    "label": shown publicly, "weight": int (rule weights)}]``. Resubmitting the same campaign
-    replays the ledger's open and returns the campaign."""
-    membership = charity_membership(user, organisation)
+    "label": shown publicly, "weight": int (rule weights)}]``. ``charity``: which of the user's
+    charities (default their first); ``slug``: default from the title; ``utility``: default the
+    network's. Resubmitting the same campaign replays the ledger's open and returns it."""
+    membership = charity_membership(user, charity)
     charity = membership.organisation
+    title, story = (title or "").strip(), (story or "").strip()
+    if not slug:
+        slug = _free_slug(title, lambda c: c.charity_id == charity.pk and c.title == title and c.story == story
+                          and c.starts_at == starts_at and c.ends_at == ends_at)
     existing = Campaign.objects.filter(slug=slug).first()
     if existing is not None:
         if existing.charity_id == charity.pk and existing.opened_tx:
             return existing
         raise CharityError(_("This web address is already used by another campaign; choose another."))
-    title, story = (title or "").strip(), (story or "").strip()
+    utility = utility or _default_utility()
     if not slug or slugify(slug) != slug or len(slug) > 60:
         raise CharityError(_("The web address may hold only lower-case letters, digits and hyphens (at most 60)."))
     if not title or len(title) > 140:
@@ -271,11 +295,27 @@ def campaign_create(*, user, slug: str, title: str, story: str, utility: Organis
     return campaign
 
 
+TERMS = ("goal", "minimum", "starts_at", "ends_at", "trigger_starts_at", "trigger_ends_at", "rule", "cap_wh",
+         "leftover", "next_campaign")
+
+
 @transaction.atomic
 def campaign_edit(*, user, campaign: Campaign, title: str | None = None, story: str | None = None,
-                  auto_disburse: bool | None = None) -> Campaign:
-    """Change the campaign's texts (off-chain only; the terms on the ledger do not change)."""
+                  auto_disburse: bool | None = None, **terms: Any) -> Campaign:
+    """Change the campaign's texts and automation (off-chain). The terms the ledger holds
+    (``TERMS``: goal, dates, rule...) may be passed back unchanged, as an edit form does; a
+    changed term is refused: donors gave under them."""
     _campaign_staff(user, campaign)
+    unknown = sorted(set(terms) - set(TERMS))
+    if unknown:
+        raise TypeError(f"campaign_edit() got unexpected arguments: {', '.join(unknown)}")
+    rule = terms.get("rule", campaign.rule)
+    for name, value in terms.items():
+        current = getattr(campaign, name)
+        if name == "cap_wh" and rule != SharingRule.CAP:
+            continue
+        if value != current and not (value in (None, "") and current in (None, "")):
+            raise CharityError(_("The campaign's terms are on the ledger and cannot change; only its texts can."))
     fields = []
     if title is not None:
         title = title.strip()
@@ -297,12 +337,23 @@ def campaign_edit(*, user, campaign: Campaign, title: str | None = None, story: 
     return campaign
 
 
-def beneficiaries_set(*, user, campaign: Campaign, beneficiaries: list[dict], idempotency_key: str) -> list[Beneficiary]:
+def _beneficiaries_version(slug: str) -> int:
+    """How often the ledger's beneficiary list changed (its world-state version): with the
+    change itself it keys a form that carries no idempotency key of its own."""
+    return StateEntry.objects.filter(namespace=DEVICES_NAMESPACE, key=beneficiaries_key(slug)).values_list(
+        "version", flat=True).first() or 0
+
+
+def beneficiaries_set(*, user, campaign: Campaign, beneficiaries: list[dict],
+                      idempotency_key: str = "") -> list[Beneficiary]:
     """Make the campaign's beneficiaries exactly ``beneficiaries`` (same shape as for
     ``campaign_create``): ``charity-pool.beneficiaries`` adds the new (and re-weighted) and
-    removes the dropped devices; labels change off-chain."""
+    removes the dropped devices; labels change off-chain. Without an ``idempotency_key`` the
+    change is keyed by the list's version on the ledger: a retry after it applied finds
+    nothing to change."""
     membership = _campaign_staff(user, campaign)
-    _check_key(idempotency_key)
+    if idempotency_key:
+        _check_key(idempotency_key)
     if campaign.status != CampaignStatus.OPEN:
         raise CharityError(_("The campaign has ended; its beneficiaries can no longer change."))
     devices = _beneficiary_devices(beneficiaries, campaign.charity, campaign.rule)
@@ -312,8 +363,14 @@ def beneficiaries_set(*, user, campaign: Campaign, beneficiaries: list[dict], id
            if pid not in current or current[pid].weight != weight]
     remove = sorted(pid for pid in current if pid not in wanted)
     if add or remove:
-        invoke(membership.identity, "beneficiaries", {"campaign": campaign.slug, "add": add, "remove": remove},
-               f"charity-beneficiaries:{campaign.slug}:{idempotency_key}")
+        key = idempotency_key or "v{}:{}".format(_beneficiaries_version(campaign.slug),
+                                                  short_hash(repr(sorted(a["device"] for a in add)), repr(remove)))
+        args: dict[str, Any] = {"campaign": campaign.slug}
+        if add:
+            args["add"] = add
+        if remove:
+            args["remove"] = remove
+        invoke(membership.identity, "beneficiaries", args, f"charity-beneficiaries:{campaign.slug}:{key}")
     with transaction.atomic():
         campaign.beneficiaries.filter(device__public_id__in=remove).delete()
         for device, label, weight in wanted.values():
@@ -563,9 +620,10 @@ def _status_from_ledger(campaign: Campaign, tx_hash: str) -> Campaign:
     return campaign
 
 
-def campaign_cancel(*, user, campaign: Campaign | str, reason: str) -> Campaign:
+def campaign_cancel(*, user, campaign: Campaign | str, reason: str, idempotency_key: str = "") -> Campaign:
     """Charity staff stop the campaign (``charity-pool.cancel``); donors are then refunded by
-    ``campaign_refund_all`` (the close task sweeps cancelled campaigns)."""
+    ``campaign_refund_all`` (the close task sweeps cancelled campaigns). A campaign is cancelled
+    once: the ledger key is the campaign's, whatever ``idempotency_key`` the form carries."""
     campaign = _open_campaign(campaign)
     membership = _campaign_staff(user, campaign)
     reason = (reason or "").strip()

@@ -21,6 +21,8 @@ urlpatterns = [
     path("payments/", include("payments.urls")),
     path("api/v1/payments/", include("payments.api_urls")),
     path("notifications/", include("notifications.urls")),
+    # /campaigns/... and /group/... (one namespace, so the patterns carry their prefixes).
+    path("", include("charity.urls")),
     path("", include("frontend.urls")),
 ]
 

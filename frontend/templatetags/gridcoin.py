@@ -149,6 +149,8 @@ NAV_SECTIONS = {
     "scan": {"frontend:scan"},
     "simulate": {"frontend:producer-simulator", "frontend:consumer-simulator"},
     "explorer": {"frontend:explorer", "frontend:block", "frontend:transaction"},
+    "campaigns": {"charity:campaigns", "charity:campaign", "charity:campaign-new", "charity:campaign-edit",
+                  "charity:my-donations", "charity:group", "charity:group-new"},
 }
 
 

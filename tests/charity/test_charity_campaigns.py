@@ -90,3 +90,38 @@ def test_texts_updates_and_beneficiaries_change(world):
     services.beneficiaries_set(user=world.staff, campaign=campaign, idempotency_key=form,
                                beneficiaries=[{"device": "HM-GRAN-2", "label": "ward 12"}])
     assert Transaction.objects.filter(function="beneficiaries").count() == 1
+
+
+def test_the_pages_calls_without_slug_or_keys_work_and_terms_cannot_change(world):
+    """What the staff pages pass: no slug (made from the title, and a resubmitted form gets
+    the same campaign), no utility (the network's), the whole edit form back."""
+    now = timezone.now()
+    fields = {"title": "Heat wave: ward 12", "story": "Fans.", "currency": "INR", "goal": 10_000, "minimum": 1_000,
+              "starts_at": now - timedelta(hours=1), "ends_at": now + timedelta(days=3),
+              "beneficiaries": [{"device": "HM-GRAN-1", "label": "ward 12"}]}
+    campaign = services.campaign_create(user=world.staff, charity=world.charity, **fields)
+    assert campaign.slug == "heat-wave-ward-12" and campaign.utility == world.utility
+    assert services.campaign_create(user=world.staff, **fields).pk == campaign.pk
+    other = services.campaign_create(user=world.staff, **{**fields, "story": "Fridges."})
+    assert other.slug == "heat-wave-ward-12-2"
+
+    terms = {"goal": 10_000, "minimum": 1_000, "starts_at": fields["starts_at"], "ends_at": fields["ends_at"],
+             "trigger_starts_at": None, "trigger_ends_at": None, "rule": "equal", "cap_wh": None,
+             "leftover": "refund", "next_campaign": None}
+    services.campaign_edit(user=world.staff, campaign=campaign, title="Heat wave, ward 12", story="Fans!", **terms)
+    campaign.refresh_from_db()
+    assert campaign.title == "Heat wave, ward 12"
+    with pytest.raises(services.CharityError, match="terms"):
+        services.campaign_edit(user=world.staff, campaign=campaign, title="x", **{**terms, "goal": 1})
+    campaign.refresh_from_db()
+    assert campaign.goal == 10_000 and campaign.title == "Heat wave, ward 12"
+
+    # Beneficiaries without a form key: applied once, a retry finds nothing to change.
+    wanted = [{"device": "HM-GRAN-1", "label": "ward 12"}, {"device": "HM-GRAN-2", "label": "ward 13"}]
+    services.beneficiaries_set(user=world.staff, campaign=campaign, beneficiaries=wanted)
+    services.beneficiaries_set(user=world.staff, campaign=campaign, beneficiaries=wanted)
+    services.beneficiaries_set(user=world.staff, campaign=campaign, beneficiaries=wanted[:1])
+    services.beneficiaries_set(user=world.staff, campaign=campaign, beneficiaries=wanted)
+    assert sorted(world_state("devices", [f"beneficiaries/{campaign.slug}"])[f"beneficiaries/{campaign.slug}"]) == [
+        "HM-GRAN-1", "HM-GRAN-2"]
+    assert Transaction.objects.filter(function="beneficiaries", status="valid").count() == 3

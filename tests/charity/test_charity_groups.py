@@ -83,3 +83,14 @@ def test_group_refusals(world):
     with pytest.raises(services.CharityError, match="Not enough coins"):
         services.group_contribute(user=world.alice, group=group, amount_wh=COINS + 1, idempotency_key=key())
     assert not Contribution.objects.exists() and not GroupFunding.objects.filter(slug="my-home").exists()
+
+
+def test_a_group_without_a_slug_is_started_once_per_form(world):
+    now = timezone.now()
+    fields = {"title": "Festival night", "device": "SL-SQUARE", "goal_wh": 1_000, "deadline": now + timedelta(hours=1),
+              "window_start": now + timedelta(hours=2), "window_end": now + timedelta(hours=4)}
+    first = services.group_create(user=world.bob, idempotency_key="form-a", **fields)
+    again = services.group_create(user=world.bob, idempotency_key="form-a", **fields)
+    other = services.group_create(user=world.bob, idempotency_key="form-b", **fields)
+    assert first.pk == again.pk != other.pk and first.slug.startswith("festival-night-")
+    assert GroupFunding.objects.count() == 2

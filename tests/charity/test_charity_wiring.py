@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from charity import scheduler, services, tasks
 from charity.live import campaign_group
 from gridcoin.celery import app
-from tests.charity.world import COINS
+from tests.charity.world import COINS, worth
 
 pytestmark = [pytest.mark.postgres]
 
@@ -40,4 +40,5 @@ def test_a_donation_tells_the_campaign_page_after_commit(world, django_capture_o
         world.give(world.alice, campaign, 1_000)
     assert callbacks
     message = async_to_sync(layer.receive)(channel)
-    assert message == {"type": "campaign.progress", "campaign": "heatwave"}
+    assert message["type"] == "campaign.event" and message["event"] == "campaign.progress"
+    assert message["payload"]["slug"] == "heatwave" and message["payload"]["raised"] == worth(1_000)
