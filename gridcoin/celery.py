@@ -14,6 +14,8 @@ app.conf.beat_schedule = {
     "settle-due-windows": {"task": "meters.tasks.settle_due_windows", "schedule": 60.0},
     # Notifications whose delivery task was lost or failed for now are queued again.
     "resend-due-deliveries": {"task": "notifications.tasks.resend_due_deliveries", "schedule": 60.0},
+    # Refunds left requested (a lost task, a crash between sending and saving, a retry due).
+    "send-due-refunds": {"task": "payments.tasks.payment_refunds_sweep", "schedule": 60.0},
 }
 
 
