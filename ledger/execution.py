@@ -33,7 +33,7 @@ from .contracts import (
     registry,
 )
 from .crypto import b64, public_bytes, verify_signature
-from .db import bound_cursor
+from .db import bound_cursor, sql_in
 from .documents import SIGNATURE_REJECTION, body_digest, proposal_document, transaction_hash
 from .models import Identity, TxStatus
 
@@ -311,6 +311,46 @@ def state_rows(namespace: str, keys: list[str]) -> dict[str, tuple[Any, int, boo
             for row in rows}
 
 
+def state_versions(namespace: str, keys: list[str]) -> dict[str, int]:
+    """The versions of world-state entries by key (missing keys are absent); for writers that
+    hold the keys' advisory locks."""
+    if not keys:
+        return {}
+    with bound_cursor() as cur:
+        condition, params = sql_in("key", keys)
+        cur.execute(f"SELECT key, version FROM ledger_stateentry WHERE namespace = %s AND {condition}",
+                    [namespace, *params])
+        return dict(cur.fetchall())
+
+
+# --- set-based writes (PostgreSQL, on a ``bound_cursor``) -------------------------------------
+
+def update_balances(cur, rows: list[tuple[int, int]], *, relative: bool) -> None:
+    """Set (or, ``relative``, add to) account balances, in id order: one statement however
+    many accounts."""
+    if not rows:
+        return
+    ids, values = (list(col) for col in zip(*sorted(rows), strict=True))
+    new_balance = "a.balance + v.value" if relative else "v.value"
+    cur.execute(f"UPDATE ledger_account AS a SET balance = {new_balance} "
+                "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, value) WHERE a.id = v.id", [ids, values])
+
+
+def upsert_state(cur, rows: list[tuple[str, str, str | None, bool, int]]) -> None:
+    """Write world-state entries (namespace, key, value as JSON text, is_deleted, version);
+    when a key comes more than once, its last row counts. One statement."""
+    latest: dict[tuple[str, str], tuple] = {}
+    for row in rows:
+        latest[(row[0], row[1])] = row
+    if not latest:
+        return
+    columns = [list(col) for col in zip(*latest.values(), strict=True)]
+    cur.execute("INSERT INTO ledger_stateentry (namespace, key, value, is_deleted, version) "
+                "SELECT n, k, v::jsonb, d, ver FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[], "
+                "%b::bigint[]) AS x(n, k, v, d, ver) ON CONFLICT (namespace, key) DO UPDATE SET "
+                "value = EXCLUDED.value, is_deleted = EXCLUDED.is_deleted, version = EXCLUDED.version", columns)
+
+
 class NeedsTransaction(Exception):
     """The contract wants to read the ledger: it cannot run as one autocommitted statement."""
 
@@ -325,6 +365,9 @@ class NoReads:
         raise NeedsTransaction
 
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
+        raise NeedsTransaction
+
+    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
         raise NeedsTransaction
 
 
@@ -353,3 +396,11 @@ class DatabaseReader:
             return None
         value = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
         return value, row[1], bool(row[2])
+
+    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
+        # The keys' advisory locks serialise every writer of them (each takes them before it
+        # reads or writes), so a plain read after them sees the last committed values; row locks
+        # on top would cost a WAL record per key.
+        if lock:
+            lock_state_keys(namespace, keys)
+        return state_rows(namespace, keys)
