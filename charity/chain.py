@@ -24,7 +24,7 @@ from ledger.keys import (
     match_account,
     pool_account,
 )
-from ledger.models import Identity, Organisation
+from ledger.models import Identity, Organisation, Transaction, TxStatus
 from ledger.selectors import balances, world_state
 
 CHAINCODE = "charity-pool"
@@ -67,6 +67,20 @@ def invoke(identity: Identity, function: str, args: dict[str, Any], idempotency_
     if not result.ok:
         raise LedgerRefused(result)
     return result
+
+
+def attempt_key(identity: Identity, base: str) -> str:
+    """The idempotency key for the next attempt at a derived-key invocation: ``base`` until the
+    ledger accepted or refused it, then ``base#2``, ``base#3``... after refusals. The ledger
+    answers a reused key with its first result, so a refusal that no longer holds (the next
+    campaign opened since, say) needs a new key; an accepted attempt keeps answering."""
+    tried = dict(Transaction.objects.filter(invoker=identity, idempotency_key__startswith=base).values_list(
+        "idempotency_key", "status"))
+    key, n = base, 1
+    while key in tried and tried[key] != TxStatus.VALID:
+        n += 1
+        key = f"{base}#{n}"
+    return key
 
 
 def automation_identity(organisation: Organisation) -> Identity:

@@ -25,23 +25,44 @@ from .acting import (
     donation_row_write,
     progress_after_commit,
 )
-from .chain import CharityError, automation_identity, campaign_state, donation_state, donation_states, invoke
+from .chain import (
+    CharityError,
+    attempt_key,
+    automation_identity,
+    campaign_state,
+    donation_state,
+    donation_states,
+    invoke,
+)
 from .models import Campaign, CampaignStatus, Donation, DonationKind, LeftoverRule, MatchPledge
 
 logger = logging.getLogger(__name__)
 
 
-def _status_from_ledger(campaign: Campaign, tx_hash: str) -> Campaign:
+def _status_from_ledger(campaign: Campaign, tx_hash: str = "") -> Campaign:
+    """Mirror the ledger's status (and the transaction that set it, when this call made it)."""
     state = campaign_state(campaign.slug) or {}
     status = state.get("status")
     with transaction.atomic():
-        fields = ["closed_tx"]
-        campaign.closed_tx = tx_hash
-        if status in CampaignStatus.values:
+        fields = []
+        if tx_hash:
+            campaign.closed_tx = tx_hash
+            fields.append("closed_tx")
+        if status in CampaignStatus.values and status != campaign.status:
             campaign.status = status
             fields.append("status")
-        campaign.save(update_fields=fields)
+        if fields:
+            campaign.save(update_fields=fields)
     return campaign
+
+
+def _ended_on_the_ledger(campaign: Campaign) -> bool:
+    """The ledger already stopped the campaign (another closer, or a crash before the row was
+    written): the row catches up instead of asking for a refusal."""
+    if (campaign_state(campaign.slug) or {}).get("status", "open") == "open":
+        return False
+    _status_from_ledger(campaign)
+    return True
 
 
 def campaign_cancel(*, user, campaign: Campaign | str, reason: str, idempotency_key: str = "") -> Campaign:
@@ -53,7 +74,7 @@ def campaign_cancel(*, user, campaign: Campaign | str, reason: str, idempotency_
     reason = (reason or "").strip()
     if not reason:
         raise CharityError(_("Tell donors why the campaign is cancelled."))
-    if campaign.status != CampaignStatus.OPEN and campaign.closed_tx:
+    if campaign.status != CampaignStatus.OPEN or _ended_on_the_ledger(campaign):
         raise CharityError(_("The campaign has already ended."))
     result = invoke(membership.identity, "cancel", {"campaign": campaign.slug, "reason": reason[:500]},
                     f"charity-cancel:{campaign.slug}")
@@ -99,8 +120,16 @@ def campaign_close(*, campaign: Campaign | str, user=None, now: datetime | None 
         return campaign
     if (now or timezone.now()) < campaign.ends_at:
         raise CharityError(_("The campaign runs until %(end)s.") % {"end": campaign.ends_at.isoformat()})
+    if _ended_on_the_ledger(campaign):
+        return campaign
+    following = campaign.next_campaign
+    if campaign.leftover == LeftoverRule.ROLL and following is not None and \
+            (campaign_state(following.slug) or {}).get("status") != "open":
+        raise CharityError(_("The next campaign, %(slug)s, is not open: the leftover cannot roll into it.")
+                           % {"slug": following.slug})
     _settle_ended_earmarks(campaign, now or timezone.now())
-    result = invoke(identity, "close", {"campaign": campaign.slug}, f"charity-close:{campaign.slug}", proposed_at=now)
+    result = invoke(identity, "close", {"campaign": campaign.slug},
+                    attempt_key(identity, f"charity-close:{campaign.slug}"), proposed_at=now)
     campaign = _status_from_ledger(campaign, result.tx_hash)
     if campaign.leftover == LeftoverRule.ROLL and campaign.status == CampaignStatus.CLOSED:
         _roll_donations(campaign, result.tx_hash)

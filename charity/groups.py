@@ -22,7 +22,7 @@ from ledger.units import kwh
 from meters.models import PUBLIC_KINDS, Device
 
 from .acting import check_key, check_wh, first_try, holder_membership
-from .chain import CharityError, automation_identity, group_state, invoke, iso, short_hash
+from .chain import CharityError, attempt_key, automation_identity, group_state, invoke, iso, short_hash
 from .models import Contribution, GroupFunding, GroupStatus
 
 logger = logging.getLogger(__name__)
@@ -173,11 +173,14 @@ def group_expire(*, group: GroupFunding | str, now: datetime | None = None) -> G
         return group
     if (now or timezone.now()) < group.deadline:
         raise CharityError(_("The group funding collects until %(deadline)s.") % {"deadline": group.deadline.isoformat()})
-    owner = Account.objects.select_related("organisation").get(key=escrow_account(group.slug), asset_id=ENERGY)
-    result = invoke(automation_identity(owner.organisation), "group_expire", {"group": group.slug},
-                    f"charity-group-expire:{group.slug}", proposed_at=now)
+    tx_hash = ""
+    if (group_state(group.slug) or {}).get("status", "open") == "open":  # else the ledger moved on: catch up
+        owner = Account.objects.select_related("organisation").get(key=escrow_account(group.slug), asset_id=ENERGY)
+        identity = automation_identity(owner.organisation)
+        tx_hash = invoke(identity, "group_expire", {"group": group.slug},
+                         attempt_key(identity, f"charity-group-expire:{group.slug}"), proposed_at=now).tx_hash
     with transaction.atomic():
-        _status_from_ledger(group, result.tx_hash)
+        _status_from_ledger(group, tx_hash)
         if group.status == GroupStatus.REFUNDED:
             group.contributions.update(refunded=True)
     return group
