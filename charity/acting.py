@@ -19,7 +19,7 @@ from ledger.models import Account, Organisation, OrgType, Transaction
 from ledger.units import kwh
 
 from . import live
-from .chain import CharityError, NotPermitted, receipt_number
+from .chain import CharityError, NotPermitted, bounded_key, receipt_number
 from .models import Campaign, CampaignStatus, Donation, DonationKind
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def check_wh(amount_wh: Any) -> int:
 
 
 def first_try(identity, key: str) -> bool:
-    return not Transaction.objects.filter(invoker=identity, idempotency_key=key).exists()
+    return not Transaction.objects.filter(invoker=identity, idempotency_key=bounded_key(key)).exists()
 
 
 def require_covered(account_key: str, amount_wh: int, name: str) -> None:

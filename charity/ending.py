@@ -29,6 +29,7 @@ from .chain import (
     CharityError,
     attempt_key,
     automation_identity,
+    bounded_key,
     campaign_state,
     donation_state,
     donation_states,
@@ -176,7 +177,7 @@ def _request_payment_refund(campaign: Campaign, donation_id: str, donation: Dona
         payments.payment_refund_request(
             provider=payment.provider, scope=payment.scope, payment_id=payment.payment_id, amount=amount,
             reason=f"campaign {campaign.slug} {campaign.status}: donation refunded",
-            idempotency_key=f"charity-refund:{campaign.slug}:{donation_id}")
+            idempotency_key=bounded_key(f"charity-refund:{campaign.slug}:{donation_id}"))
     except ValueError as exc:  # payments' RefundRefused: the coins went back, the money did not yet
         logger.error("campaign %s: the money of donation %s cannot be refunded: %s", campaign.slug, donation_id, exc)
         raise
@@ -187,7 +188,7 @@ def _refund_donation(campaign: Campaign, identity, donation_id: str, state: dict
                      report: RefundReport, now: datetime | None) -> None:
     key = f"charity-refund:{campaign.slug}:{donation_id}"
     if state.get("refunded"):  # refunded before: by this identity (found by its key) or another
-        tx_hash = Transaction.objects.filter(invoker=identity, idempotency_key=key).values_list(
+        tx_hash = Transaction.objects.filter(invoker=identity, idempotency_key=bounded_key(key)).values_list(
             "tx_hash", flat=True).first() or ""
         report.refunded += 1
         after = state
