@@ -26,8 +26,10 @@ from django.utils.translation import gettext as _
 from accounts import services as accounts
 from accounts.models import Membership
 from ledger import services as ledger
+from ledger.chaincodes.charity import shares_by_rule
 from ledger.keys import DEVICES_NAMESPACE, ENERGY, beneficiaries_key, match_account, pool_account
 from ledger.models import AccountKind, Asset, Organisation, OrgType, StateEntry
+from ledger.selectors import world_state
 from ledger.units import kwh
 from meters.models import Device, DeviceKind
 
@@ -499,9 +501,10 @@ def _inside(now: datetime, start: datetime | None, end: datetime | None) -> bool
 
 def campaigns_disburse_due(*, now: datetime | None = None) -> list[Disbursement]:
     """Automatic disbursement: every open campaign with ``auto_disburse`` inside its window (and
-    its trigger period, if any) whose pool holds at least a Wh per beneficiary disburses the
-    whole pool, at most once per period (CHARITY_AUTO_DISBURSE_SECONDS): the disbursement id
-    names the period, so a second run in it replays."""
+    its trigger period, if any) whose pool gives some beneficiary a whole Wh by its rule
+    disburses the whole pool, at most once per period (CHARITY_AUTO_DISBURSE_SECONDS): the
+    disbursement id names the period, so a second run in it finds it done (or replays, if the
+    row was not written). Returns the disbursements made by this run."""
     now = now or timezone.now()
     every = int(_auto_disburse_every().total_seconds())
     period = int(now.timestamp()) // every * every
@@ -511,9 +514,13 @@ def campaigns_disburse_due(*, now: datetime | None = None) -> list[Disbursement]
     for campaign in campaigns:
         if not _inside(now, campaign.trigger_starts_at, campaign.trigger_ends_at):
             continue
-        if pool_balance(campaign.slug) < max(1, campaign.beneficiaries.count()):
-            continue
         disbursement_id = f"auto-{period}"
+        if Disbursement.objects.filter(campaign=campaign, disbursement_id=disbursement_id).exists():
+            continue
+        listed = world_state(DEVICES_NAMESPACE, [beneficiaries_key(campaign.slug)]).get(
+            beneficiaries_key(campaign.slug)) or {}
+        if not sum(shares_by_rule(campaign.rule, pool_balance(campaign.slug), listed, campaign.cap_wh).values()):
+            continue  # nothing to give (an empty pool, everyone at the cap): no refusal to record
         try:
             done.append(_disburse(campaign, automation_identity(campaign.charity), disbursement_id,
                                   f"charity-disburse:{campaign.slug}:{disbursement_id}", amount_wh=None, to=None,
