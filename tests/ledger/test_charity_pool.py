@@ -297,7 +297,8 @@ def test_a_paid_group_contribution_buys_coins_into_escrow_for_the_household(cw):
         "group": "lamp", "device": "SL-0001", "goal": 5000, "deadline": (T0 + timedelta(days=1)).isoformat(),
         "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
         at=T0)
-    ledger.account_open(key=credit_account("hh-bob", "utility"), asset="INR", organisation=cw.utility.organisation)
+    ledger.account_open(key=credit_account("hh-bob", "utility"), asset="INR",
+                        organisation=cw.households["hh-bob"].organisation)
     paid = cw.pool(cw.bank, "contribute_paid", {"event_id": "pay-9", "payer": "hh-bob", "payee": "utility",
                                                 "amount": 801, "currency": "INR",
                                                 "paid_at": (T0 + timedelta(hours=1)).isoformat(), "group": "lamp"})
@@ -328,3 +329,23 @@ def test_a_disbursement_through_invoke_batch_matches_invoke(cw):
     assert state(windows_key("HM-ALICE"))[0]["remaining"] == 500
     assert state(beneficiaries_key("heat"))["HM-BOB"]["received"] == 500
     books_equal_pool("heat")
+
+
+def test_a_refunded_roll_goes_back_to_the_earlier_campaign_which_refunds_its_donors(cw):
+    cw.open_campaign("winter", minimum=0, start=T0.isoformat(), end=(T0 + timedelta(days=90)).isoformat())
+    cw.open_campaign(leftover="roll", next="winter", minimum=100)
+    cw.give("heat", "g-1", 500)
+    cw.give("heat", "g-2", 1500, household="hh-bob")
+    cw.pool(cw.charity, "close", {"campaign": "heat"}, at=T0 + timedelta(days=30))
+    cw.give("winter", "w-1", 2000, household="hh-carol", at=T0 + timedelta(days=31))
+    cw.pool(cw.charity, "cancel", {"campaign": "winter", "reason": "mild winter"}, at=T0 + timedelta(days=32))
+    back = cw.pool(cw.charity, "refund", {"campaign": "winter", "donation": "roll-heat"})
+    assert back.ok and (back.result["refunded_wh"], back.result["account"]) == (2000, pool_account("heat"))
+    heat = state(campaign_key("heat"))
+    assert (heat["status"], heat["refundable_wh"], heat["rolled_wh"]) == ("refunding", 2000, 0)
+    bob = balance(household_account("hh-bob"))
+    assert cw.pool(cw.utility, "refund", {"campaign": "heat", "donation": "g-2"}).result["refunded_wh"] == 1500
+    assert balance(household_account("hh-bob")) == bob + 1500
+    for slug in ("heat", "winter"):
+        books_equal_pool(slug)
+    assert_conserved()
