@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from ledger import selectors
 from ledger import services as ledger
 from ledger.batch import Request, invoke_batch
 from ledger.chaincodes.charity import shares_by_rule
@@ -349,3 +350,18 @@ def test_a_refunded_roll_goes_back_to_the_earlier_campaign_which_refunds_its_don
     for slug in ("heat", "winter"):
         books_equal_pool(slug)
     assert_conserved()
+
+
+def test_burned_energy_per_day_of_a_campaign(cw):
+    cw.open_campaign()
+    cw.give("heat", "g-1", 900)
+    cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"})
+    cw.mint(device_account("HM-BOB"), 1000)
+    day_one, day_two = T0 + timedelta(hours=2), T0 + timedelta(days=1, hours=2)
+    cw.burn("HM-ALICE", 100, at=day_one)
+    cw.burn("HM-BOB", 50, at=day_one)
+    cw.burn("HM-BOB", 1000, at=day_two)  # 250 from the window, the rest its own coins
+    cw.burn("HM-CAROL", 10_000, at=T0 + timedelta(days=40))  # after the earmark: none of it counts
+    per_day = selectors.campaign_burned_by_period("heat", since=T0, until=T0 + timedelta(days=60), bucket="day")
+    assert per_day == {day_one.date(): 150, day_two.date(): 250}
+    assert selectors.campaign_burned_by_period("other", since=T0, until=T0 + timedelta(days=60), bucket="day") == {}
