@@ -22,6 +22,7 @@ from ledger.keys import (
     utility_account,
 )
 from ledger.models import Account, AccountKind, IdentityKind, Transaction
+from ledger.verify import verify_chain
 from tests.ledger_helpers import Member, make_member
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)  # the campaign starts; every test's clock counts from here
@@ -94,10 +95,13 @@ def balance(key: str, asset: str = ENERGY) -> int:
 
 
 def assert_conserved() -> None:
-    """Every asset sums to zero over all its accounts (issuance included)."""
+    """Every asset sums to zero over all its accounts (issuance included), and the recorded
+    transactions replay to the balances and world state (``ledger_verify``)."""
     for asset in ("k", "INR"):
         total = sum(Account.objects.filter(asset_id=asset).values_list("balance", flat=True))
         assert total == 0, f"{asset} sums to {total}"
+    report = verify_chain()
+    assert report.ok, [str(p) for p in report.problems]
 
 
 def rejected_with(result: ledger.InvokeResult, words: str) -> None:
