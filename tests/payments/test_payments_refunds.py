@@ -415,3 +415,22 @@ def build_stripe_bank():
     from ledger.models import OrgType
 
     return ledger.organisation_create(msp_id="stripebank", name="Stripe", org_type=OrgType.BANK)
+
+
+def test_the_admin_lists_refunds_read_only_with_their_payment(market, django_capture_on_commit_callbacks):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    payment = charity_payment(market)
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = request(payment, 2000, "charity-refund:winter:admin")
+    staff = get_user_model().objects.create_user(username="uma", password="uma-password-1", is_staff=True,
+                                                 is_superuser=True)
+    browser = Client()
+    browser.force_login(staff)
+    listing = browser.get("/admin/payments/paymentrefund/?q=charity-refund")
+    assert listing.status_code == 200 and "charity-refund:winter:admin" in listing.content.decode()
+    page = browser.get(f"/admin/payments/payment/{payment.pk}/change/")
+    assert page.status_code == 200 and "charity-refund:winter:admin" in page.content.decode()
+    assert browser.get("/admin/payments/paymentrefund/add/").status_code == 403
+    assert browser.post(f"/admin/payments/paymentrefund/{refund.pk}/delete/").status_code == 403
