@@ -18,6 +18,7 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Membership
 from ledger import selectors as ledger
@@ -306,8 +307,12 @@ def transparency_rows(campaign: Campaign, limit: int = 200) -> list[LedgerRow]:
                                   at=d.created_at, tx_hash=d.refund_tx_hash, wh=d.refunded_wh,
                                   amount=d.refunded_amount, currency=d.currency))
     for b in campaign.disbursements.order_by("-created_at", "-id")[:limit]:
-        what = (_("Disbursed automatically to %(count)s households") if b.automatic
-                else _("Disbursed to %(count)s households")) % {"count": b.households}
+        if b.automatic:
+            what = ngettext("Disbursed automatically to %(count)s household",
+                            "Disbursed automatically to %(count)s households", b.households)
+        else:
+            what = ngettext("Disbursed to %(count)s household", "Disbursed to %(count)s households", b.households)
+        what = what % {"count": b.households}
         rows.append(LedgerRow(kind="disbursement", what=what, at=b.created_at, tx_hash=b.tx_hash, wh=b.total_wh,
                               extra={"households": b.households, "remainder_wh": b.remainder_wh}))
     blocks = _blocks_of([r.tx_hash for r in rows])
