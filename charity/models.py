@@ -28,6 +28,7 @@ class CampaignStatus(models.TextChoices):
     OPEN = "open", _("Open")
     CANCELLED = "cancelled", _("Cancelled")
     FAILED = "failed", _("Ended below its minimum")
+    REFUNDING = "refunding", _("Ended: leftover refunded to donors")
     CLOSED = "closed", _("Closed")
 
 
@@ -52,6 +53,9 @@ class Campaign(models.Model):
     auto_disburse = models.BooleanField(default=False, help_text="a Celery task disburses inside the window")
     status = models.CharField(max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.OPEN)
     opened_tx = models.CharField(max_length=64, blank=True, default="")
+    closed_tx = models.CharField(max_length=64, blank=True, default="", help_text="the cancel or close transaction")
+    refunds_done_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="every donation and the sponsor refunded on the ledger")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -89,6 +93,9 @@ class CampaignUpdate(models.Model):
     class Meta:
         ordering = ["-posted_at", "-id"]
 
+    def __str__(self) -> str:
+        return self.title
+
 
 class DonationKind(models.TextChoices):
     FIAT = "fiat", _("Money")
@@ -123,14 +130,22 @@ class Donation(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["campaign", "donation_id"], name="donation_once")]
 
+    def __str__(self) -> str:
+        return self.receipt_number
+
 
 class MatchPledge(models.Model):
     campaign = models.OneToOneField(Campaign, on_delete=models.PROTECT, related_name="match")
     sponsor = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
     sponsor_name = models.CharField(max_length=120)
-    cap_wh = models.BigIntegerField()
-    tx_hash = models.CharField(max_length=64)
+    cap_wh = models.BigIntegerField(help_text="everything pledged (top-ups included)")
+    tx_hash = models.CharField(max_length=64, help_text="the latest pledge")
+    returned_wh = models.BigIntegerField(default=0, help_text="what refund_sponsor gave back")
+    refund_tx_hash = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.sponsor_name} → {self.campaign_id}"
 
 
 class Disbursement(models.Model):
@@ -148,6 +163,9 @@ class Disbursement(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["campaign", "disbursement_id"], name="disbursement_once")]
+
+    def __str__(self) -> str:
+        return self.disbursement_id
 
 
 class GroupStatus(models.TextChoices):
@@ -177,6 +195,9 @@ class GroupFunding(models.Model):
     class Meta:
         ordering = ["deadline", "slug"]
 
+    def __str__(self) -> str:
+        return self.title
+
 
 class Contribution(models.Model):
     group = models.ForeignKey(GroupFunding, on_delete=models.PROTECT, related_name="contributions")
@@ -192,3 +213,6 @@ class Contribution(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["group", "contribution_id"], name="contribution_once")]
+
+    def __str__(self) -> str:
+        return self.contribution_id

@@ -14,6 +14,11 @@ app.conf.beat_schedule = {
     "settle-due-windows": {"task": "meters.tasks.settle_due_windows", "schedule": 60.0},
     # Notifications whose delivery task was lost or failed for now are queued again.
     "resend-due-deliveries": {"task": "notifications.tasks.resend_due_deliveries", "schedule": 60.0},
+    # Campaigns: automatic disbursement (at most once per CHARITY_AUTO_DISBURSE_SECONDS per
+    # campaign), closing ended campaigns and refunding, expiring group fundings. Idempotent.
+    "disburse-due-campaigns": {"task": "charity.tasks.disburse_due_campaigns", "schedule": 300.0},
+    "close-ended-campaigns": {"task": "charity.tasks.close_ended_campaigns", "schedule": 60.0},
+    "expire-group-fundings": {"task": "charity.tasks.expire_group_fundings", "schedule": 60.0},
 }
 
 

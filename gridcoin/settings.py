@@ -321,6 +321,8 @@ GRIDCOIN_BLOCK_TIMEOUT = float(os.environ.get("GRIDCOIN_BLOCK_TIMEOUT", "1.0"))
 GRIDCOIN_BACKGROUND_SEALER = os.environ.get("GRIDCOIN_BACKGROUND_SEALER", "0") == "1"
 # ... and ended funded windows are settled by a thread instead of Celery beat.
 GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", "0") == "1"
+# A campaign with automatic disbursement disburses its pool at most once per this many seconds.
+CHARITY_AUTO_DISBURSE_SECONDS = int(os.environ.get("CHARITY_AUTO_DISBURSE_SECONDS", "3600"))
 # Stripe webhook endpoint secrets, comma-separated (several during rotation).
 STRIPE_WEBHOOK_SECRETS = [s for s in os.environ.get("STRIPE_WEBHOOK_SECRETS", "").split(",") if s] or ([] if PRODUCTION else ["whsec_" + _embedded_secret("stripe_webhook_secret", 32)])
 

@@ -182,6 +182,11 @@ class _Reader:
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
         return self.snapshot.state_of(namespace, key)
 
+    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
+        self.snapshot.lock_state(namespace, keys)
+        rows = {k: self.snapshot.state[(namespace, k)] for k in keys}
+        return {k: row for k, row in rows.items() if row is not None}
+
 
 class _Batch:
     def __init__(self, requests: list[Request]):

@@ -51,6 +51,8 @@ class LedgerReader(Protocol):
 
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None: ...
 
+    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]: ...
+
 
 @dataclass
 class ContractFunction:
@@ -192,6 +194,11 @@ class Context:
             raise ContractError(f"no {asset} account {key!r}")
         return info
 
+    def accounts(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], AccountInfo]:
+        """Many accounts in one unlocked read (who owns them, their kind); missing ones are absent.
+        For checks of what an account is, not of what it holds."""
+        return self._reader.accounts(list(dict.fromkeys(keys)), lock=False)
+
     def lock(self, *accounts: tuple[str, str]) -> None:
         """Lock several accounts in one read (in id order, so callers cannot deadlock each
         other); later ``balance`` calls for them need no further query."""
@@ -255,6 +262,19 @@ class Context:
         self._state_cache[key] = value
         return value
 
+    def get_states(self, keys: list[str], *, namespace: str | None = None) -> dict[str, Any]:
+        """``get_state`` of many keys in one read (absent or deleted keys map to None): a
+        contract that touches thousands of entries must not pay a round trip for each."""
+        if namespace is not None and namespace != self.namespace:
+            rows = self._reader.states(namespace, list(dict.fromkeys(keys)), lock=False)
+            return {k: _live(rows.get(k)) for k in keys}
+        missing = [k for k in dict.fromkeys(keys) if k not in self._state_cache]
+        if missing:
+            rows = self._reader.states(self.namespace, missing, lock=True)
+            for k in missing:
+                self._state_cache[k] = _live(rows.get(k))
+        return {k: self._state_cache[k] for k in keys}
+
     def require_device(self) -> str:
         """The invoker must be a device identity; returns its name (the device's public id)."""
         if self.invoker.kind != "device":
@@ -277,6 +297,10 @@ class Context:
 
     def emit(self, name: str, payload: dict[str, Any]) -> None:
         self.effects.events.append({"name": name, "payload": payload})
+
+
+def _live(row: tuple[Any, int, bool] | None) -> Any:
+    return None if row is None or row[2] else row[0]
 
 
 def net_postings(postings: list[tuple[str, str, int]]) -> dict[tuple[str, str], int]:

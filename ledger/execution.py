@@ -327,6 +327,9 @@ class NoReads:
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
         raise NeedsTransaction
 
+    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
+        raise NeedsTransaction
+
 
 class DatabaseReader:
     """Reads for a contract running in a database transaction; locked reads take the rows
@@ -353,3 +356,11 @@ class DatabaseReader:
             return None
         value = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
         return value, row[1], bool(row[2])
+
+    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
+        # The keys' advisory locks serialise every writer of them (each takes them before it
+        # reads or writes), so a plain read after them sees the last committed values; row locks
+        # on top would cost a WAL record per key.
+        if lock:
+            lock_state_keys(namespace, keys)
+        return state_rows(namespace, keys)

@@ -29,18 +29,22 @@ _PAYMENT = Payment._meta.db_table
 # returns nothing (the caller tells a duplicate from a conflict). ``created`` comes back as
 # stored: the first report's time prices the sale, whichever event credits it.
 _PAYMENT_UPSERT = (
-    f"INSERT INTO {_PAYMENT} AS p (provider, scope, payment_id, chaincode, payer, payee, amount, currency, state, "
-    "reason, amount_reversed, disputed, created, credited_at) "
-    "SELECT %s, %s, %s, %s, %s, %s, %s{bigint}, %s, 'credited', '', 0, '', %s{moment}, NULL{moment} {source} "
-    "ON CONFLICT (provider, scope, payment_id) DO UPDATE SET state = 'credited', reason = '' "
-    "WHERE p.state <> 'credited' AND p.chaincode = EXCLUDED.chaincode AND p.payer = EXCLUDED.payer "
-    "AND p.payee = EXCLUDED.payee AND p.amount = EXCLUDED.amount AND p.currency = EXCLUDED.currency "
-    "RETURNING id, created"  # unqualified: SQLite refuses the alias in RETURNING
+    f"INSERT INTO {_PAYMENT} AS p (provider, scope, payment_id, chaincode, purpose, payer, payee, amount, currency, "
+    "state, reason, amount_reversed, disputed, created, credited_at, details) "
+    "SELECT %s, %s, %s, %s, %s, %s, %s, %s{bigint}, %s, 'credited', '', 0, '', %s{moment}, NULL{moment}, %s{json} "
+    "{source} ON CONFLICT (provider, scope, payment_id) DO UPDATE SET state = 'credited', reason = '', "
+    "details = CASE WHEN p.details = '{{}}' THEN EXCLUDED.details ELSE p.details END "
+    "WHERE p.state <> 'credited' AND p.chaincode = EXCLUDED.chaincode AND p.purpose = EXCLUDED.purpose "
+    "AND p.payer = EXCLUDED.payer AND p.payee = EXCLUDED.payee AND p.amount = EXCLUDED.amount "
+    "AND p.currency = EXCLUDED.currency "
+    "RETURNING id, created, details"  # unqualified: SQLite refuses the alias in RETURNING
 )
 # INSERT ... SELECT types its parameters from the select list, not the target columns.
-_PG_CASTS = {"bigint": "::bigint", "moment": "::timestamptz"}
+_PG_CASTS = {"bigint": "::bigint", "moment": "::timestamptz", "json": "::jsonb"}
+_LITE_CASTS = {"bigint": "", "moment": "", "json": ""}
 _CLAIM_AND_SECRET = (f"WITH claim AS ({_CLAIM_INSERT}), pay AS ({_PAYMENT_UPSERT.format(source='FROM claim', **_PG_CASTS)}) "
-                     f"SELECT (SELECT id FROM claim), ({_SECRET_ACTIVE}), (SELECT id FROM pay), (SELECT created FROM pay)")
+                     f"SELECT (SELECT id FROM claim), ({_SECRET_ACTIVE}), (SELECT id FROM pay), (SELECT created FROM pay), "
+                     "(SELECT details FROM pay)")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,13 @@ class Claimed:
     secret_active: bool
     payment: int | None  # the payment's row id, when this report may credit it
     created: datetime | None  # the payment's stored time
+    details: dict[str, Any] | None = None  # the payment's stored off-chain details
+
+
+def _details(value: Any) -> dict[str, Any]:
+    if isinstance(value, (str, bytes)):  # JSON columns come back as text (Django's loaders)
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
 
 
 def claim_event(claim: dict[str, str], digest: str, *, payment: PaymentFacts,
@@ -61,22 +72,23 @@ def claim_event(claim: dict[str, str], digest: str, *, payment: PaymentFacts,
     if connection.vendor == "postgresql":
         row = query_one(_CLAIM_AND_SECRET, [*params, *payment.params(), *secret_params])
         assert row is not None  # a SELECT without FROM yields one row
-        return Claimed(row[0] is not None, bool(row[1]), row[2], row[3])
+        return Claimed(row[0] is not None, bool(row[1]), row[2], row[3],
+                       None if row[2] is None else _details(row[4]))
     claimed = query_one(_CLAIM_INSERT, params) is not None
     active = query_all(_SECRET_ACTIVE, secret_params)[0][0]
     pay = claim_payment(payment) if claimed else None
-    return Claimed(claimed, bool(active), pay[0] if pay else None, pay[1] if pay else None)
+    return Claimed(claimed, bool(active), pay[0] if pay else None, pay[1] if pay else None, pay[2] if pay else None)
 
 
-def claim_payment(payment: PaymentFacts) -> tuple[int, datetime] | None:
+def claim_payment(payment: PaymentFacts) -> tuple[int, datetime, dict[str, Any]] | None:
     """Claim the payment's credit without an event (a statement line, say): (row id, stored
-    time), or None if it is credited already or was reported with other facts."""
-    casts = _PG_CASTS if connection.vendor == "postgresql" else {"bigint": "", "moment": ""}
+    time, stored details), or None if it is credited already or was reported with other facts."""
+    casts = _PG_CASTS if connection.vendor == "postgresql" else _LITE_CASTS
     row = query_one(_PAYMENT_UPSERT.format(source="", **casts), payment.params())
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], _details(row[2]))
 
 
-_PAYMENT_ROW = (f"SELECT id, state, chaincode, payer, payee, amount, currency, credit_tx_hash FROM {_PAYMENT} "
+_PAYMENT_ROW = (f"SELECT id, state, chaincode, purpose, payer, payee, amount, currency, credit_tx_hash FROM {_PAYMENT} "
                 "WHERE provider = %s AND scope = %s AND payment_id = %s")
 
 
@@ -87,8 +99,8 @@ def unclaimable(payment: PaymentFacts) -> tuple[int, str, str | None]:
     if row is None:
         raise Payment.DoesNotExist(f"payment {payment.idempotency_key} vanished")
     pk, _state, *facts, tx_hash = row
-    names = ("chaincode", "payer", "payee", "amount", "currency")
-    wanted = (payment.chaincode, payment.payer, payment.payee, payment.amount, payment.currency)
+    names = ("chaincode", "purpose", "payer", "payee", "amount", "currency")
+    wanted = (payment.chaincode, payment.purpose, payment.payer, payment.payee, payment.amount, payment.currency)
     differ = [f"{name} {had!r} (now {new!r})" for name, had, new in zip(names, facts, wanted, strict=True) if had != new]
     if differ:
         return pk, f"conflict: payment {payment.payment_id!r} was reported before with {', '.join(differ)}", tx_hash

@@ -47,7 +47,7 @@ def payment_credit(*, provider: str, scope: str, payment_id: str, chaincode: str
     bank = organisation_with_msp_id(scope or processor)
     if bank is None or bank.org_type != OrgType.BANK:
         return PaymentOutcome("rejected", reason=f"{origin}: unknown bank {scope or processor!r}")
-    route = SALE_ROUTES[facts.chaincode]
+    route = SALE_ROUTES[facts.route]
     notice = PaymentNotice(event_id=payment_id, bank=bank.msp_id, payer=facts.payer, payee=facts.payee,
                            chaincode=facts.chaincode, amount=facts.amount, currency=facts.currency, paid_at=created,
                            payment_id=payment_id)
@@ -59,7 +59,7 @@ def payment_credit(*, provider: str, scope: str, payment_id: str, chaincode: str
                 pk, verdict, tx_hash = unclaimable(facts)
                 status = "duplicate" if verdict == "duplicate" else "conflict"
                 return PaymentOutcome(status, pk, tx_hash, reason=verdict.removeprefix("conflict: "))
-            pk, stored = claimed
+            pk, stored, details = claimed
             _, orgs = identity_key_and_organisations(None, [facts.payer, facts.payee])
             payer_row, payee_row = check_parties(notice, route, orgs)
             open_accounts(route.accounts(notice, payer_row, payee_row), facts.currency)
@@ -67,7 +67,7 @@ def payment_credit(*, provider: str, scope: str, payment_id: str, chaincode: str
                                    invoker=identity, idempotency_key=facts.idempotency_key, signer=signer)
             payment_settle(Settlement(pk, result.tx_hash, result.ok, result.reason or ""))
             if result.ok:
-                credited(pk, facts, payer_row, result.result)
+                credited(pk, facts, payer_row, result.result, tx_hash=result.tx_hash, details=details)
     except WebhookRefused as exc:
         return PaymentOutcome("rejected", reason=f"{origin}: {exc.message}")
     if not result.ok:

@@ -168,7 +168,8 @@ def sale_summary(result: Any) -> dict[str, Any]:
     """What a response tells of the sale, from the ledger's result."""
     if not isinstance(result, dict):
         return {}
-    return {k: result[k] for k in ("wh", "price", "charged", "credit", "currency", "account") if k in result}
+    return {k: result[k] for k in ("wh", "price", "charged", "credit", "currency", "account", "campaign", "group",
+                                   "matched_wh") if k in result}
 
 
 def guarded(receive: Callable[[Delivery], WebhookOutcome], delivery: Delivery) -> WebhookOutcome:

@@ -10,6 +10,7 @@ from django.db import transaction
 from .deliveries import Delivery, WebhookOutcome, WebhookRefused
 from .models import DeliveryStatus, Payment
 from .notices import PaymentNotice
+from .refunds import refund_reported
 from .reversals import (
     NotCreditedYet,
     PaymentKey,
@@ -65,13 +66,15 @@ def dispute_delivered(d: Delivery, key: PaymentKey, dispute_id: str, state: str)
 
 
 def reverse_delivered(d: Delivery, key: PaymentKey, *, reversal_id: str, kind: str, amount: int | None = None,
-                      refunded_total: int | None = None, currency: str | None = None) -> WebhookOutcome:
+                      refunded_total: int | None = None, currency: str | None = None,
+                      refund_key: str = "") -> WebhookOutcome:
     """Reverse through the chaincode and audit, in one transaction. Before the payment's credit
-    the delivery is refused 409 (retryable: the processor redelivers once the credit is in)."""
+    the delivery is refused 409 (retryable: the processor redelivers once the credit is in). A
+    charity payment's reversal (our own refund coming back, say) is recorded: nothing moves."""
     with transaction.atomic():
         try:
             outcome = payment_reverse(key, reversal_id=reversal_id, kind=kind, amount=amount,
-                                      refunded_total=refunded_total, currency=currency)
+                                      refunded_total=refunded_total, currency=currency, refund_key=refund_key)
         except NotCreditedYet as exc:
             d.payment_key = key.payment_id
             raise WebhookRefused(409, f"{exc}; retry later") from None
@@ -87,8 +90,29 @@ def reverse_delivered(d: Delivery, key: PaymentKey, *, reversal_id: str, kind: s
             body.update({k: result[k] for k in ("amount", "wh", "taken_back", "owed", "reversed_amount") if k in result})
             return d.record(status=DeliveryStatus.APPLIED, http_status=200, tx_hash=outcome.tx_hash,
                             result=outcome.result, body=body)
+        if outcome.status == "recorded":
+            result = outcome.result or {}
+            body.update({k: result[k] for k in ("amount", "own_refunds", "own_amount", "reversed_amount")})
+            return d.record(status=DeliveryStatus.RECORDED, http_status=200, reason=outcome.reason,
+                            result=result, body={**body, "reason": outcome.reason})
         if outcome.status == "duplicate":
             return d.record(status=DeliveryStatus.DUPLICATE, http_status=200, reason=outcome.reason,
                             tx_hash=outcome.tx_hash, body={**body, "reason": outcome.reason})
         return d.record(status=DeliveryStatus.REJECTED, http_status=422, reason=outcome.reason,
                         tx_hash=outcome.tx_hash, body={**body, "error": outcome.reason, "retry": False})
+
+
+
+def refund_report_delivered(d: Delivery, payment_key: PaymentKey, *, refund_id: str, status: str, key: str,
+                            failure: str) -> WebhookOutcome:
+    """A refund's own event: one of ours takes its reference and state; another is ignored
+    (``charge.refunded`` reverses it)."""
+    with transaction.atomic():
+        refund = refund_reported(payment_id=payment_key.payment_id, refund_id=refund_id, status=status, key=key,
+                                 failure=failure)
+        if refund is None:
+            return d.record(status=DeliveryStatus.IGNORED, http_status=200, reason="not a refund GridCoin sent",
+                            body={"status": "ignored", "event_id": d.event_id, "reason": "not our refund"})
+        _matched(d, refund.payment, payment_key)
+        return _recorded(d, f"refund_{refund.state}", f"our refund {refund.idempotency_key} is {refund.state} "
+                         f"(Stripe: {status})", refund=refund.idempotency_key)

@@ -120,7 +120,9 @@ class Payment(models.Model):
     scope = models.CharField(max_length=64, blank=True, default="")
     payment_id = models.CharField(max_length=255)
     chaincode = models.CharField(max_length=40)
-    payer = models.CharField(max_length=64)
+    purpose = models.CharField(max_length=80, blank=True, default="",
+                               help_text='charity-pool payments: "campaign:<slug>" or "group:<slug>"')
+    payer = models.CharField(max_length=64, blank=True, help_text='"": a donor without an account')
     payee = models.CharField(max_length=64)
     amount = models.BigIntegerField(help_text="minor units")
     currency = models.CharField(max_length=10)
@@ -132,6 +134,9 @@ class Payment(models.Model):
     disputed = models.CharField(max_length=10, choices=DisputeState.choices, blank=True, default="")
     created = models.DateTimeField(help_text="the processor's time of the payment (the price in force then applies)")
     credited_at = models.DateTimeField(null=True, blank=True)
+    # Off-chain only (never a chaincode argument): a donor's name, their consent to show it, the
+    # signed-in user who gave; kept from the payment's first report.
+    details = models.JSONField(default=dict, blank=True, help_text="donor details off the chain")
 
     class Meta:
         ordering = ["-id"]
@@ -167,7 +172,9 @@ class PaymentReversal(models.Model):
     reversal_id = models.CharField(max_length=255)
     kind = models.CharField(max_length=10, choices=ReversalKind.choices)
     amount = models.BigIntegerField(help_text="minor units")
-    tx_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    tx_hash = models.CharField(max_length=64, null=True, blank=True,  # noqa: DJ001
+                               help_text="the ledger's reverse; none when nothing moved (a charity payment's "
+                                         "refund, booked by charity-pool.refund)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -179,6 +186,43 @@ class PaymentReversal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.reversal_id} of {self.payment_id}: {self.amount}"
+
+
+class RefundState(models.TextChoices):
+    REQUESTED = "requested", "requested (not yet accepted by the processor)"
+    SENT = "sent", "sent (the processor accepted it)"
+    FAILED = "failed", "failed (the processor refused it, or sending gave up)"
+
+
+class PaymentRefund(models.Model):
+    """A refund we send to the processor (the outbox): created once per ``idempotency_key``,
+    sent by a task that may retry (the processor dedupes on the same key), and recognised when
+    the processor reports it back (``echo``), so that report moves nothing a second time."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.BigIntegerField(help_text="minor units")
+    reason = models.TextField(blank=True, default="")
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    state = models.CharField(max_length=10, choices=RefundState.choices, default=RefundState.REQUESTED)
+    provider_reference = models.CharField(max_length=255, blank=True, default="",
+                                          help_text="the processor's refund id (Stripe re_…, the bank's return id)")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(help_text="when the sweep may send it (again): a sender's lease, "
+                                                     "or the back-off after a failed attempt")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    echo = models.ForeignKey(PaymentReversal, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds",
+                             help_text="the processor's report of this refund, recorded without moving coins again")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_refund_amount_positive")]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="payment_refund_due")]
+
+    def __str__(self) -> str:
+        return f"refund {self.idempotency_key} of {self.payment_id}: {self.amount} {self.state}"
 
 
 # Reconciliation keeps its own module; imported here so Django registers its models with payments.

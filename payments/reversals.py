@@ -17,7 +17,8 @@ from ledger.selectors import organisation_with_msp_id, transaction_with_hash
 
 from .credits import PaymentOutcome
 from .models import DisputeState, Payment, PaymentReversal, PaymentState, ReversalKind
-from .notices import PaymentFacts
+from .notices import CHARITY_CHAINCODE, PaymentFacts
+from .refunds import own_refunds_covering, own_refunds_echoed
 from .sales import bank_invoker
 
 
@@ -42,8 +43,9 @@ def payment_pending(facts: PaymentFacts) -> Payment:
     """Record a reported but unpaid payment (e.g. a Checkout session paid by bank debit); its
     credit waits for the report that it succeeded."""
     Payment.objects.bulk_create([Payment(provider=facts.provider, scope=facts.scope, payment_id=facts.payment_id,
-                                         chaincode=facts.chaincode, payer=facts.payer, payee=facts.payee,
-                                         amount=facts.amount, currency=facts.currency, created=facts.created)],
+                                         chaincode=facts.chaincode, purpose=facts.purpose, payer=facts.payer,
+                                         payee=facts.payee, amount=facts.amount, currency=facts.currency,
+                                         created=facts.created, details=facts.details)],
                                 ignore_conflicts=True)
     return Payment.objects.get(provider=facts.provider, scope=facts.scope, payment_id=facts.payment_id)
 
@@ -85,12 +87,18 @@ def _debt_account_open(payment: Payment) -> None:
 
 
 def payment_reverse(key: PaymentKey, *, reversal_id: str, kind: str, amount: int | None = None,
-                    refunded_total: int | None = None, currency: str | None = None) -> PaymentOutcome:
+                    refunded_total: int | None = None, currency: str | None = None,
+                    refund_key: str = "") -> PaymentOutcome:
     """Reverse part of a credited payment once per ``reversal_id``: ``amount`` minor units, or
     (Stripe refunds, whose events carry the cumulative ``amount_refunded``) whatever
     ``refunded_total`` adds to the refunds reversed so far. Raises NotCreditedYet before the
     credit; a reversal beyond the payment, or one the ledger refuses, is "rejected" and moves
-    nothing. Must run in a transaction (it locks the payment's row)."""
+    nothing. Must run in a transaction (it locks the payment's row).
+
+    A refund or return that carries out our own refunds (``refunds.own_refunds_covering``;
+    ``refund_key``: the one a bank's return names) is linked to them. A charity payment is never
+    reversed on the ledger: its coins went into a pool, and our refunds of it were booked by
+    charity-pool's ``refund`` before they were sent; the reversal is "recorded"."""
     assert transaction.get_connection().in_atomic_block
     payment = _locked(key)
     if payment is None or payment.state == PaymentState.PENDING:
@@ -113,6 +121,10 @@ def payment_reverse(key: PaymentKey, *, reversal_id: str, kind: str, amount: int
         return PaymentOutcome("rejected", payment.pk, reason=(
             f"reversing {amount} more would exceed the payment: {payment.amount_reversed} of {payment.amount} "
             "reversed already"))
+    own = (own_refunds_covering(payment, amount=amount, reversal_id=reversal_id, refund_key=refund_key)
+           if kind != ReversalKind.DISPUTE else [])
+    if payment.chaincode == CHARITY_CHAINCODE:
+        return _recorded(payment, reversal_id=reversal_id, kind=kind, amount=amount, own=own)
     sale = transaction_with_hash(payment.credit_tx_hash or "")
     if sale is None or not isinstance(sale.result, dict):
         raise Payment.DoesNotExist(f"the credit of payment {key.payment_id!r} is not on the ledger")
@@ -126,14 +138,37 @@ def payment_reverse(key: PaymentKey, *, reversal_id: str, kind: str, amount: int
                            signer=signer)
     if not result.ok:
         return PaymentOutcome("rejected", payment.pk, result.tx_hash, reason=result.reason or "")
-    PaymentReversal.objects.create(payment=payment, reversal_id=reversal_id, kind=kind, amount=amount,
-                                   tx_hash=result.tx_hash)
+    _book(payment, reversal_id=reversal_id, kind=kind, amount=amount, tx_hash=result.tx_hash, own=own)
+    data = result.result if isinstance(result.result, dict) else {}
+    return PaymentOutcome("applied", payment.pk, result.tx_hash, wh=data.get("wh"), result=data)
+
+
+def _book(payment: Payment, *, reversal_id: str, kind: str, amount: int, tx_hash: str | None,
+          own: list) -> PaymentReversal:
+    reversal = PaymentReversal.objects.create(payment=payment, reversal_id=reversal_id, kind=kind, amount=amount,
+                                              tx_hash=tx_hash)
     payment.amount_reversed += amount
     if kind == ReversalKind.DISPUTE:
         payment.disputed = DisputeState.LOST
     payment.save(update_fields=["amount_reversed", "disputed"])
-    data = result.result if isinstance(result.result, dict) else {}
-    return PaymentOutcome("applied", payment.pk, result.tx_hash, wh=data.get("wh"), result=data)
+    own_refunds_echoed(own, reversal, reference=reversal_id if kind == ReversalKind.RETURN else "")
+    return reversal
+
+
+def _recorded(payment: Payment, *, reversal_id: str, kind: str, amount: int, own: list) -> PaymentOutcome:
+    """A charity payment's reversal, recorded without touching the ledger."""
+    _book(payment, reversal_id=reversal_id, kind=kind, amount=amount, tx_hash=None, own=own)
+    ours = sum(r.amount for r in own)
+    parts = []
+    if ours:
+        parts.append(f"{ours} {payment.currency} carries out our refund {', '.join(r.idempotency_key for r in own)}, "
+                     "booked on the ledger by charity-pool.refund: nothing moves again")
+    if amount > ours:
+        parts.append(f"{amount - ours} {payment.currency} was reversed by the processor on a charity payment: "
+                     "its coins stay in the pool (nothing moved); settle it with the charity")
+    return PaymentOutcome("recorded", payment.pk, reason="; ".join(parts),
+                          result={"amount": amount, "own_refunds": [r.idempotency_key for r in own],
+                                  "own_amount": ours, "reversed_amount": payment.amount_reversed})
 
 
 def invoking_bank(payment: Payment) -> Organisation | None:

@@ -36,10 +36,10 @@ from ledger.selectors import (
 from .claims import claim_event, redelivery, unclaimable
 from .deliveries import Delivery, Settlement, WebhookOutcome, WebhookRefused, sale_summary
 from .models import BankSecret, DeliveryStatus
-from .notices import PaymentFacts, PaymentNotice
+from .notices import CHARITY_CHAINCODE, Donor, PaymentFacts, PaymentNotice
 from .rows import loaded
 from .secrets import WEBHOOK_IDENTITY, StaleSecret, bank_secrets, webhook_identity_of
-from .signals import payment_credited
+from .signals import donation_credited, payment_credited
 
 logger = logging.getLogger(__name__)
 
@@ -54,35 +54,63 @@ class SaleRoute:
     function: str
     payer_type: str
     payee_type: str
-    accounts: Callable[[PaymentNotice, OrganisationRow, OrganisationRow], list[AccountSpec]]
+    accounts: Callable[[PaymentNotice, OrganisationRow | None, OrganisationRow], list[AccountSpec]]
+    payer_optional: bool = False  # a donor without an account pays as payer ""
+    target: str = ""  # the chaincode argument naming the payment's purpose (campaign, group)
+
+    @property
+    def name(self) -> str:
+        return f"{self.chaincode}.{self.function}"
 
 
-def _retail_accounts(notice: PaymentNotice, payer: OrganisationRow, payee: OrganisationRow) -> list[AccountSpec]:
+def _retail_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
+                     payee: OrganisationRow) -> list[AccountSpec]:
+    assert payer is not None
     return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer),
             (household_account(payer.msp_id), ENERGY, payer)]
 
 
-def _wholesale_accounts(notice: PaymentNotice, payer: OrganisationRow, payee: OrganisationRow) -> list[AccountSpec]:
+def _wholesale_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
+                        payee: OrganisationRow) -> list[AccountSpec]:
+    assert payer is not None
     return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer),
             (producer_account(payee.msp_id), ENERGY, payee),
             *((utility_account(payer.msp_id, n), ENERGY, payer) for n in range(UTILITY_SHARDS))]
 
 
-SALE_ROUTES: dict[str, SaleRoute] = {
-    "retail-seller": SaleRoute("retail-seller", "sell", OrgType.HOUSEHOLD, OrgType.UTILITY, _retail_accounts),
-    "wholesale-seller": SaleRoute("wholesale-seller", "sell", OrgType.UTILITY, OrgType.PRODUCER, _wholesale_accounts),
+def _charity_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
+                      payee: OrganisationRow) -> list[AccountSpec]:
+    # The pool and the escrow are opened by the charity app with the campaign or group; the
+    # coins come from the utility's shards, which exist with the utility.
+    return []
+
+
+# Keyed by (chaincode, function): what a payment's chaincode and purpose route to.
+SALE_ROUTES: dict[tuple[str, str], SaleRoute] = {
+    ("retail-seller", "sell"): SaleRoute("retail-seller", "sell", OrgType.HOUSEHOLD, OrgType.UTILITY, _retail_accounts),
+    ("wholesale-seller", "sell"): SaleRoute("wholesale-seller", "sell", OrgType.UTILITY, OrgType.PRODUCER,
+                                            _wholesale_accounts),
+    (CHARITY_CHAINCODE, "donate"): SaleRoute(CHARITY_CHAINCODE, "donate", OrgType.HOUSEHOLD, OrgType.UTILITY,
+                                             _charity_accounts, payer_optional=True, target="campaign"),
+    (CHARITY_CHAINCODE, "contribute_paid"): SaleRoute(CHARITY_CHAINCODE, "contribute_paid", OrgType.HOUSEHOLD,
+                                                      OrgType.UTILITY, _charity_accounts, target="group"),
 }
 
 
 def check_parties(notice: PaymentNotice, route: SaleRoute,
-                   orgs: dict[str, OrganisationRow]) -> tuple[OrganisationRow, OrganisationRow]:
-    for role, msp_id, wanted in (("payer", notice.payer, route.payer_type), ("payee", notice.payee, route.payee_type)):
+                   orgs: dict[str, OrganisationRow]) -> tuple[OrganisationRow | None, OrganisationRow]:
+    """The payer's and payee's rows, of the types the route needs (payer None: a donor
+    without an account, where the route allows one)."""
+    parties = [("payee", notice.payee, route.payee_type)]
+    if notice.payer or not route.payer_optional:
+        parties.insert(0, ("payer", notice.payer, route.payer_type))
+    for role, msp_id, wanted in parties:
         org = orgs.get(msp_id)
         if org is None:
             raise WebhookRefused(400, f"unknown {role} {msp_id!r}")
         if org.org_type != wanted:
-            raise WebhookRefused(400, f"{route.chaincode} needs a {wanted} as {role}; {msp_id} is a {org.org_type}")
-    return orgs[notice.payer], orgs[notice.payee]
+            raise WebhookRefused(400, f"{route.name} needs a {wanted} as {role}; {msp_id} is a {org.org_type}")
+    return orgs.get(notice.payer) if notice.payer else None, orgs[notice.payee]
 
 
 # Accounts known to exist, keyed with their owner's id and creation time: ledger accounts are
@@ -175,7 +203,7 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
     and says so. ``secret`` (bank deliveries) is confirmed still active by the claiming
     statement and its bank's identity re-read; a retired secret or a changed identity raises
     StaleSecret."""
-    route = SALE_ROUTES[notice.chaincode]
+    route = SALE_ROUTES[notice.route]
     digest = body_digest(route.chaincode, route.function, notice.chaincode_args())
     claim = {"provider": d.provider, "scope": scope, "event_id": notice.event_id}
     facts = notice.facts(provider=d.provider, scope=scope)
@@ -196,7 +224,7 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
             # A refusal from here on rolls the claims back with everything else (the payment's
             # row too: the delivery's audit row names it only once it is sure to exist).
             key, orgs = identity_key_and_organisations(identity.pk if secret is not None else None,
-                                                       [notice.payer, notice.payee])
+                                                       [m for m in (notice.payer, notice.payee) if m])
             if secret is not None:
                 identity = _current_identity(identity, key)
             payer, payee = check_parties(notice, route, orgs)
@@ -209,7 +237,8 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
             settlement = Settlement(claimed.payment, result.tx_hash, result.ok, result.reason or "")
             d.payment = claimed.payment
             if result.ok:
-                credited(claimed.payment, facts, payer, result.result)
+                credited(claimed.payment, facts, payer, result.result, tx_hash=result.tx_hash,
+                         details=claimed.details)
             base = {"event_id": notice.event_id, "tx_hash": result.tx_hash, "tx_url": f"/explorer/tx/{result.tx_hash}/"}
             try:
                 if result.ok:
@@ -225,21 +254,41 @@ def apply_notice(d: Delivery, notice: PaymentNotice, bank: Organisation, *, scop
     return redelivery(d, claim, digest)
 
 
-def credited(payment: int, facts: PaymentFacts, payer: OrganisationRow, result: Any) -> None:
-    """Tell other apps, inside the crediting transaction, that ``payment`` was credited."""
-    for receiver, outcome in payment_credited.send_robust(
+def credited(payment: int, facts: PaymentFacts, payer: OrganisationRow | None, result: Any, *, tx_hash: str,
+             details: dict[str, Any] | None = None) -> None:
+    """Tell other apps, inside the crediting transaction, that ``payment`` was credited: a sale
+    with ``payment_credited``, a charity payment with ``donation_credited`` (its donor's
+    details as stored on the payment, from its first report)."""
+    result = result if isinstance(result, dict) else {}
+    if facts.chaincode == CHARITY_CHAINCODE:
+        kind, _, slug = facts.purpose.partition(":")
+        donor = Donor.from_details(facts.details if details is None else details)
+        sent = donation_credited.send_robust(
+            sender=PaymentFacts, payment=payment, provider=facts.provider, payment_id=facts.payment_id,
+            donation_id=facts.payment_id, campaign=slug if kind == "campaign" else "",
+            group=slug if kind == "group" else "", payer=facts.payer, payee=facts.payee, amount=facts.amount,
+            currency=facts.currency, paid_at=facts.created, tx_hash=tx_hash, result=result, donor_name=donor.name,
+            show_name=donor.show_name, donor_user=donor.user)
+    else:
+        assert payer is not None
+        sent = payment_credited.send_robust(
             sender=PaymentFacts, payment=payment, chaincode=facts.chaincode, payer=facts.payer, payee=facts.payee,
-            payer_organisation=payer, amount=facts.amount, currency=facts.currency,
-            result=result if isinstance(result, dict) else {}):
+            payer_organisation=payer, amount=facts.amount, currency=facts.currency, result=result)
+    for receiver, outcome in sent:
         if isinstance(outcome, Exception):
             logger.warning("%s failed on the credit of payment %s", receiver, payment, exc_info=outcome)
 
 
 def sale_args(facts: PaymentFacts, created: datetime) -> dict[str, Any]:
-    """The seller chaincode's arguments for a payment: the same for every report of it (the
-    ledger's idempotency key is the payment's), priced at the payment's stored time."""
-    return {"event_id": facts.payment_id, "payer": facts.payer, "payee": facts.payee, "amount": facts.amount,
+    """The chaincode's arguments for a payment: the same for every report of it (the ledger's
+    idempotency key is the payment's), priced at the payment's stored time. A charity payment
+    adds its campaign or group; the donor's details never go on the chain."""
+    args = {"event_id": facts.payment_id, "payer": facts.payer, "payee": facts.payee, "amount": facts.amount,
             "currency": facts.currency, "paid_at": created.astimezone(UTC).isoformat()}
+    if facts.purpose:
+        target, _, slug = facts.purpose.partition(":")
+        args[target] = slug
+    return args
 
 
 def _reported_before(d: Delivery, facts: PaymentFacts) -> WebhookOutcome:

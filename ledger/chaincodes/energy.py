@@ -18,6 +18,8 @@ from ..keys import (
     PRICE_KINDS,
     PRICING_NAMESPACE,
     UTILITY_SHARDS,
+    account_key_parts,
+    campaign_key,
     credit_account,
     debt_account,
     device_account,
@@ -48,13 +50,13 @@ def _owed(ctx: Context, debtor: str, creditor: str) -> int:
     return ctx.balance(key, DEBT) if ctx.holds(key, DEBT) else 0
 
 
-def _when(ctx: Context, name: str) -> datetime:
-    moment = _when_given(ctx, name, required=True)
+def when_arg(ctx: Context, name: str) -> datetime:
+    moment = when_arg_optional(ctx, name, required=True)
     assert moment is not None  # a required argument is present or refused
     return moment
 
 
-def _when_given(ctx: Context, name: str, *, required: bool = False) -> datetime | None:
+def when_arg_optional(ctx: Context, name: str, *, required: bool = False) -> datetime | None:
     text = ctx.arg_str(name, required=required, max_length=40)
     if text is None:
         return None
@@ -78,7 +80,7 @@ def set_price(ctx: Context) -> dict:
     """Add a price (minor units per kWh) for a currency, in force from ``effective_from``."""
     kind, currency = ctx.arg_str("kind"), ctx.arg_str("currency", max_length=10)
     price = ctx.arg_int("price")
-    effective = _when(ctx, "effective_from")
+    effective = when_arg(ctx, "effective_from")
     if kind not in PRICE_KINDS:
         raise ContractError(f"kind must be one of {', '.join(PRICE_KINDS)}")
     key = price_key(ctx.invoker.msp_id, kind, currency)
@@ -89,7 +91,7 @@ def set_price(ctx: Context) -> dict:
     return {"kind": kind, "currency": currency, "price": price, "effective_from": effective.isoformat()}
 
 
-def _price(ctx: Context, utility: str, kind: str, currency: str, when: datetime) -> int:
+def price_in_force(ctx: Context, utility: str, kind: str, currency: str, when: datetime) -> int:
     schedule = ctx.get_state(price_key(utility, kind, currency), namespace=PRICING_NAMESPACE) or []
     price = price_at(schedule, when)
     if price is None:
@@ -99,28 +101,28 @@ def _price(ctx: Context, utility: str, kind: str, currency: str, when: datetime)
 
 def _payment(ctx: Context) -> tuple[str, str, int, str, datetime, str]:
     return (ctx.arg_str("payer", max_length=64), ctx.arg_str("payee", max_length=64), ctx.arg_int("amount"),
-            ctx.arg_str("currency", max_length=10), _when(ctx, "paid_at"), ctx.arg_str("event_id"))
+            ctx.arg_str("currency", max_length=10), when_arg(ctx, "paid_at"), ctx.arg_str("event_id"))
 
 
-def _settle_credit(ctx: Context, key: str, currency: str, old: int, new: int) -> None:
+def settle_credit(ctx: Context, key: str, currency: str, old: int, new: int) -> None:
     if new > old:
         ctx.mint(key, new - old, currency)
     elif new < old:
         ctx.burn(key, old - new, currency)
 
 
-def _shard_index(spread_key: str) -> int:
+def shard_index(spread_key: str) -> int:
     return zlib.crc32(spread_key.encode()) % UTILITY_SHARDS
 
 
-def _first_shard(utility: str, spread_key: str) -> str:
-    return utility_account(utility, _shard_index(spread_key))
+def first_shard(utility: str, spread_key: str) -> str:
+    return utility_account(utility, shard_index(spread_key))
 
 
-def _take_from_utility(ctx: Context, utility: str, wh: int, spread_key: str, destination: str) -> None:
+def take_from_utility(ctx: Context, utility: str, wh: int, spread_key: str, destination: str) -> None:
     """Debit ``wh`` from the utility's shards, starting at one picked by ``spread_key`` so
     concurrent sales lock different rows; several shards are combined when one is short."""
-    start = _shard_index(spread_key)
+    start = shard_index(spread_key)
     left = wh
     available = 0
     for n in range(UTILITY_SHARDS):
@@ -174,7 +176,7 @@ wholesale = registry.register(Contract("wholesale-seller", "The utility buys k f
 def wholesale_sell(ctx: Context) -> dict:
     """Bank reports: utility (payer) paid producer (payee) ``amount`` → k producer → utility."""
     utility, producer, amount, currency, paid_at, event_id = _payment(ctx)
-    price = _price(ctx, utility, "wholesale", currency, paid_at)
+    price = price_in_force(ctx, utility, "wholesale", currency, paid_at)
     credit_key = credit_account(utility, producer)
     source = producer_account(producer)
     ctx.lock_present((credit_key, currency), (source, ENERGY), (debt_account(utility, producer), DEBT))
@@ -193,7 +195,7 @@ def wholesale_sell(ctx: Context) -> dict:
         part = share + (1 if n < extra else 0)
         if part:
             ctx.transfer(source, utility_account(utility, n), part, ENERGY)
-    _settle_credit(ctx, credit_key, currency, credit, sale.credit)
+    settle_credit(ctx, credit_key, currency, credit, sale.credit)
     result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
               "currency": currency}
     if repaid:
@@ -209,11 +211,11 @@ retail = registry.register(Contract("retail-seller", "A resident buys k from the
 def retail_sell(ctx: Context) -> dict:
     """Bank reports: resident household (payer) paid the utility (payee) → k utility → resident."""
     household, utility, amount, currency, paid_at, event_id = _payment(ctx)
-    price = _price(ctx, utility, "retail", currency, paid_at)
+    price = price_in_force(ctx, utility, "retail", currency, paid_at)
     credit_key = credit_account(household, utility)
     debt_key = debt_account(household, utility)
     # One read for all three; the debt account exists only once a reversal has opened it.
-    ctx.lock_present((credit_key, currency), (_first_shard(utility, event_id), ENERGY), (debt_key, DEBT))
+    ctx.lock_present((credit_key, currency), (first_shard(utility, event_id), ENERGY), (debt_key, DEBT))
     credit = ctx.balance(credit_key, currency)
     sale = fiat_to_wh(amount=amount, credit=credit, price_per_kwh=price)
     # A debt left by a reversal is paid first: the utility keeps that energy.
@@ -221,8 +223,8 @@ def retail_sell(ctx: Context) -> dict:
     if repaid:
         ctx.burn(debt_key, repaid, DEBT)
     if delivered:
-        _take_from_utility(ctx, utility, delivered, event_id, household_account(household))
-    _settle_credit(ctx, credit_key, currency, credit, sale.credit)
+        take_from_utility(ctx, utility, delivered, event_id, household_account(household))
+    settle_credit(ctx, credit_key, currency, credit, sale.credit)
     result = {"event_id": event_id, "wh": sale.wh, "price": price, "charged": sale.charged, "credit": sale.credit,
               "currency": currency, "account": household_account(household)}
     if repaid:
@@ -237,11 +239,27 @@ resident = registry.register(Contract("resident", "Residents fund any consumer d
 consumer = registry.register(Contract("consumer", "A device's meter burns what it consumes.", namespace=DEVICES_NAMESPACE))
 
 
-def _windows(ctx: Context, device: str) -> list[dict]:
+def require_unreserved(ctx: Context, account: str, wh: int) -> None:
+    """Earmarks: coins in a device's funded windows leave it only by ``consumer.burn`` or by
+    ``resident.settle`` to their funder, so any other movement of ``wh`` out of a device account
+    must fit in what the windows leave free. The balance is read (and its row locked) before the
+    windows: everything that changes a device's windows also changes its balance, so under that
+    lock the windows read are the latest, whichever namespace the caller runs in."""
+    role, names = account_key_parts(account)
+    if role != "device":
+        return
+    balance = ctx.balance(account, ENERGY)
+    held = reserved(ctx.get_state(windows_key(names[0]), namespace=DEVICES_NAMESPACE) or [])
+    if balance - held < wh:
+        raise ContractError(f"device {names[0]} holds {balance} Wh of which {held} Wh are earmarked for funded "
+                            f"windows: only its meter's burns or their settlement back to the funder move them")
+
+
+def windows_of(ctx: Context, device: str) -> list[dict]:
     return ctx.get_state(windows_key(device)) or []
 
 
-def _save_windows(ctx: Context, device: str, windows: list[dict]) -> None:
+def save_windows(ctx: Context, device: str, windows: list[dict]) -> None:
     if windows:
         ctx.put_state(windows_key(device), windows)
     elif ctx.get_state(windows_key(device)) is not None:
@@ -256,13 +274,14 @@ def fund(ctx: Context) -> dict:
     device = ctx.arg_str("device", max_length=64)
     wh = ctx.arg_int("amount")
     source = ctx.arg_str("from", required=False) or household_account(ctx.invoker.msp_id)
-    start, end = _when_given(ctx, "window_start"), _when_given(ctx, "window_end")
+    start, end = when_arg_optional(ctx, "window_start"), when_arg_optional(ctx, "window_end")
     if (start is None) != (end is None):
         raise ContractError("a window needs both window_start and window_end")
     ctx.require_owner(source, ENERGY)
+    require_unreserved(ctx, source, wh)
     target = device_account(device)
     ctx.transfer(source, target, wh, ENERGY)
-    windows = _windows(ctx, device)
+    windows = windows_of(ctx, device)
     if start is not None and end is not None:
         if end <= start:
             raise ContractError("window_end must be after window_start")
@@ -273,7 +292,7 @@ def fund(ctx: Context) -> dict:
         window = {"funder": source, "amount": wh, "remaining": wh, "start": start.isoformat(),
                   "end": end.isoformat(), "funded_at": ctx.now.isoformat()}
         windows = [*windows, window]
-        _save_windows(ctx, device, windows)
+        save_windows(ctx, device, windows)
     balance = ctx.balance(target, ENERGY)
     on = relay_on(balance, windows, ctx.now)
     result = {"device": device, "account": target, "amount": wh, "balance": balance, "relay": "on" if on else "off",
@@ -288,20 +307,31 @@ def settle(ctx: Context) -> dict:
     (its scheduler) may ask: "ended" is judged at the proposal's time, which the invoker
     signs, so an untrusted invoker could date a proposal ahead and close windows early."""
     device = ctx.arg_str("device", max_length=64)
-    windows = _windows(ctx, device)
+    windows = windows_of(ctx, device)
     ended, still_open = due_for_settlement(windows, ctx.now)
     if not ended:
         raise ContractError(f"device {device} has no ended window to settle")
     target = device_account(device)
     returned = []
+    to_campaigns: dict[str, int] = {}
     for w in ended:
         if w["remaining"]:
             ctx.transfer(target, w["funder"], w["remaining"], ENERGY)
+            if "campaign" in w:
+                to_campaigns[w["campaign"]] = to_campaigns.get(w["campaign"], 0) + w["remaining"]
         returned.append({"funder": w["funder"], "returned": w["remaining"], "end": w["end"]})
-    _save_windows(ctx, device, still_open)
+    save_windows(ctx, device, still_open)
+    # A charity's pool books what its shares return (campaign/<slug>.returned_wh), so the
+    # campaign's books keep equal to its pool's balance.
+    for slug, wh in to_campaigns.items():
+        campaign = ctx.get_state(campaign_key(slug))
+        if campaign is not None:
+            ctx.put_state(campaign_key(slug), {**campaign, "returned_wh": campaign["returned_wh"] + wh})
     balance = ctx.balance(target, ENERGY)
     on = relay_on(balance, still_open, ctx.now)
     result = {"device": device, "returned": returned, "balance": balance, "relay": "on" if on else "off"}
+    if to_campaigns:
+        result["campaigns"] = to_campaigns
     ctx.emit("settled", result)
     return result
 
@@ -316,7 +346,7 @@ def _metered(ctx: Context, device: str, register: str) -> tuple[int, dict | None
         return ctx.arg_int("amount"), None
     counter = ctx.arg_int("counter", positive=False)
     import_wh, export_wh = ctx.arg_int("import_wh", positive=False), ctx.arg_int("export_wh", positive=False)
-    _when(ctx, "timestamp")
+    when_arg(ctx, "timestamp")
     if counter < 0 or import_wh < 0 or export_wh < 0:
         raise ContractError("counter and registers cannot be negative")
     key = registers_key(device)
@@ -341,16 +371,24 @@ def burn(ctx: Context) -> dict:
     account = device_account(device)
     ctx.require_owner(account, ENERGY)  # a meter burns only its own organisation's device
     balance = ctx.balance(account, ENERGY)
-    windows = _windows(ctx, device)
+    windows = windows_of(ctx, device)
     burned, updated = allocate_burn(wh, balance, windows, ctx.now)
     if burned:
         ctx.burn(account, burned, ENERGY)
+    campaigns: dict[str, int] = {}
     if updated != windows:
-        _save_windows(ctx, device, updated)
+        save_windows(ctx, device, updated)
+        # What a charity's shares paid for, per campaign (the charts of burned kWh per campaign).
+        for before, after_window in zip(windows, updated, strict=True):
+            if "campaign" in before and before["remaining"] != after_window["remaining"]:
+                slug = before["campaign"]
+                campaigns[slug] = campaigns.get(slug, 0) + before["remaining"] - after_window["remaining"]
     after = balance - burned
     on = relay_on(after, updated, ctx.now)
     result = {"device": device, "requested": wh, "burned": burned, "shortfall": wh - burned, "balance": after,
               "reserved": reserved(updated), "relay": "on" if on else "off",
               "counter": reading["counter"] if reading else None}
+    if campaigns:
+        result["campaigns"] = campaigns
     ctx.emit("burned", result)
     return result

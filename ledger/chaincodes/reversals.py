@@ -17,12 +17,12 @@ from .energy import (
     DEBT,
     ENERGY,
     UTILITY_SHARDS,
-    _first_shard,
-    _shard_index,
     debt_account,
+    first_shard,
     household_account,
     producer_account,
     retail,
+    shard_index,
     utility_account,
     wholesale,
 )
@@ -73,7 +73,7 @@ def retail_reverse(ctx: Context) -> dict:
     (payee) → k household → utility, the rest as the household's debt."""
     household, utility = ctx.arg_str("payer", max_length=64), ctx.arg_str("payee", max_length=64)
     account = household_account(household)
-    destination = _first_shard(utility, ctx.arg_str("payment_id"))
+    destination = first_shard(utility, ctx.arg_str("payment_id"))
     return _apply(ctx, lambda: ctx.balance(account, ENERGY),
                   lambda wh: ctx.transfer(account, destination, wh, ENERGY), buyer=household, seller=utility)
 
@@ -83,7 +83,7 @@ def wholesale_reverse(ctx: Context) -> dict:
     """Bank reports money given back to the utility (payer) for a wholesale purchase from a
     producer (payee) → k utility → producer, the rest as the utility's debt to the producer."""
     utility, producer = ctx.arg_str("payer", max_length=64), ctx.arg_str("payee", max_length=64)
-    start = _shard_index(ctx.arg_str("payment_id"))
+    start = shard_index(ctx.arg_str("payment_id"))
     shards = [utility_account(utility, (start + n) % UTILITY_SHARDS) for n in range(UTILITY_SHARDS)]
 
     def give_back(wh: int) -> None:

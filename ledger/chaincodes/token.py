@@ -1,6 +1,8 @@
 """``token``: the built-in contract that exercises the chaincode API (mint, transfer, burn)."""
 
 from ..contracts import Context, Contract, ContractError, registry
+from ..keys import ENERGY
+from .energy import require_unreserved
 
 token = registry.register(Contract("token", "Generic multi-asset token: mint, transfer, burn."))
 
@@ -22,6 +24,8 @@ def transfer(ctx: Context) -> dict:
     if to == "issuance" or source == "issuance":
         raise ContractError("transfers cannot touch the issuance account; use mint or burn")
     ctx.require_owner(source, asset)
+    if asset == ENERGY:
+        require_unreserved(ctx, source, amount)
     ctx.transfer(source, to, amount, asset)
     ctx.emit("transferred", {"from": source, "to": to, "asset": asset, "amount": amount})
     return {"from": source, "to": to, "asset": asset, "amount": amount}
@@ -32,6 +36,8 @@ def burn(ctx: Context) -> dict:
     """Destroy units from an account the invoker's organisation owns."""
     source, asset, amount = ctx.arg_str("from"), ctx.arg_str("asset"), ctx.arg_int("amount")
     ctx.require_owner(source, asset)
+    if asset == ENERGY:
+        require_unreserved(ctx, source, amount)
     ctx.burn(source, amount, asset)
     ctx.emit("burned", {"from": source, "asset": asset, "amount": amount})
     return {"from": source, "asset": asset, "amount": amount}

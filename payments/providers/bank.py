@@ -74,7 +74,7 @@ def _bank_delivery(d: Delivery, header: SignatureHeader, now: float, *, reload: 
             d.event_id, d.event_type = message.event_id, "return"
             return reverse_delivered(d, PaymentKey(Provider.BANK, bank.msp_id, message.end_to_end_id),
                                      reversal_id=message.event_id, kind=ReversalKind.RETURN, amount=message.amount,
-                                     currency=message.currency)
+                                     currency=message.currency, refund_key=message.refund)
         d.notice = message
         return apply_notice(d, message, bank, scope=bank.msp_id, secret=secret)
     except (SignatureError, NoticeError, WebhookRefused, ledger.LedgerError):
@@ -97,6 +97,8 @@ def _message(d: Delivery, bank: Organisation) -> PaymentNotice | ReturnNotice:
     data = parse_json_object(d.raw_body)
     d.event_id, d.event_type = audit_text(data.get("id"), 255), audit_text(data.get("chaincode"), 60) or ""
     message = return_notice_from(data) if "return_of" in data else bank_notice_from(data)
+    if isinstance(message, PaymentNotice) and message.purpose:
+        d.event_type = ".".join(message.route)
     if str(data.get("bank")) != bank.msp_id:
         _refuse_other_bank(bank, str(data.get("bank")))
     return message

@@ -11,13 +11,13 @@ from ledger.models import OrgType
 from ledger.selectors import organisation_with_msp_id
 
 from ..deliveries import Delivery, WebhookOutcome, WebhookRefused, audit_text, guarded
-from ..lifecycle import dispute_delivered, fail_delivered, reverse_delivered, wait_delivered
+from ..lifecycle import dispute_delivered, fail_delivered, refund_report_delivered, reverse_delivered, wait_delivered
 from ..models import DeliveryStatus, Provider
 from ..notices import NoticeError, PaymentNotice, parse_json_object
 from ..reversals import PaymentKey
 from ..sales import apply_notice
 from ..signing import SignatureError
-from .stripe_events import STRIPE_EVENTS, Action, Credit, Dispute, Fail, Ignore, Wait
+from .stripe_events import STRIPE_EVENTS, Action, Credit, Dispute, Fail, Ignore, RefundReport, Wait
 
 TOLERANCE_SECONDS = 300  # Stripe's own default
 
@@ -91,6 +91,9 @@ def _carry_out(d: Delivery, action: Action) -> WebhookOutcome:
         return fail_delivered(d, _key(action.payment_id), action.reason, action.notice)
     if isinstance(action, Dispute):
         return dispute_delivered(d, _key(action.payment_id), action.dispute_id, action.state)
+    if isinstance(action, RefundReport):
+        return refund_report_delivered(d, _key(action.payment_id), refund_id=action.refund_id, status=action.status,
+                                       key=action.key, failure=action.failure)
     return reverse_delivered(d, _key(action.payment_id), reversal_id=action.reversal_id, kind=action.kind,
                              amount=action.amount, refunded_total=action.refunded_total)
 

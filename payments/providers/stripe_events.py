@@ -53,11 +53,23 @@ class Dispute:
 
 
 @dataclass(frozen=True)
+class RefundReport:
+    """A refund's own event: tells whether one of our refunds was made or failed. Money moves
+    (or, for our refunds of charity payments, is recorded) only with ``charge.refunded``."""
+
+    payment_id: str
+    refund_id: str
+    status: str
+    key: str  # our idempotency key, from the refund's metadata
+    failure: str
+
+
+@dataclass(frozen=True)
 class Ignore:
     reason: str
 
 
-Action = Credit | Wait | Fail | Reverse | Dispute | Ignore
+Action = Credit | Wait | Fail | Reverse | Dispute | RefundReport | Ignore
 
 
 def _object(event: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +155,18 @@ def charge_refunded(event: dict[str, Any]) -> Action:
     return Reverse(_intent_of(charge), f"{charge_id}:refunded:{total}", "refund", refunded_total=total)
 
 
+def refund_event(event: dict[str, Any]) -> Action:
+    refund = _object(event)
+    if not refund.get("payment_intent"):
+        return Ignore("the refund names no PaymentIntent")
+    metadata = refund.get("metadata")
+    key = metadata.get("gridcoin_refund") if isinstance(metadata, dict) else None
+    status, failure = refund.get("status"), refund.get("failure_reason")
+    return RefundReport(_intent_of(refund), event_id_of(refund.get("id"), "refund id"),
+                        status if isinstance(status, str) else "", key if isinstance(key, str) else "",
+                        failure if isinstance(failure, str) else "")
+
+
 def dispute_created(event: dict[str, Any]) -> Action:
     dispute = _object(event)
     return Dispute(_intent_of(dispute), event_id_of(dispute.get("id"), "dispute id"), "open")
@@ -167,6 +191,9 @@ STRIPE_EVENTS: dict[str, Callable[[dict[str, Any]], Action]] = {
     "payment_intent.succeeded": intent_succeeded,
     "payment_intent.payment_failed": intent_failed,
     "charge.refunded": charge_refunded,
+    "refund.created": refund_event,
+    "refund.updated": refund_event,
+    "refund.failed": refund_event,
     "charge.dispute.created": dispute_created,
     "charge.dispute.closed": dispute_closed,
 }

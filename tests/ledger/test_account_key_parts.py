@@ -11,4 +11,7 @@ def test_every_account_key_reads_back():
     assert keys.account_key_parts(keys.credit_account("hh-alice", "gridco")) == ("credit", ("hh-alice", "gridco"))
     assert keys.account_key_parts(keys.debt_account("hh-alice", "gridco")) == ("debt", ("hh-alice", "gridco"))
     assert keys.account_key_parts("issuance") == ("issuance", ())
-    assert keys.account_key_parts("pool:heatwave") == ("pool:heatwave", ())
+    assert keys.account_key_parts(keys.pool_account("heatwave")) == ("pool", ("heatwave",))
+    assert keys.account_key_parts(keys.match_account("heatwave")) == ("match", ("heatwave",))
+    assert keys.account_key_parts(keys.escrow_account("lamp")) == ("escrow", ("lamp",))
+    assert keys.account_key_parts("vault:heatwave") == ("vault:heatwave", ())

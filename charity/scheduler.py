@@ -1,0 +1,43 @@
+"""The embedded default's campaign scheduler (Celery beat runs the same tasks in the full
+stack): a daemon thread runs ``charity.tasks``' periodic tasks in-process, one pass a minute.
+``step`` is one pass, for tests."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 60.0
+
+
+def step() -> None:
+    from . import tasks
+
+    for task in (tasks.disburse_due_campaigns, tasks.close_ended_campaigns, tasks.expire_group_fundings):
+        try:
+            task()  # calling a task object runs its body here, as the worker would
+        except Exception:  # one sweep's failure must not stop the others
+            logger.exception("%s failed", task.name)
+
+
+def _run(stopped: threading.Event) -> None:
+    while not stopped.wait(INTERVAL_SECONDS):
+        try:
+            step()
+        finally:
+            connection.close()
+
+
+_started: threading.Event | None = None
+
+
+def start_background_scheduler() -> threading.Event:
+    global _started
+    if _started is None:
+        _started = threading.Event()
+        threading.Thread(target=_run, args=[_started], name="gridcoin-campaigns", daemon=True).start()
+    return _started

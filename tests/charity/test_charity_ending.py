@@ -1,0 +1,102 @@
+"""How campaigns end: cancelled, failed below the minimum, leftover refunded, or rolled into the
+next campaign; refunds run from the close task and are never paid twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from charity import services, tasks
+from charity.chain import campaign_state, pool_balance
+from charity.models import Campaign, Donation
+from ledger.models import Transaction
+from tests.charity.world import COINS, assert_books_equal_the_ledger, assert_ledger_verifies, worth
+
+pytestmark = [pytest.mark.postgres]
+
+
+def after_the_end(campaign: Campaign) -> str:
+    return (campaign.ends_at + timedelta(minutes=1)).isoformat()
+
+
+def test_cancellation_refunds_every_coin_donor_through_the_task(world):
+    campaign = world.campaign("heatwave")
+    world.give(world.alice, campaign, 3_000)
+    world.give(world.bob, campaign, 1_000)
+    with pytest.raises(services.CharityError, match="why"):
+        services.campaign_cancel(user=world.staff, campaign=campaign, reason=" ")
+    cancelled = services.campaign_cancel(user=world.staff, campaign=campaign, reason="Rain came.")
+    assert cancelled.status == "cancelled" and campaign_state("heatwave")["status"] == "cancelled"
+    with pytest.raises(services.CharityError, match="no longer"):
+        world.give(world.alice, cancelled, 100)
+
+    assert tasks.close_ended_campaigns.apply().get() == {"closed": 0, "refunded_campaigns": 1}
+    assert world.coins(world.alice) == COINS and world.coins(world.bob) == COINS
+    assert pool_balance("heatwave") == 0
+    assert all(d.refund_tx_hash and d.refunded_wh == d.wh for d in Donation.objects.all())
+    campaign.refresh_from_db()
+    assert campaign.refunds_done_at is not None
+    # The next pass has nothing left to do, and nothing is refunded twice.
+    refunds = Transaction.objects.filter(function="refund").count()
+    assert tasks.close_ended_campaigns.apply().get() == {"closed": 0, "refunded_campaigns": 0}
+    services.campaign_refund_all(campaign=campaign)  # by hand, again: replays
+    assert Transaction.objects.filter(function="refund").count() == refunds
+    assert world.coins(world.alice) == COINS
+    assert_books_equal_the_ledger("heatwave")
+    assert_ledger_verifies()
+
+
+def test_below_the_minimum_at_the_end_the_campaign_fails_and_coin_donors_are_refunded(world):
+    campaign = world.campaign("heatwave", minimum=5_000)
+    world.give(world.alice, campaign, 2_000)  # worth 1,600 < 5,000
+    assert tasks.close_ended_campaigns.apply(kwargs={"now": after_the_end(campaign)}).get() == {
+        "closed": 1, "refunded_campaigns": 1}
+    campaign.refresh_from_db()
+    assert campaign.status == "failed" and campaign.closed_tx
+    assert world.coins(world.alice) == COINS
+    assert_books_equal_the_ledger("heatwave")
+
+
+def test_the_refund_rule_returns_the_leftover_pro_rata(world):
+    campaign = world.campaign("heatwave", minimum=1_000, leftover="refund")
+    world.give(world.alice, campaign, 6_000)
+    world.give(world.bob, campaign, 2_000)
+    services.disbursement_make(user=world.staff, campaign=campaign, amount_wh=4_000, idempotency_key="d1")
+    assert pool_balance("heatwave") == 4_000
+    tasks.close_ended_campaigns.apply(kwargs={"now": after_the_end(campaign)}).get()
+    campaign.refresh_from_db()
+    assert campaign.status == "refunding"
+    # Half the pool was spent: each donor gets half of what they gave.
+    assert world.coins(world.alice) == COINS - 3_000 and world.coins(world.bob) == COINS - 1_000
+    assert pool_balance("heatwave") == 0
+    assert_books_equal_the_ledger("heatwave")
+    assert_ledger_verifies()
+
+
+def test_the_roll_rule_moves_the_leftover_into_the_next_campaign(world):
+    later = world.campaign("winter", ends_at=timezone.now() + timedelta(days=60))
+    campaign = world.campaign("heatwave", minimum=1_000, leftover="roll", next_campaign=later)
+    world.give(world.alice, campaign, 5_000)
+    tasks.close_ended_campaigns.apply(kwargs={"now": after_the_end(campaign)}).get()
+    campaign.refresh_from_db()
+    assert campaign.status == "closed"
+    assert pool_balance("heatwave") == 0 and pool_balance("winter") == 5_000
+    assert world.coins(world.alice) == COINS - 5_000  # nothing refunded: it rolled
+    (rolled,) = later.donations.all()
+    assert rolled.kind == "roll" and rolled.wh == 5_000 and rolled.receipt_number
+    assert campaign_state("heatwave")["rolled_wh"] == 5_000
+    assert_books_equal_the_ledger("heatwave")
+    assert_books_equal_the_ledger("winter")
+    assert_ledger_verifies()
+
+
+def test_a_campaign_cannot_be_closed_before_its_end(world):
+    campaign = world.campaign("heatwave")
+    with pytest.raises(services.CharityError, match="runs until"):
+        services.campaign_close(campaign=campaign, user=world.staff)
+    assert tasks.close_ended_campaigns.apply().get() == {"closed": 0, "refunded_campaigns": 0}
+    campaign.refresh_from_db()
+    assert campaign.status == "open"
+    assert worth(1000) == 800

@@ -1,0 +1,191 @@
+"""``charity-pool`` through the ledger: a campaign takes money and coins, matches them, disburses
+funded windows to its households only, and refunds pro rata when it stops."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ledger.chaincodes.charity import shares_by_rule
+from ledger.chaincodes.energy_math import fiat_to_wh
+from ledger.keys import (
+    beneficiaries_key,
+    campaign_key,
+    device_account,
+    household_account,
+    match_account,
+    pool_account,
+    windows_key,
+)
+from ledger.models import StateEntry
+
+from .charity_world import PRICE, T0, CharityWorld, assert_conserved, balance, build_charity_world, rejected_with
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def cw(db) -> CharityWorld:
+    return build_charity_world()
+
+
+def state(key: str):
+    return StateEntry.objects.get(namespace="devices", key=key).value
+
+
+def books_equal_pool(slug: str) -> None:
+    c = state(campaign_key(slug))
+    assert balance(pool_account(slug)) == (c["donated_wh"] + c["matched_wh"] + c["returned_wh"] - c["disbursed_wh"]
+                                           - c["refunded_wh"] - c["rolled_wh"])
+
+
+def test_a_campaign_opens_with_its_beneficiaries(cw):
+    opened = cw.open_campaign()
+    assert opened.ok, opened.reason
+    assert opened.result["beneficiaries"] == 3 and opened.result["earmark_end"] == (T0 + timedelta(days=30)).isoformat()
+    assert state(beneficiaries_key("heat")) == {d: {"weight": 1, "received": 0} for d in cw.devices.values()}
+    assert state(campaign_key("heat"))["status"] == "open"
+
+
+def test_beneficiaries_must_be_devices_not_owned_by_the_charity(cw):
+    rejected_with(cw.open_campaign(beneficiaries=["CH-OFFICE"]), "belongs to the charity itself")
+    rejected_with(cw.open_campaign("other", beneficiaries=["NOPE"]), "is not a device account")
+
+
+def test_a_fiat_donation_buys_coins_at_the_retail_price_into_the_pool_and_keeps_the_remainder(cw):
+    cw.open_campaign()
+    first = cw.donate("heat", "pay-1", 1001)
+    sale = fiat_to_wh(amount=1001, credit=0, price_per_kwh=PRICE)
+    assert first.ok, first.reason
+    assert (first.result["wh"], first.result["price"], first.result["credit"]) == (sale.wh, PRICE, sale.credit)
+    assert balance(pool_account("heat")) == sale.wh and balance(pool_account("heat"), "INR") == sale.credit
+    anonymous = cw.donate("heat", "pay-2", 999, payer="")
+    assert anonymous.ok and anonymous.result["account"] == ""
+    assert balance(pool_account("heat"), "INR") == fiat_to_wh(amount=999, credit=sale.credit, price_per_kwh=PRICE).credit
+    books_equal_pool("heat")
+    assert_conserved()
+
+
+def test_donations_are_matched_one_to_one_until_the_reserve_is_used_up(cw):
+    cw.open_campaign()
+    pledged = cw.pool(cw.households["hh-carol"], "pledge",
+                      {"campaign": "heat", "amount": 1500, "from": household_account("hh-carol")})
+    assert pledged.ok, pledged.reason
+    first, second = cw.give("heat", "g-1", 1000), cw.give("heat", "g-2", 1000, household="hh-bob")
+    assert (first.result["matched_wh"], second.result["matched_wh"]) == (1000, 500)
+    assert balance(pool_account("heat")) == 3500 and balance(match_account("heat")) == 0
+    assert first.result["amount"] == 1000 * PRICE // 1000
+    books_equal_pool("heat")
+    other = cw.pool(cw.households["hh-alice"], "pledge",
+                    {"campaign": "heat", "amount": 10, "from": household_account("hh-alice")})
+    rejected_with(other, "is matched by")
+
+
+def test_a_disbursement_funds_windows_for_the_beneficiaries_and_leaves_the_remainder(cw):
+    cw.open_campaign()
+    cw.give("heat", "g-1", 1000)
+    done = cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"}, at=T0 + timedelta(days=1))
+    assert done.ok, done.reason
+    assert (done.result["total"], done.result["households"], done.result["remainder"]) == (999, 3, 1)
+    for device in cw.devices.values():
+        (window,) = state(windows_key(device))
+        assert (window["funder"], window["remaining"], window["campaign"]) == (pool_account("heat"), 333, "heat")
+        assert balance(device_account(device)) == 333
+    assert balance(pool_account("heat")) == 1
+    books_equal_pool("heat")
+    assert_conserved()
+
+
+def test_refusals_of_disbursements_are_recorded(cw):
+    cw.open_campaign(trigger_start=(T0 + timedelta(days=2)).isoformat(),
+                     trigger_end=(T0 + timedelta(days=4)).isoformat())
+    cw.give("heat", "g-1", 900)
+    inside = T0 + timedelta(days=3)
+    rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"},
+                          at=T0 + timedelta(days=1)), "trigger period")
+    for stranger in ("SL-0001", "CH-OFFICE", "household:helping-hands", pool_account("heat")):
+        rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1", "to": [stranger]},
+                              at=inside), "not beneficiaries")
+    rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1", "amount": 901},
+                          at=inside), "holds 900 Wh")
+    rejected_with(cw.pool(cw.utility, "disburse", {"campaign": "heat", "disbursement": "d-1"}, at=inside),
+                  "endorsement policy")
+
+
+def test_earmarked_coins_leave_a_device_only_by_burning_or_settling_to_the_pool(cw):
+    cw.open_campaign(end=(T0 + timedelta(days=2)).isoformat())
+    cw.give("heat", "g-1", 900)
+    cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"}, at=T0 + timedelta(days=1))
+    alice, device = cw.households["hh-alice"], device_account("HM-ALICE")
+    rejected_with(cw.invoke(alice, "token", "transfer", {"from": device, "to": household_account("hh-alice"),
+                                                         "asset": "k", "amount": 1}), "earmarked")
+    rejected_with(cw.invoke(alice, "token", "burn", {"from": device, "asset": "k", "amount": 1}), "earmarked")
+    rejected_with(cw.invoke(alice, "resident", "fund", {"device": "HM-BOB", "amount": 1, "from": device}),
+                  "earmarked")
+    cw.mint(device, 50)  # coins of its own stay free
+    assert cw.invoke(alice, "token", "transfer", {"from": device, "to": household_account("hh-alice"),
+                                                  "asset": "k", "amount": 50}).ok
+    settled = cw.invoke(cw.utility, "resident", "settle", {"device": "HM-ALICE"}, at=T0 + timedelta(days=3))
+    assert settled.ok, settled.reason
+    assert settled.result["returned"] == [{"funder": pool_account("heat"), "returned": 300,
+                                           "end": (T0 + timedelta(days=2)).isoformat()}]
+    assert state(campaign_key("heat"))["returned_wh"] == 300
+    books_equal_pool("heat")
+
+
+def test_a_cancelled_campaign_refunds_each_donation_once_pro_rata(cw):
+    cw.open_campaign()
+    cw.donate("heat", "pay-1", 8000)  # 10,000 Wh
+    cw.give("heat", "g-1", 10_000, household="hh-bob")
+    cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1", "amount": 9_999},
+            at=T0 + timedelta(days=1))
+    cancelled = cw.pool(cw.charity, "cancel", {"campaign": "heat", "reason": "storm"})
+    assert cancelled.ok and cancelled.result["refundable_wh"] == 10_001
+    bob_before = balance(household_account("hh-bob"))
+    coins = cw.pool(cw.utility, "refund", {"campaign": "heat", "donation": "g-1"})
+    fiat = cw.pool(cw.charity, "refund", {"campaign": "heat", "donation": "pay-1"})
+    assert coins.ok and fiat.ok, (coins.reason, fiat.reason)
+    assert (coins.result["refunded_wh"], fiat.result["refunded_wh"]) == (5000, 5000)
+    assert fiat.result["refunded_amount"] == 4000 and fiat.result["event_id"] == "pay-1"
+    assert balance(household_account("hh-bob")) == bob_before + 5000
+    rejected_with(cw.pool(cw.utility, "refund", {"campaign": "heat", "donation": "g-1"}), "refunded already")
+    books_equal_pool("heat")
+    assert_conserved()
+
+
+def test_group_funding_reaching_its_goal_funds_one_window_per_contributor(cw):
+    cw.open_escrow("lamp")
+    opened = cw.pool(cw.households["hh-alice"], "group_open", {
+        "group": "lamp", "device": "SL-0001", "goal": 1000, "deadline": (T0 + timedelta(days=1)).isoformat(),
+        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
+        at=T0)
+    assert opened.ok, opened.reason
+    assert cw.pool(cw.households["hh-alice"], "contribute", {"group": "lamp", "contribution": "c-1", "amount": 600}).ok
+    done = cw.pool(cw.households["hh-bob"], "contribute", {"group": "lamp", "contribution": "c-2", "amount": 600})
+    assert done.ok and done.result["funded"] and done.result["windows"] == 2
+    assert balance(device_account("SL-0001")) == 1200
+    assert [w["funder"] for w in state(windows_key("SL-0001"))] == [household_account("hh-alice"),
+                                                                     household_account("hh-bob")]
+
+
+def test_group_funding_missing_its_goal_refunds_everyone(cw):
+    cw.open_escrow("lamp")
+    cw.pool(cw.households["hh-alice"], "group_open", {
+        "group": "lamp", "device": "SL-0001", "goal": 1000, "deadline": (T0 + timedelta(days=1)).isoformat(),
+        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
+        at=T0)
+    before = balance(household_account("hh-alice"))
+    cw.pool(cw.households["hh-alice"], "contribute", {"group": "lamp", "contribution": "c-1", "amount": 600})
+    rejected_with(cw.pool(cw.utility, "group_expire", {"group": "lamp"}), "runs until")
+    expired = cw.pool(cw.utility, "group_expire", {"group": "lamp"}, at=T0 + timedelta(days=1))
+    assert expired.ok and expired.result["refunded_wh"] == 600
+    assert balance(household_account("hh-alice")) == before
+    assert_conserved()
+
+
+def test_shares_by_rule():
+    listed = {"a": {"weight": 1, "received": 0}, "b": {"weight": 3, "received": 0}, "c": {"weight": 1, "received": 90}}
+    assert shares_by_rule("equal", 100, listed, None) == {"a": 33, "b": 33, "c": 33}
+    assert shares_by_rule("weights", 100, listed, None) == {"a": 20, "b": 60, "c": 20}
+    assert shares_by_rule("cap", 100, listed, 100) == {"c": 10, "a": 45, "b": 45}
