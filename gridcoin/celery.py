@@ -19,6 +19,8 @@ app.conf.beat_schedule = {
     "disburse-due-campaigns": {"task": "charity.tasks.disburse_due_campaigns", "schedule": 300.0},
     "close-ended-campaigns": {"task": "charity.tasks.close_ended_campaigns", "schedule": 60.0},
     "expire-group-fundings": {"task": "charity.tasks.expire_group_fundings", "schedule": 60.0},
+    # Refunds left requested (a lost task, a crash between sending and saving, a retry due).
+    "send-due-refunds": {"task": "payments.tasks.payment_refunds_sweep", "schedule": 60.0},
 }
 
 

@@ -323,6 +323,13 @@ GRIDCOIN_BACKGROUND_SEALER = os.environ.get("GRIDCOIN_BACKGROUND_SEALER", "0") =
 GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", "0") == "1"
 # A campaign with automatic disbursement disburses its pool at most once per this many seconds.
 CHARITY_AUTO_DISBURSE_SECONDS = int(os.environ.get("CHARITY_AUTO_DISBURSE_SECONDS", "3600"))
+# Stripe's secret API key, for the refunds GridCoin sends (payments.refunds); empty: they wait.
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+# Who carries out a refund to a bank payment (a dotted path, see payments.refunds.Sender): the
+# simulated bank, which accepts it and sends its return, outside production; none in production
+# until a bank's API is wired (refunds then wait, and fail after their retries).
+PAYMENTS_BANK_REFUND_SENDER = os.environ.get("PAYMENTS_BANK_REFUND_SENDER",
+                                             "" if PRODUCTION else "payments.simulator.simulated_bank_refund")
 # Stripe webhook endpoint secrets, comma-separated (several during rotation).
 STRIPE_WEBHOOK_SECRETS = [s for s in os.environ.get("STRIPE_WEBHOOK_SECRETS", "").split(",") if s] or ([] if PRODUCTION else ["whsec_" + _embedded_secret("stripe_webhook_secret", 32)])
 

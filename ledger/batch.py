@@ -40,6 +40,8 @@ from .execution import (
     select_accounts,
     state_rows,
     touched_accounts,
+    update_balances,
+    upsert_state,
 )
 from .models import Identity
 
@@ -286,13 +288,13 @@ class _Batch:
         # SQL text.
         with bound_cursor() as cur:
             final, issued = self._balance_changes()
-            _update_balances(cur, final, relative=False)
+            update_balances(cur, final, relative=False)
             ids = self._write_transactions(cur)
             self._write_postings(cur, ids)
             self._write_state(cur, ids)
             copy_rows(cur, "ledger_unsealedtransaction", "transaction_id", [(tx_id,) for tx_id in ids.values()])
             # Last: the shared issuance row stays locked only from here to the commit.
-            _update_balances(cur, issued, relative=True)
+            update_balances(cur, issued, relative=True)
         for p in self.pending:
             e = p.execution
             self.outcomes[p.index] = InvokeResult(tx_id=ids[p.tx_hash], tx_hash=p.tx_hash, status=e.status,
@@ -392,24 +394,7 @@ class _Batch:
         if not rows:
             return
         copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version", rows)
-        latest: dict[tuple[str, str], tuple] = {}
-        for _, ns, key, value, is_delete, version in rows:
-            latest[(ns, key)] = (ns, key, value, is_delete, version)
-        columns = [list(col) for col in zip(*latest.values(), strict=True)]
-        cur.execute("INSERT INTO ledger_stateentry (namespace, key, value, is_deleted, version) "
-                    "SELECT n, k, v::jsonb, d, ver FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[], "
-                    "%b::bigint[]) AS x(n, k, v, d, ver) ON CONFLICT (namespace, key) DO UPDATE SET "
-                    "value = EXCLUDED.value, is_deleted = EXCLUDED.is_deleted, version = EXCLUDED.version", columns)
-
-
-def _update_balances(cur, rows: list[tuple[int, int]], *, relative: bool) -> None:
-    """Set (or, ``relative``, add to) account balances, in id order."""
-    if not rows:
-        return
-    ids, values = (list(col) for col in zip(*sorted(rows), strict=True))
-    new_balance = "a.balance + v.value" if relative else "v.value"
-    cur.execute(f"UPDATE ledger_account AS a SET balance = {new_balance} "
-                "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, value) WHERE a.id = v.id", [ids, values])
+        upsert_state(cur, [row[1:] for row in rows])
 
 
 @dataclass(frozen=True)

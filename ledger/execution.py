@@ -33,7 +33,7 @@ from .contracts import (
     registry,
 )
 from .crypto import b64, public_bytes, verify_signature
-from .db import bound_cursor
+from .db import bound_cursor, sql_in
 from .documents import SIGNATURE_REJECTION, body_digest, proposal_document, transaction_hash
 from .models import Identity, TxStatus
 
@@ -309,6 +309,46 @@ def state_rows(namespace: str, keys: list[str]) -> dict[str, tuple[Any, int, boo
         rows = cur.fetchall()
     return {row[0]: (json.loads(row[1]) if isinstance(row[1], (str, bytes)) else row[1], row[2], bool(row[3]))
             for row in rows}
+
+
+def state_versions(namespace: str, keys: list[str]) -> dict[str, int]:
+    """The versions of world-state entries by key (missing keys are absent); for writers that
+    hold the keys' advisory locks."""
+    if not keys:
+        return {}
+    with bound_cursor() as cur:
+        condition, params = sql_in("key", keys)
+        cur.execute(f"SELECT key, version FROM ledger_stateentry WHERE namespace = %s AND {condition}",
+                    [namespace, *params])
+        return dict(cur.fetchall())
+
+
+# --- set-based writes (PostgreSQL, on a ``bound_cursor``) -------------------------------------
+
+def update_balances(cur, rows: list[tuple[int, int]], *, relative: bool) -> None:
+    """Set (or, ``relative``, add to) account balances, in id order: one statement however
+    many accounts."""
+    if not rows:
+        return
+    ids, values = (list(col) for col in zip(*sorted(rows), strict=True))
+    new_balance = "a.balance + v.value" if relative else "v.value"
+    cur.execute(f"UPDATE ledger_account AS a SET balance = {new_balance} "
+                "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, value) WHERE a.id = v.id", [ids, values])
+
+
+def upsert_state(cur, rows: list[tuple[str, str, str | None, bool, int]]) -> None:
+    """Write world-state entries (namespace, key, value as JSON text, is_deleted, version);
+    when a key comes more than once, its last row counts. One statement."""
+    latest: dict[tuple[str, str], tuple] = {}
+    for row in rows:
+        latest[(row[0], row[1])] = row
+    if not latest:
+        return
+    columns = [list(col) for col in zip(*latest.values(), strict=True)]
+    cur.execute("INSERT INTO ledger_stateentry (namespace, key, value, is_deleted, version) "
+                "SELECT n, k, v::jsonb, d, ver FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[], "
+                "%b::bigint[]) AS x(n, k, v, d, ver) ON CONFLICT (namespace, key) DO UPDATE SET "
+                "value = EXCLUDED.value, is_deleted = EXCLUDED.is_deleted, version = EXCLUDED.version", columns)
 
 
 class NeedsTransaction(Exception):

@@ -30,7 +30,7 @@ from . import chaincodes  # noqa: F401  (registers the built-in contracts)
 from .canonical import json_text
 from .contracts import ISSUANCE, AccountInfo, ContractError, Effects
 from .crypto import b64
-from .db import bound_cursor, constraint_name, sqlstate
+from .db import bound_cursor, constraint_name, copy_rows, sqlstate
 from .execution import (
     Applied,
     Call,
@@ -49,7 +49,10 @@ from .execution import (
     lock_state_keys,
     prepare,
     select_accounts,
+    state_versions,
     touched_accounts,
+    update_balances,
+    upsert_state,
 )
 from .models import (
     Account,
@@ -213,6 +216,15 @@ def _record(execution: Execution) -> InvokeResult:
         reason=execution.reason, result=execution.result, events=execution.effects.events, tx_hash=tx_hash,
     )
     UnsealedTransaction.objects.create(transaction_id=tx.pk)
+    if connection.vendor == "postgresql":
+        with bound_cursor() as cur:
+            copy_rows(cur, "ledger_posting", "transaction_id, account_id, asset_id, amount",
+                      [(tx.pk, info.id, info.asset, amount) for info, amount in applied.postings])
+            copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version",
+                      [(tx.pk, ns, key, None if value is None else json_text(value), is_delete, version)
+                       for ns, key, value, is_delete, version in applied.state_writes])
+        return InvokeResult(tx_id=tx.pk, tx_hash=tx_hash, status=execution.status, reason=execution.reason,
+                            result=execution.result)
     if applied.postings:
         Posting.objects.bulk_create(
             Posting(transaction_id=tx.pk, account_id=info.id, asset_id=info.asset, amount=amount)
@@ -230,20 +242,39 @@ def _record(execution: Execution) -> InvokeResult:
 def _apply_to_database(effects: Effects) -> Applied:
     """Lock the touched accounts in id order, check, then write balances and world state.
 
-    Raises ContractError before writing anything, so a refused invocation leaves no trace.
+    Raises ContractError before writing anything, so a refused invocation leaves no trace. Each
+    step is one statement however many accounts and keys the effects touch (a disbursement to
+    ten thousand households is as many statements as a transfer).
     """
     _, wanted = touched_accounts(effects)
     accounts = select_accounts(wanted, lock=True)
     deltas = check_effects(effects, accounts)
 
     versions: dict[tuple[str, str], int] = {}
-    if effects.state_writes:
-        for ns in sorted({w[0] for w in effects.state_writes}):
-            keys = [w[1] for w in effects.state_writes if w[0] == ns]
-            lock_state_keys(ns, keys)
-            for entry in StateEntry.objects.select_for_update().filter(namespace=ns, key__in=keys):
-                versions[(ns, entry.key)] = entry.version
+    for ns in sorted({w[0] for w in effects.state_writes}):
+        keys = list(dict.fromkeys(w[1] for w in effects.state_writes if w[0] == ns))
+        lock_state_keys(ns, keys)  # every writer of these keys takes them: the versions read stay current
+        versions.update({(ns, key): version for key, version in state_versions(ns, keys).items()})
 
+    state_writes: list[list] = []
+    for ns, key, value, is_delete in effects.state_writes:
+        version = versions.get((ns, key), 0) + 1
+        versions[(ns, key)] = version
+        state_writes.append([ns, key, value, is_delete, version])
+
+    if connection.vendor == "postgresql":
+        with bound_cursor() as cur:
+            update_balances(cur, [(accounts[k].id, d) for k, d in deltas.items()], relative=True)
+            upsert_state(cur, [(ns, key, None if value is None else json_text(value), is_delete, version)
+                               for ns, key, value, is_delete, version in state_writes])
+    else:
+        _apply_row_by_row(deltas, accounts, state_writes)
+    return Applied([(accounts[k], d) for k, d in deltas.items()], state_writes)
+
+
+def _apply_row_by_row(deltas: dict[tuple[str, str], int], accounts: dict[tuple[str, str], AccountInfo],
+                      state_writes: list[list]) -> None:
+    """The writes of ``_apply_to_database`` where arrays cannot be bound (SQLite)."""
     if deltas:
         ids = [accounts[k].id for k in deltas]
         cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
@@ -256,15 +287,7 @@ def _apply_to_database(effects: Effects) -> Applied:
                 f"WHERE id IN ({','.join(['%s'] * len(ids))})",
                 params + ids,
             )
-
-    state_writes: list[list] = []
-    latest: dict[tuple[str, str], list] = {}
-    for ns, key, value, is_delete in effects.state_writes:
-        version = versions.get((ns, key), 0) + 1
-        versions[(ns, key)] = version
-        row = [ns, key, value, is_delete, version]
-        state_writes.append(row)
-        latest[(ns, key)] = row
+    latest = {(row[0], row[1]): row for row in state_writes}
     if latest:
         StateEntry.objects.bulk_create(
             [StateEntry(namespace=ns, key=key, value=value, is_deleted=is_delete, version=version)
@@ -272,7 +295,6 @@ def _apply_to_database(effects: Effects) -> Applied:
             update_conflicts=True, unique_fields=["namespace", "key"],
             update_fields=["value", "is_deleted", "version"],
         )
-    return Applied([(accounts[k], d) for k, d in deltas.items()], state_writes)
 
 
 # --- one-statement transfers (PostgreSQL) -----------------------------------------------------

@@ -5,17 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.core.validators import validate_slug
 from django.utils.translation import gettext_lazy as _
 
 from ledger.models import OrgType
 
 from . import selectors
-from .notices import SELLER_CHAINCODES
+from .notices import CHARITY_CHAINCODE, DONOR_NAME_MAX, SELLER_CHAINCODES
 from .selectors import SimulatorAccess
 
 CHAINCODE_LABELS = {
     "retail-seller": _("retail-seller: a household pays the utility, coins go to the household"),
     "wholesale-seller": _("wholesale-seller: the utility pays a producer, coins go to the utility"),
+    CHARITY_CHAINCODE: _("charity-pool: a donation to the campaign below, coins go to its pool"),
 }
 
 
@@ -32,19 +34,29 @@ class SimulatorForm(forms.Form):
                                 widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
                                 help_text=_("in major units, e.g. 10.00 rupees"))
     currency = forms.ChoiceField(label=_("Currency"))
+    campaign = forms.CharField(label=_("Campaign (for a donation)"), required=False, max_length=60,
+                               validators=[validate_slug],
+                               help_text=_("the campaign’s short name, as in its page address "
+                                           "/campaigns/<name>/; leave empty for a purchase"))
+    donor_name = forms.CharField(label=_("Donor’s name (for a donation)"), required=False, max_length=DONOR_NAME_MAX,
+                                 widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    show_name = forms.BooleanField(label=_("Show the donor’s name on the campaign page"), required=False)
 
     def __init__(self, *args, access: SimulatorAccess, **kwargs):
         super().__init__(*args, **kwargs)
         self.access = access
         if access.mode == "resident":
             payers = access.households
-            chaincodes = ["retail-seller"]
+            chaincodes = ["retail-seller", CHARITY_CHAINCODE]
             payees = selectors.organisations_of_types(OrgType.UTILITY)
+            anonymous = []
         else:
             payers = selectors.organisations_of_types(OrgType.HOUSEHOLD, OrgType.UTILITY)
-            chaincodes = list(SELLER_CHAINCODES)
+            chaincodes = [*SELLER_CHAINCODES, CHARITY_CHAINCODE]
             payees = selectors.organisations_of_types(OrgType.UTILITY, OrgType.PRODUCER)
-        self.fields["payer"].choices = _org_choices(payers)
+            anonymous = [("", _("a donor without an account (donations only)"))]
+            self.fields["payer"].required = False
+        self.fields["payer"].choices = [*_org_choices(payers), *anonymous]
         self.fields["payee"].choices = _org_choices(payees)
         self.fields["chaincode"].choices = [(c, CHAINCODE_LABELS[c]) for c in chaincodes]
         self.fields["bank"].choices = _org_choices(access.banks)
@@ -53,6 +65,13 @@ class SimulatorForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        donation = data.get("chaincode") == CHARITY_CHAINCODE
+        if donation and not data.get("campaign") and "campaign" not in self.errors:
+            self.add_error("campaign", _("A donation names the campaign it goes to."))
+        if not donation and data.get("campaign"):
+            self.add_error("chaincode", _("A payment to a campaign pays charity-pool."))
+        if not donation and not data.get("payer") and "payer" not in self.errors:
+            self.add_error("payer", _("Only a donation may come from a donor without an account."))
         amount, currency = data.get("amount"), data.get("currency")
         if amount is not None and currency in self.scales:
             minor = amount * (Decimal(10) ** self.scales[currency])

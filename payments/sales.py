@@ -78,11 +78,19 @@ def _wholesale_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
             *((utility_account(payer.msp_id, n), ENERGY, payer) for n in range(UTILITY_SHARDS))]
 
 
-def _charity_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
-                      payee: OrganisationRow) -> list[AccountSpec]:
-    # The pool and the escrow are opened by the charity app with the campaign or group; the
-    # coins come from the utility's shards, which exist with the utility.
+def _donation_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
+                       payee: OrganisationRow) -> list[AccountSpec]:
+    # The pool (k and the campaign's currency, which keeps the sub-Wh remainder) is opened by
+    # the charity app with the campaign; the coins come from the utility's shards.
     return []
+
+
+def _contribution_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
+                           payee: OrganisationRow) -> list[AccountSpec]:
+    # The escrow is opened with the group funding; the sub-Wh remainder stays the household's
+    # credit with the utility, as a purchase's does.
+    assert payer is not None
+    return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer)]
 
 
 # Keyed by (chaincode, function): what a payment's chaincode and purpose route to.
@@ -91,9 +99,9 @@ SALE_ROUTES: dict[tuple[str, str], SaleRoute] = {
     ("wholesale-seller", "sell"): SaleRoute("wholesale-seller", "sell", OrgType.UTILITY, OrgType.PRODUCER,
                                             _wholesale_accounts),
     (CHARITY_CHAINCODE, "donate"): SaleRoute(CHARITY_CHAINCODE, "donate", OrgType.HOUSEHOLD, OrgType.UTILITY,
-                                             _charity_accounts, payer_optional=True, target="campaign"),
+                                             _donation_accounts, payer_optional=True, target="campaign"),
     (CHARITY_CHAINCODE, "contribute_paid"): SaleRoute(CHARITY_CHAINCODE, "contribute_paid", OrgType.HOUSEHOLD,
-                                                      OrgType.UTILITY, _charity_accounts, target="group"),
+                                                      OrgType.UTILITY, _contribution_accounts, target="group"),
 }
 
 

@@ -11,8 +11,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Membership
-from ledger.keys import DEBT, ENERGY
+from ledger.keys import DEBT, DEVICES_NAMESPACE, ENERGY, campaign_key
 from ledger.models import Account, Asset, Organisation, OrgType
+from ledger.selectors import world_state
 from ledger.units import format_amount
 
 from .models import Payment, PaymentState, WebhookEvent
@@ -65,6 +66,13 @@ def simulator_access(user) -> SimulatorAccess:
     if households:
         return SimulatorAccess("resident", households, list(signing_banks.order_by("msp_id")))
     return SimulatorAccess("", [], [])
+
+
+def campaign_utility(slug: str) -> str:
+    """The msp id of the utility a campaign's donations pay (from its ledger record), or ""."""
+    state = world_state(DEVICES_NAMESPACE, [campaign_key(slug)]).get(campaign_key(slug))
+    utility = state.get("utility") if isinstance(state, dict) else None
+    return utility if isinstance(utility, str) else ""
 
 
 def organisations_of_types(*types: str) -> QuerySet[Organisation]:

@@ -6,7 +6,7 @@ through the dispatch table to a seller chaincode and invoked as the bank's webho
 (``claims``), so a redelivery, even a concurrent one, changes nothing; every delivery, accepted
 or not, leaves exactly one audit row (``deliveries``, which also lists the status codes). Bank
 signing secrets and their in-memory copy live in ``secrets``; the simulator that plays the bank
-in ``simulator``."""
+in ``simulator``. Refunds we send (the outbox, its sender and sweep) live in ``refunds``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .credits import PaymentOutcome, payment_credit
 from .deliveries import WebhookOutcome, WebhookRefused
 from .providers.bank import bank_webhook_receive
 from .providers.stripe import stripe_webhook_receive
+from .refunds import RefundRefused, payment_refund_request, refund_send, refunds_send_due
 from .secrets import WEBHOOK_IDENTITY, bank_secret_create, bank_secret_deactivate, bank_secret_reveal
 from .simulator import bank_notification_body, simulated_payment_send
 
@@ -28,6 +29,10 @@ __all__ = [
     "bank_secret_deactivate",
     "bank_secret_reveal",
     "bank_webhook_receive",
+    "payment_refund_request",
+    "RefundRefused",
+    "refund_send",
+    "refunds_send_due",
     "simulated_payment_send",
     "stripe_webhook_receive",
 ]

@@ -10,6 +10,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.db import OperationalError
 
+from . import refunds
 from .reconciliation import services
 from .reconciliation.models import ReconciliationRun
 from .reconciliation.progress import RunProgressRecorder
@@ -40,3 +41,16 @@ def reconcile_statements_inbox(source: str, scope: str = "") -> list[int]:
     for run_id in run_ids:
         reconcile_payments.delay(run_id, take_over=True)
     return run_ids
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def payment_refund_send(refund_id: int) -> str:
+    """One attempt at sending a requested refund (see payments/refunds.py): delivered twice, the
+    second finds the row taken or sent; a failed attempt is retried by the sweep."""
+    return refunds.refund_send(refund_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def payment_refunds_sweep() -> int:
+    """Beat's entry: send the refunds still requested whose lease or back-off has passed."""
+    return refunds.refunds_send_due()

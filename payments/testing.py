@@ -13,14 +13,26 @@ from django.test import Client
 
 from accounts.services import energy_accounts_open, invoke_as, service_identity, user_signup
 from ledger import services as ledger
-from ledger.keys import UTILITY_SHARDS, credit_account, household_account, utility_account
-from ledger.models import Account, Identity, Organisation, OrgType
+from ledger.keys import (
+    ENERGY,
+    UTILITY_SHARDS,
+    credit_account,
+    device_account,
+    escrow_account,
+    household_account,
+    match_account,
+    pool_account,
+    utility_account,
+)
+from ledger.models import Account, AccountKind, Identity, Organisation, OrgType
 
 from .secrets import bank_secret_create
 from .signing import signature_header
 
 PAID_AT = "2026-03-01T12:00:00+00:00"  # after the prices' effective time
 PRICES_FROM = "2026-01-01T00:00:00+00:00"
+CAMPAIGN_END = "2030-01-01T00:00:00+00:00"  # campaigns and group fundings outlast the tests' clock
+CHARITY_MSP = "helping-hands"
 RETAIL_PRICE, WHOLESALE_PRICE = 800, 500  # paise per kWh
 SHARD_STOCK = 1_000_000  # Wh minted into each utility shard
 BANK_SECRET = "gcwh_test_primary_secret"
@@ -67,6 +79,55 @@ class Market:
         org = ledger.organisation_create(msp_id=msp_id, name=msp_id, org_type=OrgType.HOUSEHOLD)
         energy_accounts_open(organisation=org)
         return org
+
+    # --- charity campaigns and group fundings (charity-pool) --------------------------------
+    def charity(self) -> tuple[Organisation, Identity]:
+        """The charity running the tests' campaigns, and its operator (created once)."""
+        org = Organisation.objects.filter(msp_id=CHARITY_MSP).first()
+        if org is None:
+            org = ledger.organisation_create(msp_id=CHARITY_MSP, name="Helping Hands", org_type=OrgType.CHARITY)
+            return org, service_identity(organisation=org, name="operator")
+        return org, Identity.objects.get(organisation=org, name="operator")
+
+    def charity_invoke(self, function: str, args: dict[str, Any], *, as_utility: bool = False) -> ledger.InvokeResult:
+        identity = self.operator if as_utility else self.charity()[1]
+        return invoke_as(identity=identity, chaincode="charity-pool", function=function, args=args,
+                         idempotency_key=f"charity-{next(_ids)}-{time.monotonic_ns()}")
+
+    def open_campaign(self, slug: str, **overrides: Any) -> ledger.InvokeResult:
+        """A campaign of the utility's, in INR, taking donations from PRICES_FROM on: its pool
+        opened as the charity app does, then ``charity-pool.open``."""
+        org, _ = self.charity()
+        for key, asset in ((pool_account(slug), ENERGY), (pool_account(slug), "INR"), (match_account(slug), ENERGY)):
+            ledger.account_open(key=key, asset=asset, organisation=org, kind=AccountKind.POOL)
+        args = {"campaign": slug, "utility": self.utility.msp_id, "currency": "INR", "goal": 1_000_000,
+                "minimum": 0, "start": PRICES_FROM, "end": CAMPAIGN_END, "rule": "equal", "leftover": "refund",
+                "beneficiaries": []}
+        args.update(overrides)
+        result = self.charity_invoke("open", args)
+        assert result.ok, result.reason
+        return result
+
+    def open_group(self, slug: str, *, goal: int = 1_000_000, device: str = "SL-PAY-1") -> ledger.InvokeResult:
+        """A group funding for a street light of the utility's, its escrow opened as the app does."""
+        if not Account.objects.filter(key=device_account(device)).exists():
+            ledger.account_open(key=device_account(device), asset=ENERGY, organisation=self.utility,
+                                kind=AccountKind.DEVICE)
+        ledger.account_open(key=escrow_account(slug), asset=ENERGY, organisation=self.utility,
+                            kind=AccountKind.ESCROW)
+        result = invoke_as(identity=self.operator, chaincode="charity-pool", function="group_open",
+                           args={"group": slug, "device": device, "goal": goal, "deadline": "2029-06-01T00:00:00+00:00",
+                                 "window_start": "2029-06-01T00:00:00+00:00",
+                                 "window_end": "2029-06-02T00:00:00+00:00"},
+                           idempotency_key=f"group-{next(_ids)}-{time.monotonic_ns()}")
+        assert result.ok, result.reason
+        return result
+
+    def donation(self, campaign: str, **overrides: Any) -> dict[str, Any]:
+        """A bank's notification of a donation to ``campaign`` (metadata names it)."""
+        body = self.notification(chaincode="charity-pool", metadata={"campaign": campaign})
+        body.update(overrides)
+        return body
 
     # --- the bank's side ------------------------------------------------------------------
     def notification(self, **overrides: Any) -> dict[str, Any]:

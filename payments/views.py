@@ -36,7 +36,17 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     return JsonResponse(outcome.body, status=outcome.http_status)
 
 
-PREFILL = ("payer", "payee", "chaincode", "bank", "currency", "amount")
+PREFILL = ("payer", "payee", "chaincode", "bank", "currency", "amount", "campaign")
+RESIDENT_CHAINCODES = ("retail-seller", "charity-pool")
+
+
+def _donation_metadata(data: dict, user) -> dict | None:
+    """A donation's metadata, as a bank or Stripe would carry it: the campaign, and off the
+    chain the donor's name, their consent to show it, and the signed-in tester as the donor."""
+    if data["chaincode"] != "charity-pool":
+        return None
+    return {"campaign": data["campaign"], "donor_name": data.get("donor_name", ""),
+            "show_name": bool(data.get("show_name")), "donor_user": user.pk}
 
 
 @login_required
@@ -49,8 +59,8 @@ def simulator(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if access.mode == "resident":
             own = {o.msp_id for o in access.households}
-            if request.POST.get("payer") not in own or request.POST.get("chaincode") != "retail-seller":
-                raise PermissionDenied("residents may only buy coins for their own household")
+            if request.POST.get("payer") not in own or request.POST.get("chaincode") not in RESIDENT_CHAINCODES:
+                raise PermissionDenied("residents may only buy coins for, or donate from, their own household")
         form = SimulatorForm(request.POST, access=access)
         if form.is_valid():
             data = form.cleaned_data
@@ -58,20 +68,28 @@ def simulator(request: HttpRequest) -> HttpResponse:
             try:
                 outcome = services.simulated_payment_send(bank=bank, payer=data["payer"], payee=data["payee"],
                                                           chaincode=data["chaincode"], amount=data["amount_minor"],
-                                                          currency=data["currency"])
+                                                          currency=data["currency"],
+                                                          metadata=_donation_metadata(data, request.user))
             except services.WebhookRefused as exc:
                 form.add_error(None, exc.message)
     else:
         initial = {name: request.GET[name] for name in PREFILL if request.GET.get(name)}
+        if initial.get("campaign"):  # ?campaign=<slug>: a donation to it, paid to its utility
+            initial["chaincode"] = "charity-pool"
+            utility = selectors.campaign_utility(initial["campaign"])
+            if utility and "payee" not in initial:
+                initial["payee"] = utility
         if access.mode == "resident" and access.households:
             initial.setdefault("payer", access.households[0].msp_id)
-            initial["chaincode"] = "retail-seller"
+            if initial.get("chaincode") not in RESIDENT_CHAINCODES:
+                initial["chaincode"] = "retail-seller"
         form = SimulatorForm(initial=initial, access=access)
     result = None
     if outcome is not None:
         wh = outcome.body.get("wh")
         result = {"outcome": outcome, "body": outcome.body, "ok": outcome.http_status == 200,
-                  "kwh": None if wh is None else format_amount(wh, 3)}  # kWh, 3 decimals
+                  "kwh": None if wh is None else format_amount(wh, 3),  # kWh, 3 decimals
+                  "campaign": form.cleaned_data.get("campaign", "")}
     context = {"form": form, "access": access, "result": result}
     template = "payments/_simulator_result.html" if request.htmx and request.method == "POST" else "payments/simulator.html"
     return render(request, template, context, status=200)

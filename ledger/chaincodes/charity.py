@@ -73,11 +73,15 @@ def _slug(ctx: Context, name: str = "campaign") -> str:
     return slug
 
 
+def _existing(ctx: Context, key: str, what: str) -> dict[str, Any]:
+    value = ctx.get_state(key)
+    if value is None:
+        raise ContractError(f"no {what}")
+    return value
+
+
 def _campaign(ctx: Context, slug: str) -> dict[str, Any]:
-    campaign = ctx.get_state(campaign_key(slug))
-    if campaign is None:
-        raise ContractError(f"no campaign {slug!r}")
-    return campaign
+    return _existing(ctx, campaign_key(slug), f"campaign {slug!r}")
 
 
 def _charity_only(ctx: Context, slug: str, campaign: dict) -> None:
@@ -542,9 +546,7 @@ def refund(ctx: Context) -> dict:
     if campaign["status"] not in STOPPED:
         raise ContractError(f"campaign {slug} is {campaign['status']}: nothing is refunded")
     key = donation_key(slug, donation_id)
-    donation = ctx.get_state(key)
-    if donation is None:
-        raise ContractError(f"no donation {donation_id} to campaign {slug}")
+    donation = _existing(ctx, key, f"donation {donation_id} to campaign {slug}")
     if donation["refunded"]:
         raise ContractError(f"donation {donation_id} to campaign {slug} was refunded already")
     basis = campaign["refund_basis"]
@@ -610,10 +612,7 @@ def refund_sponsor(ctx: Context) -> dict:
 # --- group funding ---------------------------------------------------------------------------
 
 def _group(ctx: Context, slug: str) -> dict[str, Any]:
-    group = ctx.get_state(group_key(slug))
-    if group is None:
-        raise ContractError(f"no group funding {slug!r}")
-    return group
+    return _existing(ctx, group_key(slug), f"group funding {slug!r}")
 
 
 @charity_pool.function(orgs=None)

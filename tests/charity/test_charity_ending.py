@@ -41,7 +41,9 @@ def test_cancellation_refunds_every_coin_donor_through_the_task(world):
     # The next pass has nothing left to do, and nothing is refunded twice.
     refunds = Transaction.objects.filter(function="refund").count()
     assert tasks.close_ended_campaigns.apply().get() == {"closed": 0, "refunded_campaigns": 0}
-    services.campaign_refund_all(campaign=campaign)  # by hand, again: replays
+    steps = []
+    report = services.campaign_refund_all(campaign=campaign, progress=lambda n, total, label: steps.append((n, total)))
+    assert report.complete and report.refunded == 2 and steps == [(1, 2), (2, 2)]  # by hand, again: replays
     assert Transaction.objects.filter(function="refund").count() == refunds
     assert world.coins(world.alice) == COINS
     assert_books_equal_the_ledger("heatwave")
