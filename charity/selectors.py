@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, TruncDate
@@ -45,6 +46,7 @@ from .models import (
 )
 
 BURN_DAYS = 30  # the transparency chart's days, today last
+BURNED_CACHE_SECONDS = 120
 SEARCH_MAX = 100
 
 
@@ -366,7 +368,13 @@ def burned_chart(campaign: Campaign, now: datetime | None = None):
     days = charts.day_list(now or timezone.now(), BURN_DAYS)
     start = timezone.localdate(campaign.starts_at)
     days = [d for d in days if d >= start] or days[-1:]
-    series = burned_by_day(campaign, first_day=days[0], last_day=days[-1])
+    # A public page: the sums scan every beneficiary meter's burns, so many visitors share one
+    # reading for a short while (a chart by day need not be fresher than this).
+    cache_key = f"charity:burned:{campaign.pk}:{days[0].isoformat()}:{days[-1].isoformat()}"
+    series = cache.get(cache_key)
+    if series is None:
+        series = burned_by_day(campaign, first_day=days[0], last_day=days[-1])
+        cache.set(cache_key, series, BURNED_CACHE_SECONDS)
     return charts.Chart(name="campaign-burned", kind="bars", unit=charts.KWH, scale=charts.ENERGY_SCALE,
                         period=_("Day"), title=_("Energy burned at beneficiaries from this campaign, per day"),
                         labels=[charts._day_label(d) for d, _wh in series],
