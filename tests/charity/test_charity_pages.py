@@ -66,6 +66,9 @@ def test_search_as_htmx_returns_only_the_rows(pw):
     response = Client().get("/campaigns/?q=heat", HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert response.status_code == 200 and html.startswith('<div id="campaign-rows"') and "<html" not in html
+    # going back to a searched list restores the whole page
+    restored = Client().get("/campaigns/?q=heat", HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert "<html" in restored.content.decode()
 
 
 # --- the campaign page -----------------------------------------------------------------------
