@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
+from django.db.models import BigIntegerField, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
@@ -28,6 +28,7 @@ from ledger.keys import (
     ENERGY,
     beneficiaries_key,
     campaign_key,
+    group_key,
     pool_account,
 )
 from ledger.models import Block, OrgType, Transaction, TxStatus
@@ -39,7 +40,6 @@ from .models import (
     CampaignStatus,
     CampaignUpdate,
     Contribution,
-    Disbursement,
     Donation,
     GroupFunding,
     GroupStatus,
@@ -48,11 +48,6 @@ from .models import (
 BURN_DAYS = 30  # the transparency chart's days, today last
 BURNED_CACHE_SECONDS = 120
 SEARCH_MAX = 100
-
-
-def group_key(slug: str) -> str:
-    """World state of a group funding (design: ``group/<slug>``)."""
-    return f"group/{slug}"
 
 
 # --- who may do what -----------------------------------------------------------------------
@@ -402,10 +397,6 @@ def receipt_for(user, receipt_number: str) -> Donation | None:
     return None
 
 
-def disbursement_list(campaign: Campaign) -> QuerySet[Disbursement]:
-    return campaign.disbursements.order_by("-created_at", "-id")
-
-
 # --- group funding ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -460,9 +451,3 @@ def device_choices_for_beneficiaries() -> QuerySet[Device]:
 
     return (Device.objects.filter(kind=DeviceKind.HOUSEHOLD_METER).exclude(state=EnrolmentState.RETIRED)
             .select_related("organisation").order_by("public_id"))
-
-
-def campaign_counts(campaigns: list[Campaign]) -> dict[int, int]:
-    """Donations per campaign (the list's "n donations")."""
-    return dict(Donation.objects.filter(campaign__in=campaigns).exclude(kind="roll").values("campaign")
-                .annotate(n=Count("id")).values_list("campaign", "n"))
