@@ -327,3 +327,14 @@ def test_the_campaigns_tab_is_marked(pw, path):
     html = html_of(pw, "alice", path)
     tabbar = html.split('class="tabbar"', 1)[1].split("</nav>", 1)[0]
     assert re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', tabbar) == ["Campaigns"]
+
+
+@pytest.mark.parametrize("language, words", [("hi", ["पारदर्शिता", "किसकी मदद होती है", "गुमनाम", "अभियान"]),
+                                             ("es", ["Transparencia", "A quién se ayuda", "Anónimo", "Campañas"])])
+def test_the_campaign_page_speaks_the_visitors_language(pw, language, words):
+    client = Client()
+    client.cookies["django_language"] = language
+    html = client.get(CAMPAIGN).content.decode()
+    assert f'<html lang="{language}">' in html
+    for word in words:
+        assert word in html, word
