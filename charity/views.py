@@ -33,7 +33,7 @@ from .models import Campaign, CampaignStatus, GroupStatus
 
 
 def _services():
-    # Imported when a write happens: the pages read without it.
+    # Imported when a write happens: reading a page needs none of the write path.
     from . import services
 
     return services
@@ -48,14 +48,22 @@ def _refusal(exc: Exception) -> str:
     return str(exc) or _("That could not be done.")
 
 
+def _refused(form_class, request: HttpRequest, exc: Exception):
+    """The form as submitted, with the refusal and a new idempotency key: what the ledger
+    recorded under the old key (a refusal) would be replayed, not tried again."""
+    from frontend.forms import new_idempotency_key
+
+    form = form_class({**request.POST.dict(), "idempotency_key": new_idempotency_key()})
+    form.is_valid()
+    form.add_error(None, _refusal(exc))
+    return form
+
+
 def _service_errors() -> tuple[type[Exception], ...]:
-    """The exceptions a service raises to refuse (shown to the user, never a server error)."""
-    services = _services()
-    found = tuple(e for e in (getattr(services, name, None) for name in
-                              ("CharityError", "CampaignError", "CampaignRejected", "DonationError", "GroupError",
-                               "LedgerRejected"))
-                  if isinstance(e, type) and issubclass(e, Exception))
-    return found or (ValueError,)
+    """What a service raises to refuse (shown to the user; nothing was recorded off-chain)."""
+    from .chain import CharityError
+
+    return (CharityError,)
 
 
 # --- campaigns -------------------------------------------------------------------------------
@@ -67,7 +75,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     progress = selectors.campaigns_progress(campaigns)
     context = {"rows": [(c, progress[c.pk]) for c in campaigns], "query": query,
                "may_create": selectors.is_charity_staff(request.user)}
-    if request.htmx:
+    if request.htmx and not request.htmx.history_restore_request:  # a restore needs the whole page
         return render(request, "charity/_campaign_rows.html", context)
     return render(request, "charity/campaign_list.html", context)
 
@@ -155,8 +163,7 @@ def campaign_donate(request: HttpRequest, slug: str) -> HttpResponse:
                 donor_name=data["donor_name"].strip() if data["show_name"] else "",
                 idempotency_key=str(data["idempotency_key"]))
         except _service_errors() as exc:
-            form = DonateCoinsForm.fresh(initial={"donor_name": data["donor_name"]})
-            form.add_error(None, _refusal(exc))
+            form = _refused(DonateCoinsForm, request, exc)
         else:
             messages.success(request, _("Thank you! Your donation is on the ledger. Receipt %(number)s.")
                              % {"number": donation.receipt_number})
@@ -184,8 +191,7 @@ def _staff_action(request: HttpRequest, slug: str, form_class, context_name: str
         try:
             act(campaign, form.cleaned_data)
         except _service_errors() as exc:
-            form = form_class.fresh(initial={k: v for k, v in form.cleaned_data.items() if k != "idempotency_key"})
-            form.add_error(None, _refusal(exc))
+            form = _refused(form_class, request, exc)
         else:
             messages.success(request, done)
             return redirect("charity:campaign", slug=slug)
@@ -232,9 +238,6 @@ def _campaign_forms(request: HttpRequest, *, editing: Campaign | None, charities
         next_choices = next_choices.exclude(pk=editing.pk)
     devices = list(selectors.device_choices_for_beneficiaries())
     kwargs = {"charities": charities, "currencies": _currencies(), "next_choices": next_choices, "editing": editing}
-    if request.method == "POST":
-        return (CampaignForm(request.POST, **kwargs),
-                BeneficiaryFormSet(request.POST, prefix="b", form_kwargs={"devices": devices}))
     initial, rows = {}, []
     if editing is not None:
         scale = kwargs["currencies"].get(editing.currency, 2)
@@ -248,6 +251,11 @@ def _campaign_forms(request: HttpRequest, *, editing: Campaign | None, charities
         }
         rows = [{"device": b.device.public_id, "label": b.label, "weight": b.weight}
                 for b in editing.beneficiaries.select_related("device").order_by("id")]
+    # Bound forms keep the initial values too: what changed is told from them, and disabled
+    # fields (what the ledger fixed) take them.
+    if request.method == "POST":
+        return (CampaignForm(request.POST, initial=initial, **kwargs),
+                BeneficiaryFormSet(request.POST, initial=rows, prefix="b", form_kwargs={"devices": devices}))
     return (CampaignForm(initial=initial, **kwargs),
             BeneficiaryFormSet(initial=rows, prefix="b", form_kwargs={"devices": devices}))
 
@@ -294,6 +302,12 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
                   status=400 if request.method == "POST" else 200)
 
 
+# Form fields that carry the terms the ledger holds, by the service argument each becomes.
+TERM_FIELDS = {"goal": "goal", "minimum": "minimum", "starts_at": "starts_at", "ends_at": "ends_at",
+               "trigger_starts_at": "trigger_starts_at", "trigger_ends_at": "trigger_ends_at", "rule": "rule",
+               "cap_kwh": "cap_wh", "leftover": "leftover", "next_campaign": "next_campaign"}
+
+
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def campaign_edit(request: HttpRequest, slug: str) -> HttpResponse:
@@ -306,7 +320,12 @@ def campaign_edit(request: HttpRequest, slug: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             services = _services()
-            services.campaign_edit(user=request.user, campaign=campaign, **_campaign_fields(data))
+            # Terms the ledger holds are passed only when the form changed them (the service
+            # refuses that: donors gave under them); a value typed to the minute is no change.
+            fields = _campaign_fields(data)
+            terms = {TERM_FIELDS[name]: fields[TERM_FIELDS[name]] for name in form.changed_data if name in TERM_FIELDS}
+            services.campaign_edit(user=request.user, campaign=campaign, title=fields["title"], story=fields["story"],
+                                   **terms)
             services.beneficiaries_set(user=request.user, campaign=campaign, beneficiaries=beneficiaries_of(formset))
         except _service_errors() as exc:
             form.add_error(None, _refusal(exc))
@@ -363,8 +382,7 @@ def group_detail(request: HttpRequest, slug: str) -> HttpResponse:
                 _services().group_contribute(user=request.user, group=group, amount_wh=form.amount_wh,
                                              idempotency_key=str(form.cleaned_data["idempotency_key"]))
             except _service_errors() as exc:
-                form = ContributeForm.fresh()
-                form.add_error(None, _refusal(exc))
+                form = _refused(ContributeForm, request, exc)
             else:
                 messages.success(request, _("Thank you! Your coins are in escrow for this light."))
                 return redirect("charity:group", slug=slug)
@@ -391,7 +409,7 @@ def group_new(request: HttpRequest, public_id: str) -> HttpResponse:
                 deadline=data["deadline"], window_start=data["window_start"], window_end=data["window_end"],
                 idempotency_key=str(data["idempotency_key"]))
         except _service_errors() as exc:
-            form.add_error(None, _refusal(exc))
+            form = _refused(GroupForm, request, exc)
         else:
             messages.success(request, _("Group funding started: share this page with your neighbours."))
             return redirect("charity:group", slug=group.slug)

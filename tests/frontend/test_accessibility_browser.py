@@ -35,7 +35,7 @@ DEMO_PASSWORD = "gridcoin-demo"
 
 # Links never followed: they change state (log out), are not pages (images, exports, the API),
 # or are Django's own (admin).
-SKIP_PATH = re.compile(r"^/(api|admin|static|webhooks|ws)/|^/accounts/logout/|\.(png|svg|csv|json|js|css)$")
+SKIP_PATH = re.compile(r"^/(api|admin|static|webhooks|ws)/|^/accounts/logout/|\.(png|svg|csv|json|js|css|pdf)$")
 
 # Collected in the page: tap targets that are too small, and elements poking out of the viewport
 # (outside any sideways-scrolling container, where overflow is the point).
