@@ -28,8 +28,6 @@ from tests.ledger_helpers import make_member
 
 from .charity_world import PRICE, T0, CharityWorld, assert_conserved, balance, build_charity_world, rejected_with
 
-pytestmark = pytest.mark.postgres
-
 
 @pytest.fixture
 def cw(db) -> CharityWorld:
