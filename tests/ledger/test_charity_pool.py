@@ -159,11 +159,7 @@ def test_a_cancelled_campaign_refunds_each_donation_once_pro_rata(cw):
 
 
 def test_group_funding_reaching_its_goal_funds_one_window_per_contributor(cw):
-    cw.open_escrow("lamp")
-    opened = cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "lamp", "device": "SL-0001", "goal": 1000, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0)
+    opened = cw.open_group()
     assert opened.ok, opened.reason
     assert cw.pool(cw.households["hh-alice"], "contribute", {"group": "lamp", "contribution": "c-1", "amount": 600}).ok
     done = cw.pool(cw.households["hh-bob"], "contribute", {"group": "lamp", "contribution": "c-2", "amount": 600})
@@ -174,11 +170,7 @@ def test_group_funding_reaching_its_goal_funds_one_window_per_contributor(cw):
 
 
 def test_group_funding_missing_its_goal_refunds_everyone(cw):
-    cw.open_escrow("lamp")
-    cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "lamp", "device": "SL-0001", "goal": 1000, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0)
+    cw.open_group()
     before = balance(household_account("hh-alice"))
     cw.pool(cw.households["hh-alice"], "contribute", {"group": "lamp", "contribution": "c-1", "amount": 600})
     rejected_with(cw.pool(cw.utility, "group_expire", {"group": "lamp"}), "runs until")
@@ -291,11 +283,7 @@ def test_a_sponsor_gets_the_matched_share_back_when_the_campaign_is_cancelled(cw
 
 
 def test_a_paid_group_contribution_buys_coins_into_escrow_for_the_household(cw):
-    cw.open_escrow("lamp")
-    cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "lamp", "device": "SL-0001", "goal": 5000, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0)
+    cw.open_group(goal=5000)
     ledger.account_open(key=credit_account("hh-bob", "utility"), asset="INR",
                         organisation=cw.households["hh-bob"].organisation)
     paid = cw.pool(cw.bank, "contribute_paid", {"event_id": "pay-9", "payer": "hh-bob", "payee": "utility",
@@ -304,15 +292,8 @@ def test_a_paid_group_contribution_buys_coins_into_escrow_for_the_household(cw):
     assert paid.ok, paid.reason
     assert (paid.result["wh"], paid.result["account"], paid.result["credit"]) == (1001, "household:hh-bob", 0)
     assert balance(escrow_account("lamp")) == 1001
-    rejected_with(cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "street", "device": "HM-ALICE", "goal": 5, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0), "no k account")
-    cw.open_escrow("street")
-    rejected_with(cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "street", "device": "HM-ALICE", "goal": 5, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0), "not a public device")
+    rejected_with(cw.open_group("street", device="SL-0001", escrow=False), "no k account")
+    rejected_with(cw.open_group("street", device="HM-ALICE"), "not a public device")
 
 
 def test_a_disbursement_through_invoke_batch_matches_invoke(cw):
