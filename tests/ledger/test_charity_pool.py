@@ -108,7 +108,8 @@ def test_refusals_of_disbursements_are_recorded(cw):
     inside = T0 + timedelta(days=3)
     rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"},
                           at=T0 + timedelta(days=1)), "trigger period")
-    for stranger in ("SL-0001", "CH-OFFICE", "household:helping-hands", pool_account("heat")):
+    for stranger in ("SL-0001", "CH-OFFICE", "household:helping-hands", pool_account("heat"),
+                     device_account("HM-ALICE")):
         rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1", "to": [stranger]},
                               at=inside), "not beneficiaries")
     rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1", "amount": 901},
@@ -344,3 +345,21 @@ def test_burned_energy_per_day_of_a_campaign(cw):
     per_day = selectors.campaign_burned_by_period("heat", since=T0, until=T0 + timedelta(days=60), bucket="day")
     assert per_day == {day_one.date(): 150, day_two.date(): 250}
     assert selectors.campaign_burned_by_period("other", since=T0, until=T0 + timedelta(days=60), bucket="day") == {}
+
+
+def test_the_charity_changes_its_beneficiaries_and_nobody_else(cw):
+    cw.open_campaign(beneficiaries=["HM-ALICE"])
+    rival = make_member("other-charity", "charity")
+    rejected_with(cw.pool(rival, "beneficiaries", {"campaign": "heat", "add": [{"device": "HM-BOB", "weight": 2}]}),
+                  "only the charity")
+    rejected_with(cw.pool(cw.charity, "beneficiaries", {"campaign": "heat", "add": [{"device": "CH-OFFICE"}]}),
+                  "belongs to the charity itself")
+    changed = cw.pool(cw.charity, "beneficiaries", {"campaign": "heat", "add": [{"device": "HM-BOB", "weight": 2}],
+                                                    "remove": ["HM-ALICE"]})
+    assert changed.ok and (changed.result["added"], changed.result["removed"]) == (["HM-BOB"], ["HM-ALICE"])
+    assert state(beneficiaries_key("heat")) == {"HM-BOB": {"weight": 2, "received": 0}}
+    cw.open_pool("theirs")
+    stolen = cw.pool(rival, "open", {"campaign": "theirs", "utility": "utility", "currency": "INR", "goal": 100,
+                                     "minimum": 0, "start": T0.isoformat(), "end": (T0 + timedelta(days=1)).isoformat(),
+                                     "rule": "equal", "leftover": "refund"}, at=T0)
+    rejected_with(stolen, "does not belong to the invoker's organisation")
