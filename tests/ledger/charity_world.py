@@ -70,6 +70,16 @@ class CharityWorld:
         ledger.account_open(key=escrow_account(group), asset=ENERGY, organisation=self.utility.organisation,
                             kind=AccountKind.ESCROW)
 
+    def open_group(self, group: str = "lamp", *, device: str = "SL-0001", goal: int = 1000,
+                   escrow: bool = True) -> ledger.InvokeResult:
+        """A group funding by Alice: deadline and window start a day after T0, the window lasts a day."""
+        if escrow:
+            self.open_escrow(group)
+        return self.pool(self.households["hh-alice"], "group_open", {
+            "group": group, "device": device, "goal": goal, "deadline": (T0 + timedelta(days=1)).isoformat(),
+            "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
+            at=T0)
+
     def donate(self, slug: str, event_id: str, amount: int, *, payer: str = "hh-alice",
                at: datetime | None = None) -> ledger.InvokeResult:
         paid_at = at or T0 + timedelta(hours=1)
