@@ -4,6 +4,8 @@ that run the same services as the scheduled tasks."""
 
 from django.contrib import admin, messages
 
+from ledger import admin as ledger_admin
+
 from . import services
 from .models import (
     Beneficiary,
@@ -17,27 +19,8 @@ from .models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
+class ReadOnlyInline(ledger_admin.ReadOnlyInline):
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class BeneficiaryInline(ReadOnlyInline):
@@ -53,7 +36,7 @@ class DisbursementInline(ReadOnlyInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ReadOnlyAdmin):
+class CampaignAdmin(ledger_admin.ReadOnlyAdmin):
     list_display = ["slug", "title", "charity", "status", "currency", "goal", "minimum", "starts_at", "ends_at",
                     "auto_disburse", "refunds_done_at"]
     list_filter = ["status", "rule", "leftover", "auto_disburse", "charity"]
@@ -87,7 +70,7 @@ class CampaignAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Donation)
-class DonationAdmin(ReadOnlyAdmin):
+class DonationAdmin(ledger_admin.ReadOnlyAdmin):
     list_display = ["receipt_number", "campaign", "kind", "amount", "currency", "wh", "matched_wh", "refunded_wh",
                     "refunded_amount", "show_name", "created_at"]
     list_filter = ["kind", "show_name", "campaign"]
@@ -97,13 +80,13 @@ class DonationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MatchPledge)
-class MatchPledgeAdmin(ReadOnlyAdmin):
+class MatchPledgeAdmin(ledger_admin.ReadOnlyAdmin):
     list_display = ["campaign", "sponsor_name", "cap_wh", "returned_wh", "tx_hash", "created_at"]
     list_select_related = ["campaign"]
 
 
 @admin.register(Disbursement)
-class DisbursementAdmin(ReadOnlyAdmin):
+class DisbursementAdmin(ledger_admin.ReadOnlyAdmin):
     list_display = ["campaign", "disbursement_id", "total_wh", "households", "remainder_wh", "automatic",
                     "created_at"]
     list_filter = ["automatic", "campaign"]
@@ -112,7 +95,7 @@ class DisbursementAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CampaignUpdate)
-class CampaignUpdateAdmin(ReadOnlyAdmin):
+class CampaignUpdateAdmin(ledger_admin.ReadOnlyAdmin):
     list_display = ["campaign", "title", "author", "posted_at"]
     search_fields = ["title", "body"]
     list_select_related = ["campaign", "author"]
@@ -125,7 +108,7 @@ class ContributionInline(ReadOnlyInline):
 
 
 @admin.register(GroupFunding)
-class GroupFundingAdmin(ReadOnlyAdmin):
+class GroupFundingAdmin(ledger_admin.ReadOnlyAdmin):
     list_display = ["slug", "title", "device", "organiser", "goal_wh", "deadline", "window_start", "window_end",
                     "status"]
     list_filter = ["status"]

@@ -7,11 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from django.db import connection
+from gridcoin.background import start_periodic
 
 logger = logging.getLogger(__name__)
-
-INTERVAL_SECONDS = 60.0
 
 
 def step() -> None:
@@ -24,20 +22,5 @@ def step() -> None:
             logger.exception("%s failed", task.name)
 
 
-def _run(stopped: threading.Event) -> None:
-    while not stopped.wait(INTERVAL_SECONDS):
-        try:
-            step()
-        finally:
-            connection.close()
-
-
-_started: threading.Event | None = None
-
-
 def start_background_scheduler() -> threading.Event:
-    global _started
-    if _started is None:
-        _started = threading.Event()
-        threading.Thread(target=_run, args=[_started], name="gridcoin-campaigns", daemon=True).start()
-    return _started
+    return start_periodic("campaigns", step)

@@ -1,34 +1,18 @@
 """The embedded default's sweep of deliveries due again (Celery beat runs
-``resend_due_deliveries`` in the full stack): a daemon thread, one step a minute."""
+``resend_due_deliveries`` in the full stack)."""
 
 from __future__ import annotations
 
-import logging
 import threading
 
-from django.db import connection
-
-logger = logging.getLogger(__name__)
-
-INTERVAL_SECONDS = 60.0
-_started: threading.Event | None = None
+from gridcoin.background import start_periodic
 
 
-def _run(stopped: threading.Event) -> None:
+def step() -> None:
     from .services import deliveries_resend_due
 
-    while not stopped.wait(INTERVAL_SECONDS):
-        try:
-            deliveries_resend_due()
-        except Exception:  # keep sweeping after a transient database error
-            logger.exception("notification delivery sweep failed")
-        finally:
-            connection.close()
+    deliveries_resend_due()
 
 
 def start_background_sweep() -> threading.Event:
-    global _started
-    if _started is None:
-        _started = threading.Event()
-        threading.Thread(target=_run, args=[_started], name="gridcoin-notifications", daemon=True).start()
-    return _started
+    return start_periodic("notifications", step)

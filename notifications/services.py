@@ -102,8 +102,9 @@ def notifications_create(*, kind: str, event_key: str, user_ids: Iterable[int] =
             recipients_query, params = query
             cursor.execute(
                 f"WITH r AS ({recipients_query}), ins AS (INSERT INTO {table} ({_NOTIFICATION_COLUMNS}) "
-                "SELECT r.user_id, %s, %s, %s::jsonb, %s, r.in_app, %s FROM r WHERE r.in_app OR r.email OR r.push"
-                f"{_ON_CONFLICT}) SELECT ins.id, ins.user_id, r.in_app, r.email, r.push FROM ins "
+                "SELECT r.user_id, %s, %s, %s::jsonb, %s, r.in_app, %s FROM r WHERE r.in_app OR r.email OR r.push "
+                # ids in user order, as on SQLite: the same event reads the same way everywhere
+                f"ORDER BY r.user_id{_ON_CONFLICT}) SELECT ins.id, ins.user_id, r.in_app, r.email, r.push FROM ins "
                 "JOIN r ON r.user_id = ins.user_id", [*params, kind, event_key, text, url, now])
             inserted = {pk: (user_id, selectors.channels_of(*flags)) for pk, user_id, *flags in cursor.fetchall()}
         else:

@@ -490,6 +490,7 @@ def test_a_request_waiting_on_a_concurrent_one_with_its_key_gets_that_refund(set
 def test_the_sweep_task_and_the_embedded_thread_send_due_refunds(market, settings, monkeypatch):
     import threading
 
+    from gridcoin.background import run_periodically
     from payments import scheduler
     from payments.tasks import payment_refund_send, payment_refunds_sweep
 
@@ -503,7 +504,6 @@ def test_the_sweep_task_and_the_embedded_thread_send_due_refunds(market, setting
     assert [c.idempotency_key for c in RecordingBank.calls] == ["k-sweep-1", "k-sweep-2"]
 
     stopped, swept = threading.Event(), []
-    monkeypatch.setattr(scheduler, "INTERVAL_SECONDS", 0)
     monkeypatch.setattr(refunds, "refunds_send_due", lambda: swept.append(1) or stopped.set())
-    scheduler._run(stopped)
+    run_periodically("refunds", scheduler.step, stopped, interval=0)
     assert swept == [1]
