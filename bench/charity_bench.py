@@ -134,9 +134,3 @@ def main() -> None:
     print(f"charity: {BENEFICIARIES:,} transfers through invoke_batch {batched:.2f} s (peak memory "
           f"{batch_peak:.0f} MB); disbursement / batch {ratio:.2f}× [target ≤ 1.5]", flush=True)
 
-
-if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    main()

@@ -5,10 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import gateway_bench, ledger_bench, payments_bench, reconcile_bench  # noqa: E402
+from bench import charity_bench, gateway_bench, ledger_bench, payments_bench, reconcile_bench  # noqa: E402
 
 if __name__ == "__main__":
     ledger_bench.main()
     payments_bench.main()
     reconcile_bench.main()
+    charity_bench.main()
     gateway_bench.main()

@@ -29,6 +29,7 @@ from accounts.models import Membership
 from ledger import services as ledger
 from ledger.keys import DEVICES_NAMESPACE, ENERGY, beneficiaries_key, match_account, pool_account
 from ledger.models import Account, AccountKind, Asset, Organisation, OrgType, StateEntry, Transaction
+from ledger.selectors import device_windows
 from ledger.units import kwh
 from meters.models import Device, DeviceKind
 
@@ -651,6 +652,20 @@ def _roll_donations(campaign: Campaign, tx_hash: str) -> None:
     _broadcast(target.slug)
 
 
+def _settle_ended_earmarks(campaign: Campaign, now: datetime) -> None:
+    """Before the close snapshots the pool, bring home what the campaign's ended funded windows
+    left unburned (``resident.settle``, as the window settlement scheduler would a minute
+    later, with the same idempotency keys): else those coins would reach the pool after the
+    refunds or the roll were reckoned."""
+    from meters.services import windows_settle_due
+
+    devices = list(campaign.beneficiaries.values_list("device__public_id", flat=True))
+    due = any(w.get("campaign") == campaign.slug and datetime.fromisoformat(w["end"]) <= now
+              for windows in device_windows(devices).values() for w in windows)
+    if due:
+        windows_settle_due(now)
+
+
 def campaign_close(*, campaign: Campaign | str, user=None, now: datetime | None = None) -> Campaign:
     """Close an ended campaign (``charity-pool.close``): below its minimum it failed, otherwise
     its leftover rule refunds (status refunding) or rolls into the next campaign (closed).
@@ -661,6 +676,7 @@ def campaign_close(*, campaign: Campaign | str, user=None, now: datetime | None 
         return campaign
     if (now or timezone.now()) < campaign.ends_at:
         raise CharityError(_("The campaign runs until %(end)s.") % {"end": campaign.ends_at.isoformat()})
+    _settle_ended_earmarks(campaign, now or timezone.now())
     result = invoke(identity, "close", {"campaign": campaign.slug}, f"charity-close:{campaign.slug}", proposed_at=now)
     campaign = _status_from_ledger(campaign, result.tx_hash)
     if campaign.leftover == LeftoverRule.ROLL and campaign.status == CampaignStatus.CLOSED:

@@ -4,7 +4,7 @@ secrets (retire only)."""
 from django.contrib import admin
 
 from . import services
-from .models import BankSecret, Payment, PaymentReversal, ProcessedEvent, WebhookEvent
+from .models import BankSecret, Payment, PaymentRefund, PaymentReversal, ProcessedEvent, WebhookEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -38,14 +38,39 @@ class PaymentReversalInline(admin.TabularInline):
         return False
 
 
+class PaymentRefundInline(admin.TabularInline):
+    model = PaymentRefund
+    extra = 0
+    can_delete = False
+    readonly_fields = ["idempotency_key", "amount", "state", "provider_reference", "attempts", "last_error",
+                       "created_at", "sent_at", "failed_at", "echo"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ["created", "provider", "scope", "payment_id", "chaincode", "payer", "payee", "amount", "currency",
-                    "state", "amount_reversed", "disputed", "credit_tx_hash"]
+    list_display = ["created", "provider", "scope", "payment_id", "chaincode", "purpose", "payer", "payee", "amount",
+                    "currency", "state", "amount_reversed", "disputed", "credit_tx_hash"]
     list_filter = ["provider", "state", "disputed", "chaincode"]
-    search_fields = ["payment_id", "payer", "payee", "credit_tx_hash"]
+    search_fields = ["payment_id", "payer", "payee", "purpose", "credit_tx_hash"]
     date_hierarchy = "created"
-    inlines = [PaymentReversalInline]
+    inlines = [PaymentReversalInline, PaymentRefundInline]
+
+
+@admin.register(PaymentRefund)
+class PaymentRefundAdmin(ReadOnlyAdmin):
+    """The refunds GridCoin sent (or is sending): a failed one needs a person (the coins were
+    booked back on the ledger before it was sent)."""
+
+    list_display = ["created_at", "idempotency_key", "payment", "amount", "state", "attempts", "provider_reference",
+                    "sent_at", "failed_at"]
+    list_filter = ["state"]
+    search_fields = ["idempotency_key", "provider_reference", "payment__payment_id"]
+    list_select_related = ["payment"]
+    raw_id_fields = ["payment", "echo"]
 
 
 @admin.register(ProcessedEvent)

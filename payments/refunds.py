@@ -107,6 +107,10 @@ def payment_refund_request(*, provider: str, scope: str, payment_id: str, amount
                                                              payment_id=payment_id).first()
         if payment is None:
             raise RefundRefused(f"no payment {payment_id!r} of {provider} {scope}".rstrip())
+        # A concurrent request with this key held the payment's lock before us: its row is ours.
+        existing = PaymentRefund.objects.select_related("payment").filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _same(existing, **match)
         if payment.state != PaymentState.CREDITED:
             raise RefundRefused(f"payment {payment_id!r} is {payment.state}: only a credited payment is refunded")
         left = refundable(payment)

@@ -561,11 +561,14 @@ def refund(ctx: Context) -> dict:
     if share:
         ctx.transfer(pool_account(slug), destination, share, ENERGY)
     if donation["kind"] == "roll" and share:
-        # The coins go back to the earlier campaign's pool: its books count them as not rolled.
+        # The coins go back to the earlier campaign's pool, not rolled after all; it refunds them
+        # to its own donors (none of whom was refunded: it had closed by rolling).
         earlier_slug = account_key_parts(destination)[1][0]
         earlier = ctx.get_state(campaign_key(earlier_slug))
         if earlier is not None:
-            ctx.put_state(campaign_key(earlier_slug), {**earlier, "rolled_wh": earlier["rolled_wh"] - share})
+            ctx.put_state(campaign_key(earlier_slug), {
+                **earlier, "rolled_wh": earlier["rolled_wh"] - share, "status": "refunding",
+                "refundable_wh": earlier["refundable_wh"] + share})
     ctx.put_state(key, {**donation, "refunded": True, "refunded_wh": share, "refunded_amount": refunded_amount})
     campaign = {**campaign, "refunded_wh": campaign["refunded_wh"] + share,
                 "refunded_amount": campaign["refunded_amount"] + refunded_amount}

@@ -12,7 +12,7 @@ from charity import services, tasks
 from charity.chain import campaign_state, pool_balance
 from charity.models import Campaign, Donation
 from ledger.models import Transaction
-from tests.charity.world import COINS, assert_books_equal_the_ledger, assert_ledger_verifies, worth
+from tests.charity.world import COINS, assert_books_equal_the_ledger, assert_ledger_verifies, burn, k, worth
 
 pytestmark = [pytest.mark.postgres]
 
@@ -66,14 +66,18 @@ def test_the_refund_rule_returns_the_leftover_pro_rata(world):
     world.give(world.alice, campaign, 6_000)
     world.give(world.bob, campaign, 2_000)
     services.disbursement_make(user=world.staff, campaign=campaign, amount_wh=4_000, idempotency_key="d1")
-    assert pool_balance("heatwave") == 4_000
+    assert pool_balance("heatwave") == 4_000 and k("device:HM-GRAN-1") == 2_000
+    burn(world.homes[0], 1, 1_000)  # Gran 1's fan uses 1 kWh of her share
     tasks.close_ended_campaigns.apply(kwargs={"now": after_the_end(campaign)}).get()
     campaign.refresh_from_db()
     assert campaign.status == "refunding"
-    # Half the pool was spent: each donor gets half of what they gave.
-    assert world.coins(world.alice) == COINS - 3_000 and world.coins(world.bob) == COINS - 1_000
+    # Before the close reckoned the pool, the ended earmarks came home (3 kWh unburned), so 7 of
+    # the 8 kWh given are refunded pro rata: Alice 6 × 7/8, Bob 2 × 7/8.
+    assert k("device:HM-GRAN-1") == 0 and k("device:HM-GRAN-2") == 0
+    assert world.coins(world.alice) == COINS - 750 and world.coins(world.bob) == COINS - 250
     assert pool_balance("heatwave") == 0
-    assert_books_equal_the_ledger("heatwave")
+    state = assert_books_equal_the_ledger("heatwave")
+    assert state["returned_wh"] == 3_000 and state["refunded_wh"] == 7_000
     assert_ledger_verifies()
 
 

@@ -99,6 +99,23 @@ def build_charity_world() -> CharityWorld:
                         homes=homes, light=light)
 
 
+def burn(device: Device, counter: int, import_wh: int, at=None):
+    """The device's meter reports its cumulative import register, signed with its own key."""
+    from ledger.readings import reading_payload
+    from meters.services import simulated_signer
+
+    at = at or timezone.now()
+    payload = reading_payload(device_kind=device.kind, invoker=f"{device.organisation.msp_id}/{device.public_id}",
+                              counter=counter, import_wh=import_wh, export_wh=0, timestamp=at)
+    result = ledger.invoke(chaincode="consumer", function="burn", invoker=device.identity,
+                           args={"counter": counter, "import_wh": import_wh, "export_wh": 0,
+                                 "timestamp": at.isoformat()},
+                           idempotency_key=f"reading:{counter}",
+                           signature=simulated_signer(device).sign(payload), proposed_at=at)
+    assert result.ok, result.reason
+    return result
+
+
 def worth(wh: int) -> int:
     """Minor units a coin donation of ``wh`` counts for at the test's retail price."""
     return wh * RETAIL_PRICE // 1000

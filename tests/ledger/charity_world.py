@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger import services as ledger
+from ledger.crypto import generate_private_key, public_bytes
 from ledger.keys import (
     ENERGY,
     UTILITY_SHARDS,
@@ -20,7 +21,7 @@ from ledger.keys import (
     pool_account,
     utility_account,
 )
-from ledger.models import Account, AccountKind, Transaction
+from ledger.models import Account, AccountKind, IdentityKind, Transaction
 from tests.ledger_helpers import Member, make_member
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)  # the campaign starts; every test's clock counts from here
@@ -37,6 +38,7 @@ class CharityWorld:
     bank: Member
     households: dict[str, Member]
     devices: dict[str, str] = field(default_factory=dict)  # household msp -> its meter's public id
+    meters: dict[str, Member] = field(default_factory=dict)  # public id -> the device's own signing identity
 
     def invoke(self, member: Member, chaincode: str, function: str, args: dict[str, Any], *,
                at: datetime | None = None, key: str | None = None) -> ledger.InvokeResult:
@@ -78,6 +80,9 @@ class CharityWorld:
              at: datetime | None = None) -> ledger.InvokeResult:
         return self.pool(self.households[household], "give", {"campaign": slug, "donation": donation, "amount": wh},
                          at=at)
+
+    def burn(self, device: str, wh: int, *, at: datetime | None = None) -> ledger.InvokeResult:
+        return self.invoke(self.meters[device], "consumer", "burn", {"amount": wh}, at=at)
 
     def mint(self, account: str, wh: int) -> None:
         result = self.invoke(self.utility, "token", "mint", {"to": account, "asset": ENERGY, "amount": wh})
@@ -121,6 +126,10 @@ def build_charity_world() -> CharityWorld:
         ledger.account_open(key=device_account(device), asset=ENERGY, organisation=member.organisation,
                             kind=AccountKind.DEVICE)
         world.devices[msp] = device
+        key = generate_private_key()
+        identity = ledger.identity_register(organisation=member.organisation, name=device, public_key=public_bytes(key),
+                                            kind=IdentityKind.DEVICE)
+        world.meters[device] = Member(member.organisation, identity, key)
     for device, owner in (("SL-0001", utility), ("CH-OFFICE", charity)):
         ledger.account_open(key=device_account(device), asset=ENERGY, organisation=owner.organisation,
                             kind=AccountKind.DEVICE)

@@ -7,18 +7,23 @@ from datetime import timedelta
 
 import pytest
 
+from ledger import services as ledger
+from ledger.batch import Request, invoke_batch
 from ledger.chaincodes.charity import shares_by_rule
 from ledger.chaincodes.energy_math import fiat_to_wh
 from ledger.keys import (
     beneficiaries_key,
     campaign_key,
+    credit_account,
     device_account,
+    escrow_account,
     household_account,
     match_account,
     pool_account,
     windows_key,
 )
 from ledger.models import StateEntry
+from tests.ledger_helpers import make_member
 
 from .charity_world import PRICE, T0, CharityWorld, assert_conserved, balance, build_charity_world, rejected_with
 
@@ -189,3 +194,158 @@ def test_shares_by_rule():
     assert shares_by_rule("equal", 100, listed, None) == {"a": 33, "b": 33, "c": 33}
     assert shares_by_rule("weights", 100, listed, None) == {"a": 20, "b": 60, "c": 20}
     assert shares_by_rule("cap", 100, listed, 100) == {"c": 10, "a": 45, "b": 45}
+
+
+def test_only_the_campaigns_charity_disburses_and_only_while_open_and_running(cw):
+    cw.open_campaign()
+    cw.give("heat", "g-1", 900)
+    rival = make_member("other-charity", "charity")
+    rejected_with(cw.pool(rival, "disburse", {"campaign": "heat", "disbursement": "d-1"}), "only the charity")
+    rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"},
+                          at=T0 - timedelta(hours=1)), "disburses only from")
+    rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"},
+                          at=T0 + timedelta(days=30)), "disburses only from")
+    assert cw.pool(cw.charity, "cancel", {"campaign": "heat", "reason": "storm"}).ok
+    rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"}), "is cancelled")
+
+
+def test_donations_refused_outside_the_campaign_or_twice(cw):
+    cw.open_campaign()
+    rejected_with(cw.donate("heat", "pay-1", 1000, at=T0 + timedelta(days=30)), "takes donations from")
+    assert cw.donate("heat", "pay-1", 1000).ok
+    rejected_with(cw.donate("heat", "pay-1", 1000), "exists already")
+    wrong = cw.pool(cw.bank, "donate", {"event_id": "pay-2", "payer": "", "payee": "utility", "amount": 100,
+                                        "currency": "EUR", "paid_at": (T0 + timedelta(hours=1)).isoformat(),
+                                        "campaign": "heat"})
+    rejected_with(wrong, "takes INR paid to utility")
+    stolen = cw.pool(cw.households["hh-bob"], "give", {"campaign": "heat", "donation": "g-1", "amount": 10,
+                                                      "from": household_account("hh-alice")})
+    rejected_with(stolen, "does not belong to the invoker's organisation")
+
+
+def test_earmarked_coins_cannot_be_given_or_pledged_or_contributed_away(cw):
+    cw.open_campaign()
+    cw.give("heat", "g-1", 900)
+    cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"})
+    alice, device = cw.households["hh-alice"], device_account("HM-ALICE")
+    rejected_with(cw.pool(alice, "give", {"campaign": "heat", "donation": "g-2", "amount": 1, "from": device}),
+                  "earmarked")
+    cw.open_pool("other")
+    rejected_with(cw.pool(alice, "pledge", {"campaign": "heat", "amount": 1, "from": device}), "earmarked")
+
+
+def test_burns_at_beneficiaries_report_the_campaign_they_drew_on(cw):
+    cw.open_campaign()
+    cw.give("heat", "g-1", 900)
+    cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"})
+    cw.mint(device_account("HM-BOB"), 1000)
+    burned = cw.burn("HM-ALICE", 100)
+    assert burned.ok and burned.result["campaigns"] == {"heat": 100}
+    plain = cw.mint(device_account("HM-CAROL"), 10) or cw.burn("HM-CAROL", 400)
+    assert plain.result["campaigns"] == {"heat": 300} and plain.result["burned"] == 310
+    assert "campaigns" not in cw.burn("HM-ALICE", 500, at=T0 + timedelta(days=31)).result  # window over: own coins
+
+
+def test_a_campaign_below_its_minimum_fails_and_refunds_fiat_to_the_utility(cw):
+    cw.open_campaign()
+    cw.donate("heat", "pay-1", 800)
+    rejected_with(cw.pool(cw.utility, "close", {"campaign": "heat"}), "runs until")
+    closed = cw.pool(cw.utility, "close", {"campaign": "heat"}, at=T0 + timedelta(days=30))
+    assert closed.ok and closed.result["status"] == "failed"
+    stock = sum(balance(f"utility:utility:{n}") for n in range(16))
+    refunded = cw.pool(cw.utility, "refund", {"campaign": "heat", "donation": "pay-1"})
+    assert refunded.result["refunded_wh"] == 1000 and refunded.result["refunded_amount"] == 800
+    assert sum(balance(f"utility:utility:{n}") for n in range(16)) == stock + 1000
+    books_equal_pool("heat")
+    assert_conserved()
+
+
+def test_a_successful_campaign_rolls_its_pool_into_the_next_and_the_sponsor_gets_the_rest(cw):
+    cw.open_campaign("winter", minimum=0, start=T0.isoformat(), end=(T0 + timedelta(days=90)).isoformat())
+    cw.open_campaign(leftover="roll", next="winter", minimum=100)
+    cw.pool(cw.households["hh-carol"], "pledge", {"campaign": "heat", "amount": 700,
+                                                  "from": household_account("hh-carol")})
+    cw.give("heat", "g-1", 500)
+    closed = cw.pool(cw.charity, "close", {"campaign": "heat"}, at=T0 + timedelta(days=30))
+    assert closed.ok, closed.reason
+    assert (closed.result["status"], closed.result["rolled_wh"], closed.result["next"]) == ("closed", 1000, "winter")
+    assert balance(pool_account("winter")) == 1000 and state(campaign_key("winter"))["donated_wh"] == 1000
+    sponsor = cw.pool(cw.utility, "refund_sponsor", {"campaign": "heat"})
+    assert sponsor.ok and (sponsor.result["refunded_wh"], sponsor.result["unused_wh"]) == (0, 200)
+    for slug in ("heat", "winter"):
+        books_equal_pool(slug)
+    assert_conserved()
+
+
+def test_a_sponsor_gets_the_matched_share_back_when_the_campaign_is_cancelled(cw):
+    cw.open_campaign()
+    cw.pool(cw.households["hh-carol"], "pledge", {"campaign": "heat", "amount": 700,
+                                                  "from": household_account("hh-carol")})
+    cw.give("heat", "g-1", 500)
+    cw.pool(cw.charity, "cancel", {"campaign": "heat", "reason": "no heat wave"})
+    carol = balance(household_account("hh-carol"))
+    sponsor = cw.pool(cw.charity, "refund_sponsor", {"campaign": "heat"})
+    assert (sponsor.result["refunded_wh"], sponsor.result["unused_wh"]) == (500, 200)
+    assert balance(household_account("hh-carol")) == carol + 700
+    rejected_with(cw.pool(cw.charity, "refund_sponsor", {"campaign": "heat"}), "refunded already")
+    books_equal_pool("heat")
+
+
+def test_a_paid_group_contribution_buys_coins_into_escrow_for_the_household(cw):
+    cw.open_escrow("lamp")
+    cw.pool(cw.households["hh-alice"], "group_open", {
+        "group": "lamp", "device": "SL-0001", "goal": 5000, "deadline": (T0 + timedelta(days=1)).isoformat(),
+        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
+        at=T0)
+    ledger.account_open(key=credit_account("hh-bob", "utility"), asset="INR",
+                        organisation=cw.households["hh-bob"].organisation)
+    paid = cw.pool(cw.bank, "contribute_paid", {"event_id": "pay-9", "payer": "hh-bob", "payee": "utility",
+                                                "amount": 801, "currency": "INR",
+                                                "paid_at": (T0 + timedelta(hours=1)).isoformat(), "group": "lamp"})
+    assert paid.ok, paid.reason
+    assert (paid.result["wh"], paid.result["account"], paid.result["credit"]) == (1001, "household:hh-bob", 0)
+    assert balance(escrow_account("lamp")) == 1001
+    rejected_with(cw.pool(cw.households["hh-alice"], "group_open", {
+        "group": "street", "device": "HM-ALICE", "goal": 5, "deadline": (T0 + timedelta(days=1)).isoformat(),
+        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
+        at=T0), "no k account")
+    cw.open_escrow("street")
+    rejected_with(cw.pool(cw.households["hh-alice"], "group_open", {
+        "group": "street", "device": "HM-ALICE", "goal": 5, "deadline": (T0 + timedelta(days=1)).isoformat(),
+        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
+        at=T0), "not a public device")
+
+
+def test_a_disbursement_through_invoke_batch_matches_invoke(cw):
+    cw.open_campaign(rule="weights", beneficiaries=None)
+    cw.give("heat", "g-1", 1000)
+    charity = cw.charity
+    (outcome,) = invoke_batch([Request(chaincode="charity-pool", function="disburse", invoker=charity.identity,
+                                       signer=charity.key, idempotency_key="batch-d-1",
+                                       proposed_at=T0 + timedelta(days=1),
+                                       args={"campaign": "heat", "disbursement": "d-1", "to": ["HM-ALICE", "HM-BOB"]})])
+    assert outcome.ok, outcome.reason
+    assert (outcome.result["total"], outcome.result["households"]) == (1000, 2)
+    assert state(windows_key("HM-ALICE"))[0]["remaining"] == 500
+    assert state(beneficiaries_key("heat"))["HM-BOB"]["received"] == 500
+    books_equal_pool("heat")
+
+
+def test_a_refunded_roll_goes_back_to_the_earlier_campaign_which_refunds_its_donors(cw):
+    cw.open_campaign("winter", minimum=0, start=T0.isoformat(), end=(T0 + timedelta(days=90)).isoformat())
+    cw.open_campaign(leftover="roll", next="winter", minimum=100)
+    cw.give("heat", "g-1", 500)
+    cw.give("heat", "g-2", 1500, household="hh-bob")
+    cw.pool(cw.charity, "close", {"campaign": "heat"}, at=T0 + timedelta(days=30))
+    cw.give("winter", "w-1", 2000, household="hh-carol", at=T0 + timedelta(days=31))
+    cw.pool(cw.charity, "cancel", {"campaign": "winter", "reason": "mild winter"}, at=T0 + timedelta(days=32))
+    back = cw.pool(cw.charity, "refund", {"campaign": "winter", "donation": "roll-heat"})
+    assert back.ok and (back.result["refunded_wh"], back.result["account"]) == (2000, pool_account("heat"))
+    heat = state(campaign_key("heat"))
+    assert (heat["status"], heat["refundable_wh"], heat["rolled_wh"]) == ("refunding", 2000, 0)
+    bob = balance(household_account("hh-bob"))
+    assert cw.pool(cw.utility, "refund", {"campaign": "heat", "donation": "g-2"}).result["refunded_wh"] == 1500
+    assert balance(household_account("hh-bob")) == bob + 1500
+    for slug in ("heat", "winter"):
+        books_equal_pool(slug)
+    assert_conserved()

@@ -290,6 +290,20 @@ def test_a_delayed_stripe_donation_keeps_the_donor_of_its_first_report(client, m
     assert (heard["donor_name"], heard["show_name"], heard["payer"]) == ("Meera", True, "hh-alice")
 
 
+def test_a_failed_stripe_donation_is_recorded_failed_and_a_later_success_credits_it(
+        client, market, stripe_bank, told):
+    failed = stripe_donation(market, "payment_intent.payment_failed", intent="pi_don_f", event_id="evt_don_f",
+                             amount=4000, donor_name="Ira")
+    assert post(client, failed).json()["status"] == "failed"
+    payment = Payment.objects.get()
+    assert (payment.state, payment.purpose, payment.details) == ("failed", "campaign:winter", {"donor_name": "Ira"})
+    assert told["donation"] == [] and balance(pool_account("winter")) == 0
+    retried = stripe_donation(market, "payment_intent.succeeded", intent="pi_don_f", event_id="evt_don_ok",
+                              amount=4000, donor_name="Ira")
+    assert post(client, retried).json()["status"] == "applied"
+    assert balance(pool_account("winter")) == wh_for(4000) and told["donation"][0]["donor_name"] == "Ira"
+
+
 # --- concurrency ------------------------------------------------------------------------------
 
 @pytest.mark.postgres

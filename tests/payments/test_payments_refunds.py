@@ -415,3 +415,73 @@ def build_stripe_bank():
     from ledger.models import OrgType
 
     return ledger.organisation_create(msp_id="stripebank", name="Stripe", org_type=OrgType.BANK)
+
+
+def test_the_admin_lists_refunds_read_only_with_their_payment(market, django_capture_on_commit_callbacks):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    payment = charity_payment(market)
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = request(payment, 2000, "charity-refund:winter:admin")
+    staff = get_user_model().objects.create_user(username="uma", password="uma-password-1", is_staff=True,
+                                                 is_superuser=True)
+    browser = Client()
+    browser.force_login(staff)
+    listing = browser.get("/admin/payments/paymentrefund/?q=charity-refund")
+    assert listing.status_code == 200 and "charity-refund:winter:admin" in listing.content.decode()
+    page = browser.get(f"/admin/payments/payment/{payment.pk}/change/")
+    assert page.status_code == 200 and "charity-refund:winter:admin" in page.content.decode()
+    assert browser.get("/admin/payments/paymentrefund/add/").status_code == 403
+    assert browser.post(f"/admin/payments/paymentrefund/{refund.pk}/delete/").status_code == 403
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_waiting_on_a_concurrent_one_with_its_key_gets_that_refund(settings):
+    """B asks while A's request (same key, the whole payment) is not committed: B waits on the
+    payment's lock, then finds A's row instead of finding nothing left to refund."""
+    import threading
+
+    from django.db import connection, transaction
+
+    settings.PAYMENTS_BANK_REFUND_SENDER = RECORDING_BANK
+    market = build_market()
+    payment = charity_payment(market, amount=5000)
+    a_requested, b_waiting = threading.Event(), threading.Event()
+    rows: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def a() -> None:
+        try:
+            with transaction.atomic():
+                rows["a"] = request(payment, 5000, "k-race").pk
+                a_requested.set()
+                assert b_waiting.wait(30)
+        finally:
+            connection.close()
+
+    def b() -> None:
+        try:
+            a_requested.wait(30)
+            rows["b"] = request(payment, 5000, "k-race").pk
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    assert a_requested.wait(30)
+    with connection.cursor() as cur:  # wait until B blocks on the payment's row lock
+        for _ in range(3000):
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = "
+                        "current_database()")
+            if cur.fetchone()[0]:
+                break
+            threading.Event().wait(0.01)
+    b_waiting.set()
+    for t in threads:
+        t.join()
+    assert errors == [] and rows["a"] == rows["b"] and PaymentRefund.objects.count() == 1
