@@ -24,7 +24,7 @@ from ledger.keys import (
     match_account,
     pool_account,
 )
-from ledger.models import Identity, Organisation
+from ledger.models import Identity, Organisation, Transaction, TxStatus
 from ledger.selectors import balances, world_state
 
 CHAINCODE = "charity-pool"
@@ -54,19 +54,46 @@ class LedgerRefused(CharityError):
         self.result = result
 
 
+MAX_KEY = 200  # the payments path's limit, below the ledger's
+
+
+def bounded_key(key: str) -> str:
+    """``key`` as the ledger and the payments path store it: a key past 200 characters (a
+    form's key after a prefix and a slug) keeps its first 150 and a digest of the whole, so it
+    stays the same for the same request and distinct for another."""
+    if len(key) <= MAX_KEY:
+        return key
+    return f"{key[:150]}~{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
 def invoke(identity: Identity, function: str, args: dict[str, Any], idempotency_key: str, *,
            proposed_at: datetime | None = None) -> ledger.InvokeResult:
     """``charity-pool.<function>`` as ``identity`` (custodial key). Not inside the caller's
     transaction: a refusal is recorded by the ledger even though the caller then raises."""
     try:
         result = accounts.invoke_as(identity=identity, chaincode=CHAINCODE, function=function, args=args,
-                                    idempotency_key=idempotency_key, proposed_at=proposed_at)
+                                    idempotency_key=bounded_key(idempotency_key), proposed_at=proposed_at)
     except ledger.IdempotencyConflict:
         raise CharityConflict(_("This request was already submitted with different values; reload the page "
                                 "and try again.")) from None
     if not result.ok:
         raise LedgerRefused(result)
     return result
+
+
+def attempt_key(identity: Identity, base: str) -> str:
+    """The idempotency key for the next attempt at a derived-key invocation: ``base`` until the
+    ledger accepted or refused it, then ``base#2``, ``base#3``... after refusals. The ledger
+    answers a reused key with its first result, so a refusal that no longer holds (the next
+    campaign opened since, say) needs a new key; an accepted attempt keeps answering."""
+    base = bounded_key(base)
+    tried = dict(Transaction.objects.filter(invoker=identity, idempotency_key__startswith=base).values_list(
+        "idempotency_key", "status"))
+    key, n = base, 1
+    while key in tried and tried[key] != TxStatus.VALID:
+        n += 1
+        key = f"{base}#{n}"
+    return key
 
 
 def automation_identity(organisation: Organisation) -> Identity:

@@ -15,28 +15,19 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from accounts import services as accounts
-from accounts.models import Membership
 from ledger import services as ledger
 from ledger.keys import ENERGY, escrow_account
-from ledger.models import Account, AccountKind, Organisation, OrgType, Transaction
+from ledger.models import Account, AccountKind, Organisation, OrgType
 from ledger.units import kwh
 from meters.models import PUBLIC_KINDS, Device
 
-from .chain import CharityError, NotPermitted, automation_identity, group_state, invoke, iso, short_hash
+from .acting import check_key, check_wh, first_try, holder_membership
+from .chain import CharityError, attempt_key, automation_identity, group_state, invoke, iso, short_hash
 from .models import Contribution, GroupFunding, GroupStatus
 
 logger = logging.getLogger(__name__)
 
 MAX_WINDOW = timedelta(days=7)
-
-
-def _membership(user, organisation: Organisation | None) -> Membership:
-    if user is None or not user.is_authenticated:
-        raise NotPermitted(_("Sign in to give coins."))
-    try:
-        return accounts.membership_for(user, organisation)
-    except Membership.DoesNotExist:
-        raise NotPermitted(_("You are not a member of any organisation that holds coins.")) from None
 
 
 def _escrow_owner(device: Device) -> Organisation:
@@ -62,10 +53,9 @@ def group_create(*, user, title: str, device: Device | str, goal_wh: int, deadli
     utility), ``charity-pool.group_open`` as the organiser, then the GroupFunding row. Without a
     ``slug`` one is made from the title and the form's ``idempotency_key``, so the same form
     submitted twice starts one group funding."""
-    membership = _membership(user, organisation)
+    membership = holder_membership(user, organisation)
     if not slug:
-        if not idempotency_key or len(idempotency_key) > 200:
-            raise CharityError(_("An idempotency key of 1 to 200 characters is required."))
+        check_key(idempotency_key)
         base = slugify(title or "")[:40].strip("-") or "group"
         slug = f"{base}-{short_hash(str(membership.identity.pk), idempotency_key, length=8)}"
     existing = GroupFunding.objects.filter(slug=slug).first()
@@ -138,15 +128,13 @@ def group_contribute(*, user, group: GroupFunding | str, amount_wh: int, idempot
     """Move ``amount_wh`` of the user's household coins into the group's escrow
     (``charity-pool.contribute``); the contribution that reaches the goal funds the device."""
     group = _group(group)
-    if not idempotency_key or len(idempotency_key) > 200:
-        raise CharityError(_("An idempotency key of 1 to 200 characters is required."))
-    if isinstance(amount_wh, bool) or not isinstance(amount_wh, int) or amount_wh <= 0:
-        raise CharityError(_("The amount must be a positive number of Wh."))
-    membership = _membership(user, organisation)
+    check_key(idempotency_key)
+    amount_wh = check_wh(amount_wh)
+    membership = holder_membership(user, organisation)
     source = accounts.household_account_key(membership.organisation)
     key = f"charity-contribute:{idempotency_key}"
     contribution_id = "give-" + short_hash(str(membership.identity.pk), idempotency_key)
-    if not Transaction.objects.filter(invoker=membership.identity, idempotency_key=key).exists():
+    if first_try(membership.identity, key):
         if group.status != GroupStatus.OPEN or timezone.now() >= group.deadline:
             raise CharityError(_("This group funding is no longer collecting."))
         account = Account.objects.filter(key=source, asset_id=ENERGY).first()
@@ -185,11 +173,14 @@ def group_expire(*, group: GroupFunding | str, now: datetime | None = None) -> G
         return group
     if (now or timezone.now()) < group.deadline:
         raise CharityError(_("The group funding collects until %(deadline)s.") % {"deadline": group.deadline.isoformat()})
-    owner = Account.objects.select_related("organisation").get(key=escrow_account(group.slug), asset_id=ENERGY)
-    result = invoke(automation_identity(owner.organisation), "group_expire", {"group": group.slug},
-                    f"charity-group-expire:{group.slug}", proposed_at=now)
+    tx_hash = ""
+    if (group_state(group.slug) or {}).get("status", "open") == "open":  # else the ledger moved on: catch up
+        owner = Account.objects.select_related("organisation").get(key=escrow_account(group.slug), asset_id=ENERGY)
+        identity = automation_identity(owner.organisation)
+        tx_hash = invoke(identity, "group_expire", {"group": group.slug},
+                         attempt_key(identity, f"charity-group-expire:{group.slug}"), proposed_at=now).tx_hash
     with transaction.atomic():
-        _status_from_ledger(group, result.tx_hash)
+        _status_from_ledger(group, tx_hash)
         if group.status == GroupStatus.REFUNDED:
             group.contributions.update(refunded=True)
     return group

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
+from django.core.cache import cache
+from django.db.models import BigIntegerField, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
@@ -27,6 +28,7 @@ from ledger.keys import (
     ENERGY,
     beneficiaries_key,
     campaign_key,
+    group_key,
     pool_account,
 )
 from ledger.models import Block, OrgType, Transaction, TxStatus
@@ -38,19 +40,14 @@ from .models import (
     CampaignStatus,
     CampaignUpdate,
     Contribution,
-    Disbursement,
     Donation,
     GroupFunding,
     GroupStatus,
 )
 
 BURN_DAYS = 30  # the transparency chart's days, today last
+BURNED_CACHE_SECONDS = 120
 SEARCH_MAX = 100
-
-
-def group_key(slug: str) -> str:
-    """World state of a group funding (design: ``group/<slug>``)."""
-    return f"group/{slug}"
 
 
 # --- who may do what -----------------------------------------------------------------------
@@ -366,7 +363,13 @@ def burned_chart(campaign: Campaign, now: datetime | None = None):
     days = charts.day_list(now or timezone.now(), BURN_DAYS)
     start = timezone.localdate(campaign.starts_at)
     days = [d for d in days if d >= start] or days[-1:]
-    series = burned_by_day(campaign, first_day=days[0], last_day=days[-1])
+    # A public page: the sums scan every beneficiary meter's burns, so many visitors share one
+    # reading for a short while (a chart by day need not be fresher than this).
+    cache_key = f"charity:burned:{campaign.pk}:{days[0].isoformat()}:{days[-1].isoformat()}"
+    series = cache.get(cache_key)
+    if series is None:
+        series = burned_by_day(campaign, first_day=days[0], last_day=days[-1])
+        cache.set(cache_key, series, BURNED_CACHE_SECONDS)
     return charts.Chart(name="campaign-burned", kind="bars", unit=charts.KWH, scale=charts.ENERGY_SCALE,
                         period=_("Day"), title=_("Energy burned at beneficiaries from this campaign, per day"),
                         labels=[charts._day_label(d) for d, _wh in series],
@@ -392,10 +395,6 @@ def receipt_for(user, receipt_number: str) -> Donation | None:
     if donation.donor_id == user.pk or may_manage(user, donation.campaign):
         return donation
     return None
-
-
-def disbursement_list(campaign: Campaign) -> QuerySet[Disbursement]:
-    return campaign.disbursements.order_by("-created_at", "-id")
 
 
 # --- group funding ---------------------------------------------------------------------------
@@ -452,9 +451,3 @@ def device_choices_for_beneficiaries() -> QuerySet[Device]:
 
     return (Device.objects.filter(kind=DeviceKind.HOUSEHOLD_METER).exclude(state=EnrolmentState.RETIRED)
             .select_related("organisation").order_by("public_id"))
-
-
-def campaign_counts(campaigns: list[Campaign]) -> dict[int, int]:
-    """Donations per campaign (the list's "n donations")."""
-    return dict(Donation.objects.filter(campaign__in=campaigns).exclude(kind="roll").values("campaign")
-                .annotate(n=Count("id")).values_list("campaign", "n"))

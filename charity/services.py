@@ -1,5 +1,6 @@
-"""The write path of ``charity``: campaigns, donations, matching, disbursement, closing and
-refunds (group funding lives in ``charity.groups`` and is re-exported here).
+"""The write path of ``charity``: campaigns, donations, matching and disbursement here; the end
+of a campaign (cancel, close, refunds) in ``charity.ending`` and group funding in
+``charity.groups``, both re-exported here, so callers import one module.
 
 Every coin moves through the ``charity-pool`` chaincode (``charity.chain.invoke``), signed with
 the acting member's custodial identity, or for automation with the organisation's own
@@ -12,10 +13,8 @@ state."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -27,28 +26,46 @@ from django.utils.translation import gettext as _
 from accounts import services as accounts
 from accounts.models import Membership
 from ledger import services as ledger
+from ledger.chaincodes.charity import shares_by_rule
 from ledger.keys import DEVICES_NAMESPACE, ENERGY, beneficiaries_key, match_account, pool_account
-from ledger.models import Account, AccountKind, Asset, Organisation, OrgType, StateEntry, Transaction
-from ledger.selectors import device_windows
+from ledger.models import AccountKind, Asset, Organisation, OrgType, StateEntry
+from ledger.selectors import world_state
 from ledger.units import kwh
 from meters.models import Device, DeviceKind
 
-from . import live
+from .acting import (
+    campaign_of,
+    campaign_staff,
+    charity_membership,
+    check_key,
+    check_wh,
+    devices_after_commit,
+    donation_row_write,
+    first_try,
+    holder_membership,
+    progress_after_commit,
+    require_covered,
+)
 from .chain import (
     CharityConflict,
     CharityError,
     LedgerRefused,
     NotPermitted,
     automation_identity,
-    campaign_state,
     disbursement_state,
     donation_state,
-    donation_states,
     invoke,
     iso,
     pool_balance,
-    receipt_number,
     short_hash,
+)
+from .ending import (
+    RefundReport,
+    campaign_cancel,
+    campaign_close,
+    campaign_refund_all,
+    campaigns_close_due,
+    campaigns_refund_due,
 )
 from .groups import contribution_record_paid, group_contribute, group_create, group_expire, groups_expire_due
 from .models import (
@@ -68,80 +85,12 @@ __all__ = [
     "CharityConflict", "CharityError", "LedgerRefused", "NotPermitted", "RefundReport",
     "beneficiaries_set", "campaign_cancel", "campaign_close", "campaign_create", "campaign_edit",
     "campaign_refund_all", "campaign_update_post", "campaigns_close_due", "campaigns_disburse_due",
-    "campaigns_refund_due", "charity_membership", "contribution_record_paid", "disbursement_make", "donation_give", "donation_record_paid",
-    "group_contribute", "group_create", "group_expire", "groups_expire_due", "match_pledge",
+    "campaigns_refund_due", "charity_membership", "contribution_record_paid", "disbursement_make",
+    "donation_give", "donation_record_paid", "group_contribute", "group_create", "group_expire",
+    "groups_expire_due", "match_pledge",
 ]
 
 logger = logging.getLogger(__name__)
-
-ENDED_STATUSES = (CampaignStatus.CANCELLED, CampaignStatus.FAILED, CampaignStatus.REFUNDING)
-MAX_KEY = 200
-
-
-# --- who may act ---------------------------------------------------------------------------------
-
-def charity_membership(user, organisation: Organisation | None = None) -> Membership:
-    """The user's membership in a charity (``organisation`` if given)."""
-    qs = Membership.objects.select_related("identity__organisation", "organisation").filter(
-        organisation__org_type=OrgType.CHARITY)
-    if organisation is not None:
-        qs = qs.filter(organisation=organisation)
-    membership = qs.filter(user=user).order_by("id").first() if user is not None and user.is_authenticated else None
-    if membership is None:
-        raise NotPermitted(_("Only a charity's staff can do this."))
-    return membership
-
-
-def _campaign_staff(user, campaign: Campaign) -> Membership:
-    try:
-        return charity_membership(user, campaign.charity)
-    except NotPermitted:
-        raise NotPermitted(_("Only the staff of the charity that runs this campaign can do this.")) from None
-
-
-def _holder_membership(user, organisation: Organisation | None) -> Membership:
-    if user is None or not user.is_authenticated:
-        raise NotPermitted(_("Sign in to give coins."))
-    try:
-        return accounts.membership_for(user, organisation)
-    except Membership.DoesNotExist:
-        raise NotPermitted(_("You are not a member of any organisation that holds coins.")) from None
-
-
-def _check_key(idempotency_key: str) -> None:
-    if not idempotency_key or len(idempotency_key) > MAX_KEY:
-        raise CharityError(_("An idempotency key of 1 to 200 characters is required."))
-
-
-def _check_wh(amount_wh: Any) -> int:
-    if isinstance(amount_wh, bool) or not isinstance(amount_wh, int) or amount_wh <= 0:
-        raise CharityError(_("The amount must be a positive number of Wh."))
-    return amount_wh
-
-
-def _first_try(identity, key: str) -> bool:
-    return not Transaction.objects.filter(invoker=identity, idempotency_key=key).exists()
-
-
-def _covered(account_key: str, amount_wh: int, name: str) -> None:
-    account = Account.objects.filter(key=account_key, asset_id=ENERGY).first()
-    if account is None:
-        raise CharityError(_("%(name)s has no energy account to give from.") % {"name": name})
-    if amount_wh > account.balance:
-        raise CharityError(_("Not enough coins: %(name)s holds %(held)s kWh, you asked to give %(asked)s kWh.")
-                           % {"name": name, "held": kwh(account.balance), "asked": kwh(amount_wh)})
-
-
-def _broadcast(slug: str) -> None:
-    transaction.on_commit(partial(live.progress_broadcast, slug))
-
-
-def _announce_devices(public_ids: Iterable[str]) -> None:
-    """Funded windows changed the devices' state: push it (websocket, relay) after commit."""
-    from meters import live as meters_live
-
-    for public_id in sorted(set(public_ids)):
-        transaction.on_commit(partial(meters_live.device_state_changed, public_id))
 
 
 # --- campaigns -----------------------------------------------------------------------------------
@@ -306,7 +255,7 @@ def campaign_edit(*, user, campaign: Campaign, title: str | None = None, story: 
     """Change the campaign's texts and automation (off-chain). The terms the ledger holds
     (``TERMS``: goal, dates, rule...) may be passed back unchanged, as an edit form does; a
     changed term is refused: donors gave under them."""
-    _campaign_staff(user, campaign)
+    campaign_staff(user, campaign)
     unknown = sorted(set(terms) - set(TERMS))
     if unknown:
         raise TypeError(f"campaign_edit() got unexpected arguments: {', '.join(unknown)}")
@@ -352,9 +301,9 @@ def beneficiaries_set(*, user, campaign: Campaign, beneficiaries: list[dict],
     removes the dropped devices; labels change off-chain. Without an ``idempotency_key`` the
     change is keyed by the list's version on the ledger: a retry after it applied finds
     nothing to change."""
-    membership = _campaign_staff(user, campaign)
+    membership = campaign_staff(user, campaign)
     if idempotency_key:
-        _check_key(idempotency_key)
+        check_key(idempotency_key)
     if campaign.status != CampaignStatus.OPEN:
         raise CharityError(_("The campaign has ended; its beneficiaries can no longer change."))
     devices = _beneficiary_devices(beneficiaries, campaign.charity, campaign.rule)
@@ -383,7 +332,7 @@ def beneficiaries_set(*, user, campaign: Campaign, beneficiaries: list[dict],
 @transaction.atomic
 def campaign_update_post(*, user, campaign: Campaign, title: str, body: str) -> CampaignUpdate:
     """A news post on the campaign's page (off-chain)."""
-    _campaign_staff(user, campaign)
+    campaign_staff(user, campaign)
     title, body = (title or "").strip(), (body or "").strip()
     if not title or len(title) > 140 or not body:
         raise CharityError(_("An update needs a title of at most 140 characters and some text."))
@@ -392,64 +341,34 @@ def campaign_update_post(*, user, campaign: Campaign, title: str, body: str) -> 
 
 # --- donations -----------------------------------------------------------------------------------
 
-def _donation_row(campaign: Campaign, donation_id: str, state: dict[str, Any], *, tx_hash: str, donor=None,
-                  donor_name: str = "", show_name: bool = False, payment_id: int | None = None) -> Donation:
-    """The Donation as the ledger recorded it (created once; a retry returns the first row)."""
-    kind = state.get("kind", DonationKind.COINS)
-    defaults = {
-        "kind": kind if kind in DonationKind.values else DonationKind.COINS,
-        "donor": donor, "donor_name": donor_name[:120], "show_name": bool(show_name and donor_name),
-        "amount": int(state.get("amount") or 0), "currency": state.get("currency") or campaign.currency,
-        "wh": int(state.get("wh") or 0), "matched_wh": int(state.get("matched_wh") or 0),
-        "refunded_wh": int(state.get("refunded_wh") or 0), "refunded_amount": int(state.get("refunded_amount") or 0),
-        "payment_id": payment_id, "tx_hash": tx_hash, "receipt_number": receipt_number(campaign.slug, donation_id),
-    }
-    try:
-        with transaction.atomic():
-            donation, _created = Donation.objects.get_or_create(campaign=campaign, donation_id=donation_id,
-                                                                defaults=defaults)
-    except IntegrityError:  # a concurrent recording won
-        donation = Donation.objects.get(campaign=campaign, donation_id=donation_id)
-    return donation
-
-
-def _open_campaign(campaign: Campaign | str) -> Campaign:
-    if isinstance(campaign, str):
-        found = Campaign.objects.select_related("charity", "utility").filter(slug=campaign).first()
-        if found is None:
-            raise CharityError(_("There is no campaign %(slug)s.") % {"slug": campaign})
-        campaign = found
-    return campaign
-
-
 def donation_give(*, user, campaign: Campaign | str, amount_wh: int, idempotency_key: str, anonymous: bool = False,
                   show_name: bool = False, donor_name: str = "", organisation: Organisation | None = None) -> Donation:
     """Give ``amount_wh`` of the user's household coins to the campaign (``charity-pool.give``,
     matched by the sponsor while the reserve lasts). ``anonymous``: no name is kept with the
     donation; otherwise ``donor_name`` (default: the user's name) is kept and shown publicly only
     with ``show_name`` (the donor's consent). The same key returns the first donation."""
-    campaign = _open_campaign(campaign)
-    _check_key(idempotency_key)
-    amount_wh = _check_wh(amount_wh)
-    membership = _holder_membership(user, organisation)
+    campaign = campaign_of(campaign)
+    check_key(idempotency_key)
+    amount_wh = check_wh(amount_wh)
+    membership = holder_membership(user, organisation)
     source = accounts.household_account_key(membership.organisation)
     key = f"charity-give:{idempotency_key}"
     donation_id = "give-" + short_hash(str(membership.identity.pk), idempotency_key)
-    if _first_try(membership.identity, key):  # a replay is answered by the ledger whatever moved since
+    if first_try(membership.identity, key):  # a replay is answered by the ledger whatever moved since
         if campaign.status != CampaignStatus.OPEN:
             raise CharityError(_("This campaign is no longer taking donations."))
         now = timezone.now()
         if not campaign.starts_at <= now < campaign.ends_at:
             raise CharityError(_("This campaign takes donations from %(start)s to %(end)s.")
                                % {"start": campaign.starts_at.isoformat(), "end": campaign.ends_at.isoformat()})
-        _covered(source, amount_wh, membership.organisation.name)
+        require_covered(source, amount_wh, membership.organisation.name)
     result = invoke(membership.identity, "give",
                     {"campaign": campaign.slug, "donation": donation_id, "amount": amount_wh, "from": source}, key)
     state = donation_state(campaign.slug, donation_id) or {"kind": DonationKind.COINS, "wh": amount_wh}
     name = "" if anonymous else (donor_name or user.get_full_name() or user.get_username()).strip()
-    donation = _donation_row(campaign, donation_id, state, tx_hash=result.tx_hash, donor=user, donor_name=name,
+    donation = donation_row_write(campaign, donation_id, state, tx_hash=result.tx_hash, donor=user, donor_name=name,
                              show_name=show_name and not anonymous)
-    _broadcast(campaign.slug)
+    progress_after_commit(campaign.slug)
     return donation
 
 
@@ -458,14 +377,14 @@ def donation_record_paid(*, campaign: Campaign | str, donation_id: str, tx_hash:
     """Record a fiat donation the payments path credited through ``charity-pool.donate``
     (called inside the crediting transaction; idempotent: a second call returns the first row).
     Read from the ledger's ``donation/<slug>/<id>``; None when the ledger holds no such donation."""
-    campaign = _open_campaign(campaign)
+    campaign = campaign_of(campaign)
     state = donation_state(campaign.slug, donation_id)
     if state is None:
         logger.warning("campaign %s: the ledger holds no donation %s to record", campaign.slug, donation_id)
         return None
-    donation = _donation_row(campaign, donation_id, state, tx_hash=tx_hash, donor=donor, donor_name=donor_name,
+    donation = donation_row_write(campaign, donation_id, state, tx_hash=tx_hash, donor=donor, donor_name=donor_name,
                              show_name=show_name, payment_id=payment)
-    _broadcast(campaign.slug)
+    progress_after_commit(campaign.slug)
     return donation
 
 
@@ -483,20 +402,20 @@ def match_pledge(*, user, campaign: Campaign | str, amount_wh: int, idempotency_
                  from_account: str | None = None, organisation: Organisation | None = None) -> MatchPledge:
     """A sponsor moves ``amount_wh`` into ``match:<slug>``; later donations are matched 1:1 until
     it is used up. One sponsor per campaign, who may top up (the row then adds the amount)."""
-    campaign = _open_campaign(campaign)
-    _check_key(idempotency_key)
-    amount_wh = _check_wh(amount_wh)
-    membership = _holder_membership(user, organisation)
+    campaign = campaign_of(campaign)
+    check_key(idempotency_key)
+    amount_wh = check_wh(amount_wh)
+    membership = holder_membership(user, organisation)
     source = _sponsor_account(membership, from_account)
     existing = MatchPledge.objects.filter(campaign=campaign).first()
     key = f"charity-pledge:{idempotency_key}"
-    first = _first_try(membership.identity, key)
+    first = first_try(membership.identity, key)
     if first:
         if campaign.status != CampaignStatus.OPEN:
             raise CharityError(_("This campaign is no longer taking pledges."))
         if existing is not None and existing.sponsor_id != membership.organisation_id:
             raise CharityError(_("This campaign already has a sponsor."))
-        _covered(source, amount_wh, membership.organisation.name)
+        require_covered(source, amount_wh, membership.organisation.name)
     result = invoke(membership.identity, "pledge", {"campaign": campaign.slug, "amount": amount_wh, "from": source},
                     key)
     if result.replayed and existing is not None:
@@ -510,7 +429,7 @@ def match_pledge(*, user, campaign: Campaign | str, amount_wh: int, idempotency_
             pledge.cap_wh += amount_wh
             pledge.tx_hash = result.tx_hash
             pledge.save(update_fields=["cap_wh", "tx_hash"])
-    _broadcast(campaign.slug)
+    progress_after_commit(campaign.slug)
     return pledge
 
 
@@ -537,8 +456,8 @@ def _disburse(campaign: Campaign, identity, disbursement_id: str, key: str, *, a
                           "tx_hash": result.tx_hash})
     except IntegrityError:
         disbursement = Disbursement.objects.get(campaign=campaign, disbursement_id=disbursement_id)
-    _broadcast(campaign.slug)
-    _announce_devices(_funded_devices(recorded, to, campaign))
+    progress_after_commit(campaign.slug)
+    devices_after_commit(_funded_devices(recorded, to, campaign))
     return disbursement
 
 
@@ -555,14 +474,14 @@ def disbursement_make(*, user, campaign: Campaign | str, idempotency_key: str, a
                       to: list[str] | None = None) -> Disbursement:
     """Charity staff turn the pool (or ``amount_wh`` of it) into funded windows for the
     beneficiaries (or the named subset ``to``), by the campaign's rule."""
-    campaign = _open_campaign(campaign)
-    membership = _campaign_staff(user, campaign)
-    _check_key(idempotency_key)
+    campaign = campaign_of(campaign)
+    membership = campaign_staff(user, campaign)
+    check_key(idempotency_key)
     if amount_wh is not None:
-        amount_wh = _check_wh(amount_wh)
+        amount_wh = check_wh(amount_wh)
     key = f"charity-disburse:{idempotency_key}"
     disbursement_id = "manual-" + short_hash(str(membership.identity.pk), idempotency_key)
-    if _first_try(membership.identity, key):
+    if first_try(membership.identity, key):
         if campaign.status != CampaignStatus.OPEN:
             raise CharityError(_("The campaign has ended; nothing more can be disbursed."))
         held = pool_balance(campaign.slug)
@@ -582,9 +501,10 @@ def _inside(now: datetime, start: datetime | None, end: datetime | None) -> bool
 
 def campaigns_disburse_due(*, now: datetime | None = None) -> list[Disbursement]:
     """Automatic disbursement: every open campaign with ``auto_disburse`` inside its window (and
-    its trigger period, if any) whose pool holds at least a Wh per beneficiary disburses the
-    whole pool, at most once per period (CHARITY_AUTO_DISBURSE_SECONDS): the disbursement id
-    names the period, so a second run in it replays."""
+    its trigger period, if any) whose pool gives some beneficiary a whole Wh by its rule
+    disburses the whole pool, at most once per period (CHARITY_AUTO_DISBURSE_SECONDS): the
+    disbursement id names the period, so a second run in it finds it done (or replays, if the
+    row was not written). Returns the disbursements made by this run."""
     now = now or timezone.now()
     every = int(_auto_disburse_every().total_seconds())
     period = int(now.timestamp()) // every * every
@@ -594,9 +514,13 @@ def campaigns_disburse_due(*, now: datetime | None = None) -> list[Disbursement]
     for campaign in campaigns:
         if not _inside(now, campaign.trigger_starts_at, campaign.trigger_ends_at):
             continue
-        if pool_balance(campaign.slug) < max(1, campaign.beneficiaries.count()):
-            continue
         disbursement_id = f"auto-{period}"
+        if Disbursement.objects.filter(campaign=campaign, disbursement_id=disbursement_id).exists():
+            continue
+        listed = world_state(DEVICES_NAMESPACE, [beneficiaries_key(campaign.slug)]).get(
+            beneficiaries_key(campaign.slug)) or {}
+        if not sum(shares_by_rule(campaign.rule, pool_balance(campaign.slug), listed, campaign.cap_wh).values()):
+            continue  # nothing to give (an empty pool, everyone at the cap): no refusal to record
         try:
             done.append(_disburse(campaign, automation_identity(campaign.charity), disbursement_id,
                                   f"charity-disburse:{campaign.slug}:{disbursement_id}", amount_wh=None, to=None,
@@ -604,234 +528,3 @@ def campaigns_disburse_due(*, now: datetime | None = None) -> list[Disbursement]
         except CharityError as exc:
             logger.info("campaign %s: automatic disbursement refused: %s", campaign.slug, exc)
     return done
-
-
-# --- the end: cancel, close, refund --------------------------------------------------------------
-
-def _status_from_ledger(campaign: Campaign, tx_hash: str) -> Campaign:
-    state = campaign_state(campaign.slug) or {}
-    status = state.get("status")
-    with transaction.atomic():
-        fields = ["closed_tx"]
-        campaign.closed_tx = tx_hash
-        if status in CampaignStatus.values:
-            campaign.status = status
-            fields.append("status")
-        campaign.save(update_fields=fields)
-    return campaign
-
-
-def campaign_cancel(*, user, campaign: Campaign | str, reason: str, idempotency_key: str = "") -> Campaign:
-    """Charity staff stop the campaign (``charity-pool.cancel``); donors are then refunded by
-    ``campaign_refund_all`` (the close task sweeps cancelled campaigns). A campaign is cancelled
-    once: the ledger key is the campaign's, whatever ``idempotency_key`` the form carries."""
-    campaign = _open_campaign(campaign)
-    membership = _campaign_staff(user, campaign)
-    reason = (reason or "").strip()
-    if not reason:
-        raise CharityError(_("Tell donors why the campaign is cancelled."))
-    if campaign.status != CampaignStatus.OPEN and campaign.closed_tx:
-        raise CharityError(_("The campaign has already ended."))
-    result = invoke(membership.identity, "cancel", {"campaign": campaign.slug, "reason": reason[:500]},
-                    f"charity-cancel:{campaign.slug}")
-    campaign = _status_from_ledger(campaign, result.tx_hash)
-    _broadcast(campaign.slug)
-    return campaign
-
-
-def _roll_donations(campaign: Campaign, tx_hash: str) -> None:
-    """A roll moved the pool into the next campaign, where the ledger recorded a ``roll``
-    donation: mirror it there."""
-    target = campaign.next_campaign
-    if target is None:
-        return
-    for donation_id, state in donation_states(target.slug).items():
-        if state.get("kind") == DonationKind.ROLL and not Donation.objects.filter(
-                campaign=target, donation_id=donation_id).exists():
-            _donation_row(target, donation_id, state, tx_hash=tx_hash, donor_name=campaign.title)
-    _broadcast(target.slug)
-
-
-def _settle_ended_earmarks(campaign: Campaign, now: datetime) -> None:
-    """Before the close snapshots the pool, bring home what the campaign's ended funded windows
-    left unburned (``resident.settle``, as the window settlement scheduler would a minute
-    later, with the same idempotency keys): else those coins would reach the pool after the
-    refunds or the roll were reckoned."""
-    from meters.services import windows_settle_due
-
-    devices = list(campaign.beneficiaries.values_list("device__public_id", flat=True))
-    due = any(w.get("campaign") == campaign.slug and datetime.fromisoformat(w["end"]) <= now
-              for windows in device_windows(devices).values() for w in windows)
-    if due:
-        windows_settle_due(now)
-
-
-def campaign_close(*, campaign: Campaign | str, user=None, now: datetime | None = None) -> Campaign:
-    """Close an ended campaign (``charity-pool.close``): below its minimum it failed, otherwise
-    its leftover rule refunds (status refunding) or rolls into the next campaign (closed).
-    ``user``: charity staff closing by hand; None: the charity's automation."""
-    campaign = _open_campaign(campaign)
-    identity = _campaign_staff(user, campaign).identity if user is not None else automation_identity(campaign.charity)
-    if campaign.status != CampaignStatus.OPEN:
-        return campaign
-    if (now or timezone.now()) < campaign.ends_at:
-        raise CharityError(_("The campaign runs until %(end)s.") % {"end": campaign.ends_at.isoformat()})
-    _settle_ended_earmarks(campaign, now or timezone.now())
-    result = invoke(identity, "close", {"campaign": campaign.slug}, f"charity-close:{campaign.slug}", proposed_at=now)
-    campaign = _status_from_ledger(campaign, result.tx_hash)
-    if campaign.leftover == LeftoverRule.ROLL and campaign.status == CampaignStatus.CLOSED:
-        _roll_donations(campaign, result.tx_hash)
-        # Nothing is refunded to donors, but an unused matching reserve goes back to the sponsor.
-        _refund_sponsor(campaign, automation_identity(campaign.charity), None, now)
-    _broadcast(campaign.slug)
-    return campaign
-
-
-@dataclass
-class RefundReport:
-    total: int = 0  # donations on the ledger
-    refunded: int = 0  # refunded now or before
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (donation id, reason)
-    payment_refunds: int = 0  # fiat refunds requested from the payments path
-    sponsor_wh: int = 0
-
-    @property
-    def complete(self) -> bool:
-        return not self.refused and self.refunded == self.total
-
-
-Progress = Callable[[int, int, str], None]
-
-
-def _request_payment_refund(campaign: Campaign, donation_id: str, donation: Donation | None,
-                            state: dict[str, Any]) -> bool:
-    """Ask the payments path to give a fiat donor their money back (its idempotency key is the
-    donation's, so asking again never refunds twice)."""
-    amount = int(state.get("refunded_amount") or 0)
-    if amount <= 0:
-        return False
-    from payments.models import Payment
-
-    payment = donation.payment if donation is not None and donation.payment_id else None
-    if payment is None and state.get("payment"):
-        payment = Payment.objects.filter(payment_id=state["payment"]).order_by("id").first()
-    if payment is None:
-        logger.warning("campaign %s: fiat donation %s has no payment to refund", campaign.slug, donation_id)
-        return False
-    from payments import services as payments
-
-    try:
-        payments.payment_refund_request(
-            provider=payment.provider, scope=payment.scope, payment_id=payment.payment_id, amount=amount,
-            reason=f"campaign {campaign.slug} {campaign.status}: donation refunded",
-            idempotency_key=f"charity-refund:{campaign.slug}:{donation_id}")
-    except ValueError as exc:  # payments' RefundRefused: the coins went back, the money did not yet
-        logger.error("campaign %s: the money of donation %s cannot be refunded: %s", campaign.slug, donation_id, exc)
-        raise
-    return True
-
-
-def _refund_donation(campaign: Campaign, identity, donation_id: str, state: dict[str, Any], row: Donation | None,
-                     report: RefundReport, now: datetime | None) -> None:
-    key = f"charity-refund:{campaign.slug}:{donation_id}"
-    if state.get("refunded"):  # refunded before: by this identity (found by its key) or another
-        tx_hash = Transaction.objects.filter(invoker=identity, idempotency_key=key).values_list(
-            "tx_hash", flat=True).first() or ""
-        report.refunded += 1
-        after = state
-    else:
-        try:
-            result = invoke(identity, "refund", {"campaign": campaign.slug, "donation": donation_id}, key,
-                            proposed_at=now)
-        except CharityError as exc:
-            report.refused.append((donation_id, str(exc)))
-            logger.warning("campaign %s: refund of %s refused: %s", campaign.slug, donation_id, exc)
-            return
-        report.refunded += 1
-        tx_hash = result.tx_hash
-        after = donation_state(campaign.slug, donation_id) or state
-    if row is not None and not row.refund_tx_hash:
-        row.refunded_wh = int(after.get("refunded_wh") or 0)
-        row.refunded_amount = int(after.get("refunded_amount") or 0)
-        row.refund_tx_hash = tx_hash
-        row.save(update_fields=["refunded_wh", "refunded_amount", "refund_tx_hash"])
-    if after.get("kind") == DonationKind.FIAT:
-        try:
-            if _request_payment_refund(campaign, donation_id, row, after):
-                report.payment_refunds += 1
-        except ValueError as exc:
-            report.refused.append((donation_id, str(exc)))
-
-
-def _refund_sponsor(campaign: Campaign, identity, report: RefundReport | None, now: datetime | None) -> None:
-    """The sponsor's share of the pool and the unused reserve back (once; nothing without one)."""
-    state = campaign_state(campaign.slug) or {}
-    if not state.get("sponsor"):
-        return
-    key = f"charity-refund-sponsor:{campaign.slug}"
-    if state.get("sponsor_refunded"):
-        tx_hash = Transaction.objects.filter(invoker=identity, idempotency_key=key).values_list(
-            "tx_hash", flat=True).first() or ""
-        returned = int(state.get("sponsor_refunded_wh") or 0) + int(state.get("match_returned_wh") or 0)
-    else:
-        try:
-            result = invoke(identity, "refund_sponsor", {"campaign": campaign.slug}, key, proposed_at=now)
-        except CharityError as exc:
-            if report is not None:
-                report.refused.append(("sponsor", str(exc)))
-            logger.warning("campaign %s: refund of the sponsor refused: %s", campaign.slug, exc)
-            return
-        tx_hash = result.tx_hash
-        returned = int(result.result.get("wh") or 0) if isinstance(result.result, dict) else 0
-    if report is not None:
-        report.sponsor_wh = returned
-    MatchPledge.objects.filter(campaign=campaign, refund_tx_hash="").update(returned_wh=returned,
-                                                                             refund_tx_hash=tx_hash)
-
-
-def campaign_refund_all(*, campaign: Campaign | str, progress: Progress | None = None,
-                        now: datetime | None = None) -> RefundReport:
-    """Refund every donation of a cancelled, failed or refunding campaign (``charity-pool.refund``,
-    one invocation per donation, keyed by it), then the sponsor (``refund_sponsor``). Coin
-    donors get coins back; a fiat donation's share returns to the utility and its
-    ``refunded_amount`` is requested back to the payer through ``payments``. ``progress(current,
-    total, label)`` is called after each donation. Safe to run again: done work replays."""
-    campaign = _open_campaign(campaign)
-    if campaign.status not in ENDED_STATUSES:
-        raise CharityError(_("Only a cancelled or failed campaign, or one whose leftover is refunded, "
-                             "can be refunded."))
-    identity = automation_identity(campaign.charity)
-    states = donation_states(campaign.slug)
-    report = RefundReport(total=len(states))
-    rows = {d.donation_id: d for d in campaign.donations.select_related("payment")}
-    for n, (donation_id, state) in enumerate(sorted(states.items()), start=1):
-        _refund_donation(campaign, identity, donation_id, state, rows.get(donation_id), report, now)
-        if progress is not None:
-            progress(n, report.total, donation_id)
-    _refund_sponsor(campaign, identity, report, now)
-    _broadcast(campaign.slug)
-    if report.complete:
-        Campaign.objects.filter(pk=campaign.pk, refunds_done_at__isnull=True).update(refunds_done_at=timezone.now())
-        campaign.refunds_done_at = campaign.refunds_done_at or timezone.now()
-    return report
-
-
-def campaigns_close_due(*, now: datetime | None = None) -> list[Campaign]:
-    """Close every open campaign whose end has passed (the close task, with refunds after it)."""
-    now = now or timezone.now()
-    closed = []
-    for campaign in Campaign.objects.select_related("charity").filter(status=CampaignStatus.OPEN, ends_at__lte=now):
-        try:
-            closed.append(campaign_close(campaign=campaign, now=now))
-        except CharityError as exc:
-            logger.warning("campaign %s: closing refused: %s", campaign.slug, exc)
-    return closed
-
-
-def campaigns_refund_due(*, now: datetime | None = None, progress: Progress | None = None) -> dict[str, RefundReport]:
-    """Refund every cancelled, failed or refunding campaign not yet fully refunded."""
-    reports = {}
-    for campaign in Campaign.objects.select_related("charity").filter(
-            status__in=ENDED_STATUSES, refunds_done_at__isnull=True).order_by("id"):
-        reports[campaign.slug] = campaign_refund_all(campaign=campaign, progress=progress, now=now)
-    return reports

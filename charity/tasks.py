@@ -38,10 +38,9 @@ def _progress(task):
 def disburse_due_campaigns(now: str | None = None) -> int:
     """Automatic disbursement for campaigns inside their window and trigger period."""
     done = services.campaigns_disburse_due(now=_when(now))
-    fresh = sum(1 for d in done if d is not None)
-    if fresh:
-        logger.info("disbursed %d campaign pool(s) automatically", fresh)
-    return fresh
+    if done:
+        logger.info("disbursed %d campaign pool(s) automatically", len(done))
+    return len(done)
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,

@@ -75,7 +75,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     progress = selectors.campaigns_progress(campaigns)
     context = {"rows": [(c, progress[c.pk]) for c in campaigns], "query": query,
                "may_create": selectors.is_charity_staff(request.user)}
-    if request.htmx:
+    if request.htmx and not request.htmx.history_restore_request:  # a restore needs the whole page
         return render(request, "charity/_campaign_rows.html", context)
     return render(request, "charity/campaign_list.html", context)
 

@@ -180,6 +180,12 @@ class Transaction(models.Model):
                 condition=Q(idempotency_key__isnull=False),
             ),
         ]
+        indexes = [
+            # Burns that drew on a charity's funded windows (``result.campaigns``), by time: a
+            # campaign's page charts them. Partial, so the gateway's other burns pay nothing.
+            models.Index(fields=["proposed_at"], name="tx_campaign_burns",
+                         condition=Q(chaincode="consumer", function="burn", result__has_key="campaigns")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.chaincode}.{self.function} {self.tx_hash[:12]}"

@@ -8,7 +8,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from django.db import connection, models
 from django.db.models import F, Q, QuerySet, Sum
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KT, KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, TruncDate, TruncHour
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -412,6 +412,21 @@ def meter_energy_by_period(*, identity_id: int, device_kind: str, since: datetim
             .annotate(total=Sum(Cast(KT(f"result__{reported}"), models.BigIntegerField())))
             .order_by("period"))
     return {row["period"]: int(row["total"] or 0) for row in rows}
+
+
+def campaign_burned_by_period(campaign: str, *, since: datetime, until: datetime,
+                               bucket: Bucket) -> dict[BucketKey, int]:
+    """Wh the beneficiaries' meters burned from a charity campaign's funded windows, per hour or
+    day in ``[since, until)`` (by the time the meters stamped their readings): the
+    ``campaigns`` of the accepted ``consumer.burn`` results. Periods without any are absent."""
+    burned = KeyTextTransform(campaign, KeyTransform("campaigns", "result"))
+    rows = (Transaction.objects
+            .filter(chaincode="consumer", function="burn", result__has_key="campaigns", status=TxStatus.VALID,
+                    proposed_at__gte=since, proposed_at__lt=until)
+            .annotate(wh=Cast(burned, models.BigIntegerField())).filter(wh__isnull=False)
+            .annotate(period=_truncated("proposed_at", bucket)).values("period")
+            .annotate(total=Sum("wh")).order_by("period"))
+    return {row["period"]: int(row["total"]) for row in rows}
 
 
 def energy_issuance_by_period(*, since: datetime, until: datetime, bucket: Bucket,

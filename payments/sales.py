@@ -56,7 +56,6 @@ class SaleRoute:
     payee_type: str
     accounts: Callable[[PaymentNotice, OrganisationRow | None, OrganisationRow], list[AccountSpec]]
     payer_optional: bool = False  # a donor without an account pays as payer ""
-    target: str = ""  # the chaincode argument naming the payment's purpose (campaign, group)
 
     @property
     def name(self) -> str:
@@ -99,9 +98,9 @@ SALE_ROUTES: dict[tuple[str, str], SaleRoute] = {
     ("wholesale-seller", "sell"): SaleRoute("wholesale-seller", "sell", OrgType.UTILITY, OrgType.PRODUCER,
                                             _wholesale_accounts),
     (CHARITY_CHAINCODE, "donate"): SaleRoute(CHARITY_CHAINCODE, "donate", OrgType.HOUSEHOLD, OrgType.UTILITY,
-                                             _donation_accounts, payer_optional=True, target="campaign"),
+                                             _donation_accounts, payer_optional=True),
     (CHARITY_CHAINCODE, "contribute_paid"): SaleRoute(CHARITY_CHAINCODE, "contribute_paid", OrgType.HOUSEHOLD,
-                                                      OrgType.UTILITY, _contribution_accounts, target="group"),
+                                                      OrgType.UTILITY, _contribution_accounts),
 }
 
 

@@ -84,13 +84,16 @@ def test_the_automatic_task_disburses_inside_the_trigger_period_only_once_per_pe
     assert pool_balance("hot") == 0 and pool_balance("later") == 1_000 and pool_balance("manual") == 1_000
     # New coins in the same period wait for the next one.
     world.give(world.bob, hot, 1_000)
-    assert tasks.disburse_due_campaigns.apply(kwargs={"now": this_period}).get() == 1  # replayed
+    assert tasks.disburse_due_campaigns.apply(kwargs={"now": this_period}).get() == 0
     assert Disbursement.objects.count() == 1 and pool_balance("hot") == 1_000
 
     # Inside the later campaign's trigger period (and a new period) both disburse.
     inside = (now + timedelta(hours=3)).isoformat()
     assert tasks.disburse_due_campaigns.apply(kwargs={"now": inside}).get() == 2
     assert pool_balance("later") == 0 and pool_balance("hot") == 0 and pool_balance("manual") == 1_000
+    # An empty pool in a new period: nothing asked of the ledger, so no refusal recorded.
+    assert tasks.disburse_due_campaigns.apply(kwargs={"now": (now + timedelta(hours=4)).isoformat()}).get() == 0
+    assert not Transaction.objects.filter(function="disburse", status="rejected").exists()
     for slug in ("hot", "later", "manual"):
         assert_books_equal_the_ledger(slug)
     assert_ledger_verifies()

@@ -112,3 +112,12 @@ def test_unused_reserve_returns_to_the_sponsor(world):
     assert world.coins(world.sponsor) == COINS  # 4 kWh matched share + 6 kWh never used
     assert k(match_account("heatwave")) == 0
     assert_books_equal_the_ledger("heatwave")
+
+
+def test_a_form_key_of_the_longest_length_still_gives_once(world):
+    campaign = world.campaign("a" * 60)
+    form = "k" * 200
+    first = services.donation_give(user=world.alice, campaign=campaign, amount_wh=500, idempotency_key=form)
+    again = services.donation_give(user=world.alice, campaign=campaign, amount_wh=500, idempotency_key=form)
+    assert first.pk == again.pk and world.coins(world.alice) == COINS - 500
+    assert len(Transaction.objects.get(tx_hash=first.tx_hash).idempotency_key) <= 200

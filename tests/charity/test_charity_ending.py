@@ -106,3 +106,41 @@ def test_a_campaign_cannot_be_closed_before_its_end(world):
     campaign.refresh_from_db()
     assert campaign.status == "open"
     assert worth(1000) == 800
+
+
+def test_a_refusal_that_no_longer_holds_does_not_stick(world):
+    """The ledger answers a reused key with its first result: a close refused once (asked too
+    early) must not keep the campaign open for ever."""
+    from charity.chain import automation_identity, invoke
+
+    campaign = world.campaign("heatwave", minimum=0)
+    world.give(world.alice, campaign, 1_000)
+    identity = automation_identity(world.charity)
+    with pytest.raises(services.LedgerRefused, match="runs until"):
+        invoke(identity, "close", {"campaign": "heatwave"}, "charity-close:heatwave")
+    assert tasks.close_ended_campaigns.apply(kwargs={"now": after_the_end(campaign)}).get()["closed"] == 1
+    campaign.refresh_from_db()
+    assert campaign.status == "refunding" and world.coins(world.alice) == COINS
+    assert Transaction.objects.get(tx_hash=campaign.closed_tx).idempotency_key == "charity-close:heatwave#2"
+
+
+def test_a_roll_into_a_campaign_that_is_not_open_is_refused_before_the_ledger(world):
+    later = world.campaign("winter", ends_at=timezone.now() + timedelta(days=60))
+    campaign = world.campaign("heatwave", minimum=0, leftover="roll", next_campaign=later)
+    services.campaign_cancel(user=world.staff, campaign=later, reason="Merged with another.")
+    before = Transaction.objects.count()
+    with pytest.raises(services.CharityError, match="not open"):
+        services.campaign_close(campaign=campaign, now=campaign.ends_at + timedelta(minutes=1))
+    assert Transaction.objects.count() == before
+
+
+def test_a_campaign_the_ledger_closed_already_catches_up(world):
+    from charity.chain import invoke
+
+    campaign = world.campaign("heatwave", minimum=0)
+    utility_operator = world.market.operator
+    invoke(utility_operator, "close", {"campaign": "heatwave"}, "utility-close",
+           proposed_at=campaign.ends_at + timedelta(minutes=1))
+    closed = services.campaign_close(campaign=campaign, now=campaign.ends_at + timedelta(minutes=2))
+    assert closed.status == "refunding"
+    assert Transaction.objects.filter(function="close").count() == 1

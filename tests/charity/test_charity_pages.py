@@ -66,6 +66,9 @@ def test_search_as_htmx_returns_only_the_rows(pw):
     response = Client().get("/campaigns/?q=heat", HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert response.status_code == 200 and html.startswith('<div id="campaign-rows"') and "<html" not in html
+    # going back to a searched list restores the whole page
+    restored = Client().get("/campaigns/?q=heat", HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert "<html" in restored.content.decode()
 
 
 # --- the campaign page -----------------------------------------------------------------------
@@ -324,3 +327,14 @@ def test_the_campaigns_tab_is_marked(pw, path):
     html = html_of(pw, "alice", path)
     tabbar = html.split('class="tabbar"', 1)[1].split("</nav>", 1)[0]
     assert re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', tabbar) == ["Campaigns"]
+
+
+@pytest.mark.parametrize("language, words", [("hi", ["पारदर्शिता", "किसकी मदद होती है", "गुमनाम", "अभियान"]),
+                                             ("es", ["Transparencia", "A quién se ayuda", "Anónimo", "Campañas"])])
+def test_the_campaign_page_speaks_the_visitors_language(pw, language, words):
+    client = Client()
+    client.cookies["django_language"] = language
+    html = client.get(CAMPAIGN).content.decode()
+    assert f'<html lang="{language}">' in html
+    for word in words:
+        assert word in html, word

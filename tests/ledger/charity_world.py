@@ -22,6 +22,7 @@ from ledger.keys import (
     utility_account,
 )
 from ledger.models import Account, AccountKind, IdentityKind, Transaction
+from ledger.verify import verify_chain
 from tests.ledger_helpers import Member, make_member
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)  # the campaign starts; every test's clock counts from here
@@ -69,6 +70,16 @@ class CharityWorld:
         ledger.account_open(key=escrow_account(group), asset=ENERGY, organisation=self.utility.organisation,
                             kind=AccountKind.ESCROW)
 
+    def open_group(self, group: str = "lamp", *, device: str = "SL-0001", goal: int = 1000,
+                   escrow: bool = True) -> ledger.InvokeResult:
+        """A group funding by Alice: deadline and window start a day after T0, the window lasts a day."""
+        if escrow:
+            self.open_escrow(group)
+        return self.pool(self.households["hh-alice"], "group_open", {
+            "group": group, "device": device, "goal": goal, "deadline": (T0 + timedelta(days=1)).isoformat(),
+            "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
+            at=T0)
+
     def donate(self, slug: str, event_id: str, amount: int, *, payer: str = "hh-alice",
                at: datetime | None = None) -> ledger.InvokeResult:
         paid_at = at or T0 + timedelta(hours=1)
@@ -94,10 +105,13 @@ def balance(key: str, asset: str = ENERGY) -> int:
 
 
 def assert_conserved() -> None:
-    """Every asset sums to zero over all its accounts (issuance included)."""
+    """Every asset sums to zero over all its accounts (issuance included), and the recorded
+    transactions replay to the balances and world state (``ledger_verify``)."""
     for asset in ("k", "INR"):
         total = sum(Account.objects.filter(asset_id=asset).values_list("balance", flat=True))
         assert total == 0, f"{asset} sums to {total}"
+    report = verify_chain()
+    assert report.ok, [str(p) for p in report.problems]
 
 
 def rejected_with(result: ledger.InvokeResult, words: str) -> None:

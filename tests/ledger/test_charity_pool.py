@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from ledger import selectors
 from ledger import services as ledger
 from ledger.batch import Request, invoke_batch
 from ledger.chaincodes.charity import shares_by_rule
@@ -26,8 +27,6 @@ from ledger.models import StateEntry
 from tests.ledger_helpers import make_member
 
 from .charity_world import PRICE, T0, CharityWorld, assert_conserved, balance, build_charity_world, rejected_with
-
-pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -109,7 +108,8 @@ def test_refusals_of_disbursements_are_recorded(cw):
     inside = T0 + timedelta(days=3)
     rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"},
                           at=T0 + timedelta(days=1)), "trigger period")
-    for stranger in ("SL-0001", "CH-OFFICE", "household:helping-hands", pool_account("heat")):
+    for stranger in ("SL-0001", "CH-OFFICE", "household:helping-hands", pool_account("heat"),
+                     device_account("HM-ALICE")):
         rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1", "to": [stranger]},
                               at=inside), "not beneficiaries")
     rejected_with(cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1", "amount": 901},
@@ -160,11 +160,7 @@ def test_a_cancelled_campaign_refunds_each_donation_once_pro_rata(cw):
 
 
 def test_group_funding_reaching_its_goal_funds_one_window_per_contributor(cw):
-    cw.open_escrow("lamp")
-    opened = cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "lamp", "device": "SL-0001", "goal": 1000, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0)
+    opened = cw.open_group()
     assert opened.ok, opened.reason
     assert cw.pool(cw.households["hh-alice"], "contribute", {"group": "lamp", "contribution": "c-1", "amount": 600}).ok
     done = cw.pool(cw.households["hh-bob"], "contribute", {"group": "lamp", "contribution": "c-2", "amount": 600})
@@ -175,11 +171,7 @@ def test_group_funding_reaching_its_goal_funds_one_window_per_contributor(cw):
 
 
 def test_group_funding_missing_its_goal_refunds_everyone(cw):
-    cw.open_escrow("lamp")
-    cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "lamp", "device": "SL-0001", "goal": 1000, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0)
+    cw.open_group()
     before = balance(household_account("hh-alice"))
     cw.pool(cw.households["hh-alice"], "contribute", {"group": "lamp", "contribution": "c-1", "amount": 600})
     rejected_with(cw.pool(cw.utility, "group_expire", {"group": "lamp"}), "runs until")
@@ -292,11 +284,7 @@ def test_a_sponsor_gets_the_matched_share_back_when_the_campaign_is_cancelled(cw
 
 
 def test_a_paid_group_contribution_buys_coins_into_escrow_for_the_household(cw):
-    cw.open_escrow("lamp")
-    cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "lamp", "device": "SL-0001", "goal": 5000, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0)
+    cw.open_group(goal=5000)
     ledger.account_open(key=credit_account("hh-bob", "utility"), asset="INR",
                         organisation=cw.households["hh-bob"].organisation)
     paid = cw.pool(cw.bank, "contribute_paid", {"event_id": "pay-9", "payer": "hh-bob", "payee": "utility",
@@ -305,15 +293,8 @@ def test_a_paid_group_contribution_buys_coins_into_escrow_for_the_household(cw):
     assert paid.ok, paid.reason
     assert (paid.result["wh"], paid.result["account"], paid.result["credit"]) == (1001, "household:hh-bob", 0)
     assert balance(escrow_account("lamp")) == 1001
-    rejected_with(cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "street", "device": "HM-ALICE", "goal": 5, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0), "no k account")
-    cw.open_escrow("street")
-    rejected_with(cw.pool(cw.households["hh-alice"], "group_open", {
-        "group": "street", "device": "HM-ALICE", "goal": 5, "deadline": (T0 + timedelta(days=1)).isoformat(),
-        "window_start": (T0 + timedelta(days=1)).isoformat(), "window_end": (T0 + timedelta(days=2)).isoformat()},
-        at=T0), "not a public device")
+    rejected_with(cw.open_group("street", device="SL-0001", escrow=False), "no k account")
+    rejected_with(cw.open_group("street", device="HM-ALICE"), "not a public device")
 
 
 def test_a_disbursement_through_invoke_batch_matches_invoke(cw):
@@ -349,3 +330,36 @@ def test_a_refunded_roll_goes_back_to_the_earlier_campaign_which_refunds_its_don
     for slug in ("heat", "winter"):
         books_equal_pool(slug)
     assert_conserved()
+
+
+def test_burned_energy_per_day_of_a_campaign(cw):
+    cw.open_campaign()
+    cw.give("heat", "g-1", 900)
+    cw.pool(cw.charity, "disburse", {"campaign": "heat", "disbursement": "d-1"})
+    cw.mint(device_account("HM-BOB"), 1000)
+    day_one, day_two = T0 + timedelta(hours=2), T0 + timedelta(days=1, hours=2)
+    cw.burn("HM-ALICE", 100, at=day_one)
+    cw.burn("HM-BOB", 50, at=day_one)
+    cw.burn("HM-BOB", 1000, at=day_two)  # 250 from the window, the rest its own coins
+    cw.burn("HM-CAROL", 10_000, at=T0 + timedelta(days=40))  # after the earmark: none of it counts
+    per_day = selectors.campaign_burned_by_period("heat", since=T0, until=T0 + timedelta(days=60), bucket="day")
+    assert per_day == {day_one.date(): 150, day_two.date(): 250}
+    assert selectors.campaign_burned_by_period("other", since=T0, until=T0 + timedelta(days=60), bucket="day") == {}
+
+
+def test_the_charity_changes_its_beneficiaries_and_nobody_else(cw):
+    cw.open_campaign(beneficiaries=["HM-ALICE"])
+    rival = make_member("other-charity", "charity")
+    rejected_with(cw.pool(rival, "beneficiaries", {"campaign": "heat", "add": [{"device": "HM-BOB", "weight": 2}]}),
+                  "only the charity")
+    rejected_with(cw.pool(cw.charity, "beneficiaries", {"campaign": "heat", "add": [{"device": "CH-OFFICE"}]}),
+                  "belongs to the charity itself")
+    changed = cw.pool(cw.charity, "beneficiaries", {"campaign": "heat", "add": [{"device": "HM-BOB", "weight": 2}],
+                                                    "remove": ["HM-ALICE"]})
+    assert changed.ok and (changed.result["added"], changed.result["removed"]) == (["HM-BOB"], ["HM-ALICE"])
+    assert state(beneficiaries_key("heat")) == {"HM-BOB": {"weight": 2, "received": 0}}
+    cw.open_pool("theirs")
+    stolen = cw.pool(rival, "open", {"campaign": "theirs", "utility": "utility", "currency": "INR", "goal": 100,
+                                     "minimum": 0, "start": T0.isoformat(), "end": (T0 + timedelta(days=1)).isoformat(),
+                                     "rule": "equal", "leftover": "refund"}, at=T0)
+    rejected_with(stolen, "does not belong to the invoker's organisation")

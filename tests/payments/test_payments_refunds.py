@@ -485,3 +485,25 @@ def test_a_request_waiting_on_a_concurrent_one_with_its_key_gets_that_refund(set
     for t in threads:
         t.join()
     assert errors == [] and rows["a"] == rows["b"] and PaymentRefund.objects.count() == 1
+
+
+def test_the_sweep_task_and_the_embedded_thread_send_due_refunds(market, settings, monkeypatch):
+    import threading
+
+    from payments import scheduler
+    from payments.tasks import payment_refund_send, payment_refunds_sweep
+
+    settings.PAYMENTS_BANK_REFUND_SENDER = RECORDING_BANK
+    RecordingBank.calls = []
+    payment = charity_payment(market)
+    first, second = request(payment, 1000, "k-sweep-1"), request(payment, 1000, "k-sweep-2")
+    assert payment_refund_send.apply(args=[first.pk]).get() == "sent"
+    assert payment_refunds_sweep.apply().get() == 1  # only the second was still due
+    assert PaymentRefund.objects.get(pk=second.pk).state == "sent"
+    assert [c.idempotency_key for c in RecordingBank.calls] == ["k-sweep-1", "k-sweep-2"]
+
+    stopped, swept = threading.Event(), []
+    monkeypatch.setattr(scheduler, "INTERVAL_SECONDS", 0)
+    monkeypatch.setattr(refunds, "refunds_send_due", lambda: swept.append(1) or stopped.set())
+    scheduler._run(stopped)
+    assert swept == [1]

@@ -20,7 +20,7 @@ SKIPPED_DIRS = {"ledger", "tests", "migrations", "node_modules", "static", "temp
 STATE_PREFIXES = (keys.registers_key(""), keys.windows_key(""))
 ACCOUNT_PREFIXES = tuple(key.split(":")[0] + ":" for key in (
     keys.producer_account(""), keys.utility_account("", 0), keys.household_account(""), keys.device_account(""),
-    keys.credit_account("", "")))
+    keys.credit_account("", ""), keys.pool_account(""), keys.match_account(""), keys.escrow_account("")))
 
 
 def ledger_tables() -> set[str]:
@@ -72,6 +72,7 @@ def test_the_scan_covers_the_apps():
     'StateEntry.objects.filter(key__startswith="windows/")',
     'account = f"device:{public_id}"',
     'account = "household:" + msp_id',
+    'pool = f"pool:{campaign.slug}"',
     'ENERGY = "k"',
     'ENERGY: str = "k"',
 ])
