@@ -48,8 +48,15 @@ def campaign_staff(user, campaign: Campaign) -> Membership:
 
 
 def holder_membership(user, organisation: Organisation | None) -> Membership:
+    """The membership whose household coins the user gives: ``organisation``'s, else their
+    household's (a charity's staff member gives from home, not from the charity)."""
     if user is None or not user.is_authenticated:
         raise NotPermitted(_("Sign in to give coins."))
+    if organisation is None:
+        home = Membership.objects.select_related("identity__organisation", "organisation").filter(
+            user=user, organisation__org_type=OrgType.HOUSEHOLD).order_by("id").first()
+        if home is not None:
+            return home
     try:
         return accounts.membership_for(user, organisation)
     except Membership.DoesNotExist:

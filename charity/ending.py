@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ledger.keys import account_key_parts
 from ledger.models import Transaction
 from ledger.selectors import device_windows
 
@@ -214,6 +215,20 @@ def _refund_donation(campaign: Campaign, identity, donation_id: str, state: dict
                 report.payment_refunds += 1
         except ValueError as exc:
             report.refused.append((donation_id, str(exc)))
+    elif after.get("kind") == DonationKind.ROLL and after.get("refunded_wh"):
+        _reopen_refunds_of_earlier(after.get("account") or "")
+
+
+def _reopen_refunds_of_earlier(pool: str) -> None:
+    """A refunded roll went back to the earlier campaign's pool, which the ledger turned
+    ``refunding`` for its own donors: the row follows, and the refund sweep takes it up."""
+    role, names = account_key_parts(pool)
+    earlier = Campaign.objects.filter(slug=names[0]).first() if role == "pool" and names else None
+    if earlier is None:
+        return
+    _status_from_ledger(earlier)
+    if earlier.status in ENDED_STATUSES:
+        Campaign.objects.filter(pk=earlier.pk).update(refunds_done_at=None)
 
 
 def _refund_sponsor(campaign: Campaign, identity, report: RefundReport | None, now: datetime | None) -> None:
@@ -282,9 +297,14 @@ def campaigns_close_due(*, now: datetime | None = None) -> list[Campaign]:
 
 
 def campaigns_refund_due(*, now: datetime | None = None, progress: Progress | None = None) -> dict[str, RefundReport]:
-    """Refund every cancelled, failed or refunding campaign not yet fully refunded."""
-    reports = {}
-    for campaign in Campaign.objects.select_related("charity").filter(
-            status__in=ENDED_STATUSES, refunds_done_at__isnull=True).order_by("id"):
-        reports[campaign.slug] = campaign_refund_all(campaign=campaign, progress=progress, now=now)
-    return reports
+    """Refund every cancelled, failed or refunding campaign not yet fully refunded (and those a
+    refunded roll sends back to, in the same pass)."""
+    reports: dict[str, RefundReport] = {}
+    while True:
+        due = Campaign.objects.select_related("charity").filter(
+            status__in=ENDED_STATUSES, refunds_done_at__isnull=True).exclude(slug__in=list(reports)).order_by("id")
+        batch = list(due)
+        if not batch:
+            return reports
+        for campaign in batch:
+            reports[campaign.slug] = campaign_refund_all(campaign=campaign, progress=progress, now=now)

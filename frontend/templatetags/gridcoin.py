@@ -144,13 +144,13 @@ def organisation_name(msp_id: str) -> str:
 # Which tab of the tab bar (or the top bar's Explorer) holds each page, by URL name.
 NAV_SECTIONS = {
     "wallet": {"frontend:wallet", "frontend:receipt"},
-    "devices": {"frontend:devices", "frontend:device", "frontend:stickers"},
+    "devices": {"frontend:devices", "frontend:device", "frontend:stickers", "charity:group", "charity:group-new"},
     "prices": {"frontend:prices"},
     "scan": {"frontend:scan"},
     "simulate": {"frontend:producer-simulator", "frontend:consumer-simulator"},
     "explorer": {"frontend:explorer", "frontend:block", "frontend:transaction"},
     "campaigns": {"charity:campaigns", "charity:campaign", "charity:campaign-new", "charity:campaign-edit",
-                  "charity:my-donations", "charity:group", "charity:group-new"},
+                  "charity:my-donations"},
 }
 
 

@@ -121,3 +121,13 @@ def test_a_form_key_of_the_longest_length_still_gives_once(world):
     again = services.donation_give(user=world.alice, campaign=campaign, amount_wh=500, idempotency_key=form)
     assert first.pk == again.pk and world.coins(world.alice) == COINS - 500
     assert len(Transaction.objects.get(tx_hash=first.tx_hash).idempotency_key) <= 200
+
+
+def test_charity_staff_give_from_their_household_not_the_charity(world):
+    from accounts.models import Role
+    from accounts.services import membership_create
+
+    campaign = world.campaign("heatwave")
+    membership_create(user=world.staff, organisation=world.alice.memberships.get().organisation, role=Role.MEMBER)
+    donation = world.give(world.staff, campaign, 700)
+    assert donation.donor == world.staff and world.coins(world.alice) == COINS - 700

@@ -95,6 +95,18 @@ def test_the_roll_rule_moves_the_leftover_into_the_next_campaign(world):
     assert campaign_state("heatwave")["rolled_wh"] == 5_000
     assert_books_equal_the_ledger("heatwave")
     assert_books_equal_the_ledger("winter")
+
+    # The winter campaign is called off: the rolled coins go back to the heat wave's pool, and
+    # the same pass of the task refunds the heat wave's own donors.
+    services.campaign_cancel(user=world.staff, campaign=later, reason="A mild winter.")
+    assert tasks.close_ended_campaigns.apply(kwargs={"now": after_the_end(campaign)}).get() == {
+        "closed": 0, "refunded_campaigns": 2}
+    campaign.refresh_from_db()
+    assert campaign.status == "refunding" and campaign.refunds_done_at is not None
+    assert world.coins(world.alice) == COINS
+    assert pool_balance("heatwave") == 0 and pool_balance("winter") == 0
+    assert_books_equal_the_ledger("heatwave")
+    assert_books_equal_the_ledger("winter")
     assert_ledger_verifies()
 
 

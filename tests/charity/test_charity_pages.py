@@ -320,13 +320,16 @@ def test_starting_a_group_funding_needs_an_account_and_a_public_device(pw):
 
 # --- navigation ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/campaigns/", CAMPAIGN, "/campaigns/mine/"])
-def test_the_campaigns_tab_is_marked(pw, path):
+@pytest.mark.parametrize("path, tab", [("/campaigns/", "Campaigns"), (CAMPAIGN, "Campaigns"),
+                                       ("/campaigns/mine/", "Campaigns"), ("/group/market-night/", "Devices"),
+                                       ("/group/new/SL-0001/", "Devices")])
+def test_the_section_tab_is_marked(pw, path, tab):
     import re
 
+    group_for_light(pw)
     html = html_of(pw, "alice", path)
     tabbar = html.split('class="tabbar"', 1)[1].split("</nav>", 1)[0]
-    assert re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', tabbar) == ["Campaigns"]
+    assert re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', tabbar) == [tab]
 
 
 @pytest.mark.parametrize("language, words", [("hi", ["पारदर्शिता", "किसकी मदद होती है", "गुमनाम", "अभियान"]),
