@@ -30,6 +30,7 @@ from django.utils import timezone
 from accounts import services as accounts
 from charity import services as charity
 from charity.models import Campaign, GroupFunding, LeftoverRule, MatchPledge, SharingRule
+from ledger.keys import UTILITY_SHARDS, utility_account
 from ledger.models import Account, Organisation, Transaction
 from meters.models import Device
 from payments import services as payments
@@ -110,8 +111,8 @@ def _match_seed(campaign: Campaign, created: list[str]) -> None:
         return
     utility = Organisation.objects.get(msp_id=UTILITY)
     # The utility's best-stocked shard: its coins are the reserve.
-    shard = (Account.objects.filter(key__startswith=f"utility:{UTILITY}:", asset_id="k", organisation=utility)
-             .order_by("-balance", "key").first())
+    shards = [utility_account(UTILITY, n) for n in range(UTILITY_SHARDS)]
+    shard = Account.objects.filter(key__in=shards, asset_id="k", organisation=utility).order_by("-balance", "key").first()
     if shard is None or shard.balance < MATCH_WH:
         raise DemoSeedError(f"the utility {UTILITY} holds no {MATCH_WH} Wh to match donations with")
     try:

@@ -18,8 +18,8 @@ from django.utils import timezone
 from charity import selectors
 from charity.models import Campaign, CampaignStatus, GroupFunding, GroupStatus
 from demo import charity
-from ledger.selectors import device_windows
 from ledger.sealing import lease_acquire, lease_release, seal_next_block
+from ledger.selectors import device_windows
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ from django.core.management import CommandError, call_command
 from accounts.models import CustodialKey, Membership, Role
 from charity.models import Campaign, CampaignUpdate, Contribution, Disbursement, Donation, GroupFunding, MatchPledge
 from demo import charity, readings
-from ledger.selectors import device_windows
 from ledger.models import Account, Asset, Block, Identity, Organisation, Posting, StateEntry, Transaction, TxStatus
 from ledger.sealing import lease_acquire, lease_release, seal_next_block
+from ledger.selectors import device_windows
 from ledger.verify import verify_chain
 from meters.models import Device
 from payments.models import BankSecret, Payment, ProcessedEvent, ReconciliationLine, ReconciliationRun, WebhookEvent
