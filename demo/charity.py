@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from accounts import services as accounts
 from charity import services as charity
-from charity.models import Campaign, GroupFunding, LeftoverRule, MatchPledge, SharingRule
+from charity.models import Campaign, CampaignStatus, GroupFunding, LeftoverRule, MatchPledge, SharingRule
 from ledger.keys import UTILITY_SHARDS, utility_account
 from ledger.models import Account, Organisation, Transaction
 from meters.models import Device
@@ -170,6 +170,12 @@ def _disbursement_seed(campaign: Campaign, created: list[str]) -> None:
     if campaign.disbursements.exists() or campaign.trigger_starts_at is None:
         return
     at = campaign.trigger_starts_at + timedelta(minutes=30)
+    # The sweep disburses every automatic campaign due at that moment: never someone else's.
+    others = Campaign.objects.filter(status=CampaignStatus.OPEN, auto_disburse=True, starts_at__lte=at,
+                                     ends_at__gt=at).exclude(pk=campaign.pk)
+    if others.exists():
+        raise DemoSeedError(f"campaign {others.first().slug} would be disbursed with the demo's back-dated sweep; "
+                            "seed the demo on a database without campaigns of its own")
     done = [d for d in charity.campaigns_disburse_due(now=at) if d.campaign_id == campaign.pk]
     if not done:
         raise DemoSeedError(f"campaign {CAMPAIGN} disbursed nothing at {at.isoformat()}")

@@ -121,3 +121,30 @@ def test_the_group_fundings_collect_and_light_the_public_devices(client, demo):
     assert selectors.group_progress(market).percent == 100
     # The stadium's page links to the collecting group funding.
     assert "/group/saturday-match/" in signed_in("alice").get("/d/ST-0001").content.decode()
+
+
+def test_the_back_dated_sweep_never_disburses_a_campaign_the_demo_did_not_open(db):
+    """The demo's disbursement is the automatic sweep at the heat wave's start; on a database
+    with an automatic campaign of its own, due then too, the seed refuses instead of moving it."""
+    from datetime import timedelta
+
+    from charity import services
+    from demo.charity import charity_seed
+    from demo.devices import devices_seed
+    from demo.energy import energy_seed
+    from demo.errors import DemoSeedError
+    from demo.fiat import fiat_seed
+    from demo.organisations import organisations_seed
+    from demo.statements import statements_seed
+
+    organisations_seed(), fiat_seed(), devices_seed(), energy_seed(), statements_seed()
+    now = timezone.now()
+    services.campaign_create(user=get_user_model().objects.get(username="charity"), slug="older", title="Older",
+                             story="Ours.", currency="INR", goal=10_000, minimum=0, auto_disburse=True,
+                             starts_at=now - timedelta(days=6), ends_at=now + timedelta(days=1),
+                             beneficiaries=[{"device": "HM-BOB", "label": "a household"}])
+    services.donation_give(user=get_user_model().objects.get(username="alice"), campaign="older", amount_wh=1_000,
+                           idempotency_key="older-gift")
+    with pytest.raises(DemoSeedError, match="campaign older would be disbursed"):
+        charity_seed()
+    assert not Campaign.objects.get(slug="older").disbursements.exists()
