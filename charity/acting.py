@@ -99,9 +99,8 @@ def devices_after_commit(public_ids: Iterable[str]) -> None:
         transaction.on_commit(partial(meters_live.device_state_changed, public_id))
 
 
-
 def donation_row_write(campaign: Campaign, donation_id: str, state: dict[str, Any], *, tx_hash: str, donor=None,
-                  donor_name: str = "", show_name: bool = False, payment_id: int | None = None) -> Donation:
+                       donor_name: str = "", show_name: bool = False, payment_id: int | None = None) -> Donation:
     """The Donation as the ledger recorded it (created once; a retry returns the first row)."""
     kind = state.get("kind", DonationKind.COINS)
     defaults = {
@@ -122,6 +121,7 @@ def donation_row_write(campaign: Campaign, donation_id: str, state: dict[str, An
 
 
 def campaign_of(campaign: Campaign | str) -> Campaign:
+    """The campaign given, or the one with that slug."""
     if isinstance(campaign, str):
         found = Campaign.objects.select_related("charity", "utility").filter(slug=campaign).first()
         if found is None:

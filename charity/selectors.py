@@ -343,11 +343,13 @@ def burned_by_day(campaign: Campaign, *, first_day: date, last_day: date) -> lis
     identities = _beneficiary_identities(campaign)
     sums: dict[date, int] = {}
     if identities:
-        # The slug is one JSON key whatever characters it holds (KT("a__b") would split it).
+        # The slug is one JSON key whatever characters it holds (KT("a__b") would split it);
+        # ``result ? 'campaigns'`` matches the ledger's partial index of such burns (by time).
         share = KeyTextTransform(campaign.slug, KeyTransform("campaigns", "result"))
         rows = (Transaction.objects
                 .filter(invoker_id__in=identities, chaincode="consumer", function="burn", status=TxStatus.VALID,
-                        proposed_at__gte=since, proposed_at__lt=until, result__campaigns__has_key=campaign.slug)
+                        proposed_at__gte=since, proposed_at__lt=until, result__has_key="campaigns",
+                        result__campaigns__has_key=campaign.slug)
                 .annotate(day=TruncDate("proposed_at", tzinfo=zone)).values("day")
                 .annotate(total=Sum(Cast(share, BigIntegerField()))).order_by("day"))
         sums = {row["day"]: int(row["total"] or 0) for row in rows}

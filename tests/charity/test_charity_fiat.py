@@ -68,3 +68,35 @@ def test_failing_below_the_minimum_refunds_money_to_payers_and_coins_to_givers(w
     assert PaymentRefund.objects.count() == 2
     assert_books_equal_the_ledger("heatwave")
     assert_ledger_verifies()
+
+
+def test_a_households_money_contribution_to_a_group_is_recorded_and_can_fund_it(world):
+    from charity import services
+    from charity.models import Contribution
+
+    now = timezone.now()
+    group = services.group_create(user=world.bob, slug="square", title="Festival night", device=world.light,
+                                  goal_wh=2_250, deadline=now + timedelta(hours=1),
+                                  window_start=now + timedelta(hours=2), window_end=now + timedelta(hours=4))
+    services.group_contribute(user=world.bob, group=group, amount_wh=1_000, idempotency_key="bob-1")
+    body = world.market.notification(amount=1_000, created=now.isoformat(),
+                                     metadata={"group": "square", "donor_user": world.alice.pk})
+    assert world.market.deliver(body).status_code == 200
+    paid = Contribution.objects.get(account=world.account_of(world.alice))
+    assert paid.wh == 1_250 and paid.contributor == world.alice
+    group.refresh_from_db()
+    assert group.status == "funded" and group.settled_tx == paid.tx_hash
+    assert world.market.deliver(body).status_code == 200  # redelivered: recorded once
+    assert Contribution.objects.count() == 2
+
+
+def test_the_refund_task_takes_a_campaign_id(world):
+    from charity import services
+
+    campaign = world.campaign("heatwave")
+    pay(world, 800, "heatwave")
+    services.campaign_cancel(user=world.staff, campaign=campaign, reason="Called off.")
+    assert tasks.refund_campaign.apply(args=[campaign.pk]).get() == {
+        "total": 1, "refunded": 1, "refused": 0, "payment_refunds": 1}
+    assert PaymentRefund.objects.get().amount == 800
+    assert tasks.refund_campaign.apply(args=[campaign.pk + 1000]).get() == {}
