@@ -7,10 +7,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.forms import formset_factory
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from frontend.formatting import zone_label
 from frontend.forms import DATETIME_LOCAL, IdempotentForm
@@ -27,6 +28,11 @@ def _kwh_field(label, *, required: bool = True, help_text=""):
 
 def wh_of(kwh: Decimal | None) -> int | None:
     return None if kwh is None else int(kwh * 1000)
+
+
+def auto_disburse_seconds() -> int:
+    """How often the automatic disbursement task may disburse one campaign."""
+    return int(getattr(settings, "CHARITY_AUTO_DISBURSE_SECONDS", 3600))
 
 
 def _zone_help() -> str:
@@ -53,12 +59,22 @@ class CampaignForm(forms.Form):
                                             required=False)
     trigger_ends_at = forms.DateTimeField(label=gettext_lazy("Disburse only until"), widget=DATETIME_LOCAL,
                                           required=False)
-    rule = forms.ChoiceField(label=gettext_lazy("Sharing rule"), choices=SharingRule.choices)
+    rule = forms.ChoiceField(
+        label=gettext_lazy("Sharing rule"), choices=SharingRule.choices,
+        help_text=gettext_lazy("How each disbursement is split: equal shares; equal shares but nobody above the cap; "
+                               "or in proportion to each household's weight (set below)."))
     cap_kwh = _kwh_field(gettext_lazy("Cap per household (kWh)"), required=False,
-                         help_text=gettext_lazy("Only for the capped rule: the most one household receives."))
-    leftover = forms.ChoiceField(label=gettext_lazy("What is left at the end"), choices=LeftoverRule.choices)
+                         help_text=gettext_lazy("Only for the capped rule: the most one household receives over the "
+                                                "whole campaign; what the others cannot take stays in the pool."))
+    leftover = forms.ChoiceField(
+        label=gettext_lazy("What is left at the end"), choices=LeftoverRule.choices,
+        help_text=gettext_lazy("Coins still in the pool when the campaign ends, including what households did not "
+                               "use: given back to the donors in proportion to what they gave, or moved to your "
+                               "next campaign."))
     next_campaign = forms.ChoiceField(label=gettext_lazy("Next campaign"), required=False,
-                                      help_text=gettext_lazy("Where the leftover rolls when the rule is to roll it."))
+                                      help_text=gettext_lazy("Only when the leftover rolls over: another open "
+                                                             "campaign of the same charity that receives it."))
+    auto_disburse = forms.BooleanField(label=gettext_lazy("Disburse automatically"), required=False)
 
     def __init__(self, *args, charities, currencies: dict[str, int], next_choices, editing: Campaign | None = None,
                  **kwargs):
@@ -76,6 +92,13 @@ class CampaignForm(forms.Form):
             self.fields[name].help_text = zone
         self.fields["trigger_ends_at"].help_text = _(
             "Optional, e.g. a heat wave: disbursement happens only inside this period. %(zone)s") % {"zone": zone}
+        minutes = max(1, auto_disburse_seconds() // 60)
+        self.fields["auto_disburse"].help_text = ngettext(
+            "A task shares out the whole pool by the sharing rule about every %(minutes)d minute, only while the "
+            "campaign runs (and inside the disbursement period, if you set one). You can still disburse by hand.",
+            "A task shares out the whole pool by the sharing rule about every %(minutes)d minutes, only while the "
+            "campaign runs (and inside the disbursement period, if you set one). You can still disburse by hand.",
+            minutes) % {"minutes": minutes}
         if editing is not None:
             # What the ledger fixed when the campaign opened stays as it is.
             for name in ("charity", "currency"):
@@ -164,6 +187,36 @@ class DonateCoinsForm(IdempotentForm):
     @property
     def amount_wh(self) -> int:
         return int(self.cleaned_data["amount_kwh"] * 1000)
+
+
+class MatchForm(IdempotentForm):
+    """A sponsor's pledge: coins from one of their organisation's accounts into the campaign's
+    matching reserve."""
+
+    source = forms.ChoiceField(label=gettext_lazy("Coins from"))
+    amount_kwh = _kwh_field(gettext_lazy("Most to match (kWh)"),
+                            help_text=gettext_lazy("Moved now from the account above into the campaign's matching "
+                                                   "reserve."))
+    sponsor_name = forms.CharField(label=gettext_lazy("Sponsor name to show"), max_length=120,
+                                   help_text=gettext_lazy("Shown on the campaign page next to the match."))
+
+    def __init__(self, *args, accounts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        from frontend.formatting import format_kwh
+
+        self.accounts = {a.key: a for a in accounts}
+        self.fields["source"].choices = [
+            (a.key, _("%(organisation)s · holds %(kwh)s kWh") % {"organisation": a.organisation.name,
+                                                                 "kwh": format_kwh(a.balance)})
+            for a in accounts]
+
+    @property
+    def amount_wh(self) -> int:
+        return int(self.cleaned_data["amount_kwh"] * 1000)
+
+    @property
+    def account(self):
+        return self.accounts[self.cleaned_data["source"]]
 
 
 class UpdateForm(IdempotentForm):

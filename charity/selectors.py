@@ -29,9 +29,10 @@ from ledger.keys import (
     beneficiaries_key,
     campaign_key,
     group_key,
+    match_account,
     pool_account,
 )
-from ledger.models import Block, OrgType, Transaction, TxStatus
+from ledger.models import Account, AccountKind, Block, OrgType, Transaction, TxStatus
 from meters.models import Device
 
 from .models import (
@@ -43,6 +44,7 @@ from .models import (
     Donation,
     GroupFunding,
     GroupStatus,
+    MatchPledge,
 )
 
 BURN_DAYS = 30  # the transparency chart's days, today last
@@ -197,6 +199,53 @@ def progress_for_slug(slug: str) -> dict[str, Any] | None:
     return None if campaign is None else campaign_progress(campaign).as_json()
 
 
+# --- matching ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MatchRow:
+    """A campaign's sponsor match: the pledge (top-ups included), what matched donations used,
+    what is left in the reserve ``match:<slug>`` and what went back to the sponsor."""
+
+    sponsor_name: str
+    sponsor_id: int
+    account: str  # the account the pledge came from (a top-up must come from it too)
+    cap_wh: int
+    used_wh: int
+    left_wh: int
+    returned_wh: int
+
+
+def campaign_match(campaign: Campaign, state: dict[str, Any] | None = None) -> MatchRow | None:
+    """The campaign's match, figures from the ledger (the reserve's balance, ``pledged_wh`` and
+    ``matched_wh`` of ``campaign/<slug>``); None without a sponsor."""
+    pledge = MatchPledge.objects.filter(campaign=campaign).first()
+    if pledge is None:
+        return None
+    state = campaign_state(campaign.slug) if state is None else state
+    reserve = match_account(campaign.slug)
+    returned = max(pledge.returned_wh, _int(state.get("match_returned_wh")))
+    return MatchRow(sponsor_name=pledge.sponsor_name, sponsor_id=pledge.sponsor_id,
+                    account=str(state.get("sponsor") or ""), cap_wh=_int(state.get("pledged_wh")) or pledge.cap_wh,
+                    used_wh=_int(state.get("matched_wh")), left_wh=ledger.balances([reserve]).get(reserve, 0),
+                    returned_wh=returned)
+
+
+def sponsor_accounts(user, *, only: str = "") -> list[Account]:
+    """The energy accounts the user may pledge matching coins from: their organisations' holder
+    accounts (a household's even when empty, so a resident is told what they hold; another
+    organisation's only when it holds coins: a utility has many shards). ``only``: just that
+    account (a top-up comes from the account that pledged)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    organisations = Membership.objects.filter(user_id=user.pk).values("organisation_id")
+    accounts = (Account.objects.filter(organisation_id__in=organisations, asset_id=ENERGY, kind=AccountKind.HOLDER)
+                .filter(Q(balance__gt=0) | Q(organisation__org_type=OrgType.HOUSEHOLD))
+                .select_related("organisation"))
+    if only:
+        accounts = accounts.filter(key=only)
+    return list(accounts.order_by("organisation__name", "-balance", "key")[:50])
+
+
 # --- people: donors with consent, beneficiaries by label ------------------------------------
 
 @dataclass(frozen=True)
@@ -312,11 +361,125 @@ def transparency_rows(campaign: Campaign, limit: int = 200) -> list[LedgerRow]:
         what = what % {"count": b.households}
         rows.append(LedgerRow(kind="disbursement", what=what, at=b.created_at, tx_hash=b.tx_hash, wh=b.total_wh,
                               extra={"households": b.households, "remainder_wh": b.remainder_wh}))
+    match = MatchPledge.objects.filter(campaign=campaign).first()
+    if match is not None and match.tx_hash:
+        rows.append(LedgerRow(kind="match", what=_("Matching pledge from %(name)s") % {"name": match.sponsor_name},
+                              at=match.created_at, tx_hash=match.tx_hash, wh=match.cap_wh))
     blocks = _blocks_of([r.tx_hash for r in rows])
     for row in rows:
         row.block = blocks.get(row.tx_hash)
     rows.sort(key=lambda r: r.at, reverse=True)
     return rows[:limit]
+
+
+# --- a transaction's proof, checked here ------------------------------------------------------
+
+@dataclass
+class ProofCheck:
+    """One of the campaign's transactions with its inclusion proof, and the server's own check
+    of it: recomputed from the stored hashes and header with the ledger's Merkle and signature
+    functions (a stored flag proves nothing)."""
+
+    tx: Transaction
+    what: str  # what the transaction did, for people
+    block: Block | None = None  # None while the transaction waits to be sealed
+    leaf_index: int = 0
+    tree_size: int = 0
+    audit_path: list[str] = field(default_factory=list)
+    included: bool = False  # the hash and the audit path give the block's Merkle root
+    header_ok: bool = False  # the header hash is the hash of the header's fields
+    signed_ok: bool = False  # the orderer's signature on the header verifies
+    signer_trusted: bool = False  # ... and it is a key this server trusts as the orderer
+
+    @property
+    def sealed(self) -> bool:
+        return self.block is not None
+
+    @property
+    def verified(self) -> bool:
+        return self.sealed and self.included and self.header_ok and self.signed_ok and self.signer_trusted
+
+
+def _money_kwh(amount: int, currency: str, wh: int) -> str:
+    from frontend.formatting import format_kwh, format_money
+
+    kwh = _("%(kwh)s kWh") % {"kwh": format_kwh(wh)}
+    if amount and currency:
+        return _("%(money)s (%(kwh)s)") % {"money": format_money(amount, currency), "kwh": kwh}
+    return kwh
+
+
+def transaction_what(campaign: Campaign, tx: Transaction) -> str:
+    """What one of the campaign's transactions did, in a sentence (from the rows this app wrote
+    after the ledger accepted, the ledger's result for a pledge's own amount)."""
+    from frontend.formatting import format_kwh
+
+    donation = campaign.donations.filter(tx_hash=tx.tx_hash).first()
+    if donation is not None:
+        if donation.kind == "roll":
+            return _("%(kwh)s kWh rolled over from an earlier campaign") % {"kwh": format_kwh(donation.wh)}
+        return _("Donation of %(what)s from %(name)s") % {
+            "what": _money_kwh(donation.amount if donation.kind == "fiat" else 0, donation.currency, donation.wh),
+            "name": shown_name(donation)}
+    refunded = campaign.donations.filter(refund_tx_hash=tx.tx_hash).first()
+    if refunded is not None:
+        return _("Refund of %(what)s to %(name)s") % {
+            "what": _money_kwh(refunded.refunded_amount, refunded.currency, refunded.refunded_wh),
+            "name": shown_name(refunded)}
+    disbursement = campaign.disbursements.filter(tx_hash=tx.tx_hash).first()
+    if disbursement is not None:
+        return ngettext("Disbursement of %(kwh)s kWh to %(count)s household",
+                        "Disbursement of %(kwh)s kWh to %(count)s households", disbursement.households) % {
+            "kwh": format_kwh(disbursement.total_wh), "count": disbursement.households}
+    pledge = MatchPledge.objects.filter(campaign=campaign, tx_hash=tx.tx_hash).first()
+    if pledge is not None:
+        result = tx.result if isinstance(tx.result, dict) else {}
+        return _("Matching pledge of %(kwh)s kWh from %(name)s") % {
+            "kwh": format_kwh(_int(result.get("amount")) or pledge.cap_wh), "name": pledge.sponsor_name}
+    if tx.tx_hash == campaign.opened_tx:
+        return _("The campaign was opened on the ledger")
+    return _("A transaction of this campaign")
+
+
+def _unhex(text: str) -> bytes | None:
+    try:
+        return bytes.fromhex(text or "")
+    except ValueError:
+        return None
+
+
+def proof_check(campaign: Campaign, tx_hash: str) -> ProofCheck | None:
+    """The inclusion proof of one of the campaign's own transactions and its check; None when
+    the hash is not one of the campaign's (or no such transaction exists)."""
+    from ledger.canonical import sha256_hex
+    from ledger.crypto import verify_signature
+    from ledger.documents import block_header_bytes
+    from ledger.merkle import verify_inclusion
+    from ledger.verify import trusted_orderer_keys
+
+    if tx_hash not in campaign_tx_hashes(campaign):
+        return None
+    tx = Transaction.objects.select_related("block").filter(tx_hash=tx_hash).first()
+    if tx is None:
+        return None
+    check = ProofCheck(tx=tx, what=transaction_what(campaign, tx))
+    proof = ledger.transaction_proof(tx)
+    if proof is None:
+        return check
+    block = proof["block"]
+    check.block = block
+    check.leaf_index, check.tree_size, check.audit_path = proof["leaf_index"], proof["tree_size"], proof["audit_path"]
+    leaf, root = _unhex(tx.tx_hash), _unhex(block.merkle_root)
+    path = [_unhex(p) for p in check.audit_path]
+    check.included = (leaf is not None and root is not None and None not in path
+                      and verify_inclusion(leaf, check.leaf_index, check.tree_size, path, root))
+    header = block_header_bytes(number=block.number, previous_hash=block.previous_hash, merkle_root=block.merkle_root,
+                                timestamp=ledger.as_utc(block.timestamp), tx_count=block.tx_count)
+    check.header_ok = sha256_hex(header) == block.header_hash
+    signer, signature = _unhex(block.signer_public_key), _unhex(block.signature)
+    check.signed_ok = signer is not None and signature is not None and verify_signature(signer, signature, header)
+    check.signer_trusted = block.signer_public_key in trusted_orderer_keys()
+    return check
 
 
 def _beneficiary_identities(campaign: Campaign) -> list[int]:

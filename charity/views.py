@@ -25,7 +25,9 @@ from .forms import (
     DisburseForm,
     DonateCoinsForm,
     GroupForm,
+    MatchForm,
     UpdateForm,
+    auto_disburse_seconds,
     beneficiaries_of,
     wh_of,
 )
@@ -48,12 +50,12 @@ def _refusal(exc: Exception) -> str:
     return str(exc) or _("That could not be done.")
 
 
-def _refused(form_class, request: HttpRequest, exc: Exception):
+def _refused(form_class, request: HttpRequest, exc: Exception, **form_kwargs):
     """The form as submitted, with the refusal and a new idempotency key: what the ledger
     recorded under the old key (a refusal) would be replayed, not tried again."""
     from frontend.forms import new_idempotency_key
 
-    form = form_class({**request.POST.dict(), "idempotency_key": new_idempotency_key()})
+    form = form_class({**request.POST.dict(), "idempotency_key": new_idempotency_key()}, **form_kwargs)
     form.is_valid()
     form.add_error(None, _refusal(exc))
     return form
@@ -80,9 +82,20 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     return render(request, "charity/campaign_list.html", context)
 
 
+def _sponsor_accounts(request: HttpRequest, campaign: Campaign, match) -> list:
+    """Accounts the signed-in user may pledge from: any they hold coins in while the campaign
+    has no sponsor; the sponsor's own account for a top-up; none for anyone else."""
+    if not request.user.is_authenticated:
+        return []
+    if match is None:
+        return selectors.sponsor_accounts(request.user)
+    return selectors.sponsor_accounts(request.user, only=match.account) if match.account else []
+
+
 def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict:
     staff = selectors.may_manage(request.user, campaign)
     progress = selectors.campaign_progress(campaign)
+    match = selectors.campaign_match(campaign)
     context = {
         "campaign": campaign, "progress": progress, "staff": staff,
         "donors": selectors.campaign_donors(campaign),
@@ -93,9 +106,14 @@ def _campaign_context(request: HttpRequest, campaign: Campaign) -> dict:
         "is_open": progress.status == CampaignStatus.OPEN,
         "card_url": reverse("payments:simulator") + f"?campaign={campaign.slug}",
         "currency_scale": _currencies().get(progress.currency, 2),
+        "match": match, "auto_minutes": max(1, auto_disburse_seconds() // 60),
     }
     if request.user.is_authenticated and context["is_open"]:
         context.setdefault("donate_form", DonateCoinsForm.fresh(initial={"donor_name": _display_name(request.user)}))
+        accounts = _sponsor_accounts(request, campaign, match)
+        if accounts:
+            name = match.sponsor_name if match else accounts[0].organisation.name
+            context.setdefault("match_form", MatchForm.fresh(accounts=accounts, initial={"sponsor_name": name}))
     if staff:
         context.setdefault("update_form", UpdateForm.fresh())
         context.setdefault("disburse_form", DisburseForm.fresh())
@@ -127,6 +145,17 @@ def campaign_progress(request: HttpRequest, slug: str) -> JsonResponse:
     response = JsonResponse(selectors.campaign_progress(campaign).as_json())
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_safe
+def campaign_proof_page(request: HttpRequest, slug: str, tx_hash: str) -> HttpResponse:
+    """One of the campaign's transactions and its inclusion proof in plain words, checked by
+    the server with the ledger's own Merkle and signature functions, for a donor on a phone."""
+    campaign = _campaign_or_404(slug)
+    check = selectors.proof_check(campaign, tx_hash)
+    if check is None:
+        raise Http404("not a transaction of this campaign")
+    return render(request, "charity/proof.html", {"campaign": campaign, "check": check})
 
 
 @require_safe
@@ -171,6 +200,35 @@ def campaign_donate(request: HttpRequest, slug: str) -> HttpResponse:
     context = _campaign_context(request, campaign)
     context["donate_form"] = form
     return render(request, "charity/campaign_detail.html", context, status=200 if form.is_valid() else 400)
+
+
+@require_http_methods(["POST"])
+def campaign_match(request: HttpRequest, slug: str) -> HttpResponse:
+    """A sponsor pledges coins that match later donations 1:1 until they are used up."""
+    campaign = _campaign_or_404(slug)
+    if not request.user.is_authenticated:
+        return redirect_to_login(reverse("charity:campaign", args=[slug]))
+    accounts = _sponsor_accounts(request, campaign, selectors.campaign_match(campaign))
+    form = MatchForm(request.POST, accounts=accounts)
+    if form.is_valid():
+        data = form.cleaned_data
+        account = form.account
+        try:
+            _services().match_pledge(
+                user=request.user, campaign=campaign, amount_wh=form.amount_wh,
+                idempotency_key=str(data["idempotency_key"]), sponsor_name=data["sponsor_name"].strip(),
+                from_account=account.key, organisation=account.organisation)
+        except _service_errors() as exc:
+            form = _refused(MatchForm, request, exc, accounts=accounts)
+        else:
+            messages.success(request, _("Thank you! Your match is on the ledger: every donation from now on is "
+                                        "matched until it is used up."))
+            return redirect("charity:campaign", slug=slug)
+    elif not accounts:
+        form.add_error(None, _("You hold no coins to match donations with."))
+    context = _campaign_context(request, campaign)
+    context["match_form"] = form
+    return render(request, "charity/campaign_detail.html", context, status=400)
 
 
 def _staff_only(request: HttpRequest, campaign: Campaign) -> HttpResponse | None:
@@ -248,6 +306,7 @@ def _campaign_forms(request: HttpRequest, *, editing: Campaign | None, charities
             "trigger_starts_at": _local(editing.trigger_starts_at), "trigger_ends_at": _local(editing.trigger_ends_at),
             "rule": editing.rule, "cap_kwh": None if editing.cap_wh is None else _major(editing.cap_wh, 3),
             "leftover": editing.leftover, "next_campaign": editing.next_campaign.slug if editing.next_campaign else "",
+            "auto_disburse": editing.auto_disburse,
         }
         rows = [{"device": b.device.public_id, "label": b.label, "weight": b.weight}
                 for b in editing.beneficiaries.select_related("device").order_by("id")]
@@ -277,7 +336,8 @@ def _campaign_fields(data: dict) -> dict:
             "minimum": data["minimum_minor"], "starts_at": data["starts_at"], "ends_at": data["ends_at"],
             "trigger_starts_at": data.get("trigger_starts_at"), "trigger_ends_at": data.get("trigger_ends_at"),
             "rule": data["rule"], "cap_wh": data.get("cap_wh"), "leftover": data["leftover"],
-            "next_campaign": selectors.campaign_by_slug(data["next_campaign"]) if data.get("next_campaign") else None}
+            "next_campaign": selectors.campaign_by_slug(data["next_campaign"]) if data.get("next_campaign") else None,
+            "auto_disburse": bool(data.get("auto_disburse"))}
 
 
 @login_required
@@ -325,7 +385,7 @@ def campaign_edit(request: HttpRequest, slug: str) -> HttpResponse:
             fields = _campaign_fields(data)
             terms = {TERM_FIELDS[name]: fields[TERM_FIELDS[name]] for name in form.changed_data if name in TERM_FIELDS}
             services.campaign_edit(user=request.user, campaign=campaign, title=fields["title"], story=fields["story"],
-                                   **terms)
+                                   auto_disburse=fields["auto_disburse"], **terms)
             services.beneficiaries_set(user=request.user, campaign=campaign, beneficiaries=beneficiaries_of(formset))
         except _service_errors() as exc:
             form.add_error(None, _refusal(exc))

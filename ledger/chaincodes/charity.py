@@ -10,11 +10,15 @@ to a pool. The books of a campaign always equal its pool's k balance:
 
 (a roll arriving from an earlier campaign is a ``roll`` donation, counted in ``donated_wh``).
 
-Refunds are pro rata against a snapshot taken when the campaign stops (``refundable_wh`` = the
-pool then, ``refund_basis`` = donated_wh + matched_wh then): a donation gets back
-``refundable_wh × wh / refund_basis`` and the sponsor ``refundable_wh × matched_wh /
-refund_basis`` (each floored), so the order of refunds changes nothing and their sum never
-exceeds the snapshot; the rounding dust stays in the pool.
+Refunds are paid in rounds, each pro rata against a snapshot of the pool (``refundable_wh``;
+``refund_basis`` = donated_wh + matched_wh when the campaign stopped): in each round a donation
+gets back ``refundable_wh × wh / refund_basis`` and the sponsor ``refundable_wh × matched_wh /
+refund_basis`` (each floored), once, so the order of refunds changes nothing and a round's sum
+never exceeds its snapshot. Round 1 starts when the campaign stops. Coins that reach the pool
+later (windows settled after the stop, a refunded roll) and a round's rounding dust are shared
+by the next round (``next_refund_round``), which opens once the current one is done and the
+pool holds more than that round left in it; what stays is dust no donor's share turns into a
+whole Wh.
 """
 
 from __future__ import annotations
@@ -210,6 +214,7 @@ def open_campaign(ctx: Context) -> dict:
         "raised": 0, "donated_wh": 0, "matched_wh": 0, "disbursed_wh": 0, "returned_wh": 0, "refunded_wh": 0,
         "refunded_amount": 0, "rolled_wh": 0, "donations": 0, "disbursements": 0, "refund_basis": 0,
         "refundable_wh": 0, "sponsor": None, "pledged_wh": 0, "sponsor_refunded": False,
+        "refund_round": 0, "round_refunds": 0, "round_refunded_wh": 0, "sponsor_round": None, "largest_wh": 0,
     }
     ctx.put_state(campaign_key(slug), campaign)
     ctx.put_state(beneficiaries_key(slug), {d: {"weight": w, "received": 0} for d, w in beneficiaries.items()})
@@ -264,6 +269,8 @@ def _donation(ctx: Context, slug: str, campaign: dict, *, donation_id: str, kind
     ctx.put_state(donation_key(slug, donation_id), donation)
     campaign = {**campaign, "raised": campaign["raised"] + amount, "donated_wh": campaign["donated_wh"] + wh,
                 "matched_wh": campaign["matched_wh"] + matched, "donations": campaign["donations"] + 1}
+    if "largest_wh" in campaign:  # absent in campaigns opened before refund rounds: never judged by it
+        campaign["largest_wh"] = max(campaign["largest_wh"], wh)
     ctx.put_state(campaign_key(slug), campaign)
     return {"campaign": slug, "donation": donation_id, "kind": kind, "account": account, "payer": payer,
             "payment": payment, "amount": amount, "currency": campaign["currency"], "wh": wh, "price": price,
@@ -461,9 +468,72 @@ def disburse(ctx: Context) -> dict:
 
 
 def _stop(ctx: Context, slug: str, campaign: dict, status: str) -> dict:
-    """The campaign stops taking donations; snapshot what refunds share."""
+    """The campaign stops taking donations; refund round 1 snapshots what it shares."""
     return {**campaign, "status": status, "refundable_wh": ctx.balance(pool_account(slug), ENERGY),
-            "refund_basis": campaign["donated_wh"] + campaign["matched_wh"]}
+            "refund_basis": campaign["donated_wh"] + campaign["matched_wh"], **_first_round()}
+
+
+def _first_round() -> dict[str, Any]:
+    return {"refund_round": 1, "round_refunds": 0, "round_refunded_wh": 0}
+
+
+# Campaigns stopped before refund rounds existed lack the round fields: everything they refunded
+# was their round 1.
+
+def refund_round_of(campaign: dict) -> int:
+    """The refund round in progress: 0 before the campaign stopped (or while closed by a roll)."""
+    if "refund_round" in campaign:
+        return campaign["refund_round"]
+    return 1 if campaign["status"] in STOPPED else 0
+
+
+def _donation_round(donation: dict) -> int:
+    """The last round the donation was refunded in (0: never)."""
+    return donation.get("refunded_round", 1 if donation["refunded"] else 0)
+
+
+def _sponsor_round(campaign: dict) -> int | None:
+    """The last round the sponsor was refunded in (None: never; 0: at a roll's close)."""
+    if "sponsor_round" in campaign:
+        return campaign["sponsor_round"]
+    return refund_round_of(campaign) if campaign["sponsor_refunded"] else None
+
+
+def donation_refunds(donation: dict) -> dict[str, dict[str, int]]:
+    """{round: {wh, amount}} the donation was refunded, by round (keys are strings: JSON)."""
+    if "refunds" in donation:
+        return donation["refunds"]
+    if donation["refunded"]:
+        return {"1": {"wh": donation["refunded_wh"], "amount": donation["refunded_amount"]}}
+    return {}
+
+
+def _sponsor_owed(campaign: dict) -> bool:
+    """The current round waits for the sponsor: it has a matched share, or its unused reserve
+    has not gone back yet."""
+    if campaign["sponsor"] is None:
+        return False
+    done = _sponsor_round(campaign)
+    return done is None or (done < refund_round_of(campaign) and campaign["matched_wh"] > 0)
+
+
+def refund_round_done(campaign: dict) -> bool:
+    """Every donation and the sponsor (when owed) were refunded in the current round."""
+    return campaign.get("round_refunds", 0) >= campaign["donations"] and not _sponsor_owed(campaign)
+
+
+def refund_round_due(campaign: dict, pool_wh: int) -> bool:
+    """A new refund round may open: the campaign is stopped, its round is done, the pool holds
+    more than that round left in it (coins came back since its snapshot), and the pool gives at
+    least one shareholder a whole Wh."""
+    if campaign.get("status") not in STOPPED or not refund_round_done(campaign):
+        return False
+    left = campaign["refundable_wh"] - campaign.get("round_refunded_wh", campaign["refunded_wh"])
+    basis = campaign["refund_basis"]
+    if pool_wh <= left or not basis:
+        return False
+    largest = campaign.get("largest_wh")
+    return largest is None or pool_wh * max(largest, campaign["matched_wh"]) // basis > 0
 
 
 @charity_pool.function(orgs={"charity"})
@@ -535,10 +605,10 @@ def _roll(ctx: Context, slug: str, campaign: dict) -> tuple[dict, dict]:
 
 @charity_pool.function(orgs={"utility", "charity"})
 def refund(ctx: Context) -> dict:
-    """Refund one donation of a cancelled, failed or refunding campaign: its pro-rata share of
-    the pool as snapshotted goes back to where it came from (a fiat donation's to the utility,
-    with ``refunded_amount`` for the payments path to give back; coins to their account; a roll
-    to the earlier campaign's pool). Once per donation."""
+    """Refund one donation of a cancelled, failed or refunding campaign in the current round:
+    its pro-rata share of the round's snapshot goes back to where it came from (a fiat
+    donation's to the utility, with ``refunded_amount`` for the payments path to give back; coins
+    to their account; a roll to the earlier campaign's pool). Once per donation and round."""
     slug = _slug(ctx)
     donation_id = ctx.arg_str("donation")
     campaign = _campaign(ctx, slug)
@@ -547,44 +617,63 @@ def refund(ctx: Context) -> dict:
         raise ContractError(f"campaign {slug} is {campaign['status']}: nothing is refunded")
     key = donation_key(slug, donation_id)
     donation = _existing(ctx, key, f"donation {donation_id} to campaign {slug}")
-    if donation["refunded"]:
-        raise ContractError(f"donation {donation_id} to campaign {slug} was refunded already")
+    round_ = refund_round_of(campaign)
+    if _donation_round(donation) >= round_:
+        raise ContractError(f"donation {donation_id} to campaign {slug} was refunded already in refund round "
+                            f"{round_}")
     basis = campaign["refund_basis"]
     share = campaign["refundable_wh"] * donation["wh"] // basis if basis else 0
+    total_wh = donation["refunded_wh"] + share
     refunded_amount = 0
     if donation["kind"] == "fiat":
         destination = first_shard(campaign["utility"], donation["payment"])
-        refunded_amount = donation["amount"] if share >= donation["wh"] else \
-            donation["amount"] * share // donation["wh"]
+        # The money follows the coins over all rounds: what the Wh returned so far are worth of
+        # what was paid (all of it once all of them returned), less what earlier rounds gave back.
+        owed = donation["amount"] if total_wh >= donation["wh"] else donation["amount"] * total_wh // donation["wh"]
+        refunded_amount = max(owed - donation["refunded_amount"], 0)
     else:
         destination = donation["account"]
     if share:
         ctx.transfer(pool_account(slug), destination, share, ENERGY)
     if donation["kind"] == "roll" and share:
-        # The coins go back to the earlier campaign's pool, not rolled after all; it refunds them
-        # to its own donors (none of whom was refunded: it had closed by rolling).
-        earlier_slug = account_key_parts(destination)[1][0]
-        earlier = ctx.get_state(campaign_key(earlier_slug))
-        if earlier is not None:
-            ctx.put_state(campaign_key(earlier_slug), {
-                **earlier, "rolled_wh": earlier["rolled_wh"] - share, "status": "refunding",
-                "refundable_wh": earlier["refundable_wh"] + share})
-    ctx.put_state(key, {**donation, "refunded": True, "refunded_wh": share, "refunded_amount": refunded_amount})
+        _roll_returned(ctx, account_key_parts(destination)[1][0], share)
+    refunds = {**donation_refunds(donation), str(round_): {"wh": share, "amount": refunded_amount}}
+    ctx.put_state(key, {**donation, "refunded": True, "refunded_round": round_, "refunded_wh": total_wh,
+                        "refunded_amount": donation["refunded_amount"] + refunded_amount, "refunds": refunds})
     campaign = {**campaign, "refunded_wh": campaign["refunded_wh"] + share,
-                "refunded_amount": campaign["refunded_amount"] + refunded_amount}
+                "refunded_amount": campaign["refunded_amount"] + refunded_amount, "refund_round": round_,
+                "round_refunds": campaign.get("round_refunds", 0) + 1,
+                "round_refunded_wh": campaign.get("round_refunded_wh", 0) + share}
     ctx.put_state(campaign_key(slug), campaign)
     result = {"campaign": slug, "donation": donation_id, "kind": donation["kind"], "account": destination,
               "payer": donation["payer"], "payment": donation["payment"], "event_id": donation["payment"],
-              "amount": donation["amount"], "currency": donation["currency"], "wh": donation["wh"],
-              "refunded_wh": share, "refunded_amount": refunded_amount, "status": campaign["status"]}
+              "amount": donation["amount"], "currency": donation["currency"], "wh": donation["wh"], "round": round_,
+              "refunded_wh": share, "refunded_amount": refunded_amount, "total_refunded_wh": total_wh,
+              "total_refunded_amount": donation["refunded_amount"] + refunded_amount,
+              "status": campaign["status"], "round_done": refund_round_done(campaign)}
     ctx.emit("donation_refunded", result)
     return result
 
 
+def _roll_returned(ctx: Context, earlier_slug: str, wh: int) -> None:
+    """A refunded roll's coins went back to the earlier campaign's pool: they were not rolled
+    after all. A campaign closed by its roll never refunded its donors, so it turns refunding
+    and its round 1 shares its whole pool; one refunding already shares them in its next round."""
+    earlier = ctx.get_state(campaign_key(earlier_slug))
+    if earlier is None:
+        return
+    earlier = {**earlier, "rolled_wh": earlier["rolled_wh"] - wh}
+    if earlier["status"] == "closed":
+        earlier.update(status="refunding", refundable_wh=ctx.balance(pool_account(earlier_slug), ENERGY),
+                       sponsor_round=_sponsor_round(earlier), **_first_round())
+        earlier["sponsor_refunded"] = earlier["sponsor"] is not None and not _sponsor_owed(earlier)
+    ctx.put_state(campaign_key(earlier_slug), earlier)
+
+
 @charity_pool.function(orgs={"utility", "charity"})
 def refund_sponsor(ctx: Context) -> dict:
-    """Back to the sponsor: the matched coins' pro-rata share of the pool as snapshotted, plus
-    what is left in the matching reserve. Once."""
+    """Back to the sponsor: the matched coins' pro-rata share of the current round's snapshot,
+    plus what is left in the matching reserve. Once per round (once at a roll's close)."""
     slug = _slug(ctx)
     campaign = _campaign(ctx, slug)
     _charity_or_utility(ctx, slug, campaign)
@@ -593,8 +682,10 @@ def refund_sponsor(ctx: Context) -> dict:
     sponsor = campaign["sponsor"]
     if sponsor is None:
         raise ContractError(f"campaign {slug} has no sponsor")
-    if campaign["sponsor_refunded"]:
-        raise ContractError(f"the sponsor of campaign {slug} was refunded already")
+    round_ = refund_round_of(campaign)
+    done = _sponsor_round(campaign)
+    if done is not None and done >= round_:
+        raise ContractError(f"the sponsor of campaign {slug} was refunded already in refund round {round_}")
     basis = campaign["refund_basis"]
     share = campaign["refundable_wh"] * campaign["matched_wh"] // basis if basis else 0
     if share:
@@ -603,12 +694,45 @@ def refund_sponsor(ctx: Context) -> dict:
     unused = ctx.balance(reserve, ENERGY)
     if unused:
         ctx.transfer(reserve, sponsor, unused, ENERGY)
-    campaign = {**campaign, "sponsor_refunded": True, "refunded_wh": campaign["refunded_wh"] + share,
-                "sponsor_refunded_wh": share, "match_returned_wh": unused}
+    campaign = {**campaign, "sponsor_refunded": True, "sponsor_round": round_,
+                "refunded_wh": campaign["refunded_wh"] + share,
+                "round_refunded_wh": campaign.get("round_refunded_wh", 0) + share,
+                "sponsor_refunded_wh": campaign.get("sponsor_refunded_wh", 0) + share,
+                "match_returned_wh": campaign.get("match_returned_wh", 0) + unused}
     ctx.put_state(campaign_key(slug), campaign)
-    result = {"campaign": slug, "account": sponsor, "refunded_wh": share, "unused_wh": unused,
-              "wh": share + unused, "status": campaign["status"]}
+    result = {"campaign": slug, "account": sponsor, "round": round_, "refunded_wh": share, "unused_wh": unused,
+              "wh": share + unused, "status": campaign["status"], "round_done": refund_round_done(campaign)}
     ctx.emit("sponsor_refunded", result)
+    return result
+
+
+@charity_pool.function(orgs={"utility", "charity"})
+def next_refund_round(ctx: Context) -> dict:
+    """Open the next refund round of a cancelled, failed or refunding campaign once every refund
+    of the current one is done and coins came back to the pool since its snapshot (windows
+    settled later, a refunded roll): the pool is snapshotted again, and each donation and the
+    sponsor may be refunded their pro-rata share of it, once."""
+    slug = _slug(ctx)
+    campaign = _campaign(ctx, slug)
+    _charity_or_utility(ctx, slug, campaign)
+    if campaign["status"] not in STOPPED:
+        raise ContractError(f"campaign {slug} is {campaign['status']}: nothing is refunded")
+    round_ = refund_round_of(campaign)
+    if not refund_round_done(campaign):
+        raise ContractError(f"refund round {round_} of campaign {slug} is not done: "
+                            f"{campaign.get('round_refunds', 0)} of {campaign['donations']} donations refunded"
+                            + (", the sponsor not yet" if _sponsor_owed(campaign) else ""))
+    held = ctx.balance(pool_account(slug), ENERGY)
+    if not refund_round_due(campaign, held):
+        raise ContractError(f"nothing to share in a new refund round of campaign {slug}: the pool holds {held} Wh, "
+                            f"what round {round_} left or less than any donor's whole Wh")
+    campaign = {**campaign, "refund_round": round_ + 1, "refundable_wh": held, "round_refunds": 0,
+                "round_refunded_wh": 0, "sponsor_round": _sponsor_round(campaign)}
+    campaign["sponsor_refunded"] = campaign["sponsor"] is not None and not _sponsor_owed(campaign)
+    ctx.put_state(campaign_key(slug), campaign)
+    result = {"campaign": slug, "round": round_ + 1, "refundable_wh": held, "refund_basis": campaign["refund_basis"],
+              "donations": campaign["donations"], "status": campaign["status"]}
+    ctx.emit("refund_round_opened", result)
     return result
 
 

@@ -150,9 +150,9 @@ def test_transparency_rows_link_every_transaction_to_the_explorer(pw):
     for tx_hash in (pw.named.tx_hash, pw.anonymous.tx_hash, pw.disbursement.tx_hash):
         assert f'href="/explorer/tx/{tx_hash}/"' in html
     block = pw.block.number
-    assert f'href="/campaigns/{SLUG}/proofs/{pw.named.tx_hash}.json"' in html and f"Block {block}" in html
+    assert f'href="/campaigns/{SLUG}/proofs/{pw.named.tx_hash}/"' in html and f"Block {block}" in html
     # the unsealed donation has no proof yet
-    assert f"/proofs/{pw.anonymous.tx_hash}.json" not in html and "not sealed yet" in html
+    assert f"/proofs/{pw.anonymous.tx_hash}" not in html and "not sealed yet" in html
 
 
 def test_transparency_rows_in_order_with_kinds(pw):
