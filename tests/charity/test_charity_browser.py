@@ -4,7 +4,8 @@ tab and donates through the payment simulator (a signed bank webhook) in another
 tab's bar and raised amount move without a reload, over the websocket (the page's polling
 fallback is off the path: it would take 20 s and the test asserts the socket is connected and
 the page never polled). Once sealed, the donation's transparency row leads to its inclusion
-proof, and for the charity's staff to its ledger transaction with postings into the pool. Then a
+proof (the page the server checked, and the file it offers, checked again here), and for the
+charity's staff to its ledger transaction with postings into the pool. Then a
 beneficiary's meter reports through the gateway's ingest service, burning part of its earmarked
 share, and the campaign page's burned-kWh chart shows it after a reload. Last, axe-core and the
 phone checks on the campaign list, the campaign, the group fundings and my donations."""
@@ -123,9 +124,17 @@ def test_a_donation_moves_the_open_page_live_its_proof_checks_out_and_burns_show
         expect(row).to_have_count(1)
         expect(row.locator("code.hash")).to_have_text(donation.tx_hash[:16])
         row.locator("a", has_text="Inclusion proof").click()
-        campaign.wait_for_url(f"**{PAGE}proofs/{donation.tx_hash}.json")
-        proof = json.loads(campaign.locator("body").inner_text())
+        campaign.wait_for_url(f"**{PAGE}proofs/{donation.tx_hash}/")
+        expect(campaign.locator("h1")).to_have_text("Proof of a transaction")
+        expect(campaign.locator(".proof-ok")).to_contain_text("Verified by this server")
+        expect(campaign.locator("main")).to_contain_text(donation.tx_hash)
+        assert campaign.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        shot(campaign, "charity-demo-proof")
+        # The file it offers, checked here on its own as a donor's Merkle tool would.
+        download = campaign.locator("a", has_text="Download the proof (JSON)").get_attribute("href")
+        proof = json.loads(campaign.request.get(base + download).text())
         assert proof["tx_hash"] == donation.tx_hash
+        expect(campaign.locator("main")).to_contain_text(proof["block"]["merkle_root"])
         assert verify_inclusion(bytes.fromhex(proof["tx_hash"]), proof["leaf_index"], proof["tree_size"],
                                 [bytes.fromhex(h) for h in proof["audit_path"]],
                                 bytes.fromhex(proof["block"]["merkle_root"]))

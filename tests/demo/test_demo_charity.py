@@ -62,7 +62,7 @@ def test_the_campaign_page_shows_progress_donors_sponsor_update_and_labels(clien
 
 def test_transparency_rows_link_every_movement_to_its_transaction_and_proof(client, demo):
     rows = selectors.transparency_rows(demo)
-    assert sorted(r.kind for r in rows) == ["disbursement", "donation", "donation", "donation"]
+    assert sorted(r.kind for r in rows) == ["disbursement", "donation", "donation", "donation", "match"]
     (disbursement,) = [r for r in rows if r.kind == "disbursement"]
     assert disbursement.extra["households"] == 2 and disbursement.wh == 63_000
     assert lease_acquire(holder="t")
@@ -72,8 +72,9 @@ def test_transparency_rows_link_every_movement_to_its_transaction_and_proof(clie
     html = client.get(PAGE).content.decode()
     for row in rows:
         assert f"/explorer/tx/{row.tx_hash}/" in html
-        assert f"{PAGE}proofs/{row.tx_hash}.json" in html
+        assert f"{PAGE}proofs/{row.tx_hash}/" in html
     fiat = demo.donations.get(donation_id=charity.FIAT_EVENT)
+    assert "Verified by this server" in client.get(f"{PAGE}proofs/{fiat.tx_hash}/").content.decode()
     proof = client.get(f"{PAGE}proofs/{fiat.tx_hash}.json")
     assert proof.status_code == 200 and proof.json()["block"]["merkle_root"]
 
