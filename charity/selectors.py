@@ -470,8 +470,8 @@ def proof_check(campaign: Campaign, tx_hash: str) -> ProofCheck | None:
     check.block = block
     check.leaf_index, check.tree_size, check.audit_path = proof["leaf_index"], proof["tree_size"], proof["audit_path"]
     leaf, root = _unhex(tx.tx_hash), _unhex(block.merkle_root)
-    path = [_unhex(p) for p in check.audit_path]
-    check.included = (leaf is not None and root is not None and None not in path
+    path = [node for node in map(_unhex, check.audit_path) if node is not None]
+    check.included = (leaf is not None and root is not None and len(path) == len(check.audit_path)
                       and verify_inclusion(leaf, check.leaf_index, check.tree_size, path, root))
     header = block_header_bytes(number=block.number, previous_hash=block.previous_hash, merkle_root=block.merkle_root,
                                 timestamp=ledger.as_utc(block.timestamp), tx_count=block.tx_count)
