@@ -27,6 +27,7 @@ DEMO_LOGINS: list[DemoLogin] = [
     DemoLogin("utility", "Utility operator (GridCo): mints and sells coins, sees the whole ledger"),
     DemoLogin("producer", "Producer (SunFarm solar array)"),
     DemoLogin("auditor", "Auditor: reads and verifies every block"),
+    DemoLogin("charity", "Charity staff (Warm Homes): runs the heat-wave campaign, posts updates, disburses"),
     DemoLogin("alice", "Resident, owner of Alice's household"),
     DemoLogin("bob", "Resident, owner of Bob's household"),
     DemoLogin("carol", "Resident, member of Alice's household"),
@@ -41,7 +42,7 @@ ORGANISATIONS = [
     (AUDITOR, "Independent Audit", OrgType.AUDITOR),
 ]
 ASSETS = [("k", "Energy coin", 3, "kWh"), ("INR", "Indian rupee credit", 2, "INR")]
-OPERATORS = [("utility", UTILITY), ("producer", PRODUCER), ("auditor", AUDITOR)]
+OPERATORS = [("utility", UTILITY), ("producer", PRODUCER), ("auditor", AUDITOR), ("charity", CHARITY)]
 RESIDENTS = ["alice", "bob"]
 HOUSEHOLD_MEMBERS = [("carol", "alice")]  # (member, the resident whose household they join)
 

@@ -225,11 +225,12 @@ def test_public_pages_carry_the_viewport_meta_and_local_assets_only(client, path
 def test_home_shows_each_users_organisations_and_balances():
     seed()
     alice = signed_in("alice").get("/").content.decode()
-    assert "Alice&#x27;s household" in alice and "household:hh-alice" in alice and "5.000" in alice
+    # ₹40.00 of coins less 3.5 kWh given to the demo's campaign and group fundings (demo.charity)
+    assert "Alice&#x27;s household" in alice and "household:hh-alice" in alice and "1.500" in alice
     assert "sunfarm" not in alice
 
     carol = signed_in("carol").get("/").content.decode()
-    assert "Alice&#x27;s household" in carol and "You are a member" in carol and "5.000" in carol
+    assert "Alice&#x27;s household" in carol and "You are a member" in carol and "1.500" in carol
 
     producer = signed_in("producer").get("/").content.decode()
     # 1,000 kWh generated, 400 kWh sold wholesale, and a week of the solar array's readings.
@@ -300,9 +301,13 @@ def test_block_page_shows_header_and_only_visible_transactions(sealed_demo):
     assert transfer.tx_hash[:12] in html
     assert mint.tx_hash[:12] not in html
     # The demo's other organisations' transactions: the mint, the wholesale sale, the prices,
-    # Bob's purchases and funding and his meter's and the solar array's week of readings.
-    hidden = 1 + 1 + 2 + 2 + 1 + 2 * readings.READINGS_PER_METER
-    assert block.tx_count == hidden + 2 + 1 + readings.READINGS_PER_METER  # Alice's: 2 purchases, 1 funding
+    # Bob's purchases and funding and his meter's and the solar array's week of readings, and of
+    # demo.charity: the campaign opened, GridCo's pledge, Bob's gift, the bank's donation, Bob's
+    # group funding opened and his two contributions.
+    hidden = 1 + 1 + 2 + 2 + 1 + 2 * readings.READINGS_PER_METER + 7
+    # Alice's: 2 purchases, 1 funding, her meter's readings; her gift, the disbursement to her
+    # meter, the group funding she opened and her two contributions.
+    assert block.tx_count == hidden + 2 + 1 + readings.READINGS_PER_METER + 5
     assert f"{hidden} other transactions" in html
 
     stranger = signed_in("stranger").get("/explorer/blocks/0/").content.decode()

@@ -162,7 +162,7 @@ def test_the_demo_staff_get_through_with_the_code_the_home_page_shows(client):
 
     codes = dict(re.findall(r'<code class="username">(\w+)</code>(?:(?!</li>).)*?<code class="totp-code">(\d{6})</code>',
                             html, re.S))
-    assert set(codes) == {"utility", "auditor"}  # the demo's staff; residents and the producer need none
+    assert set(codes) == {"utility", "auditor", "charity"}  # the demo's staff; residents and the producer need none
     login_post(client, "utility", "gridcoin-demo")
     assert client.post("/accounts/login/verify/", {"code": codes["utility"]}).status_code == 302
     assert client.get("/explorer/").status_code == 200

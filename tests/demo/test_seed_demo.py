@@ -10,18 +10,23 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from accounts.models import CustodialKey, Membership, Role
-from demo import readings
+from charity.models import Campaign, CampaignUpdate, Contribution, Disbursement, Donation, GroupFunding, MatchPledge
+from demo import charity, readings
 from ledger.models import Account, Asset, Block, Identity, Organisation, Posting, StateEntry, Transaction, TxStatus
 from ledger.sealing import lease_acquire, lease_release, seal_next_block
+from ledger.selectors import device_windows
 from ledger.verify import verify_chain
 from meters.models import Device
 from payments.models import BankSecret, Payment, ProcessedEvent, ReconciliationLine, ReconciliationRun, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
-# The economy's six transactions, then demo.readings: two purchases, two fundings and a week of
-# readings from three meters.
-SEEDED_TXS = 6 + 2 + 2 + 3 * readings.READINGS_PER_METER
+# The economy's six transactions, demo.charity's twelve (the campaign opened, the sponsor's
+# pledge, two coin gifts, the bank's donation, the disbursement, two group fundings opened and
+# four contributions), then demo.readings: two purchases, two fundings and a week of readings
+# from three meters.
+CHARITY_TXS = 1 + 1 + 2 + 1 + 1 + 2 + 4
+SEEDED_TXS = 6 + CHARITY_TXS + 2 + 2 + 3 * readings.READINGS_PER_METER
 
 
 def seed() -> str:
@@ -48,6 +53,8 @@ def snapshot() -> dict:
         "reconciliation": list(ReconciliationLine.objects.order_by("id").values_list("run_id", "outcome", "tx_hash")),
         "claimed events": ProcessedEvent.objects.count(),
         "balances": dict(Account.objects.values_list("key", "balance").order_by("key", "asset_id")),
+        "charity": [model.objects.count() for model in (Campaign, MatchPledge, Donation, Disbursement, CampaignUpdate,
+                                                        GroupFunding, Contribution)],
     }
 
 
@@ -74,21 +81,23 @@ def test_seed_creates_the_demo_network():
     assert Account.objects.get(key="issuance", asset=k).organisation.msp_id == "gridco-utility"
 
     users = get_user_model().objects
-    for username in ("utility", "producer", "auditor", "alice", "bob", "carol"):
+    for username in ("utility", "producer", "auditor", "charity", "alice", "bob", "carol"):
         assert users.get(username=username).check_password("gridcoin-demo"), username
     expected = {
         ("utility", "gridco-utility", Role.OWNER),
         ("producer", "sunfarm", Role.OWNER),
         ("auditor", "audit", Role.OWNER),
+        ("charity", "warmhomes", Role.OWNER),
         ("alice", "hh-alice", Role.OWNER),
         ("bob", "hh-bob", Role.OWNER),
         ("carol", "hh-alice", Role.MEMBER),
     }
     got = set(Membership.objects.values_list("user__username", "organisation__msp_id", "role"))
     assert got == expected
-    # Members and the two service identities (the utility's operator, the bank's webhook
-    # receiver) hold custodial keys; the nine demo meters hold their own.
-    assert CustodialKey.objects.count() == len(expected) + 2
+    # Members and the three service identities (the utility's operator, the bank's webhook
+    # receiver, the charity's campaign automation) hold custodial keys; the nine demo meters
+    # hold their own.
+    assert CustodialKey.objects.count() == len(expected) + 3
     assert Identity.objects.filter(kind="device").count() == 9
 
     # A week of the meters' readings (demo.readings): each local hour of the day 7 times.
@@ -96,11 +105,23 @@ def test_seed_creates_the_demo_network():
     drawn = {m: readings.DAYS * sum(readings.household_watts(h, m) for h in range(24)) for m in readings.HOUSEHOLDS}
     assert balance("producer:sunfarm") == 600_000 + solar  # 1,000 kWh generated, 400 kWh sold wholesale
     utility = Account.objects.filter(key__startswith="utility:gridco-utility:", asset_id="k")
-    assert utility.count() == 16 and sum(a.balance for a in utility) == 385_000 - 60_000
-    assert balance("household:hh-alice") == 5_000  # ₹40.00 at ₹8.00/kWh, then ₹240 spent on her meter
-    assert balance("household:hh-bob") == 10_000  # ₹80.00 on the statement, no webhook, and the same
+    # Sold: 75 kWh to residents, 50 kWh for the club's donation; 10 kWh pledged to match.
+    assert utility.count() == 16 and sum(a.balance for a in utility) == 385_000 - 60_000 - 50_000 - 10_000
+    # ₹40.00 at ₹8.00/kWh, 3.5 kWh given to the campaign and the group fundings, then ₹240 spent on her meter
+    assert balance("household:hh-alice") == 5_000 - 2_000 - 1_000 - 500
+    # ₹80.00 on the statement (no webhook), 4.5 kWh given, and the same ₹240 on his meter
+    assert balance("household:hh-bob") == 10_000 - 1_000 - 2_000 - 1_500
+    # The pool (3 kWh of coins, 50 kWh bought by the club, 10 kWh matched) went out by weight 1:2.
+    shares = {"HM-ALICE": 21_000, "HM-BOB": 42_000}
+    windows = device_windows(list(drawn))
     for meter, wh in drawn.items():
-        assert balance(f"device:{meter}") == 30_000 - wh > 0  # funded a week's use, and some left
+        # funded a week's use, and some left; the last three days' readings drew on the share first
+        assert balance(f"device:{meter}") == 30_000 + shares[meter] - wh > 0
+        (window,) = windows[meter]
+        assert window["campaign"] == charity.CAMPAIGN and 0 < window["remaining"] < shares[meter]
+    assert balance("pool:heat-wave-fort-kochi") == 0 and balance("match:heat-wave-fort-kochi") == 0
+    assert balance("escrow:saturday-match") == 3_000 and balance("device:ST-0001") == 0  # collecting
+    assert balance("escrow:friday-night-market") == 0 and balance("device:MS-0001") == 2_000  # funded
     assert balance("issuance") == -1_000_000 - solar + sum(drawn.values())
     # Every coin moved through the economy's chaincodes: the producer's meter minted, the bank
     # reported the wholesale and retail payments (Bob's through its statement), the utility's
@@ -109,10 +130,11 @@ def test_seed_creates_the_demo_network():
     assert txs.count() == SEEDED_TXS and all(t.status == TxStatus.VALID for t in txs)
     assert {t.invoker.qualified_name for t in txs} == {
         "sunfarm/PM-0001", "gridco-utility/operator", "demobank/webhooks", "hh-alice/HM-ALICE", "hh-bob/HM-BOB",
-        "hh-alice/alice", "hh-bob/bob"}
+        "hh-alice/alice", "hh-bob/bob", "warmhomes/charity", "warmhomes/campaigns", "gridco-utility/utility"}
     assert {(t.chaincode, t.function) for t in txs} == {
         ("generator", "mint"), ("pricing", "set"), ("wholesale-seller", "sell"), ("retail-seller", "sell"),
-        ("resident", "fund"), ("consumer", "burn")}
+        ("resident", "fund"), ("consumer", "burn"),
+        *(("charity-pool", f) for f in ("open", "pledge", "give", "donate", "disburse", "group_open", "contribute"))}
 
 
 def test_seed_twice_changes_nothing():
@@ -154,7 +176,7 @@ def test_seed_completes_a_partial_demo():
     out = seed()
     assert "organisation gridco-utility" not in out and "asset k" not in out
     assert "organisation sunfarm" in out and "user carol" in out and "retail-seller.sell" in out
-    assert balance("household:hh-alice") == 5_000
+    assert balance("household:hh-alice") == 5_000 - 2_000 - 1_000 - 500  # her gifts to the campaign and the group fundings
 
 
 def test_seed_refuses_a_demo_organisation_of_the_wrong_type():

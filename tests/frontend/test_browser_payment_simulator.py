@@ -17,14 +17,14 @@ def test_simulator_payment_shows_up_in_the_wallet(live_server, phone):  # noqa: 
     from ledger.models import Account, Transaction
     from payments.models import WebhookEvent
 
-    call_command("seed_demo")  # demo bank, prices (₹8.00/kWh retail), utility stock; alice holds 5 kWh
+    call_command("seed_demo")  # demo bank, prices (₹8.00/kWh retail), utility stock; alice holds 1.5 kWh
     page = phone
     page.goto(f"{live_server.url}/accounts/login/?next=/wallet/")
     page.fill("#id_username", "alice")
     page.fill("#id_password", "gridcoin-demo")
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/wallet/")
-    expect(page.locator(".energy-total")).to_have_text("5.000")
+    expect(page.locator(".energy-total")).to_have_text("1.500")
 
     page.click("a.buy")
     page.wait_for_url("**/payments/simulator/**")
@@ -41,5 +41,5 @@ def test_simulator_payment_shows_up_in_the_wallet(live_server, phone):  # noqa: 
     assert (tx.chaincode, tx.function, tx.status) == ("retail-seller", "sell", "valid")
 
     page.goto(f"{live_server.url}/wallet/")
-    expect(page.locator(".energy-total")).to_have_text("6.250")
-    assert Account.objects.get(key="household:hh-alice", asset_id="k").balance == 6_250
+    expect(page.locator(".energy-total")).to_have_text("2.750")
+    assert Account.objects.get(key="household:hh-alice", asset_id="k").balance == 2_750
