@@ -16,7 +16,9 @@ from django.conf import settings
 
 from iot_gateway.supervisor import WorkerOptions, WorkerStartFailed, WorkerSupervisor
 
-READY = "import signal, sys, time; print('worker {n} subscribed', flush=True); {extra}; time.sleep(60)"
+# ``extra`` runs before the worker says it is ready, as a real worker sets its signal handlers
+# before subscribing: otherwise a SIGTERM could arrive before the handler under test is set.
+READY = "import signal, sys, time; {extra}; print('worker {n} subscribed', flush=True); time.sleep(60)"
 
 
 def stand_in(extra: str = "pass", *, fail: set[int] | None = None):
