@@ -260,8 +260,14 @@ def _refund_sponsor(campaign: Campaign, identity, report: RefundReport | None, n
     round_ = refund_round_of(state)
     base = f"charity-refund-sponsor:{campaign.slug}"
     # Round 0 is the unused reserve's return when a roll closes the campaign; a refunded roll
-    # may open round 1 later, which must not replay it.
-    key = f"{base}:close" if round_ == 0 else _round_key(base, round_)
+    # may open round 1 later, which must not replay it (nor a return made before rounds existed,
+    # which used the bare key).
+    if round_ == 0:
+        key = f"{base}:close"
+    elif round_ == 1 and state.get("sponsor_round") is None:
+        key = base
+    else:
+        key = f"{base}:round-{round_}"
     if not state.get("sponsor_refunded"):
         try:
             invoke(identity, "refund_sponsor", {"campaign": campaign.slug}, key, proposed_at=now)

@@ -74,3 +74,30 @@ def test_coins_settled_back_after_a_cancellation_are_refunded_in_a_second_round(
     assert world.coins(world.bob) == COINS - 3_250 + 2_600
     assert_books_equal_the_ledger("heatwave")
     assert_ledger_verifies()
+
+
+def test_a_refunded_roll_gives_the_earlier_campaigns_sponsor_its_matched_share(world):
+    """Closed by its roll, a campaign returned only its sponsor's unused reserve; when the next
+    campaign refunds the roll, the earlier one's round 1 gives the sponsor the matched coins too."""
+    from django.utils import timezone
+
+    later = world.campaign("winter", ends_at=timezone.now() + timedelta(days=60))
+    campaign = world.campaign("heatwave", minimum=100, leftover="roll", next_campaign=later)
+    services.match_pledge(user=world.sponsor, campaign=campaign, amount_wh=1_500, idempotency_key=key("pledge"))
+    world.give(world.alice, campaign, 1_000)  # matched 1,000; 500 of the reserve unused
+    after_end = (campaign.ends_at + timedelta(minutes=1)).isoformat()
+    tasks.close_ended_campaigns.apply(kwargs={"now": after_end}).get()
+    assert pool_balance("winter") == 2_000 and world.coins(world.sponsor) == COINS - 1_000
+
+    services.campaign_cancel(user=world.staff, campaign=later, reason="A mild winter.")
+    assert tasks.close_ended_campaigns.apply(kwargs={"now": after_end}).get() == {
+        "closed": 0, "refunded_campaigns": 2}
+    assert world.coins(world.alice) == COINS and world.coins(world.sponsor) == COINS
+    assert pool_balance("heatwave") == 0 and pool_balance("winter") == 0
+    assert sorted(Transaction.objects.filter(function="refund_sponsor").values_list("idempotency_key", flat=True)) == [
+        "charity-refund-sponsor:heatwave:close", "charity-refund-sponsor:heatwave:round-1"]
+    assert MatchPledge.objects.get().returned_wh == 1_500
+    assert tasks.close_ended_campaigns.apply(kwargs={"now": after_end}).get()["refunded_campaigns"] == 0
+    assert world.coins(world.sponsor) == COINS
+    assert_books_equal_the_ledger("heatwave")
+    assert_books_equal_the_ledger("winter")

@@ -4,8 +4,11 @@ ends, cancellation or closing (refund, failure, roll) and refunds, with the cloc
 
 After every step: the campaign's books (its world state) equal its pool's ledger balance, every
 asset sums to zero over its accounts (issuance included), no device holds less than its funded
-windows reserve, and no donation was refunded twice; every refund is the donation's pro-rata
-share of the snapshot, whatever the order.
+windows reserve, and no donation was refunded twice in a refund round; every refund is the
+donation's pro-rata share of its round's snapshot, whatever the order, and a fiat donation's
+money over all rounds stays proportional to the coins returned and within what was paid. Once a
+stopped campaign's windows have all settled and its refund rounds ran to completion, its pool
+holds only floor dust: less than one Wh per shareholder (each donation, and the sponsor).
 
 Each example runs inside a savepoint rolled back at its end (pytest-django's ``db`` fixture is
 not reset between examples); the world (members, accounts, prices) is built once.
@@ -30,6 +33,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from ledger.chaincodes.charity import STOPPED
 from ledger.chaincodes.energy_math import reserved
 from ledger.keys import campaign_key, device_account, donation_key, household_account, pool_account, windows_key
 from ledger.models import Account, StateEntry, Transaction
@@ -62,7 +66,8 @@ class CharityMachine(RuleBasedStateMachine):
         self.now = T0 + timedelta(hours=1)
         self.campaigns: list[str] = []
         self.donations: list[str] = []
-        self.refunded: set[str] = set()
+        self.refunded: set[tuple[str, int]] = set()  # (donation, refund round)
+        self.sponsor_rounds: set[int] = set()
         self.status = "open"  # as the ledger last answered
 
     def teardown(self) -> None:
@@ -152,6 +157,9 @@ class CharityMachine(RuleBasedStateMachine):
 
     @rule(device=st.sampled_from(DEVICES))
     def settle(self, device: str) -> None:
+        self.settle_device(device)
+
+    def settle_device(self, device: str) -> None:
         result = self.world.invoke(self.world.utility, "resident", "settle", {"device": device}, at=self.now)
         event(f"settle: {'valid' if result.ok else 'rejected'}")
         if result.ok:
@@ -179,32 +187,107 @@ class CharityMachine(RuleBasedStateMachine):
         assert result.ok == closable, result.reason
         self.status = self.campaign()["status"]
 
-    @precondition(lambda self: self.status != "open")
-    @rule(pick=st.integers(0, 1000), again=st.booleans())
-    def refund(self, pick: int, again: bool) -> None:
-        candidates = self.donations if again else [d for d in self.donations if d not in self.refunded]
-        if not candidates:
-            return
-        donation_id = candidates[pick % len(candidates)]
+    def round(self) -> int:
+        return self.campaign().get("refund_round", 0)
+
+    def stopped(self) -> bool:
+        return self.campaign()["status"] in STOPPED
+
+    def refund_one(self, donation_id: str) -> None:
         campaign = self.campaign()
         donation = _state(donation_key("heat", donation_id))
+        round_ = campaign["refund_round"]
         result = self.call(self.world.charity, "refund", {"campaign": "heat", "donation": donation_id})
-        if donation_id in self.refunded or campaign["status"] not in ("cancelled", "failed", "refunding"):
+        if (donation_id, round_) in self.refunded or campaign["status"] not in STOPPED:
             assert not result.ok
             return
         assert result.ok, result.reason
-        self.refunded.add(donation_id)
+        self.refunded.add((donation_id, round_))
         share = campaign["refundable_wh"] * donation["wh"] // campaign["refund_basis"]
-        assert result.result["refunded_wh"] == share
+        assert (result.result["refunded_wh"], result.result["round"]) == (share, round_)
         if donation["kind"] == "fiat":
-            whole = share >= donation["wh"]
-            assert result.result["refunded_amount"] == (
-                donation["amount"] if whole else donation["amount"] * share // donation["wh"])
+            total = donation["refunded_wh"] + share
+            owed = donation["amount"] if total >= donation["wh"] else donation["amount"] * total // donation["wh"]
+            assert result.result["refunded_amount"] == owed - donation["refunded_amount"]
+            assert result.result["total_refunded_amount"] == owed <= donation["amount"]
+
+    def refund_the_sponsor(self) -> None:
+        campaign = self.campaign()
+        result = self.call(self.world.utility, "refund_sponsor", {"campaign": "heat"})
+        round_ = campaign["refund_round"]
+        if campaign["sponsor"] is None or round_ in self.sponsor_rounds \
+                or campaign["status"] not in (*STOPPED, "closed"):
+            assert not result.ok
+            return
+        assert result.ok, result.reason
+        self.sponsor_rounds.add(round_)
+        assert result.result["refunded_wh"] == (campaign["refundable_wh"] * campaign["matched_wh"]
+                                                // campaign["refund_basis"] if campaign["refund_basis"] else 0)
+
+    def round_done(self) -> bool:
+        """Every donation refunded in the current round, and the sponsor if it has a share or
+        its reserve has not gone back yet: judged from the machine's own records."""
+        c = self.campaign()
+        round_ = c["refund_round"]
+        donations_done = all((d, round_) in self.refunded for d in self.donations)
+        sponsor_owed = c["sponsor"] is not None and round_ not in self.sponsor_rounds and (
+            not self.sponsor_rounds or c["matched_wh"] > 0)
+        return donations_done and not sponsor_owed
+
+    def next_round(self) -> bool:
+        c = self.campaign()
+        held = _balance(pool_account("heat"))
+        left = c["refundable_wh"] - c["round_refunded_wh"]
+        largest = max([_state(donation_key("heat", d))["wh"] for d in self.donations] + [c["matched_wh"]])
+        due = (c["status"] in STOPPED and self.round_done() and held > left and c["refund_basis"] > 0
+               and held * largest // c["refund_basis"] > 0)
+        result = self.call(self.world.utility, "next_refund_round", {"campaign": "heat"})
+        assert result.ok == due, (result.reason, c, held)
+        if due:
+            assert self.campaign()["refundable_wh"] == held and self.round() == c["refund_round"] + 1
+        return result.ok
+
+    @precondition(lambda self: self.status != "open")
+    @rule(pick=st.integers(0, 1000), again=st.booleans())
+    def refund(self, pick: int, again: bool) -> None:
+        round_ = self.round()
+        candidates = self.donations if again else [d for d in self.donations if (d, round_) not in self.refunded]
+        if not candidates:
+            return
+        self.refund_one(candidates[pick % len(candidates)])
 
     @precondition(lambda self: self.status != "open")
     @rule()
     def refund_sponsor(self) -> None:
-        self.call(self.world.utility, "refund_sponsor", {"campaign": "heat"})
+        self.refund_the_sponsor()
+
+    @precondition(lambda self: self.status != "open")
+    @rule()
+    def next_refund_round(self) -> None:
+        self.next_round()
+
+    @precondition(lambda self: self.status != "open")
+    @rule()
+    def settle_everything_and_refund_to_the_end(self) -> None:
+        """After the earmark ends every window settles; then rounds run until none is due: a
+        stopped campaign's pool keeps less than one Wh per shareholder."""
+        self.now = max(self.now, END + timedelta(hours=1))
+        for device in DEVICES:
+            self.settle_device(device)
+        if not self.stopped():
+            return
+        while True:
+            for donation_id in self.donations:
+                if (donation_id, self.round()) not in self.refunded:
+                    self.refund_one(donation_id)
+            if self.campaign()["sponsor"] is not None and not self.round_done():
+                self.refund_the_sponsor()
+            if not self.next_round():
+                break
+        c = self.campaign()
+        shareholders = len(self.donations) + (1 if c["matched_wh"] else 0)
+        assert _balance(pool_account("heat")) < max(shareholders, 1), c
+        event(f"refund rounds run to the end: {c['refund_round']}")
 
     # --- invariants ---------------------------------------------------------------------
     @invariant()
@@ -231,10 +314,10 @@ class CharityMachine(RuleBasedStateMachine):
         if not self.campaigns:
             return
         c = self.campaign()
-        if c["status"] in ("cancelled", "failed", "refunding"):
-            assert c["refunded_wh"] <= c["refundable_wh"]
+        if c["status"] in STOPPED:
+            assert c["round_refunded_wh"] <= c["refundable_wh"]
         twice = (Transaction.objects.filter(chaincode="charity-pool", function="refund", status="valid")
-                 .values("args__donation").annotate(n=Count("id")).filter(n__gt=1))
+                 .values("args__donation", "result__round").annotate(n=Count("id")).filter(n__gt=1))
         assert not twice.exists()
 
 
