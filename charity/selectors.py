@@ -310,14 +310,17 @@ class LedgerRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _blocks_of(hashes: list[str]) -> dict[str, int | None]:
+def _ledger_facts(hashes: list[str]) -> dict[str, tuple[int | None, datetime]]:
+    """(block number or None while unsealed, the time the transaction was proposed) per hash:
+    a row is dated by the ledger, not by when this app mirrored it."""
     hashes = [h for h in hashes if h]
     if not hashes:
         return {}
-    found = dict(Transaction.objects.filter(tx_hash__in=set(hashes)).values_list("tx_hash", "block_id"))
-    numbers = dict(Block.objects.filter(id__in={b for b in found.values() if b is not None})
+    found = {h: (block_id, at) for h, block_id, at in
+             Transaction.objects.filter(tx_hash__in=set(hashes)).values_list("tx_hash", "block_id", "proposed_at")}
+    numbers = dict(Block.objects.filter(id__in={b for b, _ in found.values() if b is not None})
                    .values_list("id", "number"))
-    return {h: numbers.get(block_id) if block_id is not None else None for h, block_id in found.items()}
+    return {h: (numbers.get(block_id) if block_id is not None else None, at) for h, (block_id, at) in found.items()}
 
 
 def campaign_tx_hashes(campaign: Campaign) -> set[str]:
@@ -365,9 +368,10 @@ def transparency_rows(campaign: Campaign, limit: int = 200) -> list[LedgerRow]:
     if match is not None and match.tx_hash:
         rows.append(LedgerRow(kind="match", what=_("Matching pledge from %(name)s") % {"name": match.sponsor_name},
                               at=match.created_at, tx_hash=match.tx_hash, wh=match.cap_wh))
-    blocks = _blocks_of([r.tx_hash for r in rows])
+    facts = _ledger_facts([r.tx_hash for r in rows])
     for row in rows:
-        row.block = blocks.get(row.tx_hash)
+        if row.tx_hash in facts:
+            row.block, row.at = facts[row.tx_hash]
     rows.sort(key=lambda r: r.at, reverse=True)
     return rows[:limit]
 

@@ -409,7 +409,9 @@ def receipt_pdf(request: HttpRequest, receipt_number: str) -> HttpResponse:
     if donation is None:
         # Neither the donor nor the charity's staff: as if there were no such receipt.
         raise Http404("no such receipt")
-    verify_url = request.build_absolute_uri(reverse("frontend:transaction", args=[donation.tx_hash]))
+    # The public proof page: the explorer shows a transaction only to those it involves.
+    verify_url = request.build_absolute_uri(reverse("charity:proof-page", args=[donation.campaign.slug,
+                                                                                donation.tx_hash]))
     proof_url = request.build_absolute_uri(reverse("charity:proof", args=[donation.campaign.slug, donation.tx_hash]))
     response = HttpResponse(receipts.donation_receipt_pdf(donation, verify_url=verify_url, proof_url=proof_url),
                             content_type="application/pdf")

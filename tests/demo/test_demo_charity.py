@@ -7,6 +7,7 @@ receipt, and two group fundings (one collecting, one funded) have their pages.""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -149,3 +150,16 @@ def test_the_back_dated_sweep_never_disburses_a_campaign_the_demo_did_not_open(d
     with pytest.raises(DemoSeedError, match="campaign older would be disbursed"):
         charity_seed()
     assert not Campaign.objects.get(slug="older").disbursements.exists()
+
+
+def test_transparency_rows_are_dated_by_the_ledger(demo):
+    """The demo's automatic disbursement ran at the heat wave's start, days before its row was
+    mirrored: the row shows when the ledger made it, as every row does."""
+    from ledger.models import Transaction
+
+    rows = selectors.transparency_rows(demo)
+    assert rows
+    for row in rows:
+        assert row.at == Transaction.objects.get(tx_hash=row.tx_hash).proposed_at, row.kind
+    [disbursement] = [r for r in rows if r.kind == "disbursement"]
+    assert disbursement.at < timezone.now() - timedelta(days=2)
