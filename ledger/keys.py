@@ -19,6 +19,11 @@ campaign's currency for the sub-Wh remainder of fiat donations), its sponsor's m
 ``match:<slug>``, a group funding's escrow ``escrow:<slug>``; world state ``campaign/<slug>``,
 ``beneficiaries/<slug>``, ``donation/<slug>/<id>``, ``disbursement/<slug>/<id>``,
 ``group/<slug>``.
+Frequency billing (chaincode ``energy-billing``, namespace ``billing``): a slot's average grid
+frequency ``freq/<slot>``, a household's units ``units/<station>/<society>/<slot>``, its bill
+``bill/<station>/<society>/<slot>``, a distributor's station ``station/<station>``, the tariff
+schedule ``tariffs`` and the billing configuration (time zone) ``billing-config``; ``<slot>`` is
+the slot's start in UTC, ISO 8601.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ DEVICES_NAMESPACE = "devices"
 GENERATOR_NAMESPACE = "generator"
 PRICING_NAMESPACE = "pricing"
 PRICE_KINDS = ("retail", "wholesale")
+BILLING_NAMESPACE = "billing"
+TARIFFS_KEY = "tariffs"
+BILLING_CONFIG_KEY = "billing-config"
 
 _REGISTERS = "registers/"
 _WINDOWS = "windows/"
@@ -137,6 +145,26 @@ def device_of_windows_key(key: str) -> str | None:
 def device_of_registers_key(key: str) -> str | None:
     """The public id a ``registers_key`` names (None for any other key)."""
     return key[len(_REGISTERS):] if key.startswith(_REGISTERS) else None
+
+
+def freq_key(slot: str) -> str:
+    """World-state key (namespace ``billing``) of a slot's average frequency."""
+    return f"freq/{slot}"
+
+
+def units_key(station: str, society: str, slot: str) -> str:
+    """World-state key (namespace ``billing``) of a household's units in a slot."""
+    return f"units/{station}/{society}/{slot}"
+
+
+def bill_key(station: str, society: str, slot: str) -> str:
+    """World-state key (namespace ``billing``) of a household's bill for a slot."""
+    return f"bill/{station}/{society}/{slot}"
+
+
+def station_key(station: str) -> str:
+    """World-state key (namespace ``billing``) of a distributor's station and its households."""
+    return f"station/{station}"
 
 
 def account_key_parts(key: str) -> tuple[str, tuple[str, ...]]:

@@ -1,0 +1,338 @@
+"""``energy-billing``: frequency-based billing (seed 001), with its function names and argument
+order: the grid records each 15-minute slot's average frequency, the distributor records each of
+its households' units, and a bill prices the units at the rate the tariff in force gives for that
+frequency (``billing_math``). Money is integer paise; export (negative units) is credited.
+
+Who may do what is enforced here, on the ledger, not by the apps:
+- ``initFreq``/``deleteFreq``: the grid. ``readFreq``: grid, utility, distributor, auditor and
+  households (every bill rests on the frequency, so whoever holds a bill may check it).
+- ``registerStation``: a distributor names the households (societies) its station serves; a
+  station belongs to the distributor that first registered it.
+- ``initUnit``/``deleteUnit``: the distributor, for households its station serves.
+- ``initBill``/``initStationBill``/``deleteBill``: the station's distributor or the utility.
+- ``readUnit``/``readBill``: the household itself, the station's distributor, utility, auditor.
+- ``setTariff``/``configure``: the utility. The shipped CERC 2014 vector is always the first entry
+  of the schedule (it is never stored, so a ledger with no ``setTariff`` bills by it); a tariff
+  the utility adds applies to slots starting at or after its ``effective_from``. The time zone
+  slots align to is ``billing-config.timezone`` (default Asia/Kolkata), set by ``configure``.
+
+Billing a slot twice never doubles it: the bill is one world-state entry per household and slot;
+an ``initBill`` whose inputs (frequency, units, tariff) are unchanged writes nothing and returns
+the bill, one whose inputs changed replaces it (version + 1, ``replaces`` = the old amount), and
+the replaced bill stays in the ledger's history. Deletes are recorded state deletions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..contracts import Context, Contract, ContractError, registry
+from ..keys import (
+    BILLING_CONFIG_KEY,
+    BILLING_NAMESPACE,
+    TARIFFS_KEY,
+    bill_key,
+    freq_key,
+    station_key,
+    units_key,
+)
+from . import billing_math as bm
+
+CURRENCY = "INR"
+MIN_FREQ, MAX_FREQ = 4500, 5500  # centi-hertz: anything outside is a broken instrument, not a grid
+NAME_LENGTH = 64
+
+billing = registry.register(Contract(
+    "energy-billing", "Frequency-based billing: slot frequencies, household units, bills and tariffs.",
+    namespace=BILLING_NAMESPACE))
+
+GRID, DISTRIBUTOR, UTILITY, HOUSEHOLD, AUDITOR = "grid", "distributor", "utility", "household", "auditor"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def timezone_of(ctx: Context) -> str:
+    config = ctx.get_state(BILLING_CONFIG_KEY) or {}
+    return str(config.get("timezone", bm.DEFAULT_TIMEZONE))
+
+
+def _moment(ctx: Context, name: str) -> datetime:
+    text = ctx.arg_str(name, max_length=40)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ContractError(f"argument {name!r} must be an ISO 8601 timestamp") from None
+    if moment.tzinfo is None:
+        raise ContractError(f"argument {name!r} must carry a timezone")
+    return moment
+
+
+def slot_args(ctx: Context, *, closed: bool = True) -> tuple[datetime, str]:
+    """(start, slot id) of ``startTime``/``endTime``: one aligned slot, over by now when ``closed``
+    (an average frequency or a unit count of a slot that has not ended cannot be known)."""
+    start, end = _moment(ctx, "startTime"), _moment(ctx, "endTime")
+    try:
+        bm.check_slot(start, end, timezone_of(ctx))
+    except bm.BillingError as exc:
+        raise ContractError(str(exc)) from None
+    if closed and end > ctx.now:
+        raise ContractError(f"the slot ending {end.isoformat()} has not closed yet")
+    return start, bm.slot_id(start)
+
+
+def start_arg(ctx: Context) -> tuple[datetime, str]:
+    start = _moment(ctx, "startTime")
+    if not bm.is_aligned(start, timezone_of(ctx)):
+        raise ContractError(f"a slot starts at :00, :15, :30 or :45 in {timezone_of(ctx)}")
+    return start, bm.slot_id(start)
+
+
+def station_of(ctx: Context, station: str) -> dict[str, Any]:
+    record = ctx.get_state(station_key(station))
+    if record is None:
+        raise ContractError(f"no station {station!r}")
+    return record
+
+
+def own_station(ctx: Context, station: str) -> dict[str, Any]:
+    """The station, which the invoking distributor must run (the utility may act on any)."""
+    record = station_of(ctx, station)
+    if ctx.invoker.org_type == DISTRIBUTOR and record["distributor"] != ctx.invoker.msp_id:
+        raise ContractError(f"station {station!r} is not run by {ctx.invoker.msp_id}")
+    return record
+
+
+def served(ctx: Context, station: str, society: str) -> dict[str, Any]:
+    record = own_station(ctx, station)
+    if society not in record["societies"]:
+        raise ContractError(f"station {station!r} does not serve {society!r}")
+    return record
+
+
+def may_read_household(ctx: Context, station: str, society: str) -> None:
+    """A household reads only its own records; a distributor only its station's."""
+    if ctx.invoker.org_type == HOUSEHOLD and ctx.invoker.msp_id != society:
+        raise ContractError(f"{ctx.invoker.msp_id} may read only its own records")
+    if ctx.invoker.org_type == DISTRIBUTOR:
+        served(ctx, station, society)
+
+
+def tariffs(ctx: Context) -> list[dict[str, Any]]:
+    return [bm.CERC_2014, *(ctx.get_state(TARIFFS_KEY) or [])]
+
+
+def price(ctx: Context, station: str, society: str, start: datetime, slot: str) -> dict[str, Any]:
+    """The bill of one household's slot (not yet written); refuses without frequency or units."""
+    freq = ctx.get_state(freq_key(slot))
+    if freq is None:
+        raise ContractError(f"no frequency recorded for the slot starting {slot}: no bill")
+    units = ctx.get_state(units_key(station, society, slot))
+    if units is None:
+        raise ContractError(f"no units recorded for {society!r} at {station!r} in the slot starting {slot}: no bill")
+    try:
+        tariff = bm.tariff_for(tariffs(ctx), start)
+        rate = bm.rate(tariff, freq["avgFreq"], start)
+    except bm.BillingError as exc:
+        raise ContractError(str(exc)) from None
+    return {"societyId": society, "stationId": station, "startTime": slot, "endTime": units["endTime"],
+            "avgFreq": freq["avgFreq"], "unit": units["unit"], "rate": rate,
+            "amount": bm.bill_amount(units["unit"], rate), "currency": CURRENCY,
+            "tariff": {"effective_from": tariff["effective_from"], "kind": tariff["kind"]}}
+
+
+PRICED_FIELDS = ("avgFreq", "unit", "rate", "amount", "tariff")
+
+
+def write_bill(ctx: Context, bill: dict[str, Any]) -> dict[str, Any]:
+    """Write a slot's bill unless the same bill is already there; a changed one replaces it."""
+    key = bill_key(bill["stationId"], bill["societyId"], bill["startTime"])
+    existing = ctx.get_state(key)
+    if existing is not None and all(existing[f] == bill[f] for f in PRICED_FIELDS):
+        return {**existing, "status": "unchanged"}
+    bill["billedAt"] = ctx.now.isoformat()
+    bill["version"] = 1 if existing is None else existing["version"] + 1
+    if existing is not None:
+        bill["replaces"] = existing["amount"]
+        ctx.emit("billing.rebilled", {"key": key, "amount": bill["amount"], "replaces": existing["amount"]})
+    ctx.put_state(key, bill)
+    return {**bill, "status": "billed" if existing is None else "rebilled"}
+
+
+def _name(ctx: Context, name: str) -> str:
+    value = ctx.arg_str(name, max_length=NAME_LENGTH)
+    if "/" in value:
+        raise ContractError(f"argument {name!r} cannot contain '/'")
+    return value
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+@billing.function("configure", orgs={UTILITY})
+def configure(ctx: Context) -> dict:
+    """Set the IANA time zone slots align to (the utility's)."""
+    tz = ctx.arg_str("timezone", max_length=64)
+    try:
+        bm.zone(tz)
+    except bm.BillingError as exc:
+        raise ContractError(str(exc)) from None
+    config = {**(ctx.get_state(BILLING_CONFIG_KEY) or {}), "timezone": tz}
+    ctx.put_state(BILLING_CONFIG_KEY, config)
+    return config
+
+
+@billing.function("setTariff", orgs={UTILITY})
+def set_tariff(ctx: Context) -> dict:
+    """Add a tariff (data, see ``billing_math``), in force for slots from its ``effective_from``;
+    one with the same ``effective_from`` as an earlier one replaces it."""
+    tariff = ctx.args.get("tariff")
+    try:
+        bm.validate_tariff(tariff)
+    except bm.BillingError as exc:
+        raise ContractError(str(exc)) from None
+    assert isinstance(tariff, dict)
+    since = bm.effective_from(tariff)
+    if since <= bm.effective_from(bm.CERC_2014):
+        raise ContractError("a tariff must take effect after the shipped CERC 2014 vector")
+    schedule = [t for t in (ctx.get_state(TARIFFS_KEY) or []) if bm.effective_from(t) != since]
+    schedule.append(tariff)
+    schedule.sort(key=bm.effective_from)
+    ctx.put_state(TARIFFS_KEY, schedule)
+    return {"effective_from": tariff["effective_from"], "kind": tariff["kind"], "tariffs": len(schedule) + 1}
+
+
+@billing.function("registerStation", orgs={DISTRIBUTOR})
+def register_station(ctx: Context) -> dict:
+    """Name the households (their organisations' MSP ids) the invoker's station serves."""
+    station = _name(ctx, "stationId")
+    societies = ctx.args.get("societies")
+    if (not isinstance(societies, list) or not societies
+            or any(not isinstance(s, str) or not s or "/" in s or len(s) > NAME_LENGTH for s in societies)):
+        raise ContractError("argument 'societies' must be a non-empty list of household MSP ids")
+    existing = ctx.get_state(station_key(station))
+    if existing is not None and existing["distributor"] != ctx.invoker.msp_id:
+        raise ContractError(f"station {station!r} is run by another distributor")
+    record = {"distributor": ctx.invoker.msp_id, "societies": sorted(set(societies))}
+    ctx.put_state(station_key(station), record)
+    return {"stationId": station, **record}
+
+
+# --- frequency: the grid ------------------------------------------------------------------------
+
+@billing.function("initFreq", orgs={GRID})
+def init_freq(ctx: Context) -> dict:
+    """Record a closed slot's average frequency (centi-hertz: 50.00 Hz = 5000)."""
+    _, slot = slot_args(ctx)
+    avg = ctx.arg_int("avgFreq")
+    if not MIN_FREQ <= avg <= MAX_FREQ:
+        raise ContractError(f"avgFreq must be between {MIN_FREQ} and {MAX_FREQ} centi-hertz")
+    record = {"startTime": slot, "endTime": _moment(ctx, "endTime").astimezone(bm.UTC).isoformat(), "avgFreq": avg,
+              "grid": ctx.invoker.msp_id}
+    ctx.put_state(freq_key(slot), record)
+    return record
+
+
+@billing.function("readFreq", orgs={GRID, UTILITY, DISTRIBUTOR, HOUSEHOLD, AUDITOR})
+def read_freq(ctx: Context) -> dict:
+    _, slot = start_arg(ctx)
+    record = ctx.get_state(freq_key(slot))
+    if record is None:
+        raise ContractError(f"no frequency recorded for the slot starting {slot}")
+    return record
+
+
+@billing.function("deleteFreq", orgs={GRID})
+def delete_freq(ctx: Context) -> dict:
+    _, slot = start_arg(ctx)
+    if ctx.get_state(freq_key(slot)) is None:
+        raise ContractError(f"no frequency recorded for the slot starting {slot}")
+    ctx.del_state(freq_key(slot))
+    return {"deleted": freq_key(slot)}
+
+
+# --- units: the distributor ---------------------------------------------------------------------
+
+@billing.function("initUnit", orgs={DISTRIBUTOR})
+def init_unit(ctx: Context) -> dict:
+    """Record a household's Wh in a closed slot (negative: energy it exported)."""
+    society, station = _name(ctx, "societyId"), _name(ctx, "stationId")
+    _, slot = slot_args(ctx)
+    unit = ctx.arg_int("unit", positive=False)
+    served(ctx, station, society)
+    record = {"societyId": society, "stationId": station, "startTime": slot,
+              "endTime": _moment(ctx, "endTime").astimezone(bm.UTC).isoformat(), "unit": unit}
+    ctx.put_state(units_key(station, society, slot), record)
+    return record
+
+
+def _household_slot(ctx: Context) -> tuple[str, str, str]:
+    society, station = _name(ctx, "societyId"), _name(ctx, "stationId")
+    _, slot = start_arg(ctx)
+    return society, station, slot
+
+
+@billing.function("readUnit", orgs={DISTRIBUTOR, UTILITY, HOUSEHOLD, AUDITOR})
+def read_unit(ctx: Context) -> dict:
+    society, station, slot = _household_slot(ctx)
+    may_read_household(ctx, station, society)
+    record = ctx.get_state(units_key(station, society, slot))
+    if record is None:
+        raise ContractError(f"no units recorded for {society!r} at {station!r} in the slot starting {slot}")
+    return record
+
+
+@billing.function("deleteUnit", orgs={DISTRIBUTOR})
+def delete_unit(ctx: Context) -> dict:
+    society, station, slot = _household_slot(ctx)
+    served(ctx, station, society)
+    key = units_key(station, society, slot)
+    if ctx.get_state(key) is None:
+        raise ContractError(f"no units recorded for {society!r} at {station!r} in the slot starting {slot}")
+    ctx.del_state(key)
+    return {"deleted": key}
+
+
+# --- bills ---------------------------------------------------------------------------------------
+
+@billing.function("initBill", orgs={DISTRIBUTOR, UTILITY})
+def init_bill(ctx: Context) -> dict:
+    """Price one household's slot with the tariff in force and write its bill (paise)."""
+    society, station = _name(ctx, "societyId"), _name(ctx, "stationId")
+    start, slot = slot_args(ctx)
+    served(ctx, station, society)
+    return write_bill(ctx, price(ctx, station, society, start, slot))
+
+
+@billing.function("initStationBill", orgs={DISTRIBUTOR, UTILITY})
+def init_station_bill(ctx: Context) -> dict:
+    """Bill every household the station serves for one slot, all or none."""
+    station = _name(ctx, "stationId")
+    start, slot = slot_args(ctx)
+    record = own_station(ctx, station)
+    ctx.get_states([units_key(station, s, slot) for s in record["societies"]]
+                   + [bill_key(station, s, slot) for s in record["societies"]])
+    bills = [write_bill(ctx, price(ctx, station, society, start, slot)) for society in record["societies"]]
+    return {"stationId": station, "startTime": slot, "bills": len(bills),
+            "billed": sum(1 for b in bills if b["status"] != "unchanged"),
+            "amount": sum(b["amount"] for b in bills), "currency": CURRENCY}
+
+
+@billing.function("readBill", orgs={DISTRIBUTOR, UTILITY, HOUSEHOLD, AUDITOR})
+def read_bill(ctx: Context) -> dict:
+    society, station, slot = _household_slot(ctx)
+    may_read_household(ctx, station, society)
+    record = ctx.get_state(bill_key(station, society, slot))
+    if record is None:
+        raise ContractError(f"no bill for {society!r} at {station!r} in the slot starting {slot}")
+    return record
+
+
+@billing.function("deleteBill", orgs={DISTRIBUTOR, UTILITY})
+def delete_bill(ctx: Context) -> dict:
+    society, station, slot = _household_slot(ctx)
+    served(ctx, station, society)
+    key = bill_key(station, society, slot)
+    if ctx.get_state(key) is None:
+        raise ContractError(f"no bill for {society!r} at {station!r} in the slot starting {slot}")
+    ctx.del_state(key)
+    return {"deleted": key}
