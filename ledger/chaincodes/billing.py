@@ -232,22 +232,31 @@ def init_freq(ctx: Context) -> dict:
     return record
 
 
+def _recorded(ctx: Context, key: str, missing: str) -> dict:
+    """The record at ``key``, or a refusal saying what is missing."""
+    record = ctx.get_state(key)
+    if record is None:
+        raise ContractError(missing)
+    return record
+
+
+def _delete(ctx: Context, key: str, missing: str) -> dict:
+    """A recorded deletion (the ledger keeps the history) of a record that must exist."""
+    _recorded(ctx, key, missing)
+    ctx.del_state(key)
+    return {"deleted": key}
+
+
 @billing.function("readFreq", orgs={GRID, UTILITY, DISTRIBUTOR, HOUSEHOLD, AUDITOR})
 def read_freq(ctx: Context) -> dict:
     _, slot = start_arg(ctx)
-    record = ctx.get_state(freq_key(slot))
-    if record is None:
-        raise ContractError(f"no frequency recorded for the slot starting {slot}")
-    return record
+    return _recorded(ctx, freq_key(slot), f"no frequency recorded for the slot starting {slot}")
 
 
 @billing.function("deleteFreq", orgs={GRID})
 def delete_freq(ctx: Context) -> dict:
     _, slot = start_arg(ctx)
-    if ctx.get_state(freq_key(slot)) is None:
-        raise ContractError(f"no frequency recorded for the slot starting {slot}")
-    ctx.del_state(freq_key(slot))
-    return {"deleted": freq_key(slot)}
+    return _delete(ctx, freq_key(slot), f"no frequency recorded for the slot starting {slot}")
 
 
 # --- units: the distributor ---------------------------------------------------------------------
@@ -275,21 +284,16 @@ def _household_slot(ctx: Context) -> tuple[str, str, str]:
 def read_unit(ctx: Context) -> dict:
     society, station, slot = _household_slot(ctx)
     may_read_household(ctx, station, society)
-    record = ctx.get_state(units_key(station, society, slot))
-    if record is None:
-        raise ContractError(f"no units recorded for {society!r} at {station!r} in the slot starting {slot}")
-    return record
+    return _recorded(ctx, units_key(station, society, slot),
+                     f"no units recorded for {society!r} at {station!r} in the slot starting {slot}")
 
 
 @billing.function("deleteUnit", orgs={DISTRIBUTOR})
 def delete_unit(ctx: Context) -> dict:
     society, station, slot = _household_slot(ctx)
     served(ctx, station, society)
-    key = units_key(station, society, slot)
-    if ctx.get_state(key) is None:
-        raise ContractError(f"no units recorded for {society!r} at {station!r} in the slot starting {slot}")
-    ctx.del_state(key)
-    return {"deleted": key}
+    return _delete(ctx, units_key(station, society, slot),
+                   f"no units recorded for {society!r} at {station!r} in the slot starting {slot}")
 
 
 # --- bills ---------------------------------------------------------------------------------------
@@ -321,18 +325,13 @@ def init_station_bill(ctx: Context) -> dict:
 def read_bill(ctx: Context) -> dict:
     society, station, slot = _household_slot(ctx)
     may_read_household(ctx, station, society)
-    record = ctx.get_state(bill_key(station, society, slot))
-    if record is None:
-        raise ContractError(f"no bill for {society!r} at {station!r} in the slot starting {slot}")
-    return record
+    return _recorded(ctx, bill_key(station, society, slot),
+                     f"no bill for {society!r} at {station!r} in the slot starting {slot}")
 
 
 @billing.function("deleteBill", orgs={DISTRIBUTOR, UTILITY})
 def delete_bill(ctx: Context) -> dict:
     society, station, slot = _household_slot(ctx)
     served(ctx, station, society)
-    key = bill_key(station, society, slot)
-    if ctx.get_state(key) is None:
-        raise ContractError(f"no bill for {society!r} at {station!r} in the slot starting {slot}")
-    ctx.del_state(key)
-    return {"deleted": key}
+    return _delete(ctx, bill_key(station, society, slot),
+                   f"no bill for {society!r} at {station!r} in the slot starting {slot}")
