@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "iot_gateway",
     "notifications",
     "charity",
+    "billing",
     "demo",
 ]
 # daphne's app does one thing: ``runserver`` serves the ASGI application (websockets included).

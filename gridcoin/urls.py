@@ -23,6 +23,7 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     # /campaigns/... and /group/... (one namespace, so the patterns carry their prefixes).
     path("", include("charity.urls")),
+    path("billing/", include("billing.urls")),
     path("", include("frontend.urls")),
 ]
 
