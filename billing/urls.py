@@ -1,6 +1,17 @@
 """Billing pages under /billing/ (see docs/billing.md, "Pages")."""
 
-from django.urls import path  # noqa: F401  (the pages add their patterns here)
+from django.urls import path
+
+from . import views
 
 app_name = "billing"
-urlpatterns: list = []
+urlpatterns = [
+    # the pages (hD)
+    path("", views.index, name="index"),
+    path("grid/", views.grid, name="grid"),
+    path("distributor/", views.distributor, name="distributor"),
+    path("household/", views.household, name="household"),
+    path("household/<str:day>.csv", views.household_csv, name="household-csv"),
+    path("statements/<str:month>.pdf", views.statement_pdf, name="statement"),
+    path("tariffs/", views.tariffs, name="tariffs"),
+]

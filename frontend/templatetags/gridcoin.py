@@ -151,6 +151,8 @@ NAV_SECTIONS = {
     "explorer": {"frontend:explorer", "frontend:block", "frontend:transaction"},
     "campaigns": {"charity:campaigns", "charity:campaign", "charity:campaign-new", "charity:campaign-edit",
                   "charity:my-donations"},
+    "billing": {"billing:index", "billing:grid", "billing:distributor", "billing:household", "billing:tariffs",
+                "billing:simulate"},
 }
 
 

@@ -1,6 +1,7 @@
 // Draws every [data-chart] holder with uPlot from its json_script payload: {title, kind ("bars"
 // or "line"), unit, scale (decimals between the integer values and the unit), period, labels,
-// series: [{label, values}]}. The table under each chart holds the same figures; the canvas is
+// series: [{label, values}], fit (optional: the y axis spans the values instead of starting at
+// zero)}; a null value is a gap. The table under each chart holds the same figures; the canvas is
 // an image to assistive technology, labelled with the chart's one-sentence summary.
 (function () {
   "use strict";
@@ -38,7 +39,7 @@
     var divisor = Math.pow(10, payload.scale);
     var xs = payload.labels.map(function (_, i) { return i; });
     var ys = payload.series.map(function (s) {
-      return s.values.map(function (v) { return v / divisor; });
+      return s.values.map(function (v) { return v == null ? null : v / divisor; });
     });
     var bars = payload.kind === "bars";
     var width = Math.max(holder.clientWidth, 200);
@@ -51,6 +52,11 @@
         x: { time: false, range: [-0.6, xs.length - 0.4] },
         y: {
           range: function (u, min, max) {
+            // "fit": frequencies live in a narrow band far from zero; show the band.
+            if (payload.fit && min != null) {
+              var pad = Math.max((max - min) * 0.1, 1 / divisor);
+              return [min - pad, max + pad];
+            }
             return [Math.min(0, min), max > 0 ? max * 1.1 : 1];
           },
         },
