@@ -9,7 +9,7 @@ station. Membership in an organisation comes from ``accounts``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -21,7 +21,9 @@ from ledger.keys import (
     BILLING_CONFIG_KEY,
     BILLING_NAMESPACE,
     TARIFFS_KEY,
+    bill_account,
     bill_key,
+    dues_key,
     freq_key,
     station_key,
     units_key,
@@ -31,15 +33,6 @@ from ledger.models import Organisation, OrgType
 CURRENCY = "INR"
 PAST_DAYS = 7  # the past days a page links to
 KEY_CHUNK = 5000  # keys per world-state query
-
-
-def dues_key(society: str) -> str:
-    return f"dues/{society}"
-
-
-def bill_account(society: str) -> str:
-    """The account a payment names to pay a household's dues."""
-    return f"bill:{society}"
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -381,7 +374,3 @@ def month_statement(society: str, month: date, now: datetime | None = None) -> M
     name = Organisation.objects.filter(msp_id=society).values_list("name", flat=True).first() or society
     return MonthStatement(society=society, name=name, month=month.replace(day=1), days=days,
                           dues=dues_of(society), timezone=billing_timezone())
-
-
-def as_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)

@@ -54,9 +54,8 @@ def tariff_set(*, user, tariff: dict[str, Any], idempotency_key: str) -> ledger.
 
 
 def dues_configure(*, user, dues_threshold: int, fine: int, idempotency_key: str) -> ledger.InvokeResult:
-    """Set the dues threshold and the fine (paise), keeping the billing time zone."""
+    """Set the dues threshold and the fine (paise); the invoking utility becomes the payee of dues."""
     for name, value in (("dues threshold", dues_threshold), ("fine", fine)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise TariffError(f"The {name} must be a whole, non-negative number of paise.")
-    args = {"timezone": selectors.billing_timezone(), "dues_threshold": dues_threshold, "fine": fine}
-    return _invoke(user, "configure", args, idempotency_key)
+    return _invoke(user, "configure", {"dues_threshold": dues_threshold, "fine": fine}, idempotency_key)
