@@ -56,3 +56,114 @@ def test_the_household_day_draws_its_charts_on_a_phone(world, live_server, monke
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         assert not errors, errors
         shot(page, "billing-household-day")
+
+
+# --- the issue's walk over the seeded demo -------------------------------------------------------
+
+DEMO_STATION = "st-ward1"
+THRESHOLD, FINE = 1_000, 2_500  # ₹10.00, ₹25.00
+
+
+@pytest.fixture
+def demo(transactional_db):
+    # Seeded before the browser starts (Playwright's loop in this thread refuses async_to_sync).
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def bill_a_past_day(day) -> None:
+    """The grid's frequencies, the distributor's units and bills for 08:00–09:00 of ``day`` at the
+    demo station, the day closed into dues, the utility's dues terms: through the chaincode as
+    each organisation's service identity, as the billing tasks do."""
+    from billing import chain, selectors
+    from demo.organisations import DISTRIBUTOR, GRID, UTILITY
+    from ledger.models import Organisation
+
+    def identity(msp_id):
+        return chain.service_identity(Organisation.objects.get(msp_id=msp_id))
+
+    chain.invoke(identity(UTILITY), "configure", {"dues_threshold": THRESHOLD, "fine": FINE}, "browser-dues-terms")
+    societies = chain.station_state(DEMO_STATION)["societies"]
+    for n, (start, end) in enumerate(selectors.slots_of(day)[32:36]):
+        slot = {"startTime": start.isoformat(), "endTime": end.isoformat()}
+        chain.invoke(identity(GRID), "initFreq", slot | {"avgFreq": 4985 - 5 * n}, f"browser-freq-{start}")
+        for society in societies:
+            chain.invoke(identity(DISTRIBUTOR), "initUnit",
+                         slot | {"societyId": society, "stationId": DEMO_STATION, "unit": 1_500 + 500 * n},
+                         f"browser-unit-{society}-{start}")
+        chain.invoke(identity(DISTRIBUTOR), "initStationBill", slot | {"stationId": DEMO_STATION},
+                     f"browser-bill-{start}")
+    chain.invoke(identity(DISTRIBUTOR), "closeDay", {"stationId": DEMO_STATION, "date": day.isoformat()},
+                 f"browser-close-{day}")
+
+
+@pytest.mark.browser
+def test_a_household_sees_its_day_pays_its_dues_through_the_bank_and_sees_them_cleared(demo, monkeypatch):
+    """Alice, on a phone: her day's chart and bill, her dues with the fine, Pay → the payment
+    simulator (a signed bank webhook → energy-billing.payDues), back to Billing: nothing owed."""
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from billing import selectors
+    from demo.organisations import DEMO_PASSWORD
+    from frontend.formatting import format_money
+    from ledger.keys import dues_key
+    from payments.models import Payment
+    from tests.billing.world import state
+    from tests.frontend.test_browser_devices import asgi_server_url
+
+    day = selectors.today() - timedelta(days=2)
+    bill_a_past_day(day)
+    rows = selectors.household_day("hh-alice", day)
+    day_bill = sum(r.amount or 0 for r in rows)
+    dues = selectors.dues_of("hh-alice")
+    assert day_bill > 0 and dues.outstanding >= day_bill + FINE and dues.in_breach
+
+    base = asgi_server_url()
+    with phone_browser(monkeypatch) as context:
+        page = context.new_page()
+        sign_in(page, base, "alice", DEMO_PASSWORD, next_path="/billing/")
+        page.goto(base + "/billing/")
+        page.wait_for_url("**/billing/household/")
+        # The date picker takes her to the day.
+        page.fill("#day-date", day.isoformat())
+        page.click(".day-pick button[type=submit]")
+        page.wait_for_url(f"**/billing/household/?date={day.isoformat()}")
+        for name in ("household-energy", "household-price", "household-bill"):
+            expect(page.locator(f"#chart-{name} .chart-canvas")).to_have_attribute("data-drawn", "true")
+        expect(page.locator("[data-day-bill]")).to_have_text(format_money(day_bill, "INR"))
+        expect(page.locator("table.slots tbody tr").nth(33)).to_contain_text("49.80")
+        outstanding = page.locator("[data-dues-outstanding]")
+        expect(outstanding).to_have_text(format_money(dues.outstanding, "INR"))
+        expect(page.locator("#dues")).to_contain_text("a fine was added")
+        expect(page.locator("#dues")).to_contain_text(format_money(FINE, "INR"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        shot(page, "billing-demo-household-owes")
+
+        # Pay: the simulator, pre-filled with the bill account and what she owes.
+        page.locator("[data-pay-dues]").click()
+        page.wait_for_url("**/payments/simulator/?bill_account=bill:hh-alice*")
+        expect(page.locator("#id_bill_account")).to_have_value("bill:hh-alice")
+        expect(page.locator("#id_chaincode")).to_have_value("energy-billing")
+        expect(page.locator("#id_payer")).to_have_value("hh-alice")
+        expect(page.locator("#id_amount")).to_have_value(f"{dues.outstanding // 100}.{dues.outstanding % 100:02d}")
+        page.click("main form button[type=submit]")
+        result = page.locator("#simulator-result .result")
+        expect(result).to_contain_text("Dues paid")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        shot(page, "billing-demo-paid")
+
+        # Back through the Billing tab: nothing owed, no fine.
+        page.locator(".tabbar a", has_text="Billing").click()
+        page.wait_for_url("**/billing/household/")
+        expect(outstanding).to_have_text("Nothing to pay")
+        expect(page.locator("#dues")).not_to_contain_text("a fine was added")
+        shot(page, "billing-demo-cleared")
+
+    # The bank's webhook recorded the payment and payDues cleared the dues on the ledger.
+    payment = Payment.objects.get(purpose="bill:hh-alice")
+    assert payment.amount == dues.outstanding
+    after = state(dues_key("hh-alice"))
+    assert after["outstanding"] == 0 and not after["in_breach"] and all(i["open"] == 0 for i in after["items"])
