@@ -9,7 +9,7 @@ from accounts.models import Membership
 from billing import chain
 from demo import billing as demo_billing
 from demo.seed import demo_seed
-from ledger.keys import BILLING_NAMESPACE, station_key
+from ledger.keys import BILLING_CONFIG_KEY, BILLING_NAMESPACE, station_key
 from ledger.models import Identity, StateWrite
 
 pytestmark = pytest.mark.django_db
@@ -26,3 +26,6 @@ def test_the_demo_has_a_grid_a_distributor_and_a_station():
 
     assert demo_seed() == [] and demo_billing.billing_seed() == []
     assert StateWrite.objects.filter(namespace=BILLING_NAMESPACE, key=station_key("st-ward1")).count() == 1
+    config = chain.billing_config()  # the utility's dues terms: bills can be paid to it
+    assert config["utility"] == "gridco-utility" and config["fine"] == demo_billing.DUES_TERMS["fine"]
+    assert StateWrite.objects.filter(namespace=BILLING_NAMESPACE, key=BILLING_CONFIG_KEY).count() == 1
