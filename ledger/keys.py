@@ -22,8 +22,12 @@ campaign's currency for the sub-Wh remainder of fiat donations), its sponsor's m
 Frequency billing (chaincode ``energy-billing``, namespace ``billing``): a slot's average grid
 frequency ``freq/<slot>``, a household's units ``units/<station>/<society>/<slot>``, its bill
 ``bill/<station>/<society>/<slot>``, a distributor's station ``station/<station>``, the tariff
-schedule ``tariffs`` and the billing configuration (time zone) ``billing-config``; ``<slot>`` is
-the slot's start in UTC, ISO 8601.
+schedule ``tariffs`` and the billing configuration (time zone, dues threshold, fine and the
+utility that collects dues) ``billing-config``; ``<slot>`` is the slot's start in UTC, ISO 8601.
+Dues: a household's day statement ``statement/<station>/<society>/<date>`` (local date,
+YYYY-MM-DD), its dues ``dues/<society>`` and each payment of them
+``payment/<society>/<event id>``; the account a bank payment of dues names is its **bill
+account** ``bill:<society>`` (not a ledger account: dues are world state, the money is fiat).
 """
 
 from __future__ import annotations
@@ -165,6 +169,35 @@ def bill_key(station: str, society: str, slot: str) -> str:
 def station_key(station: str) -> str:
     """World-state key (namespace ``billing``) of a distributor's station and its households."""
     return f"station/{station}"
+
+
+def statement_key(station: str, society: str, day: str) -> str:
+    """World-state key (namespace ``billing``) of a household's statement for a local day."""
+    return f"statement/{station}/{society}/{day}"
+
+
+def dues_key(society: str) -> str:
+    """World-state key (namespace ``billing``) of a household's dues: items, credit, breach."""
+    return f"dues/{society}"
+
+
+def dues_payment_key(society: str, event_id: str) -> str:
+    """World-state key (namespace ``billing``) of one payment of a household's dues."""
+    return f"payment/{society}/{event_id}"
+
+
+_BILL = "bill:"
+
+
+def bill_account(society: str) -> str:
+    """The bill account a payment of a household's dues names: ``bill:<society msp>``."""
+    return f"{_BILL}{society}"
+
+
+def society_of_bill_account(account: str) -> str | None:
+    """The household msp a ``bill_account`` names (None for anything else)."""
+    society = account[len(_BILL):] if account.startswith(_BILL) else ""
+    return society if society and "/" not in society else None
 
 
 def account_key_parts(key: str) -> tuple[str, tuple[str, ...]]:

@@ -15,7 +15,8 @@ Who may do what is enforced here, on the ledger, not by the apps:
 - ``setTariff``/``configure``: the utility. The shipped CERC 2014 vector is always the first entry
   of the schedule (it is never stored, so a ledger with no ``setTariff`` bills by it); a tariff
   the utility adds applies to slots starting at or after its ``effective_from``. The time zone
-  slots align to is ``billing-config.timezone`` (default Asia/Kolkata), set by ``configure``.
+  slots align to is ``billing-config.timezone`` (default Asia/Kolkata), set by ``configure``,
+  which also sets the dues threshold and fine (``billing_dues``: statements, dues, payments).
 
 Billing a slot twice never doubles it: the bill is one world-state entry per household and slot;
 an ``initBill`` whose inputs (frequency, units, tariff) are unchanged writes nothing and returns
@@ -171,13 +172,24 @@ def _name(ctx: Context, name: str) -> str:
 
 @billing.function("configure", orgs={UTILITY})
 def configure(ctx: Context) -> dict:
-    """Set the IANA time zone slots align to (the utility's)."""
-    tz = ctx.arg_str("timezone", max_length=64)
-    try:
-        bm.zone(tz)
-    except bm.BillingError as exc:
-        raise ContractError(str(exc)) from None
-    config = {**(ctx.get_state(BILLING_CONFIG_KEY) or {}), "timezone": tz}
+    """Set the IANA time zone slots align to, the dues threshold and the fine (non-negative
+    paise); any of them, the others stay. The utility that sets dues terms is the one dues are
+    paid to (``payDues``'s payee)."""
+    dues = {name: ctx.arg_int(name, positive=False, required=False) for name in ("dues_threshold", "fine")}
+    given = {name: value for name, value in dues.items() if value is not None}
+    tz = ctx.arg_str("timezone", max_length=64, required=not given)
+    for name, value in given.items():
+        if value < 0:
+            raise ContractError(f"argument {name!r} must be a non-negative integer (paise)")
+    config = dict(ctx.get_state(BILLING_CONFIG_KEY) or {})
+    if tz is not None:
+        try:
+            bm.zone(tz)
+        except bm.BillingError as exc:
+            raise ContractError(str(exc)) from None
+        config["timezone"] = tz
+    if given:
+        config.update(given, utility=ctx.invoker.msp_id)
     ctx.put_state(BILLING_CONFIG_KEY, config)
     return config
 

@@ -191,6 +191,10 @@ initBill         Y       N    Y           N        N    N       N     N         
 initStationBill  Y       N    Y           N        N    N       N     N         N
 readBill         Y       N    Y           N        N    N       N     Y         Y
 deleteBill       Y       N    Y           N        N    N       N     N         N
+closeDay         Y       N    Y           N        N    N       N     N         N
+readStatement    Y       N    Y           N        N    N       N     Y         Y
+readDues         Y       N    Y           N        N    N       N     Y         Y
+payDues          N       N    N           N        Y    N       N     N         N
 """
 
 
@@ -224,11 +228,23 @@ def call_args(function: str, n: int, start) -> dict:
             {"societyId": "hh-alice", "unit": 5, "meter": "HM-ALICE",
              "from": {"counter": n, "import_wh": 100, "export_wh": 0, "tx": "a" * 64},
              "to": {"counter": n + 1, "import_wh": 105, "export_wh": 0, "tx": "b" * 64}}]},
+        "closeDay": {"stationId": STATION, "date": CLOSED_DAY},
+        "readStatement": {"societyId": "hh-alice", "stationId": STATION, "date": CLOSED_DAY},
+        "readDues": {"societyId": "hh-alice"},
+        "payDues": {"event_id": f"ev-{n}", "payer": "hh-alice", "payee": "utility-one", "amount": 100 + n,
+                    "currency": "INR", "paid_at": LATER.isoformat(), "account": "bill:hh-alice"},
     }[function]
+
+
+CLOSED_DAY = "2026-05-31"  # over in Kolkata by LATER
+DUES_FUNCTIONS = {"readStatement", "readDues", "payDues"}
 
 
 @pytest.mark.parametrize("function", list(matrix()))
 def test_permission_matrix(bw, function):
+    if function in DUES_FUNCTIONS:  # dues exist once a day is closed and are paid to the utility
+        bw.ok("utility", "configure", {"dues_threshold": 10_000, "fine": 500})
+        bw.ok("distributor", "closeDay", {"stationId": STATION, "date": CLOSED_DAY})
     for n, org_type in enumerate(ORG_TYPES):
         start = T0 + n * SLOT  # each organisation acts on its own slot, prepared by those allowed to
         bw.freq(start, 4995)
