@@ -169,7 +169,7 @@ def sale_summary(result: Any) -> dict[str, Any]:
     if not isinstance(result, dict):
         return {}
     return {k: result[k] for k in ("wh", "price", "charged", "credit", "currency", "account", "campaign", "group",
-                                   "matched_wh") if k in result}
+                                   "matched_wh", "outstanding", "cleared") if k in result}
 
 
 def guarded(receive: Callable[[Delivery], WebhookOutcome], delivery: Delivery) -> WebhookOutcome:

@@ -5,19 +5,20 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
-from django.core.validators import validate_slug
+from django.core.validators import RegexValidator, validate_slug
 from django.utils.translation import gettext_lazy as _
 
 from ledger.models import OrgType
 
 from . import selectors
-from .notices import CHARITY_CHAINCODE, DONOR_NAME_MAX, SELLER_CHAINCODES
+from .notices import BILLING_CHAINCODE, CHARITY_CHAINCODE, DONOR_NAME_MAX, SELLER_CHAINCODES
 from .selectors import SimulatorAccess
 
 CHAINCODE_LABELS = {
     "retail-seller": _("retail-seller: a household pays the utility, coins go to the household"),
     "wholesale-seller": _("wholesale-seller: the utility pays a producer, coins go to the utility"),
     CHARITY_CHAINCODE: _("charity-pool: a donation to the campaign below, coins go to its pool"),
+    BILLING_CHAINCODE: _("energy-billing: pays the dues of the bill account below"),
 }
 
 
@@ -41,18 +42,22 @@ class SimulatorForm(forms.Form):
     donor_name = forms.CharField(label=_("Donor’s name (for a donation)"), required=False, max_length=DONOR_NAME_MAX,
                                  widget=forms.TextInput(attrs={"autocomplete": "name"}))
     show_name = forms.BooleanField(label=_("Show the donor’s name on the campaign page"), required=False)
+    bill_account = forms.CharField(label=_("Bill account (for paying dues)"), required=False, max_length=69,
+                                   validators=[RegexValidator(r"^bill:[-a-zA-Z0-9_]{1,64}$",
+                                                              _("A bill account reads bill:<household id>."))],
+                                   help_text=_("bill: and the household’s id, as on its billing page"))
 
     def __init__(self, *args, access: SimulatorAccess, **kwargs):
         super().__init__(*args, **kwargs)
         self.access = access
         if access.mode == "resident":
             payers = access.households
-            chaincodes = ["retail-seller", CHARITY_CHAINCODE]
+            chaincodes = ["retail-seller", CHARITY_CHAINCODE, BILLING_CHAINCODE]
             payees = selectors.organisations_of_types(OrgType.UTILITY)
             anonymous = []
         else:
             payers = selectors.organisations_of_types(OrgType.HOUSEHOLD, OrgType.UTILITY)
-            chaincodes = [*SELLER_CHAINCODES, CHARITY_CHAINCODE]
+            chaincodes = [*SELLER_CHAINCODES, CHARITY_CHAINCODE, BILLING_CHAINCODE]
             payees = selectors.organisations_of_types(OrgType.UTILITY, OrgType.PRODUCER)
             anonymous = [("", _("a donor without an account (donations only)"))]
             self.fields["payer"].required = False
@@ -70,6 +75,11 @@ class SimulatorForm(forms.Form):
             self.add_error("campaign", _("A donation names the campaign it goes to."))
         if not donation and data.get("campaign"):
             self.add_error("chaincode", _("A payment to a campaign pays charity-pool."))
+        dues = data.get("chaincode") == BILLING_CHAINCODE
+        if dues and not data.get("bill_account") and "bill_account" not in self.errors:
+            self.add_error("bill_account", _("A payment of dues names the bill account it pays."))
+        if not dues and data.get("bill_account"):
+            self.add_error("chaincode", _("A payment to a bill account pays energy-billing."))
         if not donation and not data.get("payer") and "payer" not in self.errors:
             self.add_error("payer", _("Only a donation may come from a donor without an account."))
         amount, currency = data.get("amount"), data.get("currency")

@@ -14,11 +14,17 @@ SELLER_CHAINCODES = ("retail-seller", "wholesale-seller")
 # ``donate`` (campaign) or ``contribute_paid`` (group) instead of a seller's ``sell``.
 CHARITY_CHAINCODE = "charity-pool"
 CHARITY_FUNCTIONS = {"campaign": "donate", "group": "contribute_paid"}
+# A payment whose metadata names a ``bill_account`` (``bill:<household msp>``) pays that
+# household's dues: ``energy-billing.payDues``; its purpose is the bill account itself.
+BILLING_CHAINCODE = "energy-billing"
+BILL_PURPOSE = "bill"
+PURPOSE_FUNCTIONS = {**CHARITY_FUNCTIONS, BILL_PURPOSE: "payDues"}
 MAX_AMOUNT = 10**12  # minor units; far above any real payment, far below a bigint
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}")
 _MSP_ID = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,60}")
+_BILL_ACCOUNT = re.compile(r"bill:[-a-zA-Z0-9_]{1,64}")
 _TRUE = frozenset(["1", "true", "yes", "on"])
 DONOR_NAME_MAX = 120
 # ISO 4217 minor-unit exponents that are not 2, for amounts written as decimals in major units
@@ -33,11 +39,12 @@ class NoticeError(ValueError):
 
 
 def route_of(chaincode: str, purpose: str) -> tuple[str, str]:
-    """(chaincode, function) a payment invokes: a seller's ``sell``, or charity-pool's function
-    for its purpose (``campaign:<slug>`` → donate, ``group:<slug>`` → contribute_paid)."""
+    """(chaincode, function) a payment invokes: a seller's ``sell``, or the function for its
+    purpose (``campaign:<slug>`` → donate, ``group:<slug>`` → contribute_paid, ``bill:<msp>`` →
+    payDues)."""
     if not purpose:
         return chaincode, "sell"
-    return chaincode, CHARITY_FUNCTIONS[purpose.partition(":")[0]]
+    return chaincode, PURPOSE_FUNCTIONS[purpose.partition(":")[0]]
 
 
 @dataclass(frozen=True)
@@ -111,9 +118,12 @@ class PaymentNotice:
     campaign: str = ""  # charity-pool.donate into this campaign's pool
     group: str = ""  # charity-pool.contribute_paid into this group funding's escrow
     donor: Donor = Donor()
+    bill_account: str = ""  # energy-billing.payDues: this household's dues (``bill:<msp>``)
 
     @property
     def purpose(self) -> str:
+        if self.bill_account:
+            return self.bill_account
         return f"campaign:{self.campaign}" if self.campaign else f"group:{self.group}" if self.group else ""
 
     @property
@@ -133,6 +143,8 @@ class PaymentNotice:
             args["campaign"] = self.campaign
         if self.group:
             args["group"] = self.group
+        if self.bill_account:
+            args["account"] = self.bill_account
         return args
 
 
@@ -198,6 +210,8 @@ def chaincode_of(value: Any) -> str:
     if value not in SELLER_CHAINCODES:
         if value == CHARITY_CHAINCODE:
             raise NoticeError("charity-pool payments name a campaign or a group in their metadata")
+        if value == BILLING_CHAINCODE:
+            raise NoticeError("energy-billing payments name a bill_account in their metadata")
         raise NoticeError(f"'chaincode' must be one of {', '.join(SELLER_CHAINCODES)}")
     return value
 
@@ -219,6 +233,32 @@ def charity_target_of(metadata: Any) -> tuple[str, str]:
     if len(found) > 1:
         raise NoticeError("metadata names both a campaign and a group: a payment pays one of them")
     return found.get("campaign", ""), found.get("group", "")
+
+
+def bill_account_of(metadata: Any) -> str:
+    """The bill account (``bill:<household msp>``) a payment's metadata names, or ""."""
+    value = metadata.get("bill_account") if isinstance(metadata, dict) else None
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not _BILL_ACCOUNT.fullmatch(value):
+        raise NoticeError("metadata 'bill_account' must be bill:<household msp id>")
+    return value
+
+
+def targets_of(metadata: Any) -> tuple[str, str, str]:
+    """(campaign, group, bill account) a payment's metadata names, at most one of them."""
+    campaign, group = charity_target_of(metadata)
+    bill = bill_account_of(metadata)
+    if bill and (campaign or group):
+        raise NoticeError("metadata names a bill account and a campaign or group: a payment pays one of them")
+    return campaign, group, bill
+
+
+def billed_chaincode_of(value: Any) -> str:
+    """A payment of dues pays energy-billing (the processor may still say retail-seller, or nothing)."""
+    if value in (None, "", BILLING_CHAINCODE, "retail-seller"):
+        return BILLING_CHAINCODE
+    raise NoticeError(f"a payment to a bill account pays {BILLING_CHAINCODE}, not {value!r}")
 
 
 def routed_chaincode_of(value: Any, *, campaign: str, group: str) -> str:
@@ -282,17 +322,18 @@ def moment_of(value: Any) -> datetime:
 BANK_FIELDS = ("id", "bank", "payer", "payee", "chaincode", "amount", "currency", "created")
 
 
-def _required(names: tuple[str, ...], campaign: str, group: str) -> list[str]:
-    """A donation to a campaign may omit its payer; any charity payment its chaincode."""
-    optional = ({"chaincode"} if campaign or group else set()) | ({"payer"} if campaign else set())
+def _required(names: tuple[str, ...], campaign: str, group: str, bill: str = "") -> list[str]:
+    """A donation to a campaign may omit its payer; any charity or bill payment its chaincode."""
+    optional = ({"chaincode"} if campaign or group or bill else set()) | ({"payer"} if campaign else set())
     return [name for name in names if name not in optional]
 
 
 def bank_notice_from(data: dict[str, Any]) -> PaymentNotice:
     """A bank's payment as JSON. ``metadata`` (optional) names a ``campaign`` or ``group`` for
-    a charity payment, with the donor's off-chain ``donor_name``, ``show_name``, ``donor_user``."""
-    campaign, group = charity_target_of(data.get("metadata"))
-    missing = [name for name in _required(BANK_FIELDS, campaign, group) if data.get(name) is None]
+    a charity payment, with the donor's off-chain ``donor_name``, ``show_name``, ``donor_user``,
+    or a household's ``bill_account`` for a payment of its dues."""
+    campaign, group, bill = targets_of(data.get("metadata"))
+    missing = [name for name in _required(BANK_FIELDS, campaign, group, bill) if data.get(name) is None]
     if missing:
         raise NoticeError(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
     end_to_end = data.get("end_to_end_id")
@@ -300,9 +341,11 @@ def bank_notice_from(data: dict[str, Any]) -> PaymentNotice:
         payment_id="" if end_to_end is None else event_id_of(end_to_end, "end_to_end_id"),
         event_id=event_id_of(data["id"]), bank=msp_id_of("bank", data["bank"]),
         payer=payer_of(data.get("payer"), campaign=campaign), payee=msp_id_of("payee", data["payee"]),
-        chaincode=routed_chaincode_of(data.get("chaincode"), campaign=campaign, group=group),
+        chaincode=(billed_chaincode_of(data.get("chaincode")) if bill
+                   else routed_chaincode_of(data.get("chaincode"), campaign=campaign, group=group)),
         amount=amount_of(data["amount"]), currency=currency_of(data["currency"]), paid_at=moment_of(data["created"]),
         campaign=campaign, group=group, donor=donor_of(data.get("metadata")) if campaign or group else Donor(),
+        bill_account=bill,
     )
 
 
@@ -311,11 +354,12 @@ def stripe_notice_from(*, event_id: Any, amount: Any, currency: Any, created: An
     """Stripe objects carry the GridCoin routing in ``metadata``: payer, payee, chaincode and
     bank (the processor organisation whose service identity reports the payment); a charity
     payment names its ``campaign`` or ``group`` there (payer and chaincode may then be left out,
-    see ``bank_notice_from``), with the donor's off-chain details."""
+    see ``bank_notice_from``), with the donor's off-chain details; a payment of dues its
+    ``bill_account``."""
     if not isinstance(metadata, dict):
         raise NoticeError("the payment has no metadata")
-    campaign, group = charity_target_of(metadata)
-    wanted = _required(("payer", "payee", "chaincode", "bank"), campaign, group)
+    campaign, group, bill = targets_of(metadata)
+    wanted = _required(("payer", "payee", "chaincode", "bank"), campaign, group, bill)
     missing = [name for name in wanted if not metadata.get(name)]
     if missing:
         raise NoticeError(f"metadata lacks {', '.join(missing)}")
@@ -325,9 +369,11 @@ def stripe_notice_from(*, event_id: Any, amount: Any, currency: Any, created: An
         payment_id=event_id_of(payment_id, "payment_intent"),
         event_id=event_id_of(event_id), bank=msp_id_of("bank", metadata["bank"]),
         payer=payer_of(metadata.get("payer"), campaign=campaign), payee=msp_id_of("payee", metadata["payee"]),
-        chaincode=routed_chaincode_of(metadata.get("chaincode"), campaign=campaign, group=group),
+        chaincode=(billed_chaincode_of(metadata.get("chaincode")) if bill
+                   else routed_chaincode_of(metadata.get("chaincode"), campaign=campaign, group=group)),
         amount=amount_of(amount), currency=currency_of(currency), paid_at=moment_of(created),
         campaign=campaign, group=group, donor=donor_of(metadata) if campaign or group else Donor(),
+        bill_account=bill,
     )
 
 

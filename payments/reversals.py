@@ -17,7 +17,7 @@ from ledger.selectors import organisation_with_msp_id, transaction_with_hash
 
 from .credits import PaymentOutcome
 from .models import DisputeState, Payment, PaymentReversal, PaymentState, ReversalKind
-from .notices import CHARITY_CHAINCODE, PaymentFacts
+from .notices import BILLING_CHAINCODE, CHARITY_CHAINCODE, PaymentFacts
 from .refunds import own_refunds_covering, own_refunds_echoed
 from .sales import bank_invoker
 
@@ -98,7 +98,9 @@ def payment_reverse(key: PaymentKey, *, reversal_id: str, kind: str, amount: int
     A refund or return that carries out our own refunds (``refunds.own_refunds_covering``;
     ``refund_key``: the one a bank's return names) is linked to them. A charity payment is never
     reversed on the ledger: its coins went into a pool, and our refunds of it were booked by
-    charity-pool's ``refund`` before they were sent; the reversal is "recorded"."""
+    charity-pool's ``refund`` before they were sent; the reversal is "recorded". Neither is a
+    payment of dues: the dues it cleared stay cleared, the reversal is "recorded" for the
+    utility to settle with the household."""
     assert transaction.get_connection().in_atomic_block
     payment = _locked(key)
     if payment is None or payment.state == PaymentState.PENDING:
@@ -123,7 +125,7 @@ def payment_reverse(key: PaymentKey, *, reversal_id: str, kind: str, amount: int
             "reversed already"))
     own = (own_refunds_covering(payment, amount=amount, reversal_id=reversal_id, refund_key=refund_key)
            if kind != ReversalKind.DISPUTE else [])
-    if payment.chaincode == CHARITY_CHAINCODE:
+    if payment.chaincode in (CHARITY_CHAINCODE, BILLING_CHAINCODE):
         return _recorded(payment, reversal_id=reversal_id, kind=kind, amount=amount, own=own)
     sale = transaction_with_hash(payment.credit_tx_hash or "")
     if sale is None or not isinstance(sale.result, dict):
@@ -156,14 +158,17 @@ def _book(payment: Payment, *, reversal_id: str, kind: str, amount: int, tx_hash
 
 
 def _recorded(payment: Payment, *, reversal_id: str, kind: str, amount: int, own: list) -> PaymentOutcome:
-    """A charity payment's reversal, recorded without touching the ledger."""
+    """A charity payment's (or a payment of dues') reversal, recorded without touching the ledger."""
     _book(payment, reversal_id=reversal_id, kind=kind, amount=amount, tx_hash=None, own=own)
     ours = sum(r.amount for r in own)
     parts = []
     if ours:
         parts.append(f"{ours} {payment.currency} carries out our refund {', '.join(r.idempotency_key for r in own)}, "
                      "booked on the ledger by charity-pool.refund: nothing moves again")
-    if amount > ours:
+    if amount > ours and payment.chaincode == BILLING_CHAINCODE:
+        parts.append(f"{amount - ours} {payment.currency} was reversed by the processor on a payment of dues "
+                     f"({payment.purpose}): the dues it cleared stay cleared; settle it with the household")
+    elif amount > ours:
         parts.append(f"{amount - ours} {payment.currency} was reversed by the processor on a charity payment: "
                      "its coins stay in the pool (nothing moved); settle it with the charity")
     return PaymentOutcome("recorded", payment.pk, reason="; ".join(parts),

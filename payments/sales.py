@@ -36,7 +36,7 @@ from ledger.selectors import (
 from .claims import claim_event, redelivery, unclaimable
 from .deliveries import Delivery, Settlement, WebhookOutcome, WebhookRefused, sale_summary
 from .models import BankSecret, DeliveryStatus
-from .notices import CHARITY_CHAINCODE, Donor, PaymentFacts, PaymentNotice
+from .notices import BILL_PURPOSE, BILLING_CHAINCODE, CHARITY_CHAINCODE, Donor, PaymentFacts, PaymentNotice
 from .rows import loaded
 from .secrets import WEBHOOK_IDENTITY, StaleSecret, bank_secrets, webhook_identity_of
 from .signals import donation_credited, payment_credited
@@ -92,6 +92,12 @@ def _contribution_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
     return [(credit_account(payer.msp_id, payee.msp_id), notice.currency, payer)]
 
 
+def _dues_accounts(notice: PaymentNotice, payer: OrganisationRow | None,
+                   payee: OrganisationRow) -> list[AccountSpec]:
+    # Dues are world state of energy-billing (the money itself is fiat): no account moves.
+    return []
+
+
 # Keyed by (chaincode, function): what a payment's chaincode and purpose route to.
 SALE_ROUTES: dict[tuple[str, str], SaleRoute] = {
     ("retail-seller", "sell"): SaleRoute("retail-seller", "sell", OrgType.HOUSEHOLD, OrgType.UTILITY, _retail_accounts),
@@ -101,6 +107,8 @@ SALE_ROUTES: dict[tuple[str, str], SaleRoute] = {
                                              _donation_accounts, payer_optional=True),
     (CHARITY_CHAINCODE, "contribute_paid"): SaleRoute(CHARITY_CHAINCODE, "contribute_paid", OrgType.HOUSEHOLD,
                                                       OrgType.UTILITY, _contribution_accounts),
+    (BILLING_CHAINCODE, "payDues"): SaleRoute(BILLING_CHAINCODE, "payDues", OrgType.HOUSEHOLD, OrgType.UTILITY,
+                                              _dues_accounts),
 }
 
 
@@ -289,10 +297,13 @@ def credited(payment: int, facts: PaymentFacts, payer: OrganisationRow | None, r
 def sale_args(facts: PaymentFacts, created: datetime) -> dict[str, Any]:
     """The chaincode's arguments for a payment: the same for every report of it (the ledger's
     idempotency key is the payment's), priced at the payment's stored time. A charity payment
-    adds its campaign or group; the donor's details never go on the chain."""
+    adds its campaign or group, a payment of dues its bill account; the donor's details never
+    go on the chain."""
     args = {"event_id": facts.payment_id, "payer": facts.payer, "payee": facts.payee, "amount": facts.amount,
             "currency": facts.currency, "paid_at": created.astimezone(UTC).isoformat()}
-    if facts.purpose:
+    if facts.purpose.startswith(f"{BILL_PURPOSE}:"):
+        args["account"] = facts.purpose
+    elif facts.purpose:
         target, _, slug = facts.purpose.partition(":")
         args[target] = slug
     return args

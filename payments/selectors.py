@@ -11,7 +11,16 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Membership
-from ledger.keys import DEBT, DEVICES_NAMESPACE, ENERGY, campaign_key
+from ledger.keys import (
+    BILLING_CONFIG_KEY,
+    BILLING_NAMESPACE,
+    DEBT,
+    DEVICES_NAMESPACE,
+    ENERGY,
+    campaign_key,
+    dues_key,
+    society_of_bill_account,
+)
 from ledger.models import Account, Asset, Organisation, OrgType
 from ledger.selectors import world_state
 from ledger.units import format_amount
@@ -73,6 +82,27 @@ def campaign_utility(slug: str) -> str:
     state = world_state(DEVICES_NAMESPACE, [campaign_key(slug)]).get(campaign_key(slug))
     utility = state.get("utility") if isinstance(state, dict) else None
     return utility if isinstance(utility, str) else ""
+
+
+def dues_utility() -> str:
+    """The msp id of the utility dues are paid to (``billing-config``), or ""."""
+    config = world_state(BILLING_NAMESPACE, [BILLING_CONFIG_KEY]).get(BILLING_CONFIG_KEY)
+    utility = config.get("utility") if isinstance(config, dict) else None
+    return utility if isinstance(utility, str) else ""
+
+
+def outstanding_dues(user, account: str) -> int | None:
+    """What the household of a bill account owes (paise), if ``user`` may see it (a member of
+    that household, the utility, an auditor, as ``readDues`` allows); else None."""
+    society = society_of_bill_account(account)
+    if society is None:
+        return None
+    orgs = _member_organisations(user)
+    if not any(o.msp_id == society or o.org_type in (OrgType.UTILITY, OrgType.AUDITOR) for o in orgs):
+        return None
+    dues = world_state(BILLING_NAMESPACE, [dues_key(society)]).get(dues_key(society))
+    outstanding = dues.get("outstanding") if isinstance(dues, dict) else None
+    return outstanding if isinstance(outstanding, int) else None
 
 
 def organisations_of_types(*types: str) -> QuerySet[Organisation]:

@@ -36,17 +36,35 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     return JsonResponse(outcome.body, status=outcome.http_status)
 
 
-PREFILL = ("payer", "payee", "chaincode", "bank", "currency", "amount", "campaign")
-RESIDENT_CHAINCODES = ("retail-seller", "charity-pool")
+PREFILL = ("payer", "payee", "chaincode", "bank", "currency", "amount", "campaign", "bill_account")
+RESIDENT_CHAINCODES = ("retail-seller", "charity-pool", "energy-billing")
 
 
-def _donation_metadata(data: dict, user) -> dict | None:
-    """A donation's metadata, as a bank or Stripe would carry it: the campaign, and off the
-    chain the donor's name, their consent to show it, and the signed-in tester as the donor."""
+def _metadata(data: dict, user) -> dict | None:
+    """A donation's or a payment of dues' metadata, as a bank or Stripe would carry it: the
+    bill account; or the campaign, and off the chain the donor's name, their consent to show it,
+    and the signed-in tester as the donor."""
+    if data["chaincode"] == "energy-billing":
+        return {"bill_account": data["bill_account"]}
     if data["chaincode"] != "charity-pool":
         return None
     return {"campaign": data["campaign"], "donor_name": data.get("donor_name", ""),
             "show_name": bool(data.get("show_name")), "donor_user": user.pk}
+
+
+def _prefill_dues(initial: dict, user) -> None:
+    """A payment of a bill account's dues: energy-billing, to the utility that collects dues,
+    from the household, in INR, for what it owes (when the user may see that)."""
+    account = initial["bill_account"]
+    initial["chaincode"] = "energy-billing"
+    initial.setdefault("payer", account.removeprefix("bill:"))
+    initial.setdefault("currency", "INR")
+    utility = selectors.dues_utility()
+    if utility:
+        initial.setdefault("payee", utility)
+    outstanding = selectors.outstanding_dues(user, account)
+    if outstanding and "amount" not in initial:
+        initial["amount"] = format_amount(outstanding, 2)
 
 
 @login_required
@@ -61,6 +79,8 @@ def simulator(request: HttpRequest) -> HttpResponse:
             own = {o.msp_id for o in access.households}
             if request.POST.get("payer") not in own or request.POST.get("chaincode") not in RESIDENT_CHAINCODES:
                 raise PermissionDenied("residents may only buy coins for, or donate from, their own household")
+            if request.POST.get("bill_account") and request.POST["bill_account"] not in {f"bill:{m}" for m in own}:
+                raise PermissionDenied("residents may only pay their own household's dues")
         form = SimulatorForm(request.POST, access=access)
         if form.is_valid():
             data = form.cleaned_data
@@ -69,7 +89,7 @@ def simulator(request: HttpRequest) -> HttpResponse:
                 outcome = services.simulated_payment_send(bank=bank, payer=data["payer"], payee=data["payee"],
                                                           chaincode=data["chaincode"], amount=data["amount_minor"],
                                                           currency=data["currency"],
-                                                          metadata=_donation_metadata(data, request.user))
+                                                          metadata=_metadata(data, request.user))
             except services.WebhookRefused as exc:
                 form.add_error(None, exc.message)
     else:
@@ -79,6 +99,8 @@ def simulator(request: HttpRequest) -> HttpResponse:
             utility = selectors.campaign_utility(initial["campaign"])
             if utility and "payee" not in initial:
                 initial["payee"] = utility
+        if initial.get("bill_account"):  # ?bill_account=bill:<msp>: its dues, paid to the utility
+            _prefill_dues(initial, request.user)
         if access.mode == "resident" and access.households:
             initial.setdefault("payer", access.households[0].msp_id)
             if initial.get("chaincode") not in RESIDENT_CHAINCODES:
@@ -89,7 +111,8 @@ def simulator(request: HttpRequest) -> HttpResponse:
         wh = outcome.body.get("wh")
         result = {"outcome": outcome, "body": outcome.body, "ok": outcome.http_status == 200,
                   "kwh": None if wh is None else format_amount(wh, 3),  # kWh, 3 decimals
-                  "campaign": form.cleaned_data.get("campaign", "")}
+                  "campaign": form.cleaned_data.get("campaign", ""),
+                  "bill_account": form.cleaned_data.get("bill_account", "")}
     context = {"form": form, "access": access, "result": result}
     template = "payments/_simulator_result.html" if request.htmx and request.method == "POST" else "payments/simulator.html"
     return render(request, template, context, status=200)

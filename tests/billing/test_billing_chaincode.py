@@ -224,6 +224,11 @@ def call_args(function: str, n: int, start) -> dict:
         "readUnit": household, "deleteUnit": household, "readBill": household, "deleteBill": household,
         "initBill": household | slot(start),
         "initStationBill": {"stationId": STATION} | slot(start),
+        "closeDay": {"stationId": STATION, "date": CLOSED_DAY},
+        "readStatement": {"societyId": "hh-alice", "stationId": STATION, "date": CLOSED_DAY},
+        "readDues": {"societyId": "hh-alice"},
+        "payDues": {"event_id": f"ev-{n}", "payer": "hh-alice", "payee": "utility-one", "amount": 100 + n,
+                    "currency": "INR", "paid_at": LATER.isoformat(), "account": "bill:hh-alice"},
         "initStationUnits": {"stationId": STATION} | slot(start) | {"units": [
             {"societyId": "hh-alice", "unit": 5, "meter": "HM-ALICE",
              "from": {"counter": n, "import_wh": 100, "export_wh": 0, "tx": "a" * 64},
