@@ -47,3 +47,17 @@ def bill_closed_slots(now: str | None = None) -> dict[str, int]:
 
 # close_days (statements and dues per local day) comes after bill_closed_slots: see
 # docs/billing.md, "Automation", and billing.scheduler.STEPS.
+
+
+# --- simulate_day (hC) ------------------------------------------------------------------------------
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60, max_retries=3)
+def simulate_day(run_id: int) -> str:
+    """Run a pending simulated day (``/billing/simulate/``); a run already claimed is left alone."""
+    from .simulation_runs import simulation_run_execute
+
+    run = simulation_run_execute(run_id=run_id)
+    if run is None:
+        logger.warning("simulate_day: run %s is gone", run_id)
+        return "gone"
+    return run.status

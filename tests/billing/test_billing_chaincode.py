@@ -233,11 +233,6 @@ def call_args(function: str, n: int, start) -> dict:
             {"societyId": "hh-alice", "unit": 5, "meter": "HM-ALICE",
              "from": {"counter": n, "import_wh": 100, "export_wh": 0, "tx": "a" * 64},
              "to": {"counter": n + 1, "import_wh": 105, "export_wh": 0, "tx": "b" * 64}}]},
-        "closeDay": {"stationId": STATION, "date": CLOSED_DAY},
-        "readStatement": {"societyId": "hh-alice", "stationId": STATION, "date": CLOSED_DAY},
-        "readDues": {"societyId": "hh-alice"},
-        "payDues": {"event_id": f"ev-{n}", "payer": "hh-alice", "payee": "utility-one", "amount": 100 + n,
-                    "currency": "INR", "paid_at": LATER.isoformat(), "account": "bill:hh-alice"},
     }[function]
 
 
