@@ -4,7 +4,9 @@ needlessly: losing them costs re-invocations the chaincode answers "unchanged", 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class StationProgress(models.Model):
@@ -47,3 +49,44 @@ class SlotRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.station} {self.start.isoformat()}"
+
+
+class SimulationStatus(models.TextChoices):
+    PENDING = "pending", _("waiting to start")
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class SimulationRun(models.Model):
+    """One run of ``simulate_day``: what was asked and how far it got (the page polls it)."""
+
+    day = models.DateField()
+    households = models.PositiveIntegerField()
+    seed = models.CharField(max_length=64)
+    seconds_per_slot = models.FloatField(default=0)
+    status = models.CharField(max_length=16, choices=SimulationStatus.choices, default=SimulationStatus.PENDING)
+    slots_done = models.PositiveIntegerField(default=0)
+    slots_total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"simulated {self.day} for {self.households} households ({self.status})"
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in (SimulationStatus.PENDING, SimulationStatus.RUNNING)
+
+    @property
+    def percent(self) -> int:
+        if self.status == SimulationStatus.DONE:
+            return 100
+        return 100 * self.slots_done // self.slots_total if self.slots_total else 0

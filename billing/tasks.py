@@ -45,7 +45,6 @@ def bill_closed_slots(now: str | None = None) -> dict[str, int]:
     return _summary(report)
 
 
-
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def close_days(now: str | None = None) -> dict[str, int]:
     """Close (``closeDay``) each station's local day once its last slot is billed (plus a grace),
@@ -54,3 +53,17 @@ def close_days(now: str | None = None) -> dict[str, int]:
     if closed:
         logger.info("closed %d station day(s)", len(closed))
     return {"closed": len(closed), "issued": sum(c.issued for c in closed)}
+
+
+# --- simulate_day (hC) ------------------------------------------------------------------------------
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60, max_retries=3)
+def simulate_day(run_id: int) -> str:
+    """Run a pending simulated day (``/billing/simulate/``); a run already claimed is left alone."""
+    from .simulation_runs import simulation_run_execute
+
+    run = simulation_run_execute(run_id=run_id)
+    if run is None:
+        logger.warning("simulate_day: run %s is gone", run_id)
+        return "gone"
+    return run.status

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import simulation_views, views
 
 app_name = "billing"
 urlpatterns = [
@@ -14,4 +14,7 @@ urlpatterns = [
     path("household/<str:day>.csv", views.household_csv, name="household-csv"),
     path("statements/<str:month>.pdf", views.statement_pdf, name="statement"),
     path("tariffs/", views.tariffs, name="tariffs"),
+    # simulate_day (hC)
+    path("simulate/", simulation_views.simulate, name="simulate"),
+    path("simulate/<int:run_id>/", simulation_views.simulation_run, name="simulation-run"),
 ]
