@@ -152,7 +152,7 @@ NAV_SECTIONS = {
     "campaigns": {"charity:campaigns", "charity:campaign", "charity:campaign-new", "charity:campaign-edit",
                   "charity:my-donations"},
     "billing": {"billing:index", "billing:grid", "billing:distributor", "billing:household", "billing:tariffs",
-                "billing:simulate"},
+                "billing:simulate", "billing:simulation-run"},
 }
 
 
