@@ -55,7 +55,7 @@ class TariffForm(IdempotentForm):
     band_low = _decimal(gettext_lazy("Band: lowest frequency (Hz)"))
     band_high = _decimal(gettext_lazy("Band: highest frequency (Hz)"))
     base_rate = _decimal(gettext_lazy("Base rate when no clearing price (paise/kWh)"))
-    cap_percent = forms.IntegerField(label=gettext_lazy("Cap (% of the normal rate)"), min_value=100, required=False)
+    cap_percent = forms.IntegerField(label=gettext_lazy("Cap (percent of the normal rate)"), min_value=100, required=False)
     prices_file = forms.FileField(label=gettext_lazy("Clearing prices (CSV file)"), required=False,
                                   help_text=gettext_lazy("Lines of slot start, price in paise/kWh."))
     prices_text = forms.CharField(

@@ -22,6 +22,12 @@ def hz(centi: int | None) -> str:
 
 
 @register.filter
+def hz_unit(centi: int | None) -> str:
+    """With the unit (an SI symbol, the same in every language): 4997 → 49.97 Hz."""
+    return "—" if centi is None else f"{hz(centi)}\N{NO-BREAK SPACE}Hz"
+
+
+@register.filter
 def rate(centipaise: int | None) -> str:
     """A rate in hundredths of a paisa per kWh as rupees per kWh: 17800 → ₹1.7800."""
     if centipaise is None:
