@@ -32,6 +32,8 @@ def test_every_billing_page_passes_the_phone_audit(world, live_server, monkeypat
     with phone_browser(monkeypatch, bypass_csp=True) as context:
         page = context.new_page()
         sign_in(page, live_server.url, who, PASSWORDS[who])
+        for path in seeds:  # each opens for this role (the crawl would audit a refusal page too)
+            assert page.goto(live_server.url + path).status == 200, path
         visited, problems = audit_pages(page, live_server.url, seeds)
         for path in seeds:
             assert path in visited, path
@@ -167,3 +169,31 @@ def test_a_household_sees_its_day_pays_its_dues_through_the_bank_and_sees_them_c
     assert payment.amount == dues.outstanding
     after = state(dues_key("hh-alice"))
     assert after["outstanding"] == 0 and not after["in_breach"] and all(i["open"] == 0 for i in after["items"])
+
+
+DEMO_PAGES = {
+    "alice": ["/billing/household/"],
+    "distributor": ["/billing/distributor/"],
+    "grid": ["/billing/grid/"],
+    "utility": ["/billing/grid/", "/billing/distributor/", "/billing/tariffs/", "/billing/simulate/"],
+}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("who", sorted(DEMO_PAGES))
+def test_the_demo_billing_pages_pass_the_phone_audit(demo, live_server, monkeypatch, who):
+    """The demo's logins on their billing pages (with the demo's meter days, as seeded)."""
+    from demo.organisations import DEMO_PASSWORD
+
+    seeds = DEMO_PAGES[who]
+    with phone_browser(monkeypatch, bypass_csp=True) as context:
+        page = context.new_page()
+        sign_in(page, live_server.url, who, DEMO_PASSWORD)
+        for path in seeds:  # each opens for this role (the crawl would audit a refusal page too)
+            assert page.goto(live_server.url + path).status == 200, path
+        visited, problems = audit_pages(page, live_server.url, seeds)
+        for path in seeds:
+            assert path in visited, path
+        shot(page, f"billing-demo-audit-{who}")
+    ours = [p for p in problems if p.startswith("/billing/")]
+    assert not ours, "\n".join(ours)
