@@ -24,6 +24,7 @@ from ledger.keys import (
     bill_account,
     bill_key,
     dues_key,
+    dues_payment_key,
     freq_key,
     station_key,
     units_key,
@@ -341,6 +342,13 @@ class StatementDay:
 
 
 @dataclass(frozen=True)
+class DuesPayment:
+    event_id: str
+    paid_at: datetime  # in the billing time zone
+    amount: int  # paise
+
+
+@dataclass(frozen=True)
 class MonthStatement:
     society: str
     name: str
@@ -348,6 +356,7 @@ class MonthStatement:
     days: list[StatementDay]
     dues: Dues
     timezone: str
+    payments: list[DuesPayment] = field(default_factory=list)
 
     @property
     def totals(self) -> DayTotals:
@@ -368,9 +377,25 @@ def month_days(month: date, now: datetime | None = None) -> list[date]:
     return days
 
 
+def payments_in(society: str, month: date) -> list[DuesPayment]:
+    """The household's payments of dues (``payDues``) paid in the local month, oldest first."""
+    tz = bm.zone(billing_timezone())
+    found = []
+    for record in ledger.world_state(BILLING_NAMESPACE, prefix=dues_payment_key(society, "")).values():
+        try:
+            paid_at = datetime.fromisoformat(record["paid_at"]).astimezone(tz)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if (paid_at.year, paid_at.month) == (month.year, month.month):
+            found.append(DuesPayment(str(record.get("event_id", "")), paid_at, int(record.get("amount", 0))))
+    return sorted(found, key=lambda p: p.paid_at)
+
+
 def month_statement(society: str, month: date, now: datetime | None = None) -> MonthStatement:
-    """The household's bills of a month (local days up to today) and its dues now."""
+    """The household's bills of a month (local days up to today), its payments of dues in the
+    month and its dues now."""
     days = [StatementDay(d, DayTotals.of(household_day(society, d))) for d in month_days(month, now)]
     name = Organisation.objects.filter(msp_id=society).values_list("name", flat=True).first() or society
     return MonthStatement(society=society, name=name, month=month.replace(day=1), days=days,
-                          dues=dues_of(society), timezone=billing_timezone())
+                          dues=dues_of(society), timezone=billing_timezone(),
+                          payments=payments_in(society, month))

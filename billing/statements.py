@@ -84,6 +84,7 @@ def statement_texts(statement: MonthStatement, *, plain: bool = False) -> dict:
         (_("Energy used"), f"{format_kwh(totals.imported)} kWh"),
         (_("Energy exported"), f"{format_kwh(totals.exported)} kWh"),
         (_("Billed this month"), _money(totals.amount, plain)),
+        (_("Paid this month"), _money(sum(p.amount for p in statement.payments), plain)),
         (_("Slots billed"), f"{totals.billed} / {totals.slots}"),
         (_("Outstanding dues now"), _money(dues.outstanding, plain)),
         (_("Of which fines"), _money(dues.open_fines, plain)),
@@ -93,15 +94,19 @@ def statement_texts(statement: MonthStatement, *, plain: bool = False) -> dict:
     columns = [_("Day"), _("Used (kWh)"), _("Exported (kWh)"), _("Billed")]
     days = [[date_format(d.day, "SHORT_DATE_FORMAT"), format_kwh(d.totals.imported), format_kwh(d.totals.exported),
              _money(d.totals.amount, plain)] for d in statement.days]
+    payments = [[date_format(p.paid_at, "SHORT_DATE_FORMAT"), _money(p.amount, plain), p.event_id]
+                 for p in statement.payments]
     note = _("Each 15-minute slot is priced at the rate the tariff gives for the grid's average frequency in that "
              "slot; export is credited at the same rate. Days in the %(zone)s time zone. Every bill is a record "
              "on the ledger.") % {"zone": statement.timezone}
-    return {"title": _("Electricity statement"), "head": head, "columns": columns, "days": days, "note": note}
+    return {"title": _("Electricity statement"), "head": head, "columns": columns, "days": days, "note": note,
+            "payments_title": _("Payments of dues"), "payments_columns": [_("Date"), _("Amount"), _("Payment")],
+            "payments": payments}
 
 
 def _all_text(texts: dict) -> list[str]:
-    return [texts["title"], texts["note"], *texts["columns"], *(a + b for a, b in texts["head"]),
-            *(c for row in texts["days"] for c in row)]
+    return [texts["title"], texts["note"], texts["payments_title"], *texts["columns"], *texts["payments_columns"],
+            *(a + b for a, b in texts["head"]), *(c for row in texts["days"] + texts["payments"] for c in row)]
 
 
 def statement_pdf(statement: MonthStatement) -> bytes:
@@ -141,6 +146,12 @@ def _render(texts: dict, statement: MonthStatement) -> bytes:
                  + [[Paragraph(escape(c), body) for c in row] for row in texts["days"]],
                  colWidths=[40 * mm, 40 * mm, 40 * mm, None], repeatRows=1)
     days.setStyle(grid)
-    document.build([Paragraph(escape(texts["title"]), heading), head, Spacer(1, 6 * mm), days, Spacer(1, 6 * mm),
-                    Paragraph(escape(texts["note"]), body)])
+    story = [Paragraph(escape(texts["title"]), heading), head, Spacer(1, 6 * mm), days, Spacer(1, 6 * mm)]
+    if texts["payments"]:
+        payments = Table([[Paragraph(escape(c), body) for c in texts["payments_columns"]]]
+                         + [[Paragraph(escape(c), body) for c in row] for row in texts["payments"]],
+                         colWidths=[40 * mm, 40 * mm, None], repeatRows=1)
+        payments.setStyle(grid)
+        story += [Paragraph(escape(texts["payments_title"]), body), Spacer(1, 2 * mm), payments, Spacer(1, 6 * mm)]
+    document.build([*story, Paragraph(escape(texts["note"]), body)])
     return buffer.getvalue()

@@ -148,6 +148,15 @@ def test_dues_with_a_fine_the_bill_account_and_pay_link(pw):
     _, html = page(pw, "alice", f"/billing/household/?date={DAY}")
     assert "Nothing to pay" in html and "a fine was added" not in html
 
+    # The month's statement lists the payment.
+    from billing import selectors
+    from billing.statements import statement_texts
+
+    texts = statement_texts(selectors.month_statement("hh-alice", T0.date()))
+    assert [row[1:] for row in texts["payments"]] == [[shown, "evt-1"]]
+    assert dict(texts["head"])["Paid this month"] == shown and dict(texts["head"])["Outstanding dues now"] == "₹0.00"
+    assert pw.client("alice").get("/billing/statements/2026-06.pdf").status_code == 200
+
 
 # --- the distributor -----------------------------------------------------------------------------
 
