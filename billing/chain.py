@@ -79,11 +79,15 @@ def station_state(station: str) -> dict[str, Any] | None:
     return world_state(BILLING_NAMESPACE, [station_key(station)]).get(station_key(station))
 
 
+def billing_config() -> dict[str, Any]:
+    """``billing-config``: time zone, dues threshold and fine, the utility dues are paid to."""
+    return world_state(BILLING_NAMESPACE, [BILLING_CONFIG_KEY]).get(BILLING_CONFIG_KEY) or {}
+
+
 def billing_timezone() -> str:
     from ledger.chaincodes import billing_math as bm
 
-    config = world_state(BILLING_NAMESPACE, [BILLING_CONFIG_KEY]).get(BILLING_CONFIG_KEY) or {}
-    return str(config.get("timezone", bm.DEFAULT_TIMEZONE))
+    return str(billing_config().get("timezone", bm.DEFAULT_TIMEZONE))
 
 
 def frequencies(slots: list[str]) -> dict[str, int]:

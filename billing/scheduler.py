@@ -12,7 +12,7 @@ from gridcoin.background import start_periodic
 logger = logging.getLogger(__name__)
 
 # Task names in ``billing.tasks``, in the order one pass runs them.
-STEPS = ("record_units", "bill_closed_slots")
+STEPS = ("record_units", "bill_closed_slots", "close_days")
 
 
 def step(now: str | None = None) -> None:

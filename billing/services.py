@@ -11,11 +11,13 @@ chaincode itself writes neither units nor a bill that are unchanged. The rows in
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -38,6 +40,27 @@ class SweepReport:
     billed: list[tuple[str, str]] = field(default_factory=list)
     waiting: list[tuple[str, str]] = field(default_factory=list)  # no frequency yet
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (station, slot, reason)
+
+
+@contextmanager
+def station_sweep(station_id: str) -> Iterator[bool]:
+    """Whether this process may sweep the station now: one sweep of a station at a time, across
+    processes (beat's two tasks, the embedded scheduler and a manual run may overlap); while
+    another is at it, this pass leaves the station to it. A session-level advisory lock on
+    PostgreSQL; the embedded default (SQLite) runs its sweeps on one thread."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    name = f"billing-sweep:{station_id}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
 
 
 def distributor_identity(station: dict[str, Any]):
@@ -128,11 +151,15 @@ def units_record_due(now: datetime | None = None, *, stations: list[str] | None 
     for station_id, station in sorted(chain.stations().items()):
         if stations is not None and station_id not in stations:
             continue
-        try:
-            _station_units(station_id, station, now, report)
-        except chain.BillingError as exc:
-            logger.error("station %s: units not recorded: %s", station_id, exc)
-            report.failed.append((station_id, "", str(exc)))
+        with station_sweep(station_id) as mine:
+            if not mine:
+                logger.info("station %s: another sweep is recording or billing it", station_id)
+                continue
+            try:
+                _station_units(station_id, station, now, report)
+            except chain.BillingError as exc:
+                logger.error("station %s: units not recorded: %s", station_id, exc)
+                report.failed.append((station_id, "", str(exc)))
     return report
 
 
@@ -217,26 +244,34 @@ def slots_bill_due(now: datetime | None = None, *, stations: list[str] | None = 
     for station_id, station in sorted(chain.stations().items()):
         if stations is not None and station_id not in stations:
             continue
-        rows = list(SlotRecord.objects.filter(station=station_id, start__gte=since, units_version__gt=0,
-                                              stale=False).order_by("start"))
-        if not rows:
-            continue
-        freqs = chain.frequencies([chain.iso(r.start) for r in rows])
-        identity = None
-        for row in rows:
-            slot = chain.iso(row.start)
-            if slot not in freqs:
-                report.waiting.append((station_id, slot))
+        with station_sweep(station_id) as mine:
+            if not mine:
+                logger.info("station %s: another sweep is recording or billing it", station_id)
                 continue
-            try:
-                identity = identity or distributor_identity(station)
-                if station_slot_bill(station_id, row, freqs[slot], identity=identity, station=station):
-                    report.billed.append((station_id, slot))
-            except chain.BillingError as exc:
-                logger.error("station %s slot %s: bill refused: %s", station_id, slot, exc)
-                report.failed.append((station_id, slot, str(exc)))
-        waiting = [s for st, s in report.waiting if st == station_id]
-        if waiting:
-            logger.info("station %s: %d slot(s) wait for the grid's frequency (first %s)", station_id,
-                        len(waiting), waiting[0])
+            _station_bills(station_id, station, since, report)
     return report
+
+
+def _station_bills(station_id: str, station: dict, since: datetime, report: SweepReport) -> None:
+    rows = list(SlotRecord.objects.filter(station=station_id, start__gte=since, units_version__gt=0,
+                                          stale=False).order_by("start"))
+    if not rows:
+        return
+    freqs = chain.frequencies([chain.iso(r.start) for r in rows])
+    identity = None
+    for row in rows:
+        slot = chain.iso(row.start)
+        if slot not in freqs:
+            report.waiting.append((station_id, slot))
+            continue
+        try:
+            identity = identity or distributor_identity(station)
+            if station_slot_bill(station_id, row, freqs[slot], identity=identity, station=station):
+                report.billed.append((station_id, slot))
+        except chain.BillingError as exc:
+            logger.error("station %s slot %s: bill refused: %s", station_id, slot, exc)
+            report.failed.append((station_id, slot, str(exc)))
+    waiting = [s for st, s in report.waiting if st == station_id]
+    if waiting:
+        logger.info("station %s: %d slot(s) wait for the grid's frequency (first %s)", station_id,
+                    len(waiting), waiting[0])

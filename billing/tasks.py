@@ -11,7 +11,7 @@ from datetime import datetime
 from celery import shared_task
 from django.db import OperationalError
 
-from . import services
+from . import dues, services
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,14 @@ def bill_closed_slots(now: str | None = None) -> dict[str, int]:
     return _summary(report)
 
 
-# close_days (statements and dues per local day) comes after bill_closed_slots: see
-# docs/billing.md, "Automation", and billing.scheduler.STEPS.
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def close_days(now: str | None = None) -> dict[str, int]:
+    """Close (``closeDay``) each station's local day once its last slot is billed (plus a grace),
+    and close again a day whose slots were re-billed since (``billing.dues``)."""
+    closed = dues.close_days(now=_when(now))
+    if closed:
+        logger.info("closed %d station day(s)", len(closed))
+    return {"closed": len(closed), "issued": sum(c.issued for c in closed)}
 
 
 # --- simulate_day (hC) ------------------------------------------------------------------------------

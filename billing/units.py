@@ -141,6 +141,7 @@ def station_units(meters: dict[str, Device | None], starts: Iterable[datetime]) 
     (society → its meter), in society order."""
     by_device = {device.pk: device for device in meters.values() if device is not None}
     ids = sorted(by_device)
+    societies = sorted(meters)
     result: dict[datetime, list[dict]] = {}
     for run in runs(starts):
         current = last_readings(ids, run[0])
@@ -151,7 +152,7 @@ def station_units(meters: dict[str, Device | None], starts: Iterable[datetime]) 
         for start in run:
             end = start + SLOT
             entries = []
-            for society in sorted(meters):
+            for society in societies:
                 device = meters[society]
                 if device is None:
                     entries.append(entry(society, None, None, None))

@@ -14,6 +14,7 @@ from .organisations import DISTRIBUTOR, GRID, UTILITY
 
 STATION = "st-ward1"
 SOCIETIES = ["hh-alice", "hh-bob"]
+DUES_TERMS = {"dues_threshold": 50_000, "fine": 5_000}  # paise: fined once outstanding passes ₹500
 
 
 def _organisation(msp_id: str) -> Organisation:
@@ -26,6 +27,13 @@ def _organisation(msp_id: str) -> Organisation:
 def billing_seed() -> list[str]:
     created: list[str] = []
     identities = {msp_id: chain.service_identity(_organisation(msp_id)) for msp_id in (GRID, DISTRIBUTOR, UTILITY)}
+    config = chain.billing_config()
+    if "utility" not in config:  # the utility's dues terms, so the demo's bills can be paid
+        try:
+            chain.invoke(identities[UTILITY], "configure", DUES_TERMS, "seed-demo-dues-terms")
+        except chain.BillingError as exc:
+            raise DemoSeedError(f"setting the dues terms was refused: {exc}") from exc
+        created.append("dues terms (threshold ₹500, fine ₹50)")
     station = chain.station_state(STATION)
     if station is not None and station.get("distributor") == DISTRIBUTOR and set(SOCIETIES) <= set(station["societies"]):
         return created

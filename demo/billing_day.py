@@ -3,9 +3,9 @@ zone), so the billing pages have data: the grid's simulated frequency for every 
 Bob's units from the readings their meters signed (``demo.readings``), every slot billed and
 each day closed into statements and dues by the billing tasks, as ``simulate_day`` runs them.
 
-The dues terms put the threshold between Bob's two days and Alice's, so Alice's household is
-fined once (the second day's statement takes it over) and Bob's is not. A day whose last slot
-already has a frequency is not simulated again; terms already set are kept."""
+When it bills, it sets the dues threshold between Bob's two days and Alice's, so Alice's
+household is fined once (the second day's statement takes it over) and Bob's is not. A day whose
+last slot already has a frequency is not simulated again."""
 
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ BILLED = ("hh-alice", "hh-bob")
 
 
 def _configure_dues(days: list) -> str | None:
-    """Set the dues terms if none are set: the threshold halfway between Bob's and Alice's bills."""
+    """The dues threshold halfway between Bob's and Alice's bills of the days (the demo network's
+    terms are far above a couple of days' bills); the fine stays if one is set."""
     config = world_state(BILLING_NAMESPACE, [BILLING_CONFIG_KEY]).get(BILLING_CONFIG_KEY) or {}
-    if "dues_threshold" in config:
-        return None
+    fine = config.get("fine", FINE)
     tz = chain.billing_timezone()
     slots = [bm.slot_id(start) for day in days for start, _ in bm.day_slots(day, tz)]
     keys = {society: [bill_key(STATION, society, slot) for slot in slots] for society in BILLED}
@@ -42,15 +42,17 @@ def _configure_dues(days: list) -> str | None:
     if totals["hh-alice"] <= totals["hh-bob"]:
         return None  # no readings to tell them apart: no fine
     threshold = (totals["hh-alice"] + totals["hh-bob"]) // 2
+    if config.get("dues_threshold") == threshold:
+        return None
     utility = Organisation.objects.filter(msp_id=UTILITY).first()
     if utility is None:
         raise DemoSeedError(f"the demo utility {UTILITY} is missing")
     try:
-        chain.invoke(chain.service_identity(utility), "configure", {"dues_threshold": threshold, "fine": FINE},
-                     f"seed-demo-dues-terms-{threshold}-{FINE}")
+        chain.invoke(chain.service_identity(utility), "configure", {"dues_threshold": threshold, "fine": fine},
+                     f"seed-demo-billing-days-dues-terms-{threshold}-{fine}")
     except chain.BillingError as exc:
         raise DemoSeedError(f"setting the demo dues terms was refused: {exc}") from exc
-    return f"dues threshold ₹{threshold / 100:.2f}, fine ₹{FINE / 100:.2f}"
+    return f"dues threshold ₹{threshold / 100:.2f}, fine ₹{fine / 100:.2f}"
 
 
 def billing_days_seed() -> list[str]:
@@ -70,7 +72,7 @@ def billing_days_seed() -> list[str]:
         except SimulationError as exc:
             raise DemoSeedError(f"simulating {day} was refused: {exc}") from exc
         created.append(f"billed day {day} ({len(bm.day_slots(day, tz))} slots)")
-    terms = _configure_dues(days)
+    terms = _configure_dues(days) if created else None  # a human's later terms stay
     if terms:
         created.append(terms)
     # Closes only what is due (nothing on a rerun); past close_days' grace even just after midnight.

@@ -155,9 +155,9 @@ def close_day(ctx: Context) -> dict:
     day = _date(ctx)
     record = own_station(ctx, station)
     tz = timezone_of(ctx)
-    slots = [bm.slot_id(start) for start, _ in bm.day_slots(day, tz)]
-    last_end = bm.day_slots(day, tz)[-1][1]
-    if last_end > ctx.now:
+    day_slots = bm.day_slots(day, tz)
+    slots = [bm.slot_id(start) for start, _ in day_slots]
+    if day_slots[-1][1] > ctx.now:
         raise ContractError(f"{day.isoformat()} has not ended yet in {tz}")
     terms, now, societies = _terms(ctx), ctx.now.isoformat(), record["societies"]
     states = ctx.get_states([bill_key(station, s, slot) for s in societies for slot in slots]

@@ -93,3 +93,12 @@ def test_days_out_of_the_lookback_and_days_without_bills_are_left_alone(bw):
     assert dues.close_days(now=END + timedelta(days=dues.LOOKBACK_DAYS + 1)) == []
     assert dues.close_days(now=datetime(2026, 5, 30, tzinfo=UTC)) == []
     assert closes() == 0
+
+
+def test_the_task_closes_due_days_and_a_rerun_closes_nothing(bw):
+    from billing import tasks
+
+    bill(bw, SLOTS[-1][0], 1000)
+    now = (END + timedelta(hours=1)).isoformat()
+    assert tasks.close_days(now=now) == {"closed": 1, "issued": 2}
+    assert tasks.close_days(now=now) == {"closed": 0, "issued": 0} and closes() == 1

@@ -38,7 +38,9 @@ def test_a_pass_runs_every_step_in_order_even_after_a_failure(monkeypatch, caplo
 
     monkeypatch.setattr(tasks.record_units, "run", failing)
     monkeypatch.setattr(tasks.bill_closed_slots, "run", lambda now=None: ran.append(("bill_closed_slots", now)))
+    monkeypatch.setattr(tasks.close_days, "run", lambda now=None: ran.append(("close_days", now)))
     with caplog.at_level(logging.ERROR, logger="billing.scheduler"):
         scheduler.step(now="2026-06-01T03:00:00+00:00")
-    assert ran == [("record_units", "2026-06-01T03:00:00+00:00"), ("bill_closed_slots", "2026-06-01T03:00:00+00:00")]
+    assert ran == [("record_units", "2026-06-01T03:00:00+00:00"), ("bill_closed_slots", "2026-06-01T03:00:00+00:00"),
+                   ("close_days", "2026-06-01T03:00:00+00:00")]
     assert "billing.tasks.record_units failed" in caplog.text

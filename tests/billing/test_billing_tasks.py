@@ -181,3 +181,21 @@ def test_slot_arithmetic():
     assert units.slot_floor(T0 + SLOT / 3) == T0 and units.slot_floor(T0) == T0
     assert units.slot_closed_by(T0) == T0 - SLOT and units.slot_closed_by(T0 + SLOT / 3) == T0
     assert units.runs([T0 + 3 * SLOT, T0, T0 + SLOT]) == [[T0, T0 + SLOT], [T0 + 3 * SLOT]]
+
+
+def test_a_station_another_process_is_sweeping_is_left_to_it(mw):
+    import psycopg
+    from django.db import connection
+
+    mw.read("hh-alice", T0 - SLOT / 3, imported=5)
+    mw.read("hh-alice", T0 + SLOT / 2, imported=5)
+    settings = connection.settings_dict
+    other = psycopg.connect(host=settings["HOST"] or "127.0.0.1", port=settings["PORT"] or 5432,
+                            user=settings["USER"], password=settings["PASSWORD"] or None, dbname=settings["NAME"],
+                            autocommit=True)
+    try:
+        other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"billing-sweep:{STATION}"])
+        assert tasks.record_units(now=iso(T0 + 2 * SLOT))["recorded"] == 0 and txs("initStationUnits") == 0
+    finally:
+        other.close()  # its session ends: the lock is gone
+    assert tasks.record_units(now=iso(T0 + 2 * SLOT))["recorded"] == 3

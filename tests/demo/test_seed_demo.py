@@ -24,9 +24,9 @@ pytestmark = pytest.mark.django_db
 # The economy's six transactions, demo.charity's twelve (the campaign opened, the sponsor's
 # pledge, two coin gifts, the bank's donation, the disbursement, two group fundings opened and
 # four contributions), then demo.readings: two purchases, two fundings and a week of readings
-# from three meters, then demo.billing's station.
+# from three meters, then demo.billing's dues terms and station.
 CHARITY_TXS = 1 + 1 + 2 + 1 + 1 + 2 + 4
-SEEDED_TXS = 6 + CHARITY_TXS + 2 + 2 + 3 * readings.READINGS_PER_METER + 1
+SEEDED_TXS = 6 + CHARITY_TXS + 2 + 2 + 3 * readings.READINGS_PER_METER + 2
 
 
 def seed() -> str:
@@ -134,12 +134,13 @@ def test_seed_creates_the_demo_network():
     assert txs.count() == SEEDED_TXS and all(t.status == TxStatus.VALID for t in txs)
     assert {t.invoker.qualified_name for t in txs} == {
         "sunfarm/PM-0001", "gridco-utility/operator", "demobank/webhooks", "hh-alice/HM-ALICE", "hh-bob/HM-BOB",
-        "hh-alice/alice", "hh-bob/bob", "warmhomes/charity", "warmhomes/campaigns", "gridco-utility/utility", "discom/billing"}
+        "hh-alice/alice", "hh-bob/bob", "warmhomes/charity", "warmhomes/campaigns", "gridco-utility/utility", "discom/billing",
+        "gridco-utility/billing"}
     assert {(t.chaincode, t.function) for t in txs} == {
         ("generator", "mint"), ("pricing", "set"), ("wholesale-seller", "sell"), ("retail-seller", "sell"),
         ("resident", "fund"), ("consumer", "burn"),
         *(("charity-pool", f) for f in ("open", "pledge", "give", "donate", "disburse", "group_open", "contribute")),
-        ("energy-billing", "registerStation")}
+        ("energy-billing", "configure"), ("energy-billing", "registerStation")}
 
 
 def test_seed_twice_changes_nothing():
