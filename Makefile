@@ -45,7 +45,7 @@ $(STAMP): requirements.txt
 
 run: install
 	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 GRIDCOIN_BACKGROUND_SCHEDULER=0 $(PY) manage.py migrate --noinput
-	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 GRIDCOIN_BACKGROUND_SCHEDULER=0 $(PY) manage.py seed_demo
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 GRIDCOIN_BACKGROUND_SCHEDULER=0 $(PY) manage.py seed_demo --billing-days
 	@echo "GridCoin on http://$(RUN_ADDR)/ (demo logins are listed on the home page; Ctrl-C stops)"
 	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=1 GRIDCOIN_BACKGROUND_SCHEDULER=1 $(PY) manage.py runserver --noreload $(RUN_ADDR)
 
