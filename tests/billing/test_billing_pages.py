@@ -26,6 +26,16 @@ def pw():
     return build_pages_world()
 
 
+@pytest.fixture(autouse=True)
+def _language_reset():
+    """A request in Hindi or Spanish leaves its language active in this thread (LocaleMiddleware
+    activates and nothing deactivates): later tests in the process must read English."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 def bills_of(society: str) -> list[dict]:
     return [state(bill_key(STATION, society, (T0 + n * SLOT).isoformat())) for n in range(len(FREQS))]
 
