@@ -80,16 +80,21 @@ def check_request(*, households: int, day: date, seconds_per_slot: float, seed: 
 # --- the demo grid's actors ------------------------------------------------------------------------
 
 def _actors() -> tuple[Identity, Identity, str]:
-    """The demo grid's and distributor's billing service identities, and the distributor's station."""
+    """The grid operator's and a station's distributor's billing service identities, and the
+    station: the first grid organisation and the first registered station (by name) whose
+    distributor is an organisation here (the demo's st-ward1)."""
     from django.utils.translation import gettext as _
 
-    from demo.billing import STATION
-    from demo.organisations import DISTRIBUTOR, GRID
-
-    orgs = {o.msp_id: o for o in Organisation.objects.filter(msp_id__in=[GRID, DISTRIBUTOR])}
-    if len(orgs) != 2:
-        raise SimulationError(_("The demo grid and distributor are missing: run `python manage.py seed_demo` first."))
-    return chain.service_identity(orgs[GRID]), chain.service_identity(orgs[DISTRIBUTOR]), STATION
+    grid = Organisation.objects.filter(org_type=OrgType.GRID).order_by("id").first()
+    stations = sorted(chain.stations().items())
+    distributors = {o.msp_id: o for o in Organisation.objects.filter(
+        org_type=OrgType.DISTRIBUTOR, msp_id__in=[record["distributor"] for _, record in stations])}
+    station = next((name for name, record in stations if record["distributor"] in distributors), None)
+    if grid is None or station is None:
+        raise SimulationError(_("There is no grid operator or no distributor's station to simulate: "
+                                "run `python manage.py seed_demo` first."))
+    distributor = distributors[dict(stations)[station]["distributor"]]
+    return chain.service_identity(grid), chain.service_identity(distributor), station
 
 
 def _invoke(identity: Identity, function: str, args: dict, key: str) -> ledger.InvokeResult:

@@ -152,3 +152,9 @@ def test_a_bad_form_is_refused_and_starts_nothing(demo_grid, client):
     future = (timezone.now() + timedelta(days=2)).date().isoformat()
     response = client.post(URL, {"households": 1, "day": future, "seconds_per_slot": "0", "seed": "x"})
     assert response.status_code == 400 and "ended" in response.content.decode()
+
+
+def test_without_a_grid_or_a_station_nothing_is_simulated(db):
+    with pytest.raises(SimulationError, match="seed_demo"):
+        day_simulate(households=1, day=DAY)
+    assert not Device.objects.filter(public_id__startswith="SIM-HH-").exists() and not MeterReading.objects.exists()
