@@ -80,16 +80,21 @@ def check_request(*, households: int, day: date, seconds_per_slot: float, seed: 
 # --- the demo grid's actors ------------------------------------------------------------------------
 
 def _actors() -> tuple[Identity, Identity, str]:
-    """The demo grid's and distributor's billing service identities, and the distributor's station."""
+    """The grid operator's and a station's distributor's billing service identities, and the
+    station: the first grid organisation and the first registered station (by name) whose
+    distributor is an organisation here (the demo's st-ward1)."""
     from django.utils.translation import gettext as _
 
-    from demo.billing import STATION
-    from demo.organisations import DISTRIBUTOR, GRID
-
-    orgs = {o.msp_id: o for o in Organisation.objects.filter(msp_id__in=[GRID, DISTRIBUTOR])}
-    if len(orgs) != 2:
-        raise SimulationError(_("The demo grid and distributor are missing: run `python manage.py seed_demo` first."))
-    return chain.service_identity(orgs[GRID]), chain.service_identity(orgs[DISTRIBUTOR]), STATION
+    grid = Organisation.objects.filter(org_type=OrgType.GRID).order_by("id").first()
+    stations = sorted(chain.stations().items())
+    distributors = {o.msp_id: o for o in Organisation.objects.filter(
+        org_type=OrgType.DISTRIBUTOR, msp_id__in=[record["distributor"] for _, record in stations])}
+    station = next((name for name, record in stations if record["distributor"] in distributors), None)
+    if grid is None or station is None:
+        raise SimulationError(_("There is no grid operator or no distributor's station to simulate: "
+                                "run `python manage.py seed_demo` first."))
+    distributor = distributors[dict(stations)[station]["distributor"]]
+    return chain.service_identity(grid), chain.service_identity(distributor), station
 
 
 def _invoke(identity: Identity, function: str, args: dict, key: str) -> ledger.InvokeResult:
@@ -132,9 +137,16 @@ def households_ensure(*, count: int, seed: str, station: str, distributor) -> li
 
 # --- one day ---------------------------------------------------------------------------------------
 
-def _opening_registers(meters: list[str], at: datetime) -> dict[str, tuple[int, int]]:
-    """Registers of each meter's reading exactly at ``at`` (a simulated day's opening reading)."""
-    rows = MeterReading.objects.filter(meter__in=meters, timestamp=at, status=ReadingStatus.APPLIED)
+# A meter's day opens with a reading just inside the first slot: one exactly at the day's start
+# would close the slot before (another day's, perhaps billed and closed already).
+OPENING_AFTER = timedelta(seconds=1)
+
+
+def _opening_registers(meters: list[str], day_start: datetime) -> dict[str, tuple[int, int]]:
+    """Registers of each meter's reading that opened the day: at its start (the previous
+    simulated day's last) or just after (``OPENING_AFTER``)."""
+    rows = MeterReading.objects.filter(meter__in=meters, timestamp__gte=day_start,
+                                       timestamp__lte=day_start + OPENING_AFTER, status=ReadingStatus.APPLIED)
     return {r.meter: (r.import_wh, r.export_wh) for r in rows.order_by("counter")}
 
 
@@ -174,12 +186,14 @@ def _meter_days(households: list[Household], *, seed: str, day: date,
     return out
 
 
-def _readings_at(meter_days: list[_MeterDay], position: int, at: datetime) -> list[dict]:
-    """The signed readings due at ``at`` (position 0: the day's start, n: slot n's end) from
-    meters that have not reported that far yet."""
+def _readings_at(meter_days: list[_MeterDay], position: int, at: datetime, *,
+                 reported_since: datetime | None = None) -> list[dict]:
+    """The signed readings due at ``at`` (position 0: the day's opening, n: slot n's end) from
+    meters that have not reported since ``reported_since`` (default ``at``)."""
     messages = []
+    since = reported_since or at
     for md in meter_days:
-        if md.last_at is not None and md.last_at >= at:
+        if md.last_at is not None and md.last_at >= since:
             continue
         import_wh, export_wh = md.registers[position]
         md.meter.counter += 1
@@ -195,6 +209,14 @@ def _ingest(messages: list[dict]) -> None:
     refused = [o for o in readings_ingest(messages, received_via="http") if not o.ok]
     if refused:
         raise SimulationError(f"the gateway refused a reading of {refused[0].meter}: {refused[0].reason}")
+
+
+def _tasks_passed(station: str, moment: datetime) -> bool:
+    """Whether the billing tasks have recorded the station's units past ``moment`` already."""
+    from .models import StationProgress
+
+    through = StationProgress.objects.filter(station=station).values_list("units_through", flat=True).first()
+    return through is not None and through > moment
 
 
 def _billing_tasks(at: datetime) -> None:
@@ -235,14 +257,21 @@ def day_simulate(*, households: int, day: date, seed: str = DEFAULT_SEED, second
     meter_days = _meter_days(homes, seed=seed, day=day, slots=slots, tz=tz)
     freqs = simulation.day_frequencies(seed=seed, day=day,
                                        local_starts=[s.astimezone(bm.zone(tz)) for s, _ in slots])
-    _ingest(_readings_at(meter_days, 0, slots[0][0]))
+    recorded = chain.frequencies([bm.slot_id(start) for start, _ in slots])
+    day_start = slots[0][0]
+    if _tasks_passed(station, day_start):
+        # Every reading of the day is late for the tasks: record and bill the day once, at its
+        # end, rather than re-record the rest of it after every slot.
+        tasks_every = len(slots)
+    _ingest(_readings_at(meter_days, 0, day_start + OPENING_AFTER, reported_since=day_start))
     if progress:
         progress(0, len(slots))
     for n, ((start, end), freq) in enumerate(zip(slots, freqs, strict=True), start=1):
         began = clock.monotonic()
         slot = bm.slot_id(start)
-        _invoke(grid, "initFreq", {"startTime": start.isoformat(), "endTime": end.isoformat(), "avgFreq": freq},
-                f"simulate-freq:{slot}:{freq}")
+        if slot not in recorded:  # a frequency the grid recorded stands (others may be billed by it)
+            _invoke(grid, "initFreq", {"startTime": start.isoformat(), "endTime": end.isoformat(),
+                                       "avgFreq": freq}, f"simulate-freq:{slot}:{freq}")
         _ingest(_readings_at(meter_days, n, end))
         if n % tasks_every == 0 or n == len(slots):
             _billing_tasks(end)

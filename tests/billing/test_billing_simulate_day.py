@@ -152,3 +152,29 @@ def test_a_bad_form_is_refused_and_starts_nothing(demo_grid, client):
     future = (timezone.now() + timedelta(days=2)).date().isoformat()
     response = client.post(URL, {"households": 1, "day": future, "seconds_per_slot": "0", "seed": "x"})
     assert response.status_code == 400 and "ended" in response.content.decode()
+
+
+def test_without_a_grid_or_a_station_nothing_is_simulated(db):
+    with pytest.raises(SimulationError, match="seed_demo"):
+        day_simulate(households=1, day=DAY)
+    assert not Device.objects.filter(public_id__startswith="SIM-HH-").exists() and not MeterReading.objects.exists()
+
+
+def test_a_recorded_frequency_stands_and_the_slot_before_the_day_is_left_alone(demo_grid):
+    from datetime import timedelta as td
+
+    from ledger.chaincodes import billing_math as bm
+    from ledger.keys import units_key
+    from ledger.selectors import world_state
+
+    day_simulate(households=1, day=DAY, seed="first")
+    slots = [bm.slot_id(start) for start, _ in bm.day_slots(DAY, chain.billing_timezone())]
+    recorded = chain.frequencies(slots)
+    assert len(recorded) == 96
+    day_simulate(households=2, day=DAY, seed="second")  # a second household, another seed
+    assert chain.frequencies(slots) == recorded
+    before = bm.slot_id(bm.day_slots(DAY, chain.billing_timezone())[0][0] - td(minutes=15))
+    keys = [units_key(STATION, s, before) for s in ("sim-hh-0001", "sim-hh-0002")]
+    assert world_state(BILLING_NAMESPACE, keys) == {}  # the opening reading is inside the day
+    bills = world_state(BILLING_NAMESPACE, prefix=f"bill/{STATION}/sim-hh-0002/")
+    assert sorted(bills) == sorted(f"bill/{STATION}/sim-hh-0002/{s}" for s in slots)
