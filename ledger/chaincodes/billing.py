@@ -8,7 +8,8 @@ Who may do what is enforced here, on the ledger, not by the apps:
   households (every bill rests on the frequency, so whoever holds a bill may check it).
 - ``registerStation``: a distributor names the households (societies) its station serves; a
   station belongs to the distributor that first registered it.
-- ``initUnit``/``deleteUnit``: the distributor, for households its station serves.
+- ``initUnit``/``deleteUnit``: the distributor, for households its station serves;
+  ``initStationUnits`` records a whole station's slot from the households' signed meter readings.
 - ``initBill``/``initStationBill``/``deleteBill``: the station's distributor or the utility.
 - ``readUnit``/``readBill``: the household itself, the station's distributor, utility, auditor.
 - ``setTariff``/``configure``: the utility. The shipped CERC 2014 vector is always the first entry
@@ -272,6 +273,93 @@ def init_unit(ctx: Context) -> dict:
               "endTime": _moment(ctx, "endTime").astimezone(bm.UTC).isoformat(), "unit": unit}
     ctx.put_state(units_key(station, society, slot), record)
     return record
+
+
+READING_FIELDS = ("counter", "import_wh", "export_wh", "tx")
+TX_HASH_LENGTH = 64
+
+
+def _reading(entry: int, side: str, value: Any) -> dict[str, Any]:
+    """One end of a meter-read interval: the reading's cumulative registers and its transaction."""
+    where = f"units[{entry}].{side}"
+    if not isinstance(value, dict) or set(value) != set(READING_FIELDS):
+        raise ContractError(f"{where} must be an object with exactly {', '.join(READING_FIELDS)}")
+    for field in ("counter", "import_wh", "export_wh"):
+        number = value[field]
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise ContractError(f"{where}.{field} must be a non-negative integer")
+    tx = value["tx"]
+    if (not isinstance(tx, str) or len(tx) != TX_HASH_LENGTH
+            or any(c not in "0123456789abcdef" for c in tx)):
+        raise ContractError(f"{where}.tx must be a transaction hash (64 lowercase hex digits)")
+    return {field: value[field] for field in READING_FIELDS}
+
+
+def _meter_units(entry: int, value: Any, societies: list[str], station: str) -> dict[str, Any]:
+    """One household's entry of ``initStationUnits``, checked: its units must be what its meter's
+    two readings say (``Δimport − Δexport``), or 0 with no readings at all."""
+    where = f"units[{entry}]"
+    if not isinstance(value, dict) or set(value) != {"societyId", "unit", "meter", "from", "to"}:
+        raise ContractError(f"{where} must be an object with exactly societyId, unit, meter, from, to")
+    society = value["societyId"]
+    if not isinstance(society, str) or not society or "/" in society or len(society) > NAME_LENGTH:
+        raise ContractError(f"{where}.societyId must be a household MSP id")
+    if society not in societies:
+        raise ContractError(f"station {station!r} does not serve {society!r}")
+    unit = value["unit"]
+    if isinstance(unit, bool) or not isinstance(unit, int):
+        raise ContractError(f"{where}.unit must be an integer (Wh)")
+    meter = value["meter"]
+    if meter is not None and (not isinstance(meter, str) or not meter or len(meter) > NAME_LENGTH):
+        raise ContractError(f"{where}.meter must be the meter's id (a string) or null")
+    if value["from"] is None or value["to"] is None:
+        if value["from"] is not None or value["to"] is not None or unit != 0:
+            raise ContractError(f"{where}: without readings (from and to both null) the unit must be 0")
+        return {"societyId": society, "unit": 0, "meter": meter, "from": None, "to": None}
+    if meter is None:
+        raise ContractError(f"{where}.meter is required with readings")
+    first, last = _reading(entry, "from", value["from"]), _reading(entry, "to", value["to"])
+    if any(last[f] < first[f] for f in ("counter", "import_wh", "export_wh")):
+        raise ContractError(f"{where}: the meter's counter and registers cannot go backwards from 'from' to 'to'")
+    expected = (last["import_wh"] - first["import_wh"]) - (last["export_wh"] - first["export_wh"])
+    if unit != expected:
+        raise ContractError(f"{where}.unit is {unit} Wh but the readings give {expected} Wh (Δimport − Δexport)")
+    return {"societyId": society, "unit": unit, "meter": meter, "from": first, "to": last}
+
+
+RECORDED_FIELDS = ("unit", "meter", "from", "to")
+
+
+@billing.function("initStationUnits", orgs={DISTRIBUTOR})
+def init_station_units(ctx: Context) -> dict:
+    """Record a closed slot's units of the station's households from their signed meter readings,
+    all or none: each entry names the meter and the two readings (cumulative registers and the
+    reading transaction's hash) whose difference is the unit, so anyone can check it against what
+    the meter signed. Units already recorded unchanged are not rewritten."""
+    station = _name(ctx, "stationId")
+    _, slot = slot_args(ctx)
+    end = _moment(ctx, "endTime").astimezone(bm.UTC).isoformat()
+    record = own_station(ctx, station)
+    raw = ctx.args.get("units")
+    if not isinstance(raw, list) or not raw:
+        raise ContractError("argument 'units' must be a non-empty list of {societyId, unit, meter, from, to}")
+    entries = [_meter_units(n, value, record["societies"], station) for n, value in enumerate(raw)]
+    seen: set[str] = set()
+    for entry in entries:
+        if entry["societyId"] in seen:
+            raise ContractError(f"{entry['societyId']!r} is listed twice")
+        seen.add(entry["societyId"])
+    keys = [units_key(station, e["societyId"], slot) for e in entries]
+    existing = ctx.get_states(keys)
+    recorded = 0
+    for key, entry in zip(keys, entries, strict=True):
+        old = existing[key]
+        if old is not None and all(old.get(f) == entry[f] for f in RECORDED_FIELDS):
+            continue
+        ctx.put_state(key, {**entry, "stationId": station, "startTime": slot, "endTime": end})
+        recorded += 1
+    return {"stationId": station, "startTime": slot, "units": len(entries), "recorded": recorded,
+            "total": sum(e["unit"] for e in entries)}
 
 
 def _household_slot(ctx: Context) -> tuple[str, str, str]:

@@ -203,6 +203,7 @@ initFreq         N       Y    N           N        N    N       N     N         
 readFreq         Y       Y    Y           N        N    N       N     Y         Y
 deleteFreq       N       Y    N           N        N    N       N     N         N
 initUnit         N       N    Y           N        N    N       N     N         N
+initStationUnits N       N    Y           N        N    N       N     N         N
 readUnit         Y       N    Y           N        N    N       N     Y         Y
 deleteUnit       N       N    Y           N        N    N       N     N         N
 initBill         Y       N    Y           N        N    N       N     N         N
@@ -238,6 +239,10 @@ def call_args(function: str, n: int, start) -> dict:
         "readUnit": household, "deleteUnit": household, "readBill": household, "deleteBill": household,
         "initBill": household | slot(start),
         "initStationBill": {"stationId": STATION} | slot(start),
+        "initStationUnits": {"stationId": STATION} | slot(start) | {"units": [
+            {"societyId": "hh-alice", "unit": 5, "meter": "HM-ALICE",
+             "from": {"counter": n, "import_wh": 100, "export_wh": 0, "tx": "a" * 64},
+             "to": {"counter": n + 1, "import_wh": 105, "export_wh": 0, "tx": "b" * 64}}]},
     }[function]
 
 
