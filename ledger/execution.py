@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
 from django.utils import timezone
@@ -316,7 +317,9 @@ def state_rows(namespace: str, keys: list[str]) -> dict[str, tuple[Any, int, boo
         cur.execute(f"SELECT key, value, version, is_deleted FROM ledger_stateentry "
                     f"WHERE namespace = %s AND {condition}", [namespace, *params], **_planned_each_time())
         rows = cur.fetchall()
-    return {row[0]: (json.loads(row[1]) if isinstance(row[1], (str, bytes)) else row[1], row[2], bool(row[3]))
+    # orjson: a station's slot reads thousands of entries, where the standard library's decoder
+    # was a large share of the invocation. The text is jsonb's, so both parse it the same.
+    return {row[0]: (orjson.loads(row[1]) if isinstance(row[1], (str, bytes)) else row[1], row[2], bool(row[3]))
             for row in rows}
 
 
