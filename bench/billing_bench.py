@@ -6,8 +6,9 @@
    slot, recorded from meter readings by ``initStationUnits`` (one invocation per station and slot);
 2. timed: the whole day billed through the real chaincode path, one ``initStationBill``
    invocation per station and slot through ``ledger.services.invoke`` as the billing task does
-   (signed, hashed, every bill a state write on the ledger); slot-bills per second and the
-   process's peak resident memory meanwhile;
+   (signed, hashed, every bill a state write on the ledger), the stations shared among
+   BENCH_BILLING_WORKERS threads (default 2, one per core here: while one waits on PostgreSQL
+   the other prices); slot-bills per second and the process's peak resident memory meanwhile;
 3. the baseline: the same pricing as ONE set-based SQL statement over the same frequency and unit
    records in world state, writing each priced bill as JSON into a table keyed like the ledger's;
 4. untimed checks: the two agree (total and a sample of bills field by field), and, with
@@ -31,6 +32,7 @@ from bench.common import fresh_database, setup_django
 HOUSEHOLDS = int(os.environ.get("BENCH_HOUSEHOLDS", "10000"))
 STATIONS = int(os.environ.get("BENCH_STATIONS", "10"))
 VERIFY = os.environ.get("BENCH_VERIFY", "1") != "0"
+WORKERS = int(os.environ.get("BENCH_BILLING_WORKERS", "2"))
 DAY = date(2026, 6, 1)
 SAMPLE = 2000
 
@@ -101,19 +103,43 @@ def build() -> dict:
 
 
 def bench_chaincode(world) -> tuple[float, int, int, float]:
-    """(seconds, slot-bills, total paise, peak MB) for the day billed by ``initStationBill``."""
-    bills = amount = 0
+    """(seconds, slot-bills, total paise, peak MB) for the day billed by ``initStationBill``, the
+    stations shared among WORKERS threads (a billing task per station, as Celery workers would
+    run them; each thread its own database connection, slots in order)."""
+    import threading
+
+    from django.db import connection
+
+    stations = list(world["stations"].items())
+    totals = [[0, 0] for _ in range(WORKERS)]
+    failures: list[BaseException] = []
+
+    def work(w: int) -> None:
+        try:
+            for n, (start, end) in enumerate(world["slots"]):
+                for station, societies in stations[w::WORKERS]:
+                    result = _invoke(world["distributor"], "initStationBill",
+                                     {"stationId": station, "startTime": start.isoformat(),
+                                      "endTime": end.isoformat()}, f"bill-{station}-{n}")
+                    assert result["billed"] == len(societies), result
+                    totals[w][0] += result["billed"]
+                    totals[w][1] += result["amount"]
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
     peak_reset()
     started = time.perf_counter()
-    for n, (start, end) in enumerate(world["slots"]):
-        for station, societies in world["stations"].items():
-            result = _invoke(world["distributor"], "initStationBill",
-                             {"stationId": station, "startTime": start.isoformat(), "endTime": end.isoformat()},
-                             f"bill-{station}-{n}")
-            assert result["billed"] == len(societies), result
-            bills += result["billed"]
-            amount += result["amount"]
-    return time.perf_counter() - started, bills, amount, peak_mb()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return seconds, sum(t[0] for t in totals), sum(t[1] for t in totals), peak_mb()
 
 
 def _vector_sql(tariff: dict) -> str:
@@ -212,7 +238,7 @@ def main() -> None:
     sampled = check_agreement(total, sql_total)
     ratio = seconds / sql_seconds
     print(f"billing: {bills:,} slot-bills by {len(world['slots']) * STATIONS:,} initStationBill invocations "
-          f"{seconds:.2f} s: {bills / seconds:,.0f} slot-bills/s [target ≥ 20,000], "
+          f"({WORKERS} worker{'s' if WORKERS > 1 else ''}) {seconds:.2f} s: {bills / seconds:,.0f} slot-bills/s [target ≥ 20,000], "
           f"peak memory {peak:.0f} MB [target ≤ 500]", flush=True)
     print(f"billing: the same pricing as one SQL statement {sql_seconds:.2f} s ({sql_bills / sql_seconds:,.0f}/s); "
           f"chaincode / SQL {ratio:.2f}× [target ≤ 3]; totals agree ({total:,} paise), "
