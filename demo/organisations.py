@@ -28,21 +28,27 @@ DEMO_LOGINS: list[DemoLogin] = [
     DemoLogin("producer", "Producer (SunFarm solar array)"),
     DemoLogin("auditor", "Auditor: reads and verifies every block"),
     DemoLogin("charity", "Charity staff (Warm Homes): runs the heat-wave campaign, posts updates, disburses"),
+    DemoLogin("grid", "Grid operator (State Grid): records each 15-minute slot's average frequency"),
+    DemoLogin("distributor", "Distributor (Ward Power): runs station st-ward1, records its households' units and bills"),
     DemoLogin("alice", "Resident, owner of Alice's household"),
     DemoLogin("bob", "Resident, owner of Bob's household"),
     DemoLogin("carol", "Resident, member of Alice's household"),
 ]
 
 UTILITY, PRODUCER, BANK, CHARITY, AUDITOR = "gridco-utility", "sunfarm", "demobank", "warmhomes", "audit"
+GRID, DISTRIBUTOR = "gridop", "discom"
 ORGANISATIONS = [
     (UTILITY, "GridCo Utility", OrgType.UTILITY),
     (PRODUCER, "SunFarm Solar", OrgType.PRODUCER),
     (BANK, "Demo Bank", OrgType.BANK),
     (CHARITY, "Warm Homes", OrgType.CHARITY),
     (AUDITOR, "Independent Audit", OrgType.AUDITOR),
+    (GRID, "State Grid", OrgType.GRID),
+    (DISTRIBUTOR, "Ward Power", OrgType.DISTRIBUTOR),
 ]
 ASSETS = [("k", "Energy coin", 3, "kWh"), ("INR", "Indian rupee credit", 2, "INR")]
-OPERATORS = [("utility", UTILITY), ("producer", PRODUCER), ("auditor", AUDITOR), ("charity", CHARITY)]
+OPERATORS = [("utility", UTILITY), ("producer", PRODUCER), ("auditor", AUDITOR), ("charity", CHARITY),
+             ("grid", GRID), ("distributor", DISTRIBUTOR)]
 RESIDENTS = ["alice", "bob"]
 HOUSEHOLD_MEMBERS = [("carol", "alice")]  # (member, the resident whose household they join)
 

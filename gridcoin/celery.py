@@ -19,6 +19,10 @@ app.conf.beat_schedule = {
     "disburse-due-campaigns": {"task": "charity.tasks.disburse_due_campaigns", "schedule": 300.0},
     "close-ended-campaigns": {"task": "charity.tasks.close_ended_campaigns", "schedule": 60.0},
     "expire-group-fundings": {"task": "charity.tasks.expire_group_fundings", "schedule": 60.0},
+    # Frequency billing: each closed slot's units from the meters' readings, then its bill
+    # (late readings re-record and re-bill only the slots they change). Idempotent.
+    "billing-record-units": {"task": "billing.tasks.record_units", "schedule": 60.0},
+    "billing-bill-closed-slots": {"task": "billing.tasks.bill_closed_slots", "schedule": 60.0},
     # Refunds left requested (a lost task, a crash between sending and saving, a retry due).
     "send-due-refunds": {"task": "payments.tasks.payment_refunds_sweep", "schedule": 60.0},
 }

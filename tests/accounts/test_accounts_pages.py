@@ -303,8 +303,8 @@ def test_block_page_shows_header_and_only_visible_transactions(sealed_demo):
     # The demo's other organisations' transactions: the mint, the wholesale sale, the prices,
     # Bob's purchases and funding and his meter's and the solar array's week of readings, and of
     # demo.charity: the campaign opened, GridCo's pledge, Bob's gift, the bank's donation, Bob's
-    # group funding opened and his two contributions.
-    hidden = 1 + 1 + 2 + 2 + 1 + 2 * readings.READINGS_PER_METER + 7
+    # group funding opened and his two contributions; of demo.billing: the distributor's station.
+    hidden = 1 + 1 + 2 + 2 + 1 + 2 * readings.READINGS_PER_METER + 7 + 1
     # Alice's: 2 purchases, 1 funding, her meter's readings; her gift, the disbursement to her
     # meter, the group funding she opened and her two contributions.
     assert block.tx_count == hidden + 2 + 1 + readings.READINGS_PER_METER + 5

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.django_db
 # The economy's six transactions, demo.charity's twelve (the campaign opened, the sponsor's
 # pledge, two coin gifts, the bank's donation, the disbursement, two group fundings opened and
 # four contributions), then demo.readings: two purchases, two fundings and a week of readings
-# from three meters.
+# from three meters, then demo.billing's station.
 CHARITY_TXS = 1 + 1 + 2 + 1 + 1 + 2 + 4
-SEEDED_TXS = 6 + CHARITY_TXS + 2 + 2 + 3 * readings.READINGS_PER_METER
+SEEDED_TXS = 6 + CHARITY_TXS + 2 + 2 + 3 * readings.READINGS_PER_METER + 1
 
 
 def seed() -> str:
@@ -73,6 +73,8 @@ def test_seed_creates_the_demo_network():
         "demobank": "bank",
         "warmhomes": "charity",
         "audit": "auditor",
+        "gridop": "grid",
+        "discom": "distributor",
         "hh-alice": "household",
         "hh-bob": "household",
     }
@@ -81,23 +83,25 @@ def test_seed_creates_the_demo_network():
     assert Account.objects.get(key="issuance", asset=k).organisation.msp_id == "gridco-utility"
 
     users = get_user_model().objects
-    for username in ("utility", "producer", "auditor", "charity", "alice", "bob", "carol"):
+    for username in ("utility", "producer", "auditor", "charity", "grid", "distributor", "alice", "bob", "carol"):
         assert users.get(username=username).check_password("gridcoin-demo"), username
     expected = {
         ("utility", "gridco-utility", Role.OWNER),
         ("producer", "sunfarm", Role.OWNER),
         ("auditor", "audit", Role.OWNER),
         ("charity", "warmhomes", Role.OWNER),
+        ("grid", "gridop", Role.OWNER),
+        ("distributor", "discom", Role.OWNER),
         ("alice", "hh-alice", Role.OWNER),
         ("bob", "hh-bob", Role.OWNER),
         ("carol", "hh-alice", Role.MEMBER),
     }
     got = set(Membership.objects.values_list("user__username", "organisation__msp_id", "role"))
     assert got == expected
-    # Members and the three service identities (the utility's operator, the bank's webhook
-    # receiver, the charity's campaign automation) hold custodial keys; the nine demo meters
-    # hold their own.
-    assert CustodialKey.objects.count() == len(expected) + 3
+    # Members and the six service identities (the utility's operator, the bank's webhook
+    # receiver, the charity's campaign automation, the grid's, the distributor's and the
+    # utility's billing) hold custodial keys; the nine demo meters hold their own.
+    assert CustodialKey.objects.count() == len(expected) + 6
     assert Identity.objects.filter(kind="device").count() == 9
 
     # A week of the meters' readings (demo.readings): each local hour of the day 7 times.
@@ -130,11 +134,12 @@ def test_seed_creates_the_demo_network():
     assert txs.count() == SEEDED_TXS and all(t.status == TxStatus.VALID for t in txs)
     assert {t.invoker.qualified_name for t in txs} == {
         "sunfarm/PM-0001", "gridco-utility/operator", "demobank/webhooks", "hh-alice/HM-ALICE", "hh-bob/HM-BOB",
-        "hh-alice/alice", "hh-bob/bob", "warmhomes/charity", "warmhomes/campaigns", "gridco-utility/utility"}
+        "hh-alice/alice", "hh-bob/bob", "warmhomes/charity", "warmhomes/campaigns", "gridco-utility/utility", "discom/billing"}
     assert {(t.chaincode, t.function) for t in txs} == {
         ("generator", "mint"), ("pricing", "set"), ("wholesale-seller", "sell"), ("retail-seller", "sell"),
         ("resident", "fund"), ("consumer", "burn"),
-        *(("charity-pool", f) for f in ("open", "pledge", "give", "donate", "disburse", "group_open", "contribute"))}
+        *(("charity-pool", f) for f in ("open", "pledge", "give", "donate", "disburse", "group_open", "contribute")),
+        ("energy-billing", "registerStation")}
 
 
 def test_seed_twice_changes_nothing():
