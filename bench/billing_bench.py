@@ -157,8 +157,10 @@ def bench_sql() -> tuple[float, int, int]:
     from django.db import connection
 
     from ledger.chaincodes import billing_math as bm
+    from ledger.models import StateEntry
 
     tariff = bm.CERC_2014
+    state = StateEntry._meta.db_table
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_sql_bill")
         cur.execute("CREATE TABLE bench_sql_bill (key text PRIMARY KEY, value jsonb NOT NULL)")
@@ -174,10 +176,10 @@ def bench_sql() -> tuple[float, int, int]:
             FROM (SELECT value->>'stationId' AS station, value->>'societyId' AS society,
                          value->>'startTime' AS slot, value->>'endTime' AS slot_end,
                          (value->>'unit')::bigint AS unit
-                  FROM ledger_stateentry
+                  FROM {state}
                   WHERE namespace = 'billing' AND key LIKE 'units/%%' AND NOT is_deleted) AS u
             JOIN (SELECT key, f, {_vector_sql(tariff)}::bigint AS rate
-                  FROM (SELECT key, (value->>'avgFreq')::int AS f FROM ledger_stateentry
+                  FROM (SELECT key, (value->>'avgFreq')::int AS f FROM {state}
                         WHERE namespace = 'billing' AND key LIKE 'freq/%%' AND NOT is_deleted) AS q) AS p
               ON p.key = 'freq/' || u.slot
         """, [tariff["effective_from"], tariff["kind"]])
@@ -191,8 +193,11 @@ def check_agreement(chaincode_total: int, sql_total: int) -> int:
     """The ledger's bills equal the SQL's: count, total, and a sample field by field."""
     from django.db import connection
 
+    from ledger.models import StateEntry
+
+    state = StateEntry._meta.db_table
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*), sum((value->>'amount')::bigint) FROM ledger_stateentry "
+        cur.execute(f"SELECT count(*), sum((value->>'amount')::bigint) FROM {state} "
                     "WHERE namespace = 'billing' AND key LIKE 'bill/%%' AND NOT is_deleted")
         count, ledger_total = cur.fetchone()
         assert count == HOUSEHOLDS * 96, count
@@ -200,7 +205,7 @@ def check_agreement(chaincode_total: int, sql_total: int) -> int:
         cur.execute(f"""
             SELECT s.key, s.value, b.value FROM (SELECT key, value FROM bench_sql_bill ORDER BY random()
                                                  LIMIT {SAMPLE}) AS s
-            LEFT JOIN ledger_stateentry b ON b.namespace = 'billing' AND b.key = s.key""")
+            LEFT JOIN {state} b ON b.namespace = 'billing' AND b.key = s.key""")
         rows = cur.fetchall()
     fields = ("societyId", "stationId", "startTime", "endTime", "avgFreq", "unit", "rate", "amount", "currency",
               "tariff")
