@@ -131,6 +131,10 @@ class Effects:
     events: list[dict[str, Any]] = field(default_factory=list)
     # (account key, asset, organisation id that must own it)
     owner_checks: list[tuple[str, str, int]] = field(default_factory=list)
+    # (namespace, key) -> version (0: absent) of world-state entries read under their lock in
+    # this invocation: an applier holding that same transaction needs neither lock nor re-read
+    # them to version its writes (a station's slot writes a thousand keys it has just read).
+    locked_versions: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class Context:
@@ -260,6 +264,7 @@ class Context:
         row = self._reader.state(self.namespace, key, lock=True)
         value = None if row is None or row[2] else row[0]
         self._state_cache[key] = value
+        self.effects.locked_versions[(self.namespace, key)] = 0 if row is None else row[1]
         return value
 
     def get_states(self, keys: list[str], *, namespace: str | None = None) -> dict[str, Any]:
@@ -271,8 +276,11 @@ class Context:
         missing = [k for k in dict.fromkeys(keys) if k not in self._state_cache]
         if missing:
             rows = self._reader.states(self.namespace, missing, lock=True)
+            versions = self.effects.locked_versions
             for k in missing:
-                self._state_cache[k] = _live(rows.get(k))
+                row = rows.get(k)
+                self._state_cache[k] = _live(row)
+                versions[(self.namespace, k)] = 0 if row is None else row[1]
         return {k: self._state_cache[k] for k in keys}
 
     def require_device(self) -> str:

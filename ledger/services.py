@@ -251,10 +251,14 @@ def _apply_to_database(effects: Effects) -> Applied:
     deltas = check_effects(effects, accounts)
 
     versions: dict[tuple[str, str], int] = {}
+    known = effects.locked_versions  # read under their locks earlier in this transaction
     for ns in sorted({w[0] for w in effects.state_writes}):
-        keys = list(dict.fromkeys(w[1] for w in effects.state_writes if w[0] == ns))
+        keys = list(dict.fromkeys(w[1] for w in effects.state_writes if w[0] == ns and (w[0], w[1]) not in known))
         lock_state_keys(ns, keys)  # every writer of these keys takes them: the versions read stay current
         versions.update({(ns, key): version for key, version in state_versions(ns, keys).items()})
+    for ns, key, _, _ in effects.state_writes:
+        if (ns, key) in known and known[(ns, key)]:
+            versions[(ns, key)] = known[(ns, key)]
 
     state_writes: list[list] = []
     for ns, key, value, is_delete in effects.state_writes:

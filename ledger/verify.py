@@ -7,6 +7,7 @@ running balances; and the final balances and world state against the stored ones
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from .canonical import CanonicalError, loads_ledger_json, sha256_hex
+from .canonical import CanonicalError, canonical_json, loads_ledger_json, sha256_hex
 from .contracts import ISSUANCE
 from .crypto import unb64, verify_signature
 from .documents import (
@@ -118,7 +119,9 @@ class _Verifier:
         self.trusted = trusted_orderer_keys()
         self.balances: dict[int, int] = {}
         self.issuance: set[int] = set()
-        self.state: dict[tuple[str, str], tuple[Any, bool, int]] = {}
+        # (namespace, key) -> (digest of the value, is_delete, version): digests, not values, so
+        # replaying millions of state writes (a day of bills) holds megabytes, not gigabytes.
+        self.state: dict[tuple[str, str], tuple[bytes | None, bool, int]] = {}
         self.current_block: int | None = None
 
     def fail(self, message: str, *, block: int | None = None, tx: tuple | None = None,
@@ -371,7 +374,7 @@ class _Verifier:
             expected_version = (prev[2] if prev else 0) + 1
             if version != expected_version:
                 self.fail(f"state {ns}/{key} version {version}, expected {expected_version}", tx=tx)
-            self.state[(ns, key)] = (value, is_delete, version)
+            self.state[(ns, key)] = (_state_digest(value), is_delete, version)
         self.report.transactions += 1
         return bytes.fromhex(computed)
 
@@ -386,17 +389,51 @@ class _Verifier:
                     self.fail(f"{asset} account {key!r} stores balance {balance}, postings sum to {replayed}")
 
     def _check_state(self) -> None:
+        """Every stored entry against the replayed history, a chunk of entries at a time in key
+        order, then the entries history has and the table lacks."""
+        seen: set[tuple[str, str]] = set()
+        last = ("", "")
         with connection.cursor() as cur:
-            cur.execute("SELECT namespace, key, value, is_deleted, version FROM ledger_stateentry")
-            stored = {(r[0], r[1]): (_json(r[2]), bool(r[3]), r[4]) for r in cur.fetchall()}
-        for key in sorted(set(stored) | set(self.state)):
-            if stored.get(key) != self.state.get(key):
-                self.fail(f"world state {key[0]}/{key[1]} is {stored.get(key)}, history says {self.state.get(key)}")
+            while True:
+                cur.execute('SELECT namespace, key, value, is_deleted, version FROM ledger_stateentry '
+                            'WHERE (namespace, key) > (%s, %s) ORDER BY namespace, key '
+                            'LIMIT %s', [*last, CHUNK * 10])
+                rows = cur.fetchall()
+                if not rows:
+                    break
+                for ns, key, raw, is_deleted, version in rows:
+                    value = _json(raw)
+                    replayed = self.state.get((ns, key))
+                    if replayed != (_state_digest(value), bool(is_deleted), version):
+                        self.fail(f"world state {ns}/{key} is {(value, bool(is_deleted), version)}, "
+                                  f"history says {_described(replayed)}")
+                    seen.add((ns, key))
+                last = (rows[-1][0], rows[-1][1])
+        for ns, key in sorted(set(self.state) - seen):
+            self.fail(f"world state {ns}/{key} is None, history says {_described(self.state[(ns, key)])}")
 
 
 def _signature_message(valid: bool) -> str:
     return ("a transaction rejected as forged carries a valid signature" if valid
             else "invoker signature does not verify")
+
+
+def _state_digest(value: Any) -> bytes | None:
+    """SHA-256 of a state value's canonical JSON; a value that is not ledger JSON (no history
+    writes one) gets a digest no ledger value has."""
+    if value is None:
+        return None
+    try:
+        return hashlib.sha256(canonical_json(value)).digest()
+    except CanonicalError:
+        return b"not ledger JSON: " + repr(value).encode()
+
+
+def _described(replayed: tuple[bytes | None, bool, int] | None) -> str:
+    if replayed is None:
+        return "None"
+    digest, is_delete, version = replayed
+    return f"version {version}{', deleted' if is_delete else ''}{'' if digest is None else ', a value'}"
 
 
 def _json(value: Any) -> Any:

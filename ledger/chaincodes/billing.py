@@ -124,41 +124,66 @@ def tariffs(ctx: Context) -> list[dict[str, Any]]:
     return [bm.CERC_2014, *(ctx.get_state(TARIFFS_KEY) or [])]
 
 
-def price(ctx: Context, station: str, society: str, start: datetime, slot: str) -> dict[str, Any]:
-    """The bill of one household's slot (not yet written); refuses without frequency or units."""
+def slot_price(ctx: Context, start: datetime, slot: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """(frequency record, rate, the bill's tariff reference) of a slot: the same for every household
+    of it. Refuses a slot without a recorded frequency."""
     freq = ctx.get_state(freq_key(slot))
     if freq is None:
         raise ContractError(f"no frequency recorded for the slot starting {slot}: no bill")
-    units = ctx.get_state(units_key(station, society, slot))
-    if units is None:
-        raise ContractError(f"no units recorded for {society!r} at {station!r} in the slot starting {slot}: no bill")
     try:
         tariff = bm.tariff_for(tariffs(ctx), start)
         rate = bm.rate(tariff, freq["avgFreq"], start)
     except bm.BillingError as exc:
         raise ContractError(str(exc)) from None
+    return freq, rate, {"effective_from": tariff["effective_from"], "kind": tariff["kind"]}
+
+
+def household_bill(station: str, society: str, slot: str, units: dict[str, Any] | None,
+                   priced: tuple[dict[str, Any], int, dict[str, str]]) -> dict[str, Any]:
+    """The bill of one household's slot (not yet written); refuses without units."""
+    if units is None:
+        raise ContractError(f"no units recorded for {society!r} at {station!r} in the slot starting {slot}: no bill")
+    freq, rate, tariff = priced
+    unit = units["unit"]
     return {"societyId": society, "stationId": station, "startTime": slot, "endTime": units["endTime"],
-            "avgFreq": freq["avgFreq"], "unit": units["unit"], "rate": rate,
-            "amount": bm.bill_amount(units["unit"], rate), "currency": CURRENCY,
-            "tariff": {"effective_from": tariff["effective_from"], "kind": tariff["kind"]}}
+            "avgFreq": freq["avgFreq"], "unit": unit, "rate": rate, "amount": bm.bill_amount(unit, rate),
+            "currency": CURRENCY, "tariff": dict(tariff)}
+
+
+def price(ctx: Context, station: str, society: str, start: datetime, slot: str) -> dict[str, Any]:
+    """The bill of one household's slot (not yet written); refuses without frequency or units."""
+    priced = slot_price(ctx, start, slot)
+    return household_bill(station, society, slot, ctx.get_state(units_key(station, society, slot)), priced)
 
 
 PRICED_FIELDS = ("avgFreq", "unit", "rate", "amount", "tariff")
+
+
+def store_bill(ctx: Context, key: str, bill: dict[str, Any], existing: dict[str, Any] | None,
+               billed_at: str) -> str:
+    """Write a slot's bill at ``key`` unless the same bill is already there (a changed one
+    replaces it); completes ``bill`` and returns its status."""
+    if existing is not None and all(existing[f] == bill[f] for f in PRICED_FIELDS):
+        return "unchanged"
+    bill["billedAt"] = billed_at
+    if existing is None:
+        bill["version"] = 1
+    else:
+        bill["version"] = existing["version"] + 1
+        bill["replaces"] = existing["amount"]
+        ctx.emit("billing.rebilled", {"key": key, "amount": bill["amount"], "replaces": existing["amount"]})
+    ctx.put_state(key, bill)
+    return "billed" if existing is None else "rebilled"
 
 
 def write_bill(ctx: Context, bill: dict[str, Any]) -> dict[str, Any]:
     """Write a slot's bill unless the same bill is already there; a changed one replaces it."""
     key = bill_key(bill["stationId"], bill["societyId"], bill["startTime"])
     existing = ctx.get_state(key)
-    if existing is not None and all(existing[f] == bill[f] for f in PRICED_FIELDS):
-        return {**existing, "status": "unchanged"}
-    bill["billedAt"] = ctx.now.isoformat()
-    bill["version"] = 1 if existing is None else existing["version"] + 1
-    if existing is not None:
-        bill["replaces"] = existing["amount"]
-        ctx.emit("billing.rebilled", {"key": key, "amount": bill["amount"], "replaces": existing["amount"]})
-    ctx.put_state(key, bill)
-    return {**bill, "status": "billed" if existing is None else "rebilled"}
+    status = store_bill(ctx, key, bill, existing, ctx.now.isoformat())
+    if status == "unchanged":
+        return {**existing, "status": status}
+    return {**bill, "status": status}
 
 
 def _name(ctx: Context, name: str) -> str:
@@ -412,13 +437,23 @@ def init_station_bill(ctx: Context) -> dict:
     """Bill every household the station serves for one slot, all or none."""
     station = _name(ctx, "stationId")
     start, slot = slot_args(ctx)
-    record = own_station(ctx, station)
-    ctx.get_states([units_key(station, s, slot) for s in record["societies"]]
-                   + [bill_key(station, s, slot) for s in record["societies"]])
-    bills = [write_bill(ctx, price(ctx, station, society, start, slot)) for society in record["societies"]]
-    return {"stationId": station, "startTime": slot, "bills": len(bills),
-            "billed": sum(1 for b in bills if b["status"] != "unchanged"),
-            "amount": sum(b["amount"] for b in bills), "currency": CURRENCY}
+    societies = own_station(ctx, station)["societies"]
+    # One read for every household's units and bill; the slot is priced once (its frequency and
+    # tariff are the same for all of them), then each household's units at that rate.
+    unit_keys = [units_key(station, s, slot) for s in societies]
+    bill_keys = [bill_key(station, s, slot) for s in societies]
+    states = ctx.get_states(unit_keys + bill_keys)
+    priced = slot_price(ctx, start, slot)
+    bills = [household_bill(station, society, slot, states[key], priced)
+             for society, key in zip(societies, unit_keys, strict=True)]
+    billed_at = ctx.now.isoformat()
+    billed = amount = 0
+    for bill, key in zip(bills, bill_keys, strict=True):
+        if store_bill(ctx, key, bill, states[key], billed_at) != "unchanged":
+            billed += 1
+        amount += bill["amount"]
+    return {"stationId": station, "startTime": slot, "bills": len(bills), "billed": billed,
+            "amount": amount, "currency": CURRENCY}
 
 
 @billing.function("readBill", orgs={DISTRIBUTOR, UTILITY, HOUSEHOLD, AUDITOR})

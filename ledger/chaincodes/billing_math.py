@@ -18,7 +18,8 @@ Tariffs are versioned data, chosen by the slot's start (the latest ``effective_f
   ordered from high to low frequency; f in [lo, hi) pays ``b + s × (hi − f)``; f at or above the
   first band's ``below`` pays ``above_rate``; f under the last band's ``from`` pays ``floor_rate``.
 - ``exchange_linked`` — the normal rate N is the slot's exchange clearing price
-  (``prices[<slot start ISO, UTC>]``) or ``base_rate``; ``band = [lo, hi]`` (centi-Hz).
+  (``prices[<slot start ISO, UTC>]``: an integer, or ``{"dam": x, "rtm": y}`` whose N is the
+  higher of the day-ahead and real-time prices) or else ``base_rate``; ``band = [lo, hi]`` (centi-Hz).
   f ≥ hi → 0; 5000 ≤ f < hi → N × (hi − f) / (hi − 5000) (N at 50.00 Hz, falling to 0 at hi);
   lo ≤ f < 5000 → N + (C − N) × (5000 − f) / (5000 − lo) where C = N × ``cap_percent`` / 100;
   f < lo → C. Divisions round half away from zero.
@@ -172,11 +173,34 @@ def validate_tariff(tariff: Any) -> dict[str, Any]:
         if not isinstance(prices, dict):
             raise BillingError("prices maps a slot start (ISO, UTC) to a clearing price")
         for key, value in prices.items():
-            _int({"price": value}, "price")
-            slot_id(datetime.fromisoformat(key))
+            _slot_key(key)
+            clearing_price(value)
     else:
         raise BillingError(f"tariff kind must be one of {', '.join(KINDS)}")
     return tariff
+
+
+def _slot_key(key: Any) -> None:
+    """A ``prices`` key must be a slot's name exactly as bills look it up (its start, UTC ISO):
+    any other spelling of the same instant would never be found, silently billing the base rate."""
+    try:
+        moment = datetime.fromisoformat(key) if isinstance(key, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or slot_id(moment) != key:
+        raise BillingError(f"prices keys are slot starts in UTC ISO 8601 (like "
+                           f"'2026-06-01T02:30:00+00:00'), not {key!r}")
+
+
+def clearing_price(value: Any) -> int:
+    """A slot's normal rate from its ``prices`` entry: a plain integer, or ``{"dam": x, "rtm": y}``
+    (the day-ahead and real-time markets' area clearing prices), whose normal rate is the higher
+    of the two, as the 2019 and later regulations define it."""
+    if isinstance(value, dict):
+        if set(value) != {"dam", "rtm"}:
+            raise BillingError("a clearing price is an integer or {\"dam\": …, \"rtm\": …}, nothing else")
+        return max(_int(value, "dam"), _int(value, "rtm"))
+    return _int({"price": value}, "price")
 
 
 def tariff_for(tariffs: Iterable[Mapping[str, Any]], start: datetime) -> Mapping[str, Any]:
@@ -204,7 +228,8 @@ def vector_rate(tariff: Mapping[str, Any], freq: int) -> int:
 
 def exchange_rate(tariff: Mapping[str, Any], freq: int, start: datetime) -> int:
     lo, hi = tariff["band"]
-    normal = int(tariff.get("prices", {}).get(slot_id(start), tariff["base_rate"]))
+    quoted = tariff.get("prices", {}).get(slot_id(start))
+    normal = int(tariff["base_rate"]) if quoted is None else clearing_price(quoted)
     cap = div_half_away(normal * int(tariff["cap_percent"]), 100)
     if freq >= hi:
         return 0

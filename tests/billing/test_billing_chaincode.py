@@ -116,6 +116,25 @@ def test_the_tariff_in_force_is_chosen_by_the_slot_start(bw):
     assert not early.ok
 
 
+def test_an_exchange_linked_bill_takes_the_higher_of_day_ahead_and_real_time(bw):
+    tariff = {"effective_from": T0.isoformat(), "kind": "exchange_linked", "band": [4990, 5005],
+              "base_rate": 40000, "cap_percent": 150,
+              "prices": {SLOT_ID: {"dam": 52000, "rtm": 61000}, (T0 + SLOT).isoformat(): {"dam": 70000, "rtm": 1}}}
+    bw.ok("utility", "setTariff", {"tariff": tariff})
+    for n in range(2):
+        bw.freq(T0 + n * SLOT, 5000)
+        bw.unit(T0 + n * SLOT, 1000)
+    assert [(b.result["rate"], b.result["amount"]) for b in (bw.bill(T0), bw.bill(T0 + SLOT))] == \
+        [(61000, 610), (70000, 700)]
+    one_market = {**tariff, "prices": {SLOT_ID: {"dam": 52000}}}
+    refused = bw.invoke("utility", "setTariff", {"tariff": one_market})
+    assert not refused.ok and "dam" in refused.reason
+    local_key = {**tariff, "prices": {"2026-06-01T08:00:00+05:30": 60000}}
+    refused = bw.invoke("utility", "setTariff", {"tariff": local_key})
+    assert not refused.ok and "UTC ISO 8601" in refused.reason
+    assert state(TARIFFS_KEY) == [tariff]
+
+
 def test_slots_are_aligned_in_the_configured_zone_and_closed(bw):
     off = T0 + timedelta(minutes=5)
     refused = bw.invoke("grid", "initFreq", slot(off) | {"avgFreq": 5000})

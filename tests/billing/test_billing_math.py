@@ -95,6 +95,39 @@ def test_exchange_linked_rate_uses_the_slot_clearing_price_and_the_band():
     assert bm.rate(EXCHANGE, 4989, other) == 60000
 
 
+def test_the_normal_rate_may_be_the_higher_of_day_ahead_and_real_time_prices():
+    other = SLOT_START + bm.SLOT
+    both = {**EXCHANGE, "prices": {bm.slot_id(SLOT_START): {"dam": 52000, "rtm": 61000},
+                                   bm.slot_id(other): {"dam": 70000, "rtm": 45000}}}
+    assert bm.validate_tariff(both) is both
+    assert bm.rate(both, 5000, SLOT_START) == 61000  # real time higher
+    assert bm.rate(both, 5000, other) == 70000  # day ahead higher
+    assert bm.rate(both, 4990, other) == 105000  # the cap follows the chosen normal rate: 150 %
+    assert bm.rate(both, 5004, SLOT_START) == 12200
+    assert bm.rate(both, 5000, other + bm.SLOT) == 40000  # no price for that slot: the base rate
+    same = {**EXCHANGE, "prices": {bm.slot_id(SLOT_START): {"dam": 60000, "rtm": 60000}}}
+    assert [bm.rate(same, f, SLOT_START) for f in (4989, 4995, 5000, 5004)] == \
+        [bm.rate(EXCHANGE, f, SLOT_START) for f in (4989, 4995, 5000, 5004)]
+
+
+@pytest.mark.parametrize("price", [
+    {"dam": 60000}, {"rtm": 60000}, {"dam": 60000, "rtm": 61000, "gdam": 1}, {"dam": 600.5, "rtm": 1},
+    {"dam": True, "rtm": 1}, {"dam": -1, "rtm": 1}, {"dam": "60000", "rtm": 1}, [60000, 61000], -5, None,
+])
+def test_malformed_clearing_prices_are_refused(price):
+    with pytest.raises(bm.BillingError):
+        bm.validate_tariff({**EXCHANGE, "prices": {bm.slot_id(SLOT_START): price}})
+
+
+@pytest.mark.parametrize("key", [
+    "2026-06-01T13:30:00+05:30",  # the same instant, but bills look prices up by the UTC name
+    "2026-06-01T08:00:00", "2026-06-01T08:00:00Z", "tomorrow", "",
+])
+def test_prices_are_keyed_by_the_slot_name_bills_look_up(key):
+    with pytest.raises(bm.BillingError, match="UTC ISO 8601"):
+        bm.validate_tariff({**EXCHANGE, "prices": {key: 60000}})
+
+
 @pytest.mark.parametrize("broken", [
     {**EXCHANGE, "band": [5000, 5005]},
     {**EXCHANGE, "base_rate": 1.5},

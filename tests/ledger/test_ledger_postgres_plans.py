@@ -137,3 +137,18 @@ def test_batch_queries_bind_their_parameters_on_the_server(db):
         assert isinstance(cur, psycopg.Cursor) and not isinstance(cur, psycopg.ClientCursor)
         cur.execute("SELECT %s::text[]", [["a'b", "c"]])
         assert cur.fetchone()[0] == ["a'b", "c"]
+
+
+def test_world_state_lookups_are_never_prepared(db):
+    """A generic plan prepared while world state was small would scan it sequentially for the rest
+    of the connection's life, however large it grows: the key lookups are planned each time."""
+    from ledger.execution import state_rows, state_versions
+
+    with transaction.atomic():
+        for n in range(12):  # well past the prepare threshold
+            state_rows("plans", [f"k{n}", f"k{n + 1}"])
+            state_versions("plans", [f"k{n}"])
+        with connection.cursor() as cur:
+            cur.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in cur.fetchall()]
+    assert not [s for s in prepared if "FROM ledger_stateentry" in s], prepared

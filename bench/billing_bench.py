@@ -1,0 +1,257 @@
+"""Frequency-billing benchmark (issue 15), on PostgreSQL in one run:
+
+1. set-up, untimed: BENCH_STATIONS stations (default 10) serving BENCH_HOUSEHOLDS households in
+   all (default 10,000), the grid's frequency for each of a Kolkata day's 96 slots (spread over
+   every band of the CERC 2014 vector, the default tariff), and every household's units in every
+   slot, recorded from meter readings by ``initStationUnits`` (one invocation per station and slot);
+2. timed: the whole day billed through the real chaincode path, one ``initStationBill``
+   invocation per station and slot through ``ledger.services.invoke`` as the billing task does
+   (signed, hashed, every bill a state write on the ledger), the stations shared among
+   BENCH_BILLING_WORKERS threads (default 2, one per core here: while one waits on PostgreSQL
+   the other prices); slot-bills per second and the process's peak resident memory meanwhile;
+3. the baseline: the same pricing as ONE set-based SQL statement over the same frequency and unit
+   records in world state, writing each priced bill as JSON into a table keyed like the ledger's;
+4. untimed checks: the two agree (total and a sample of bills field by field), and, with
+   BENCH_VERIFY=1 (the default), the ledger is sealed and ``ledger_verify`` replays it clean.
+
+Targets: ≥ 20,000 slot-bills/s, chaincode / SQL ≤ 3×, ≤ 500 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from datetime import date
+
+from bench.charity_bench import peak_mb, peak_reset
+from bench.common import fresh_database, setup_django
+
+HOUSEHOLDS = int(os.environ.get("BENCH_HOUSEHOLDS", "10000"))
+STATIONS = int(os.environ.get("BENCH_STATIONS", "10"))
+VERIFY = os.environ.get("BENCH_VERIFY", "1") != "0"
+WORKERS = int(os.environ.get("BENCH_BILLING_WORKERS", "2"))
+DAY = date(2026, 6, 1)
+SAMPLE = 2000
+
+
+def _member(msp: str, org_type: str):
+    from ledger import services as ledger
+    from ledger.crypto import generate_private_key, public_bytes
+
+    org = ledger.organisation_create(msp_id=msp, name=msp, org_type=org_type)
+    key = generate_private_key()
+    return ledger.identity_register(organisation=org, name="operator", public_key=public_bytes(key)), key
+
+
+def _invoke(member, function: str, args: dict, key: str):
+    from ledger import services as ledger
+
+    identity, signer = member
+    result = ledger.invoke(chaincode="energy-billing", function=function, args=args, invoker=identity,
+                           idempotency_key=key, signer=signer)
+    assert result.ok, result.reason
+    return result.result
+
+
+def _tx(*parts) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+
+
+def build() -> dict:
+    """Grid, utility, distributor, stations, 96 frequencies and every household's units."""
+    from ledger.chaincodes import billing_math as bm
+
+    grid, distributor = _member("grid", "grid"), _member("distributor", "distributor")
+    _member("utility", "utility")
+    stations = {f"st-{s:02d}": [f"hh-{n:05d}" for n in range(s, HOUSEHOLDS, STATIONS)] for s in range(STATIONS)}
+    for station, societies in stations.items():
+        _invoke(distributor, "registerStation", {"stationId": station, "societies": societies}, f"station-{station}")
+    slots = bm.day_slots(DAY, "Asia/Kolkata")
+    rng = random.Random(15)
+    for n, (start, end) in enumerate(slots):
+        # Around 50 Hz, with excursions into every band of the vector (49.60–50.10 Hz).
+        avg = 4960 + n % 51 if n % 4 == 0 else rng.randint(4985, 5008)
+        _invoke(grid, "initFreq", {"startTime": start.isoformat(), "endTime": end.isoformat(), "avgFreq": avg},
+                f"freq-{n}")
+    imported = {s: 0 for societies in stations.values() for s in societies}
+    exported = dict(imported)
+    started = time.perf_counter()
+    for n, (start, end) in enumerate(slots):
+        solar = 24 <= n % 96 < 64  # midday: some households export
+        for station, societies in stations.items():
+            units = []
+            for society in societies:
+                first = {"counter": n, "import_wh": imported[society], "export_wh": exported[society],
+                         "tx": _tx(society, n)}
+                imported[society] += rng.randint(0, 900)
+                if solar and society[-1] in "02468":
+                    exported[society] += rng.randint(0, 1500)
+                last = {"counter": n + 1, "import_wh": imported[society], "export_wh": exported[society],
+                        "tx": _tx(society, n + 1)}
+                units.append({"societyId": society, "meter": f"HM-{society}", "from": first, "to": last,
+                              "unit": (last["import_wh"] - first["import_wh"]) - (last["export_wh"] - first["export_wh"])})
+            _invoke(distributor, "initStationUnits", {"stationId": station, "startTime": start.isoformat(),
+                                                      "endTime": end.isoformat(), "units": units},
+                    f"units-{station}-{n}")
+        if n % 24 == 23:
+            print(f"billing: set-up, units of {n + 1} slots recorded ({time.perf_counter() - started:.0f} s)",
+                  flush=True)
+    return {"distributor": distributor, "stations": stations, "slots": slots}
+
+
+def bench_chaincode(world) -> tuple[float, int, int, float]:
+    """(seconds, slot-bills, total paise, peak MB) for the day billed by ``initStationBill``, the
+    stations shared among WORKERS threads (a billing task per station, as Celery workers would
+    run them; each thread its own database connection, slots in order)."""
+    import threading
+
+    from django.db import connection
+
+    stations = list(world["stations"].items())
+    totals = [[0, 0] for _ in range(WORKERS)]
+    failures: list[BaseException] = []
+
+    def work(w: int) -> None:
+        try:
+            for n, (start, end) in enumerate(world["slots"]):
+                for station, societies in stations[w::WORKERS]:
+                    result = _invoke(world["distributor"], "initStationBill",
+                                     {"stationId": station, "startTime": start.isoformat(),
+                                      "endTime": end.isoformat()}, f"bill-{station}-{n}")
+                    assert result["billed"] == len(societies), result
+                    totals[w][0] += result["billed"]
+                    totals[w][1] += result["amount"]
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
+    peak_reset()
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return seconds, sum(t[0] for t in totals), sum(t[1] for t in totals), peak_mb()
+
+
+def _vector_sql(tariff: dict) -> str:
+    """The CASE expression of a frequency_vector tariff over ``f`` (centi-hertz), from its data."""
+    bands = tariff["bands"]
+    arms = [f"WHEN f >= {int(bands[0]['below'])} THEN {int(tariff['above_rate'])}"]
+    arms += [f"WHEN f >= {int(b['from'])} THEN {int(b['base'])} + {int(b['step'])} * ({int(b['below'])} - f)"
+             for b in bands]
+    return f"CASE {' '.join(arms)} ELSE {int(tariff['floor_rate'])} END"
+
+
+def bench_sql() -> tuple[float, int, int]:
+    """(seconds, bills, total paise): one INSERT ... SELECT pricing every unit record of world state
+    at its slot's frequency and writing the bill as JSON, keyed like the ledger's bills."""
+    from django.db import connection
+
+    from ledger.chaincodes import billing_math as bm
+    from ledger.models import StateEntry
+
+    tariff = bm.CERC_2014
+    state = StateEntry._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_sql_bill")
+        cur.execute("CREATE TABLE bench_sql_bill (key text PRIMARY KEY, value jsonb NOT NULL)")
+        started = time.perf_counter()
+        cur.execute(f"""
+            INSERT INTO bench_sql_bill (key, value)
+            SELECT 'bill/' || u.station || '/' || u.society || '/' || u.slot,
+                   jsonb_build_object('societyId', u.society, 'stationId', u.station, 'startTime', u.slot,
+                                      'endTime', u.slot_end, 'avgFreq', p.f, 'unit', u.unit, 'rate', p.rate,
+                                      'amount', sign(u.unit * p.rate) * ((abs(u.unit * p.rate) + 50000) / 100000),
+                                      'currency', 'INR',
+                                      'tariff', jsonb_build_object('effective_from', %s::text, 'kind', %s::text))
+            FROM (SELECT value->>'stationId' AS station, value->>'societyId' AS society,
+                         value->>'startTime' AS slot, value->>'endTime' AS slot_end,
+                         (value->>'unit')::bigint AS unit
+                  FROM {state}
+                  WHERE namespace = 'billing' AND key LIKE 'units/%%' AND NOT is_deleted) AS u
+            JOIN (SELECT key, f, {_vector_sql(tariff)}::bigint AS rate
+                  FROM (SELECT key, (value->>'avgFreq')::int AS f FROM {state}
+                        WHERE namespace = 'billing' AND key LIKE 'freq/%%' AND NOT is_deleted) AS q) AS p
+              ON p.key = 'freq/' || u.slot
+        """, [tariff["effective_from"], tariff["kind"]])
+        seconds = time.perf_counter() - started
+        cur.execute("SELECT count(*), coalesce(sum((value->>'amount')::bigint), 0) FROM bench_sql_bill")
+        count, total = cur.fetchone()
+    return seconds, count, int(total)
+
+
+def check_agreement(chaincode_total: int, sql_total: int) -> int:
+    """The ledger's bills equal the SQL's: count, total, and a sample field by field."""
+    from django.db import connection
+
+    from ledger.models import StateEntry
+
+    state = StateEntry._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT count(*), sum((value->>'amount')::bigint) FROM {state} "
+                    "WHERE namespace = 'billing' AND key LIKE 'bill/%%' AND NOT is_deleted")
+        count, ledger_total = cur.fetchone()
+        assert count == HOUSEHOLDS * 96, count
+        assert ledger_total == chaincode_total == sql_total, (ledger_total, chaincode_total, sql_total)
+        cur.execute(f"""
+            SELECT s.key, s.value, b.value FROM (SELECT key, value FROM bench_sql_bill ORDER BY random()
+                                                 LIMIT {SAMPLE}) AS s
+            LEFT JOIN {state} b ON b.namespace = 'billing' AND b.key = s.key""")
+        rows = cur.fetchall()
+    fields = ("societyId", "stationId", "startTime", "endTime", "avgFreq", "unit", "rate", "amount", "currency",
+              "tariff")
+    for key, sql_bill, ledger_bill in rows:
+        assert ledger_bill is not None, key
+        sql_bill = sql_bill if isinstance(sql_bill, dict) else json.loads(sql_bill)
+        ledger_bill = ledger_bill if isinstance(ledger_bill, dict) else json.loads(ledger_bill)
+        assert {f: sql_bill[f] for f in fields} == {f: ledger_bill[f] for f in fields}, (key, sql_bill, ledger_bill)
+    return len(rows)
+
+
+def verify() -> tuple[float, int]:
+    from ledger.sealing import lease_acquire, seal_next_block
+    from ledger.verify import verify_chain
+
+    assert lease_acquire(holder="bench", seconds=3600)
+    while seal_next_block(holder="bench", force=True):
+        pass
+    report = verify_chain(check_signatures=True)
+    assert report.ok, report.problems[:3]
+    return report.seconds, report.transactions
+
+
+def main() -> None:
+    url = fresh_database()
+    setup_django(url)
+    stations = f"{STATIONS} station{'s' if STATIONS > 1 else ''}"
+    print(f"billing: {HOUSEHOLDS:,} households at {stations}, one day (96 slots)", flush=True)
+    started = time.perf_counter()
+    world = build()
+    print(f"billing: set-up {time.perf_counter() - started:.0f} s (untimed)", flush=True)
+    seconds, bills, total, peak = bench_chaincode(world)
+    sql_seconds, sql_bills, sql_total = bench_sql()
+    assert sql_bills == bills, (sql_bills, bills)
+    sampled = check_agreement(total, sql_total)
+    ratio = seconds / sql_seconds
+    print(f"billing: {bills:,} slot-bills by {len(world['slots']) * STATIONS:,} initStationBill invocations "
+          f"({WORKERS} worker{'s' if WORKERS > 1 else ''}) {seconds:.2f} s: {bills / seconds:,.0f} slot-bills/s [target ≥ 20,000], "
+          f"peak memory {peak:.0f} MB [target ≤ 500]", flush=True)
+    print(f"billing: the same pricing as one SQL statement {sql_seconds:.2f} s ({sql_bills / sql_seconds:,.0f}/s); "
+          f"chaincode / SQL {ratio:.2f}× [target ≤ 3]; totals agree ({total:,} paise), "
+          f"{sampled:,} sampled bills identical", flush=True)
+    if VERIFY:
+        verified, transactions = verify()
+        print(f"billing: sealed, ledger_verify clean ({transactions:,} transactions, {verified:.1f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
