@@ -281,18 +281,25 @@ def select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[st
         return {(r[1], r[2]): AccountInfo(*r) for r in cur.fetchall()}
 
 
+# Writers of world state lock buckets of keys, not keys: a station's slot of bills names 2 keys
+# per household, and PostgreSQL's shared lock table (max_locks_per_transaction × connections,
+# about 6,400 by default for the whole server) would run out under one invocation of a few
+# thousand households. Two keys in one bucket only make their writers wait for each other.
+STATE_LOCK_BUCKETS = 1024
+STATE_LOCK_SQL = ("SELECT pg_advisory_xact_lock(hashtext(%s), b) FROM "
+                  f"(SELECT DISTINCT (hashtextextended(k, 0) & {STATE_LOCK_BUCKETS - 1})::int AS b "
+                  "FROM unnest(%b::text[]) AS k ORDER BY b) AS s")
+
+
 def lock_state_keys(namespace: str, keys: list[str]) -> None:
     """Serialise writers of the same world-state keys, including keys that do not exist yet
-    (a row lock cannot cover a missing row). Transaction-scoped advisory locks, taken in
-    sorted order; SQLite has a single writer and needs none."""
+    (a row lock cannot cover a missing row): transaction-scoped advisory locks on the keys'
+    buckets (``STATE_LOCK_BUCKETS`` per namespace), taken in order so writers never deadlock.
+    SQLite has a single writer and needs none."""
     if connection.vendor != "postgresql" or not keys:
         return
     with bound_cursor() as cur:
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM "
-            "(SELECT k FROM unnest(%b::text[]) AS k ORDER BY k) AS s",
-            [sorted({f"{namespace}\x1f{key}" for key in keys})],
-        )
+        cur.execute(STATE_LOCK_SQL, [namespace, list(set(keys))])
 
 
 def _planned_each_time() -> dict[str, Any]:

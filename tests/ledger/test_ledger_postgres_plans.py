@@ -84,6 +84,7 @@ def test_a_batch_serialises_world_state_keys_by_advisory_lock_not_row_lock(db):
     import psycopg
 
     from ledger.batch import _Snapshot
+    from ledger.execution import STATE_LOCK_BUCKETS
     from ledger.models import StateEntry
 
     key = f"registers/PL-{uuid.uuid4().hex[:6]}"
@@ -95,14 +96,29 @@ def test_a_batch_serialises_world_state_keys_by_advisory_lock_not_row_lock(db):
         assert snapshot.state[("devices", key)][0] == {"counter": 1}
         with psycopg.connect(**{k: v for k, v in dsn.items() if k in ("dbname", "user", "host", "port", "password")},
                              autocommit=True) as other:
-            locked = other.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
-                                   [f"devices\x1f{key}"]).fetchone()[0]
+            locked = other.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtext('devices'), "
+                f"(hashtextextended(%s, 0) & {STATE_LOCK_BUCKETS - 1})::int)", [key]).fetchone()[0]
             assert locked is False  # another writer of the key waits for this batch
             other.execute("BEGIN")
             row = other.execute("SELECT key FROM ledger_stateentry WHERE namespace = 'devices' AND key = %s "
                                 "FOR UPDATE NOWAIT", [key]).fetchone()  # no row lock held by the batch
             assert row == (key,)
             other.execute("ROLLBACK")
+
+
+def test_locking_the_keys_of_a_large_station_takes_at_most_one_lock_per_bucket(db):
+    """A station's slot of bills for 20,000 households names 40,000 keys; one advisory lock per
+    key would exhaust PostgreSQL's shared lock table ("out of shared memory")."""
+    from ledger.execution import STATE_LOCK_BUCKETS, lock_state_keys
+
+    keys = [f"bill/st-big/hh-{n}/2026-06-01T02:30:00+00:00" for n in range(40_000)]
+    with transaction.atomic():
+        lock_state_keys("billing", keys)
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+            held = cur.fetchone()[0]
+    assert 0 < held <= STATE_LOCK_BUCKETS
 
 
 def test_the_ledgers_statements_are_prepared_after_a_few_uses_and_never_replanned(db):
