@@ -57,7 +57,8 @@ class TariffForm(IdempotentForm):
     base_rate = _decimal(gettext_lazy("Base rate when no clearing price (paise/kWh)"))
     cap_percent = forms.IntegerField(label=gettext_lazy("Cap (percent of the normal rate)"), min_value=100, required=False)
     prices_file = forms.FileField(label=gettext_lazy("Clearing prices (CSV file)"), required=False,
-                                  help_text=gettext_lazy("Lines of slot start, price in paise/kWh."))
+                                  help_text=gettext_lazy("Lines of slot start, price in paise/kWh (or slot start, day-ahead price, "
+                                                        "real-time price: the higher one is the normal rate)."))
     prices_text = forms.CharField(
         label=gettext_lazy("Clearing prices (pasted)"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text=gettext_lazy("slot start, paise/kWh — one a line, e.g. 2026-06-01T08:00, 600.00 "
@@ -92,15 +93,19 @@ class TariffForm(IdempotentForm):
             raise forms.ValidationError(_("Price line %(n)d: a slot starts at :00, :15, :30 or :45.") % {"n": number})
         return bm.slot_id(moment)
 
-    def _prices(self, text: str) -> dict[str, int]:
-        prices: dict[str, int] = {}
+    def _prices(self, text: str) -> dict[str, int | dict[str, int]]:
+        prices: dict[str, int | dict[str, int]] = {}
         rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
         for number, row in enumerate(rows, start=1):
             if number == 1 and row[0].strip().lower() in ("slot", "start", "slot_start", "time"):
                 continue  # a header line
-            if len(row) != 2:
-                raise forms.ValidationError(_("Price line %(n)d: a slot start and a price.") % {"n": number})
-            prices[self._slot(row[0], number)] = hundredths(row[1], _("Price line %(n)d") % {"n": number})
+            if len(row) not in (2, 3):
+                raise forms.ValidationError(_("Price line %(n)d: a slot start and a price, or a slot start, "
+                                              "a day-ahead and a real-time price.") % {"n": number})
+            what = _("Price line %(n)d") % {"n": number}
+            # Two prices: the day-ahead and real-time clearing prices; the tariff takes the higher.
+            prices[self._slot(row[0], number)] = (hundredths(row[1], what) if len(row) == 2 else
+                                                  {"dam": hundredths(row[1], what), "rtm": hundredths(row[2], what)})
         if len(prices) > MAX_PRICES:
             raise forms.ValidationError(_("At most %(n)d clearing prices in one tariff.") % {"n": MAX_PRICES})
         return prices

@@ -266,6 +266,14 @@ def test_a_price_list_may_be_uploaded_as_a_csv_file(pw):
     assert state(TARIFFS_KEY)[0]["prices"] == {"2026-07-01T03:30:00+00:00": 70000}
 
 
+def test_a_price_line_may_give_the_day_ahead_and_real_time_prices(pw):
+    """The later regulations: the normal rate is the higher of the two clearing prices."""
+    form = tariff_form(prices_text="2026-07-01T09:00,700,812.5\n2026-07-01T09:15,650")
+    assert pw.client("uma").post("/billing/tariffs/", form).status_code == 302
+    assert state(TARIFFS_KEY)[0]["prices"] == {"2026-07-01T03:30:00+00:00": {"dam": 70000, "rtm": 81250},
+                                               "2026-07-01T03:45:00+00:00": 65000}
+
+
 def test_the_utility_adds_a_frequency_vector(pw):
     form = tariff_form(kind="frequency_vector", name="Vector 2026", above_rate="0", floor_rate="900",
                        bands="50.00, 50.05, 0, 40\n49.70, 50.00, 200, 25")
@@ -280,6 +288,7 @@ def test_the_utility_adds_a_frequency_vector(pw):
     ({"band_low": "50.10"}, "the band must contain 50.00 Hz"),
     ({"prices_text": "2026-07-01T08:07,600"}, "a slot starts at :00, :15, :30 or :45"),
     ({"prices_text": "2026-07-01T08:00,6.005"}, "at most two decimals"),
+    ({"prices_text": "2026-07-01T08:00,6,7,8"}, "a day-ahead and a real-time price"),
     ({"effective_from": "2010-01-01T00:00"}, "after the shipped CERC 2014 vector"),
     ({"kind": "frequency_vector", "bands": "50.00, 49.00, 1, 1", "above_rate": "0", "floor_rate": "1"},
      "a band&#x27;s &#x27;from&#x27; must be below its &#x27;below&#x27;"),
