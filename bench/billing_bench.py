@@ -167,7 +167,7 @@ def bench_sql() -> tuple[float, int, int]:
         started = time.perf_counter()
         cur.execute(f"""
             INSERT INTO bench_sql_bill (key, value)
-            SELECT 'bill/' || u.station || '/' || u.society || '/' || u.slot,
+            SELECT 'bill/' || u.station || '/' || u.slot || '/' || u.society,
                    jsonb_build_object('societyId', u.society, 'stationId', u.station, 'startTime', u.slot,
                                       'endTime', u.slot_end, 'avgFreq', p.f, 'unit', u.unit, 'rate', p.rate,
                                       'amount', sign(u.unit * p.rate) * ((abs(u.unit * p.rate) + 50000) / 100000),

@@ -20,8 +20,8 @@ campaign's currency for the sub-Wh remainder of fiat donations), its sponsor's m
 ``beneficiaries/<slug>``, ``donation/<slug>/<id>``, ``disbursement/<slug>/<id>``,
 ``group/<slug>``.
 Frequency billing (chaincode ``energy-billing``, namespace ``billing``): a slot's average grid
-frequency ``freq/<slot>``, a household's units ``units/<station>/<society>/<slot>``, its bill
-``bill/<station>/<society>/<slot>``, a distributor's station ``station/<station>``, the tariff
+frequency ``freq/<slot>``, a household's units ``units/<station>/<slot>/<society>``, its bill
+``bill/<station>/<slot>/<society>``, a distributor's station ``station/<station>``, the tariff
 schedule ``tariffs`` and the billing configuration (time zone, dues threshold, fine and the
 utility that collects dues) ``billing-config``; ``<slot>`` is the slot's start in UTC, ISO 8601.
 Dues: a household's day statement ``statement/<station>/<society>/<date>`` (local date,
@@ -157,13 +157,16 @@ def freq_key(slot: str) -> str:
 
 
 def units_key(station: str, society: str, slot: str) -> str:
-    """World-state key (namespace ``billing``) of a household's units in a slot."""
-    return f"units/{station}/{society}/{slot}"
+    """World-state key (namespace ``billing``) of a household's units in a slot. The slot comes
+    before the household: a station's slot is written and read together, so its keys sit side by
+    side in the index instead of one per leaf page."""
+    return f"units/{station}/{slot}/{society}"
 
 
 def bill_key(station: str, society: str, slot: str) -> str:
-    """World-state key (namespace ``billing``) of a household's bill for a slot."""
-    return f"bill/{station}/{society}/{slot}"
+    """World-state key (namespace ``billing``) of a household's bill for a slot (slot before
+    household, as ``units_key``)."""
+    return f"bill/{station}/{slot}/{society}"
 
 
 def station_key(station: str) -> str:

@@ -11,7 +11,7 @@ from billing import chain, tasks
 from billing.models import StationProgress
 from demo import billing as demo_billing
 from demo.seed import demo_seed
-from ledger.keys import BILLING_CONFIG_KEY, BILLING_NAMESPACE, station_key, units_key
+from ledger.keys import BILLING_CONFIG_KEY, BILLING_NAMESPACE, station_key
 from ledger.models import Identity, StateWrite
 from ledger.selectors import world_state
 
@@ -43,8 +43,8 @@ def test_the_demo_meters_week_becomes_a_chain_of_slot_units():
     assert result["recorded"] > 90 and result["failed"] == 0
     progress = StationProgress.objects.get(station="st-ward1")
     for society in demo_billing.SOCIETIES:
-        prefix = units_key("st-ward1", society, "")
-        records = list(world_state(BILLING_NAMESPACE, prefix=prefix).values())
+        found = world_state(BILLING_NAMESPACE, prefix="units/st-ward1/")
+        records = [found[key] for key in sorted(found) if key.endswith(f"/{society}")]
         assert len(records) == result["recorded"] and records[-1]["endTime"] <= progress.units_through.isoformat()
         for before, after in zip(records, records[1:], strict=False):
             assert after["from"] == before["to"]

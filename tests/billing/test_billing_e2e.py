@@ -38,10 +38,12 @@ def demo_grid(transactional_db):  # committed as the worker commits: each invoca
 
 
 def _by_society(prefix: str) -> dict[str, dict[str, dict]]:
-    """World-state records under ``<prefix>/<station>/<society>/<slot or day>``, by society."""
+    """World-state records under ``units|bill/<station>/<slot>/<society>`` or
+    ``statement/<station>/<society>/<day>``, by society, then slot or day."""
     out: dict[str, dict[str, dict]] = defaultdict(dict)
     for key, value in world_state(BILLING_NAMESPACE, prefix=f"{prefix}/{STATION}/").items():
-        _, _, society, name = key.split("/", 3)
+        _, _, first, second = key.split("/", 3)
+        society, name = (first, second) if prefix == "statement" else (second, first)
         out[society][name] = value
     return out
 
