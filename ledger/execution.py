@@ -281,25 +281,45 @@ def select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[st
         return {(r[1], r[2]): AccountInfo(*r) for r in cur.fetchall()}
 
 
-# Writers of world state lock buckets of keys, not keys: a station's slot of bills names 2 keys
-# per household, and PostgreSQL's shared lock table (max_locks_per_transaction × connections,
-# about 6,400 by default for the whole server) would run out under one invocation of a few
-# thousand households. Two keys in one bucket only make their writers wait for each other.
-STATE_LOCK_BUCKETS = 1024
-STATE_LOCK_SQL = ("SELECT pg_advisory_xact_lock(hashtext(%s), b) FROM "
-                  f"(SELECT DISTINCT (hashtextextended(k, 0) & {STATE_LOCK_BUCKETS - 1})::int AS b "
-                  "FROM unnest(%b::text[]) AS k ORDER BY b) AS s")
+# World-state writers lock hierarchically, so that no invocation needs a lock per key (a
+# station's slot names two keys per household, and PostgreSQL's shared lock table, about 6,400
+# locks for the whole server by default, ran out under one invocation of a few thousand):
+# - a writer of a few keys takes a shared lock on each key's directory (the key up to its last
+#   "/") and an exclusive lock on each key;
+# - a writer of more than STATE_LOCK_KEYS keys takes an exclusive lock on each directory only.
+# Two writers of one key always conflict (on the key, or on its directory), while two bulk
+# writers of different directories (two stations, two slots) do not wait for each other.
+STATE_LOCK_KEYS = 32
+# One statement (one round trip on the path of every sale): an Append runs its branches in
+# order, so the directories are locked before the keys, each in sorted order.
+_LOCK_KEYS_SQL = ("SELECT pg_advisory_xact_lock_shared(hashtext(%s), hashtext(d))::text FROM "
+                  "(SELECT d FROM unnest(%b::text[]) AS d ORDER BY d) AS s "
+                  "UNION ALL SELECT pg_advisory_xact_lock(hashtextextended(k, 0))::text FROM "
+                  "(SELECT k FROM unnest(%b::text[]) AS k ORDER BY k) AS t")
+_LOCK_DIRECTORIES_SQL = ("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(d)) FROM "
+                         "(SELECT d FROM unnest(%b::text[]) AS d ORDER BY d) AS s")
+
+
+def state_directory(key: str) -> str:
+    """The part of a world-state key before its last "/" ("" for a key without one)."""
+    return key.rpartition("/")[0]
 
 
 def lock_state_keys(namespace: str, keys: list[str]) -> None:
     """Serialise writers of the same world-state keys, including keys that do not exist yet
-    (a row lock cannot cover a missing row): transaction-scoped advisory locks on the keys'
-    buckets (``STATE_LOCK_BUCKETS`` per namespace), taken in order so writers never deadlock.
-    SQLite has a single writer and needs none."""
+    (a row lock cannot cover a missing row): transaction-scoped advisory locks, hierarchical
+    (see ``STATE_LOCK_KEYS``), each kind taken in sorted order. SQLite has a single writer and
+    needs none."""
     if connection.vendor != "postgresql" or not keys:
         return
+    unique = set(keys)
+    directories = sorted({state_directory(key) for key in unique})
     with bound_cursor() as cur:
-        cur.execute(STATE_LOCK_SQL, [namespace, list(set(keys))])
+        if len(unique) > STATE_LOCK_KEYS:
+            cur.execute(_LOCK_DIRECTORIES_SQL, [namespace, directories])
+        else:
+            cur.execute(_LOCK_KEYS_SQL, [namespace, directories,
+                                         sorted(f"{namespace}\x1f{key}" for key in unique)])
 
 
 def _planned_each_time() -> dict[str, Any]:

@@ -84,7 +84,6 @@ def test_a_batch_serialises_world_state_keys_by_advisory_lock_not_row_lock(db):
     import psycopg
 
     from ledger.batch import _Snapshot
-    from ledger.execution import STATE_LOCK_BUCKETS
     from ledger.models import StateEntry
 
     key = f"registers/PL-{uuid.uuid4().hex[:6]}"
@@ -96,9 +95,8 @@ def test_a_batch_serialises_world_state_keys_by_advisory_lock_not_row_lock(db):
         assert snapshot.state[("devices", key)][0] == {"counter": 1}
         with psycopg.connect(**{k: v for k, v in dsn.items() if k in ("dbname", "user", "host", "port", "password")},
                              autocommit=True) as other:
-            locked = other.execute(
-                "SELECT pg_try_advisory_xact_lock(hashtext('devices'), "
-                f"(hashtextextended(%s, 0) & {STATE_LOCK_BUCKETS - 1})::int)", [key]).fetchone()[0]
+            locked = other.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+                                   [f"devices\x1f{key}"]).fetchone()[0]
             assert locked is False  # another writer of the key waits for this batch
             other.execute("BEGIN")
             row = other.execute("SELECT key FROM ledger_stateentry WHERE namespace = 'devices' AND key = %s "
@@ -107,18 +105,63 @@ def test_a_batch_serialises_world_state_keys_by_advisory_lock_not_row_lock(db):
             other.execute("ROLLBACK")
 
 
-def test_locking_the_keys_of_a_large_station_takes_at_most_one_lock_per_bucket(db):
-    """A station's slot of bills for 20,000 households names 40,000 keys; one advisory lock per
-    key would exhaust PostgreSQL's shared lock table ("out of shared memory")."""
-    from ledger.execution import STATE_LOCK_BUCKETS, lock_state_keys
+def _lock_elsewhere(namespace: str, keys: list[str]) -> bool:
+    """Whether another connection's transaction gets ``lock_state_keys`` within 200 ms."""
+    import threading
 
-    keys = [f"bill/st-big/hh-{n}/2026-06-01T02:30:00+00:00" for n in range(40_000)]
+    from django.db import OperationalError
+
+    from ledger.execution import lock_state_keys
+
+    outcome: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cur:
+                    cur.execute("SET LOCAL lock_timeout = '200ms'")
+                lock_state_keys(namespace, keys)
+            outcome.append(True)
+        except OperationalError:
+            outcome.append(False)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+def test_a_station_slot_of_40000_keys_takes_one_lock_per_directory(db):
+    """A station's slot of bills for 20,000 households names 40,000 keys; one advisory lock per
+    key would exhaust PostgreSQL's shared lock table ("out of shared memory"). The bulk writer
+    locks the keys' directories instead: a writer of any one of the keys waits for it, a bulk or
+    single writer of another station's slot does not."""
+    from ledger.execution import lock_state_keys
+
+    slot = "2026-06-01T02:30:00+00:00"
+    keys = [f"{kind}/st-big/{slot}/hh-{n}" for kind in ("units", "bill") for n in range(20_000)]
     with transaction.atomic():
         lock_state_keys("billing", keys)
         with connection.cursor() as cur:
             cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
-            held = cur.fetchone()[0]
-    assert 0 < held <= STATE_LOCK_BUCKETS
+            assert cur.fetchone()[0] == 2
+        assert _lock_elsewhere("billing", [f"bill/st-big/{slot}/hh-7"]) is False
+        assert _lock_elsewhere("billing", [f"bill/st-big/{slot}/hh-{n}" for n in range(100)]) is False
+        assert _lock_elsewhere("billing", [f"bill/st-other/{slot}/hh-7"]) is True
+        assert _lock_elsewhere("billing", [f"bill/st-other/{slot}/hh-{n}" for n in range(100)]) is True
+        assert _lock_elsewhere("devices", [f"bill/st-big/{slot}/hh-7"]) is True  # another namespace
+
+
+def test_writers_of_a_few_keys_wait_only_for_the_same_key(db):
+    from ledger.execution import lock_state_keys
+
+    with transaction.atomic():
+        lock_state_keys("devices", ["registers/SL-1", "registers/SL-2"])
+        assert _lock_elsewhere("devices", ["registers/SL-2"]) is False
+        assert _lock_elsewhere("devices", ["registers/SL-3"]) is True
+        assert _lock_elsewhere("devices", [f"registers/SL-{n}" for n in range(3, 100)]) is False  # a bulk writer
 
 
 def test_the_ledgers_statements_are_prepared_after_a_few_uses_and_never_replanned(db):
