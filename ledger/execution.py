@@ -281,23 +281,24 @@ def select_accounts(keys: list[tuple[str, str]], *, lock: bool) -> dict[tuple[st
         return {(r[1], r[2]): AccountInfo(*r) for r in cur.fetchall()}
 
 
-# World-state writers lock hierarchically, so that no invocation needs a lock per key (a
-# station's slot names two keys per household, and PostgreSQL's shared lock table, about 6,400
-# locks for the whole server by default, ran out under one invocation of a few thousand):
-# - a writer of a few keys takes a shared lock on each key's directory (the key up to its last
-#   "/") and an exclusive lock on each key;
-# - a writer of more than STATE_LOCK_KEYS keys takes an exclusive lock on each directory only.
-# Two writers of one key always conflict (on the key, or on its directory), while two bulk
-# writers of different directories (two stations, two slots) do not wait for each other.
-STATE_LOCK_KEYS = 32
-# One statement (one round trip on the path of every sale): an Append runs its branches in
-# order, so the directories are locked before the keys, each in sorted order.
-_LOCK_KEYS_SQL = ("SELECT pg_advisory_xact_lock_shared(hashtext(%s), hashtext(d))::text FROM "
-                  "(SELECT d FROM unnest(%b::text[]) AS d ORDER BY d) AS s "
-                  "UNION ALL SELECT pg_advisory_xact_lock(hashtextextended(k, 0))::text FROM "
-                  "(SELECT k FROM unnest(%b::text[]) AS k ORDER BY k) AS t")
-_LOCK_DIRECTORIES_SQL = ("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(d)) FROM "
-                         "(SELECT d FROM unnest(%b::text[]) AS d ORDER BY d) AS s")
+# World-state writers lock hierarchically, so that no invocation needs a lock per key for
+# thousands of keys (a station's slot names two keys per household, and PostgreSQL's shared lock
+# table, about 6,400 locks for the whole server by default, ran out under one invocation of a few
+# thousand households). Per directory (the key up to its last "/") a writer takes either
+# - a shared lock on the directory and an exclusive lock on each of its keys, or,
+# - when it writes more than STATE_LOCK_KEYS keys of that directory, one exclusive lock on the
+#   directory.
+# Two writers of one key always conflict (on the key, or on its directory), while bulk writers of
+# different directories (two stations' slots) do not wait for each other, and the gateway's
+# batches (a few hundred meters' registers) still lock only their own keys.
+STATE_LOCK_KEYS = 512
+# One statement (one round trip on the path of every sale): directories first, then keys, each in
+# sorted order (an Append runs its branches in order), so writers never deadlock on them.
+_LOCK_SQL = ("SELECT CASE WHEN x THEN pg_advisory_xact_lock(hashtext(%s), hashtext(d))::text "
+             "ELSE pg_advisory_xact_lock_shared(hashtext(%s), hashtext(d))::text END FROM "
+             "(SELECT d, x FROM unnest(%b::text[], %b::boolean[]) AS u(d, x) ORDER BY d) AS s "
+             "UNION ALL SELECT pg_advisory_xact_lock(hashtextextended(k, 0))::text FROM "
+             "(SELECT k FROM unnest(%b::text[]) AS k ORDER BY k) AS t")
 
 
 def state_directory(key: str) -> str:
@@ -308,18 +309,18 @@ def state_directory(key: str) -> str:
 def lock_state_keys(namespace: str, keys: list[str]) -> None:
     """Serialise writers of the same world-state keys, including keys that do not exist yet
     (a row lock cannot cover a missing row): transaction-scoped advisory locks, hierarchical
-    (see ``STATE_LOCK_KEYS``), each kind taken in sorted order. SQLite has a single writer and
-    needs none."""
+    (see ``STATE_LOCK_KEYS``). SQLite has a single writer and needs none."""
     if connection.vendor != "postgresql" or not keys:
         return
-    unique = set(keys)
-    directories = sorted({state_directory(key) for key in unique})
+    by_directory: dict[str, list[str]] = {}
+    for key in set(keys):
+        by_directory.setdefault(state_directory(key), []).append(key)
+    directories = list(by_directory)
+    whole = [len(by_directory[d]) > STATE_LOCK_KEYS for d in directories]
+    singly = [f"{namespace}\x1f{key}" for d, bulk in zip(directories, whole, strict=True) if not bulk
+              for key in by_directory[d]]
     with bound_cursor() as cur:
-        if len(unique) > STATE_LOCK_KEYS:
-            cur.execute(_LOCK_DIRECTORIES_SQL, [namespace, directories])
-        else:
-            cur.execute(_LOCK_KEYS_SQL, [namespace, directories,
-                                         sorted(f"{namespace}\x1f{key}" for key in unique)])
+        cur.execute(_LOCK_SQL, [namespace, namespace, directories, whole, singly])
 
 
 def _planned_each_time() -> dict[str, Any]:

@@ -148,20 +148,22 @@ def test_a_station_slot_of_40000_keys_takes_one_lock_per_directory(db):
             cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
             assert cur.fetchone()[0] == 2
         assert _lock_elsewhere("billing", [f"bill/st-big/{slot}/hh-7"]) is False
-        assert _lock_elsewhere("billing", [f"bill/st-big/{slot}/hh-{n}" for n in range(100)]) is False
+        assert _lock_elsewhere("billing", [f"bill/st-big/{slot}/hh-{n}" for n in range(1000)]) is False
         assert _lock_elsewhere("billing", [f"bill/st-other/{slot}/hh-7"]) is True
-        assert _lock_elsewhere("billing", [f"bill/st-other/{slot}/hh-{n}" for n in range(100)]) is True
+        assert _lock_elsewhere("billing", [f"bill/st-other/{slot}/hh-{n}" for n in range(1000)]) is True
         assert _lock_elsewhere("devices", [f"bill/st-big/{slot}/hh-7"]) is True  # another namespace
 
 
-def test_writers_of_a_few_keys_wait_only_for_the_same_key(db):
+def test_writers_of_a_few_hundred_keys_of_a_directory_wait_only_for_the_same_keys(db):
+    """The gateway's batches: two batches of different meters' registers do not wait for each
+    other; a writer of the whole directory waits for both."""
     from ledger.execution import lock_state_keys
 
     with transaction.atomic():
-        lock_state_keys("devices", ["registers/SL-1", "registers/SL-2"])
+        lock_state_keys("devices", [f"registers/SL-{n}" for n in range(500)])
         assert _lock_elsewhere("devices", ["registers/SL-2"]) is False
-        assert _lock_elsewhere("devices", ["registers/SL-3"]) is True
-        assert _lock_elsewhere("devices", [f"registers/SL-{n}" for n in range(3, 100)]) is False  # a bulk writer
+        assert _lock_elsewhere("devices", [f"registers/SL-{n}" for n in range(500, 1000)]) is True
+        assert _lock_elsewhere("devices", [f"registers/SL-{n}" for n in range(1000, 2000)]) is False  # bulk
 
 
 def test_the_ledgers_statements_are_prepared_after_a_few_uses_and_never_replanned(db):
