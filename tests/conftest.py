@@ -91,3 +91,18 @@ def _fresh_cache(request, django_db_blocker):
     with django_db_blocker.unblock():
         clear_cache()
 
+
+
+@pytest.fixture
+def celery_eager(settings):
+    """Tasks sent with ``delay`` run in this process, as a worker would run them. The Celery app
+    has read Django's CELERY_ settings once already, so its own configuration is changed too (and
+    put back): setting ``CELERY_TASK_ALWAYS_EAGER`` alone would send the task to the broker once
+    another test has configured the app."""
+    from gridcoin.celery import app
+
+    before = app.conf.task_always_eager, app.conf.task_eager_propagates
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
+    yield
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before[0], CELERY_TASK_EAGER_PROPAGATES=before[1])

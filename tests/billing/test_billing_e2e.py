@@ -48,8 +48,7 @@ def _by_society(prefix: str) -> dict[str, dict[str, dict]]:
     return out
 
 
-def test_a_simulated_day_for_100_households_reconciles_to_the_ledger(demo_grid, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+def test_a_simulated_day_for_100_households_reconciles_to_the_ledger(demo_grid, celery_eager):
     run = simulation_run_create(households=HOUSEHOLDS, day=DAY, seed=SEED, seconds_per_slot=0)
     started = time.perf_counter()
     tasks.simulate_day.delay(run.pk)  # eager: the worker's code path, in this process

@@ -117,8 +117,8 @@ def test_anonymous_visitors_are_sent_to_log_in(client, db):
 
 
 def test_a_run_started_from_the_page_shows_its_progress(demo_grid, client, django_capture_on_commit_callbacks,
-                                                        settings):
-    settings.CELERY_TASK_ALWAYS_EAGER, settings.GRIDCOIN_BACKGROUND_SCHEDULER = True, False  # the task runs here
+                                                        settings, celery_eager):
+    settings.GRIDCOIN_BACKGROUND_SCHEDULER = False  # the task runs here, as the worker would
     client.force_login(_user("utility"))
     page = client.get(URL).content.decode()
     assert 'name="households"' in page and "data-money-action" in page and "<script>" not in page
