@@ -148,19 +148,26 @@ def units_record_due(now: datetime | None = None, *, stations: list[str] | None 
     slot (within ``LOOKBACK``) that late readings changed."""
     now = now or timezone.now()
     report = SweepReport()
+    for station_id, station in _swept_stations(stations):
+        try:
+            _station_units(station_id, station, now, report)
+        except chain.BillingError as exc:
+            logger.error("station %s: units not recorded: %s", station_id, exc)
+            report.failed.append((station_id, "", str(exc)))
+    return report
+
+
+def _swept_stations(only: list[str] | None) -> Iterator[tuple[str, dict]]:
+    """Each station (of ``only``, if given) whose sweep lock this pass holds while the caller
+    works on it; a station another pass is at is left to it."""
     for station_id, station in sorted(chain.stations().items()):
-        if stations is not None and station_id not in stations:
+        if only is not None and station_id not in only:
             continue
         with station_sweep(station_id) as mine:
             if not mine:
                 logger.info("station %s: another sweep is recording or billing it", station_id)
                 continue
-            try:
-                _station_units(station_id, station, now, report)
-            except chain.BillingError as exc:
-                logger.error("station %s: units not recorded: %s", station_id, exc)
-                report.failed.append((station_id, "", str(exc)))
-    return report
+            yield station_id, station
 
 
 def _station_units(station_id: str, station: dict, now: datetime, report: SweepReport) -> None:
@@ -241,14 +248,8 @@ def slots_bill_due(now: datetime | None = None, *, stations: list[str] | None = 
     now = now or timezone.now()
     report = SweepReport()
     since = units.slot_floor(now - LOOKBACK)
-    for station_id, station in sorted(chain.stations().items()):
-        if stations is not None and station_id not in stations:
-            continue
-        with station_sweep(station_id) as mine:
-            if not mine:
-                logger.info("station %s: another sweep is recording or billing it", station_id)
-                continue
-            _station_bills(station_id, station, since, report)
+    for station_id, station in _swept_stations(stations):
+        _station_bills(station_id, station, since, report)
     return report
 
 

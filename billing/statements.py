@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
-from functools import cache
-from pathlib import Path
 
 from django.utils import translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from frontend.formatting import format_kwh, format_money
+from frontend.pdf import font_covers, pdf_font
 
 from .selectors import HouseholdSlot, MonthStatement
 
-FONT_NAME = "GridCoinStatement"
-FONT_CANDIDATES = [
-    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
-    Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),
-    Path("/usr/share/fonts/TTF/DejaVuSans.ttf"),
-]
 CSV_COLUMNS = ["slot_start", "slot_end", "avg_freq_centihz", "unit_wh", "import_wh", "export_wh",
                "rate_centipaise_per_kwh", "amount_paise", "currency", "tariff", "bill_version"]
 
@@ -45,24 +38,6 @@ def day_csv(rows: list[HouseholdSlot]) -> str:
 
 def _blank(value: int | None) -> str | int:
     return "" if value is None else value
-
-
-@cache
-def _font():
-    import reportlab
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    bundled = Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"
-    path = next((p for p in FONT_CANDIDATES if p.exists()), bundled)
-    font = TTFont(FONT_NAME, str(path))
-    pdfmetrics.registerFont(font)
-    return FONT_NAME, frozenset(font.face.charToGlyph)
-
-
-def _covered(texts: list[str]) -> bool:
-    _name, glyphs = _font()
-    return all(ord(ch) in glyphs for text in texts for ch in text if not ch.isspace())
 
 
 def _money(paise: int, plain: bool) -> str:
@@ -111,10 +86,10 @@ def _all_text(texts: dict) -> list[str]:
 
 def statement_pdf(statement: MonthStatement) -> bytes:
     texts = statement_texts(statement)
-    if not _covered(_all_text(texts)):
+    if not font_covers(_all_text(texts)):
         with translation.override("en"):
             texts = statement_texts(statement)
-            if not _covered(_all_text(texts)):
+            if not font_covers(_all_text(texts)):
                 texts = statement_texts(statement, plain=True)
     return _render(texts, statement)
 
@@ -128,7 +103,7 @@ def _render(texts: dict, statement: MonthStatement) -> bytes:
     from reportlab.lib.units import mm
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    font, _glyphs = _font()
+    font, _glyphs = pdf_font()
     heading = ParagraphStyle("heading", fontName=font, fontSize=18, leading=22, spaceAfter=6 * mm)
     body = ParagraphStyle("body", fontName=font, fontSize=10, leading=13)
     buffer = io.BytesIO()

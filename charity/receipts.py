@@ -11,42 +11,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from frontend.formatting import format_kwh, format_money, zone_abbreviation
+from frontend.pdf import font_covers, pdf_font
 
 from .models import Donation
-
-FONT_NAME = "GridCoinReceipt"
-FONT_CANDIDATES = [
-    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
-    Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),
-    Path("/usr/share/fonts/TTF/DejaVuSans.ttf"),
-]
-
-
-@cache
-def _font():
-    """(registered font name, set of code points it has)."""
-    import reportlab
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    bundled = Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"
-    path = next((p for p in FONT_CANDIDATES if p.exists()), bundled)
-    font = TTFont(FONT_NAME, str(path))
-    pdfmetrics.registerFont(font)
-    return FONT_NAME, frozenset(font.face.charToGlyph)
-
-
-def _covered(texts: list[str]) -> bool:
-    _name, glyphs = _font()
-    return all(ord(ch) in glyphs for text in texts for ch in text if not ch.isspace())
 
 
 @dataclass(frozen=True)
@@ -95,10 +68,10 @@ def receipt_lines(donation: Donation, *, verify_url: str, proof_url: str,
 
 def donation_receipt_pdf(donation: Donation, *, verify_url: str, proof_url: str) -> bytes:
     title, lines, how = receipt_lines(donation, verify_url=verify_url, proof_url=proof_url)
-    if not _covered([title, how, *(f"{line.label}{line.value}" for line in lines)]):
+    if not font_covers([title, how, *(f"{line.label}{line.value}" for line in lines)]):
         with translation.override("en"):
             title, lines, how = receipt_lines(donation, verify_url=verify_url, proof_url=proof_url)
-            if not _covered([line.value for line in lines]):
+            if not font_covers([line.value for line in lines]):
                 title, lines, how = receipt_lines(donation, verify_url=verify_url, proof_url=proof_url,
                                                   plain_amounts=True)
     return _render(title, lines, how, donation)
@@ -113,7 +86,7 @@ def _render(title: str, lines: list[ReceiptLine], how: str, donation: Donation) 
     from reportlab.lib.units import mm
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    font, _glyphs = _font()
+    font, _glyphs = pdf_font()
     heading = ParagraphStyle("heading", fontName=font, fontSize=18, leading=22, spaceAfter=6 * mm)
     body = ParagraphStyle("body", fontName=font, fontSize=10, leading=13)
     mono = ParagraphStyle("mono", parent=body, fontSize=8, leading=10)
