@@ -269,12 +269,11 @@ def test_an_unknown_refusal_is_shown_as_recorded():
     ("", "GridCoin: Your payment has landed", "1.251 kWh were added to your wallet."),
 ])
 def test_a_notification_email_speaks_the_recipients_language(mw, django_capture_on_commit_callbacks, mailoutbox,
-                                                              settings, language, subject, line):
+                                                              celery_eager, language, subject, line):
     """Sent by a worker, which has no request to take a language from."""
     from notifications import services as notification_services
     from notifications.models import Kind
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     alice = mw.alice.user
     alice.email = "alice@example.org"
     alice.save(update_fields=["email"])
