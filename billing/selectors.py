@@ -18,7 +18,6 @@ from accounts.models import Membership
 from ledger import selectors as ledger
 from ledger.chaincodes import billing_math as bm
 from ledger.keys import (
-    BILLING_CONFIG_KEY,
     BILLING_NAMESPACE,
     TARIFFS_KEY,
     bill_account,
@@ -26,10 +25,11 @@ from ledger.keys import (
     dues_key,
     dues_payment_key,
     freq_key,
-    station_key,
     units_key,
 )
 from ledger.models import Organisation, OrgType
+
+from . import chain
 
 CURRENCY = "INR"
 PAST_DAYS = 7  # the past days a page links to
@@ -38,12 +38,8 @@ KEY_CHUNK = 5000  # keys per world-state query
 
 # --- configuration ---------------------------------------------------------------------------
 
-def config() -> dict[str, Any]:
-    return ledger.world_state(BILLING_NAMESPACE, [BILLING_CONFIG_KEY]).get(BILLING_CONFIG_KEY) or {}
-
-
-def billing_timezone() -> str:
-    return str(config().get("timezone", bm.DEFAULT_TIMEZONE))
+config = chain.billing_config
+billing_timezone = chain.billing_timezone
 
 
 def today(now: datetime | None = None) -> date:
@@ -106,11 +102,7 @@ def household_of(user) -> Organisation | None:
     return orgs[0] if orgs else None
 
 
-def stations() -> dict[str, dict[str, Any]]:
-    """Every registered station: ``{station id: {"distributor", "societies"}}``."""
-    prefix = station_key("")
-    return {key[len(prefix):]: value for key, value in ledger.world_state(BILLING_NAMESPACE, prefix=prefix).items()
-            if value}
+stations = chain.stations
 
 
 def stations_visible_to(user) -> dict[str, dict[str, Any]]:
