@@ -1,0 +1,133 @@
+"""The in-browser "Verify" (frontend/static/frontend/verify.js) at 390×844 in the system
+Chromium: on a sealed transaction's page every check passes; then, with Playwright rewriting one
+API response at a time, each flipped byte (transaction bytes, invoker signature, proof path,
+header, header signature, orderer key, cosignature) is reported by its own named failure. The
+receipt has the same button; axe-core finds nothing serious on the page with a result showing."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from pathlib import Path
+
+import pytest
+
+from tests.frontend.test_browser_phone import PHONE, phone_browser, tap_size
+
+AXE = Path(__file__).resolve().parents[1] / "assets" / "axe-core-4.14.1.min.js"
+API = "/api/v1/ledger/"
+
+
+def flip_hex(text: str, at: int = 0) -> str:
+    raw = bytearray(bytes.fromhex(text))
+    raw[at] ^= 0x01
+    return raw.hex()
+
+
+def flip_b64(text: str, at: int = -1) -> str:
+    raw = bytearray(base64.b64decode(text))
+    raw[at] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def flip_cosignature(checkpoint: dict) -> dict:
+    """Flip the last signature byte of the first witness cosignature, in the note and the list."""
+    line = checkpoint["cosignatures"][0]["line"]
+    dash, name, sig = line.split(" ")
+    bad = f"{dash} {name} {flip_b64(sig)}"
+    checkpoint["cosignatures"][0]["line"] = bad
+    checkpoint["note"] = checkpoint["note"].replace(line, bad)
+    return checkpoint
+
+
+@pytest.fixture
+def sealed_world(settings, transactional_db):
+    """The personas' world (block 0 holds three transactions), with its checkpoint co-signed by a
+    bank's witness and a quorum of one."""
+    from tests.frontend.verify_world import build_verify_world
+
+    return build_verify_world(settings)
+
+
+def verify(page, expect):
+    button = page.get_by_role("button", name="Verify")
+    button.click()
+    summary = page.locator("[data-verify-summary]")
+    expect(summary).not_to_have_attribute("data-outcome", "checking")
+    expect(button).to_be_enabled()
+    return summary
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monkeypatch):
+    from playwright.sync_api import expect
+
+    world = sealed_world
+    tx_hash = world.tx["alice_to_charlie"]
+    with phone_browser(monkeypatch) as context:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        world.serve(page, live_server.url)
+        page.goto(f"{live_server.url}/accounts/login/?next=/explorer/tx/{tx_hash}/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "alice-password-1")
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/explorer/tx/{tx_hash}/")
+
+        assert tap_size(page, "[data-verify-button]")[1] >= 44
+        summary = verify(page, expect)
+        expect(summary).to_have_attribute("data-outcome", "summary_genuine")
+        expect(summary).to_contain_text("This transaction is genuine")
+        checks = page.locator(".verify-check")
+        expect(checks).to_have_count(5)
+        for i in range(5):
+            expect(checks.nth(i)).to_have_attribute("data-status", "ok")
+        expect(page.locator('[data-check="witnesses"]')).to_contain_text("co-signed by 1 witnesses (1 required)")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+        # Evaluated, not added as a script tag: the page's CSP (scripts from 'self' only) stays on.
+        page.evaluate(AXE.read_text())
+        violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']}))
+            .violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id)""")
+        assert violations == []
+
+        base = world.payloads(page, live_server.url, tx_hash)
+        cases = [
+            ("document", lambda d: {**d, "bytes": flip_b64(d["bytes"], 10)},
+             "hash", "The transaction’s bytes do not hash to its hash."),
+            ("document", lambda d: {**d, "signature": flip_b64(d["signature"])},
+             "hash", "The signed proposal is not the one inside the transaction’s bytes."),
+            ("document", lambda d: {**d, "invoker_public_key": flip_hex(d["invoker_public_key"], 3)},
+             "signature", f"The invoker’s signature does not match {world.alice.identity.qualified_name}’s key."),
+            ("proof", lambda p: {**p, "audit_path": [flip_hex(p["audit_path"][0])] + p["audit_path"][1:]},
+             "inclusion", "The inclusion proof does not lead to the Merkle root of block 0."),
+            ("proof", lambda p: {**p, "block": {**p["block"], "header": {
+                **p["block"]["header"], "timestamp": p["block"]["header"]["timestamp"].replace("+00:00", "Z")}}},
+             "header", "Block 0’s header does not hash to its header hash."),
+            ("proof", lambda p: {**p, "block": {**p["block"], "signature": flip_hex(p["block"]["signature"], 63)}},
+             "header", "The block’s signature does not match the orderer’s key."),
+            ("orderer", lambda o: {**o, "public_key": flip_hex(o["public_key"], 5)},
+             "header", "The block’s signature does not match the orderer’s key."),
+            ("checkpoint", flip_cosignature,
+             "witnesses", "The cosignature of bank/witness does not match the witness’s key."),
+        ]
+        for name, mutate, check, failure in cases:
+            page.unroute_all()
+            world.serve(page, live_server.url, {name: mutate(copy.deepcopy(base[name]))})
+            summary = verify(page, expect)
+            expect(summary).to_have_attribute("data-outcome", "summary_failed")
+            expect(summary).to_contain_text(failure)
+            expect(page.locator(f'[data-check="{check}"]')).to_have_attribute("data-status", "failed")
+            expect(page.locator(f'[data-check="{check}"]')).to_contain_text(failure)
+
+        # The receipt carries the same check.
+        page.unroute_all()
+        world.serve(page, live_server.url)
+        page.goto(f"{live_server.url}/wallet/receipts/{tx_hash}/")
+        summary = verify(page, expect)
+        expect(summary).to_have_attribute("data-outcome", "summary_genuine")
+        assert errors == [], errors
+
