@@ -1,6 +1,7 @@
 """Read API under /api/v1/ledger/: blocks, transactions, inclusion proofs, accounts."""
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
@@ -12,6 +13,7 @@ from .serializers import (
     BlockSerializer,
     DetailSerializer,
     ProofSerializer,
+    TransactionDocumentSerializer,
     TransactionSerializer,
     TransactionSummarySerializer,
 )
@@ -88,3 +90,29 @@ class AccountDetail(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return selectors.accounts_visible_to(self.request.user)
+
+
+# --- documents a stranger can check (issue 16) --------------------------------------------------
+
+
+class TransactionDocument(APIView):
+    """The exact canonical bytes whose SHA-256 is the transaction's hash, the proposal bytes the
+    invoker signed and the invoker's key in force then (docs/ledger-format.md)."""
+
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: TransactionDocumentSerializer})
+    def get(self, request, tx_hash: str):
+        tx = get_object_or_404(selectors.transactions_visible_to(request.user), tx_hash=tx_hash)
+        return Response(TransactionDocumentSerializer(selectors.transaction_document(tx)).data)
+
+
+class Policies(APIView):
+    """Endorsement policy of every function: ``{"<chaincode>.<function>": [organisation types]
+    or null (any type)}``."""
+
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response(selectors.policies())

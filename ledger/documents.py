@@ -61,17 +61,21 @@ def effects_document(*, status: str, reason: str, result: Any, events: list, pos
     }
 
 
-def transaction_hash(*, proposal: bytes, signature: str, checked: bool = False, **effects: Any) -> str:
-    """SHA-256 of the canonical ``transaction_document``. The signed proposal is already
-    canonical bytes, so the document is assembled around them (keys in JCS order: effects,
-    proposal, signature) instead of serialising the proposal twice."""
-    document = b"".join((
+def transaction_document_bytes(*, proposal: bytes, signature: str, checked: bool = False, **effects: Any) -> bytes:
+    """The canonical ``transaction_document``. The signed proposal is already canonical bytes,
+    so the document is assembled around them (keys in JCS order: effects, proposal, signature)
+    instead of serialising the proposal twice."""
+    return b"".join((
         b'{"effects":', canonical_json(effects_document(**effects), checked=checked),
         b',"proposal":', proposal,
         b',"signature":', canonical_json(signature, checked=True),
         b"}",
     ))
-    return sha256_hex(document)
+
+
+def transaction_hash(*, proposal: bytes, signature: str, checked: bool = False, **effects: Any) -> str:
+    """SHA-256 of the canonical ``transaction_document``."""
+    return sha256_hex(transaction_document_bytes(proposal=proposal, signature=signature, checked=checked, **effects))
 
 
 def block_header(*, number: int, previous_hash: str, merkle_root: str, timestamp: datetime,

@@ -468,3 +468,78 @@ def balance_by_day(account_ids: list[int], *, first_day: date, last_day: date) -
         running += changes.get(day, 0)
         series.append((day, running))
     return series
+
+
+# --- documents a stranger can check (issue 16): the exact bytes behind every hash and signature
+
+CONFIG_NAMESPACE = "config"
+
+
+def identity_config_key(qualified_name: str) -> str:
+    """World-state key (namespace ``config``) of an identity named ``<msp>/<name>``."""
+    return f"identity/{qualified_name}"
+
+
+def invoker_key_at(tx: Transaction) -> bytes:
+    """The invoker's public key in force when ``tx`` was made: the latest ``config`` write of
+    its identity before ``tx`` (key rotation on chain), else the identity's registered key."""
+    from .models import StateWrite
+
+    write = (StateWrite.objects.filter(namespace=CONFIG_NAMESPACE, key=identity_config_key(tx.invoker.qualified_name),
+                                       transaction_id__lt=tx.pk, is_delete=False)
+             .order_by("-transaction_id", "-id").values_list("value", flat=True).first())
+    if isinstance(write, dict) and isinstance(write.get("public_key"), str):
+        try:
+            return bytes.fromhex(write["public_key"])
+        except ValueError:
+            pass
+    return bytes(tx.invoker.public_key)
+
+
+def transaction_document(tx: Transaction) -> dict[str, Any]:
+    """The canonical proposal the invoker signed and the canonical transaction document whose
+    SHA-256 is ``tx.tx_hash``, rebuilt from the stored rows, with where the transaction sits."""
+    from .documents import proposal_bytes, transaction_document_bytes
+
+    proposal = proposal_bytes(chaincode=tx.chaincode, function=tx.function, args=tx.args,
+                              invoker=tx.invoker.qualified_name, idempotency_key=tx.idempotency_key,
+                              proposed_at=as_utc(tx.proposed_at))
+    postings = [[key, asset, amount] for key, asset, amount in
+                tx.postings.order_by("id").values_list("account__key", "asset_id", "amount")]
+    writes = [[ns, key, value, is_delete, version] for ns, key, value, is_delete, version in
+              tx.state_writes.order_by("id").values_list("namespace", "key", "value", "is_delete", "version")]
+    document = transaction_document_bytes(proposal=proposal, signature=tx.signature, status=tx.status,
+                                          reason=tx.reason, result=tx.result, events=tx.events,
+                                          postings=postings, state_writes=writes)
+    leaf_index = None
+    if tx.block_id is not None:
+        block = tx.block
+        leaf_index = Transaction.objects.in_block(block).filter(id__lt=tx.pk).count()
+    return {
+        "tx_hash": tx.tx_hash,
+        "bytes": document,
+        "proposal_bytes": proposal,
+        "signature": tx.signature,
+        "invoker": tx.invoker.qualified_name,
+        "invoker_public_key": invoker_key_at(tx).hex(),
+        "block": tx.block.number if tx.block_id is not None else None,
+        "leaf_index": leaf_index,
+    }
+
+
+def signed_block_header(block: Block) -> dict[str, Any]:
+    """The exact header the orderer signed (``documents.block_header``)."""
+    from .documents import block_header
+
+    return block_header(number=block.number, previous_hash=block.previous_hash, merkle_root=block.merkle_root,
+                        timestamp=as_utc(block.timestamp), tx_count=block.tx_count)
+
+
+def policies() -> dict[str, list[str] | None]:
+    """Endorsement policy of every registered function: ``{"<chaincode>.<function>": [org
+    types] or None (any)}``."""
+    from .contracts import registry
+
+    return {f"{contract.name}.{name}": (sorted(fn.orgs) if fn.orgs is not None else None)
+            for contract in sorted(registry.contracts(), key=lambda c: c.name)
+            for name, fn in sorted(contract.functions.items())}

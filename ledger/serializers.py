@@ -1,13 +1,39 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Account, Block, Transaction
 
 
+class SignedHeaderSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    previous_hash = serializers.CharField()
+    merkle_root = serializers.CharField()
+    timestamp = serializers.CharField()
+    tx_count = serializers.IntegerField()
+
+
 class BlockSerializer(serializers.ModelSerializer):
+    # As signed (``+00:00``, microseconds): a stranger rebuilds the header from these fields
+    # byte for byte; ``header`` is that dict itself.
+    timestamp = serializers.SerializerMethodField()
+    header = serializers.SerializerMethodField()
+
     class Meta:
         model = Block
         fields = ["number", "previous_hash", "merkle_root", "timestamp", "tx_count", "header_hash",
-                  "signer_public_key", "signature"]
+                  "signer_public_key", "signature", "header"]
+
+    def get_timestamp(self, block: Block) -> str:
+        from .documents import timestamp_text
+        from .selectors import as_utc
+
+        return timestamp_text(as_utc(block.timestamp))
+
+    @extend_schema_field(SignedHeaderSerializer)
+    def get_header(self, block: Block) -> dict:
+        from .selectors import signed_block_header
+
+        return signed_block_header(block)
 
 
 class PostingSerializer(serializers.Serializer):
@@ -70,3 +96,28 @@ class AccountSerializer(serializers.ModelSerializer):
         from .units import format_amount
 
         return format_amount(account.balance, account.asset.scale)
+
+
+# --- documents a stranger can check (issue 16)
+
+class TransactionDocumentSerializer(serializers.Serializer):
+    tx_hash = serializers.CharField()
+    bytes = serializers.SerializerMethodField(help_text="base64 of the canonical transaction document; "
+                                                        "its SHA-256 is tx_hash")
+    proposal_bytes = serializers.SerializerMethodField(help_text="base64 of the canonical proposal the invoker signed")
+    signature = serializers.CharField(help_text="Ed25519 signature of proposal_bytes, base64")
+    invoker = serializers.CharField()
+    invoker_public_key = serializers.CharField(help_text="the invoker's Ed25519 key in force at this transaction, hex")
+    block = serializers.IntegerField(allow_null=True)
+    leaf_index = serializers.IntegerField(allow_null=True, help_text="position inside its block")
+
+    def get_bytes(self, document: dict) -> str:
+        from .crypto import b64
+
+        return b64(document["bytes"])
+
+    def get_proposal_bytes(self, document: dict) -> str:
+        from .crypto import b64
+
+        return b64(document["proposal_bytes"])
+

@@ -9,6 +9,8 @@ urlpatterns = [
     path("blocks/<int:number>/transactions/", api.BlockTransactions.as_view(), name="block-transactions"),
     path("transactions/<str:tx_hash>/", api.TransactionDetail.as_view(), name="transaction-detail"),
     path("transactions/<str:tx_hash>/proof/", api.TransactionProof.as_view(), name="transaction-proof"),
+    path("transactions/<str:tx_hash>/document/", api.TransactionDocument.as_view(), name="transaction-document"),
+    path("policies/", api.Policies.as_view(), name="policies"),
     path("accounts/", api.AccountList.as_view(), name="account-list"),
     path("accounts/<int:pk>/", api.AccountDetail.as_view(), name="account-detail"),
 ]
