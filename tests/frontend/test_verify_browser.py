@@ -70,12 +70,12 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        world.serve(page, live_server.url)
         page.goto(f"{live_server.url}/accounts/login/?next=/explorer/tx/{tx_hash}/")
         page.fill("#id_username", "alice")
         page.fill("#id_password", "alice-password-1")
         page.click("main button[type=submit]")
         page.wait_for_url(f"{live_server.url}/explorer/tx/{tx_hash}/")
+        world.serve(page, live_server.url)
 
         assert tap_size(page, "[data-verify-button]")[1] >= 44
         summary = verify(page, expect)

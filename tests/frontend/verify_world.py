@@ -1,9 +1,9 @@
 """A sealed world for the in-browser "Verify" test, and the API payloads it checks.
 
-Until the document, checkpoint, orderer and witness endpoints exist (issue 16, built in
-parallel), this builds their payloads from the database exactly as /work FORMAT16 specifies and
-serves them through Playwright's routing; the existing proof endpoint is extended with the signed
-header the same way."""
+The transaction document and the proof (with the signed header) come from the app. Until the
+checkpoint, orderer and witness endpoints exist (issue 16, built in parallel), this builds their
+payloads from the database as the shared spec gives them and serves them through Playwright's
+routing."""
 
 from __future__ import annotations
 
@@ -16,13 +16,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.canonical import canonical_json
 from ledger.crypto import public_bytes
-from ledger.documents import effects_document, proposal_bytes
 from ledger.merkle import merkle_root
 from ledger.models import Block, Transaction
 from ledger.sealing import orderer_key
-from ledger.selectors import as_utc, block_header_dict, transaction_proof
 from tests.personas import World, build_world
 
 ORIGIN = "gridcoin.example/ledger"
@@ -37,30 +34,6 @@ def _b64(data: bytes) -> str:
 
 def _key_id(name: str, kind: int, public: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + public).digest()[:4]
-
-
-def document_payload(tx: Transaction) -> dict[str, Any]:
-    invoker = tx.invoker.qualified_name
-    proposal = proposal_bytes(chaincode=tx.chaincode, function=tx.function, args=tx.args, invoker=invoker,
-                              idempotency_key=tx.idempotency_key, proposed_at=as_utc(tx.proposed_at))
-    effects = effects_document(
-        status=tx.status, reason=tx.reason, result=tx.result, events=tx.events,
-        postings=[[p.account.key, p.asset_id, p.amount] for p in tx.postings.order_by("id")],
-        state_writes=[[w.namespace, w.key, w.value, w.is_delete, w.version] for w in tx.state_writes.order_by("id")])
-    document = b"".join((b'{"effects":', canonical_json(effects), b',"proposal":', proposal,
-                         b',"signature":', canonical_json(tx.signature), b"}"))
-    assert hashlib.sha256(document).hexdigest() == tx.tx_hash, "the test rebuilt the wrong bytes"
-    return {"tx_hash": tx.tx_hash, "bytes": _b64(document), "proposal_bytes": _b64(proposal),
-            "signature": tx.signature, "invoker": invoker, "invoker_public_key": bytes(tx.invoker.public_key).hex(),
-            "block": tx.block.number, "leaf_index": None}
-
-
-def proof_payload(tx: Transaction) -> dict[str, Any]:
-    proof = transaction_proof(tx)
-    block = block_header_dict(proof["block"])
-    header = {k: block[k] for k in ("merkle_root", "number", "previous_hash", "timestamp", "tx_count")}
-    return {**{k: proof[k] for k in ("tx_hash", "leaf_index", "tree_size", "audit_path")},
-            "block": {**block, "header": header}}
 
 
 def checkpoint_payload(block: Block, witness: Ed25519PrivateKey) -> dict[str, Any]:
@@ -89,6 +62,7 @@ ROUTES = {
     "witnesses": lambda tx: "witnesses/",
     "checkpoint": lambda tx: "checkpoints/0/",
 }
+SERVED_BY_THE_APP = ("document", "proof")
 
 
 @dataclass
@@ -100,10 +74,16 @@ class VerifyWorld:
         return getattr(self.world, name)
 
     def payloads(self, page, base: str, tx_hash: str) -> dict[str, Any]:
-        tx = Transaction.objects.select_related("invoker__organisation", "block").get(tx_hash=tx_hash)
+        """What each route answers: the app's own endpoints as the signed-in browser gets them,
+        the others built here."""
+        served = {}
+        for name in SERVED_BY_THE_APP:
+            response = page.request.get(f"{base}{API}{ROUTES[name](tx_hash)}")
+            assert response.ok, (name, response.status)
+            served[name] = response.json()
+        tx = Transaction.objects.select_related("block").get(tx_hash=tx_hash)
         return {
-            "document": document_payload(tx),
-            "proof": proof_payload(tx),
+            **served,
             "orderer": {"public_key": public_bytes(orderer_key()).hex(), "origin": ORIGIN, "quorum": 1},
             "witnesses": [{"name": WITNESS, "organisation": "bank", "org_type": "bank",
                            "public_key": public_bytes(self.witness).hex()}],
@@ -115,6 +95,8 @@ class VerifyWorld:
         tx_hash = self.world.tx["alice_to_charlie"]
         served = {**self.payloads(page, base, tx_hash), **(overrides or {})}
         for name, path in ROUTES.items():
+            if name in SERVED_BY_THE_APP and name not in (overrides or {}):
+                continue
             page.route(f"{base}{API}{path(tx_hash)}", _fulfil_with(json.dumps(served[name])))
 
 
