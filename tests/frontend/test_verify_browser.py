@@ -40,10 +40,24 @@ def flip_cosignature(checkpoint: dict) -> dict:
     return checkpoint
 
 
+def flip_orderer_line(checkpoint: dict) -> dict:
+    """Flip the last byte of the orderer's signature on the checkpoint note."""
+    line = checkpoint["note"].split("\n")[len(checkpoint["body"].split("\n"))]
+    dash, name, sig = line.split(" ")
+    checkpoint["note"] = checkpoint["note"].replace(line, f"{dash} {name} {flip_b64(sig)}")
+    return checkpoint
+
+
+def other_header_hash(checkpoint: dict) -> dict:
+    """A checkpoint body naming another header hash for the block (the note follows it)."""
+    bad = checkpoint["body"].replace(checkpoint["header_hash"], flip_hex(checkpoint["header_hash"]))
+    checkpoint["note"] = checkpoint["note"].replace(checkpoint["body"], bad)
+    checkpoint["body"] = bad
+    return checkpoint
+
+
 @pytest.fixture
 def sealed_world(settings, transactional_db):
-    """The personas' world (block 0 holds three transactions), with its checkpoint co-signed by a
-    bank's witness and a quorum of one."""
     from tests.frontend.verify_world import build_verify_world
 
     return build_verify_world(settings)
@@ -75,7 +89,6 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
         page.fill("#id_password", "alice-password-1")
         page.click("main button[type=submit]")
         page.wait_for_url(f"{live_server.url}/explorer/tx/{tx_hash}/")
-        world.serve(page, live_server.url)
 
         assert tap_size(page, "[data-verify-button]")[1] >= 44
         summary = verify(page, expect)
@@ -113,10 +126,16 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
              "header", "The block’s signature does not match the orderer’s key."),
             ("checkpoint", flip_cosignature,
              "witnesses", "The cosignature of bank/witness does not match the witness’s key."),
+            ("checkpoint", flip_orderer_line,
+             "witnesses", "The checkpoint’s signature does not match the orderer’s key."),
+            ("checkpoint", other_header_hash,
+             "witnesses", "The checkpoint does not cover block 0 and its header hash."),
+            ("orderer", lambda o: {**o, "quorum": 2},
+             "witnesses", "Only 1 valid witness cosignatures; 2 are required."),
         ]
         for name, mutate, check, failure in cases:
             page.unroute_all()
-            world.serve(page, live_server.url, {name: mutate(copy.deepcopy(base[name]))})
+            world.tamper(page, live_server.url, name, mutate(copy.deepcopy(base[name])))
             summary = verify(page, expect)
             expect(summary).to_have_attribute("data-outcome", "summary_failed")
             expect(summary).to_contain_text(failure)
@@ -125,7 +144,6 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
 
         # The receipt carries the same check.
         page.unroute_all()
-        world.serve(page, live_server.url)
         page.goto(f"{live_server.url}/wallet/receipts/{tx_hash}/")
         summary = verify(page, expect)
         expect(summary).to_have_attribute("data-outcome", "summary_genuine")

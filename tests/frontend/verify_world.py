@@ -1,60 +1,24 @@
-"""A sealed world for the in-browser "Verify" test, and the API payloads it checks.
-
-The transaction document and the proof (with the signed header) come from the app. Until the
-checkpoint, orderer and witness endpoints exist (issue 16, built in parallel), this builds their
-payloads from the database as the shared spec gives them and serves them through Playwright's
-routing."""
+"""A sealed world for the in-browser "Verify" test: the personas' world (block 0 holds three
+transactions), a bank whose witness has co-signed block 0's checkpoint, and a quorum of one.
+Every payload the button checks comes from the app's own read API."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import struct
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.crypto import public_bytes
-from ledger.merkle import merkle_root
-from ledger.models import Block, Transaction
-from ledger.sealing import orderer_key
+from ledger import log, notes
+from ledger import services as ledger
+from ledger.models import Checkpoint, IdentityKind
 from tests.personas import World, build_world
 
-ORIGIN = "gridcoin.example/ledger"
-WITNESS = "bank/witness"
 API = "/api/v1/ledger/"
 COSIGNED_AT = 1_796_000_000
 
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _key_id(name: str, kind: int, public: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + public).digest()[:4]
-
-
-def checkpoint_payload(block: Block, witness: Ed25519PrivateKey) -> dict[str, Any]:
-    leaves = [bytes.fromhex(h) for h in Transaction.objects.filter(block__number__lte=block.number)
-              .order_by("block__number", "id").values_list("tx_hash", flat=True)]
-    root = merkle_root(leaves)
-    body = f"{ORIGIN}\n{len(leaves)}\n{_b64(root)}\nblock {block.number} {block.header_hash}\n"
-    orderer = orderer_key()
-    signed = _key_id(ORIGIN, 0x01, public_bytes(orderer)) + orderer.sign(body.encode())
-    orderer_line = f"— {ORIGIN} {_b64(signed)}"
-    stamp = struct.pack(">Q", COSIGNED_AT)
-    message = f"cosignature/v1\ntime {COSIGNED_AT}\n{body}".encode()
-    cosigned = _key_id(WITNESS, 0x04, public_bytes(witness)) + stamp + witness.sign(message)
-    witness_line = f"— {WITNESS} {_b64(cosigned)}"
-    return {"block": block.number, "header_hash": block.header_hash, "tree_size": len(leaves), "root": root.hex(),
-            "origin": ORIGIN, "body": body, "note": f"{body}\n{orderer_line}\n{witness_line}\n",
-            "cosignatures": [{"witness": WITNESS, "public_key": public_bytes(witness).hex(),
-                              "timestamp": COSIGNED_AT, "line": witness_line}]}
-
-
-# The payloads each route serves, by name; the URL of each under the API prefix.
+# The API calls of the Verify button, by name, under the API prefix.
 ROUTES = {
     "document": lambda tx: f"transactions/{tx}/document/",
     "proof": lambda tx: f"transactions/{tx}/proof/",
@@ -62,51 +26,43 @@ ROUTES = {
     "witnesses": lambda tx: "witnesses/",
     "checkpoint": lambda tx: "checkpoints/0/",
 }
-SERVED_BY_THE_APP = ("document", "proof")
 
 
 @dataclass
 class VerifyWorld:
     world: World
-    witness: Ed25519PrivateKey
+    witness_name: str
 
     def __getattr__(self, name):
         return getattr(self.world, name)
 
     def payloads(self, page, base: str, tx_hash: str) -> dict[str, Any]:
-        """What each route answers: the app's own endpoints as the signed-in browser gets them,
-        the others built here."""
+        """What the app answers the signed-in browser, by route name."""
         served = {}
-        for name in SERVED_BY_THE_APP:
-            response = page.request.get(f"{base}{API}{ROUTES[name](tx_hash)}")
+        for name, path in ROUTES.items():
+            response = page.request.get(f"{base}{API}{path(tx_hash)}")
             assert response.ok, (name, response.status)
             served[name] = response.json()
-        tx = Transaction.objects.select_related("block").get(tx_hash=tx_hash)
-        return {
-            **served,
-            "orderer": {"public_key": public_bytes(orderer_key()).hex(), "origin": ORIGIN, "quorum": 1},
-            "witnesses": [{"name": WITNESS, "organisation": "bank", "org_type": "bank",
-                           "public_key": public_bytes(self.witness).hex()}],
-            "checkpoint": checkpoint_payload(tx.block, self.witness),
-        }
+        return served
 
-    def serve(self, page, base: str, overrides: dict[str, Any] | None = None) -> None:
-        """Route the API calls of the Verify button to ``payloads``, with ``overrides`` by name."""
-        tx_hash = self.world.tx["alice_to_charlie"]
-        served = {**self.payloads(page, base, tx_hash), **(overrides or {})}
-        for name, path in ROUTES.items():
-            if name in SERVED_BY_THE_APP and name not in (overrides or {}):
-                continue
-            page.route(f"{base}{API}{path(tx_hash)}", _fulfil_with(json.dumps(served[name])))
+    def tamper(self, page, base: str, name: str, payload: Any) -> None:
+        """Answer the route ``name`` with ``payload`` instead of the app's response."""
+        body = json.dumps(payload)
 
+        def handler(route) -> None:
+            route.fulfill(status=200, content_type="application/json", body=body)
 
-def _fulfil_with(body: str):
-    def handler(route) -> None:
-        route.fulfill(status=200, content_type="application/json", body=body)
-
-    return handler
+        page.route(f"{base}{API}{ROUTES[name](self.world.tx['alice_to_charlie'])}", handler)
 
 
 def build_verify_world(settings) -> VerifyWorld:
+    settings.GRIDCOIN_WITNESS_QUORUM = 1
     world = build_world(settings)
-    return VerifyWorld(world=world, witness=Ed25519PrivateKey.from_private_bytes(b"\x07" * 32))
+    bank = ledger.organisation_create(msp_id="bank", name="Bank", org_type="bank")
+    key = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+    ledger.identity_register(organisation=bank, name=log.WITNESS_IDENTITY, public_key=notes.raw_public(key),
+                             kind=IdentityKind.SERVICE)
+    name = notes.witness_name("bank")
+    checkpoint = Checkpoint.objects.get(number=world.block.number)
+    log.cosignature_add(checkpoint, notes.cosign(checkpoint.body, name, key, COSIGNED_AT))
+    return VerifyWorld(world=world, witness_name=name)
