@@ -41,14 +41,14 @@ def verify_texts() -> dict[str, str]:
         "header_signature_bad": _("The block’s signature does not match the orderer’s key."),
         # 5. the checkpoint and the witnesses
         "witnesses_ok": _("The checkpoint of block %(block)s (%(size)s transactions so far) is signed by the "
-                          "orderer and co-signed by %(valid)s witnesses (%(quorum)s required): %(names)s."),
+                          "orderer. Witness cosignatures: %(valid)s valid, %(quorum)s required (%(names)s)."),
         "witnesses_none_required": _("The checkpoint of block %(block)s is signed by the orderer; no witness "
                                      "cosignatures are required on this ledger."),
         "checkpoint_malformed": _("The block’s checkpoint is malformed."),
         "checkpoint_other_block": _("The checkpoint does not cover block %(block)s and its header hash."),
         "checkpoint_signature_bad": _("The checkpoint’s signature does not match the orderer’s key."),
         "cosignature_bad": _("The cosignature of %(bad)s does not match the witness’s key."),
-        "quorum_missing": _("Only %(valid)s valid witness cosignatures; %(quorum)s are required."),
+        "quorum_missing": _("Witness cosignatures: only %(valid)s valid, %(quorum)s required."),
         # whole-run outcomes
         "skipped": _("Not checked: an earlier check failed."),
         "no_ed25519": _("This browser cannot check Ed25519 signatures (its WebCrypto lacks Ed25519), so this "
@@ -59,7 +59,7 @@ def verify_texts() -> dict[str, str]:
         "network_failed": _("Could not reach %(url)s."),
         "unexpected": _("The check stopped on an unexpected error: %(message)s"),
         "summary_genuine": _("This transaction is genuine: its bytes match its hash, %(invoker)s signed it, and "
-                             "it is in block %(block)s as the orderer signed it and %(valid)s witnesses co-signed."),
+                             "it is in block %(block)s as the orderer signed it (witness cosignatures: %(valid)s)."),
         "summary_failed": _("This transaction could not be verified: %(reason)s"),
         "summary_incomplete": _("Not fully verified: %(reason)s"),
     }

@@ -98,7 +98,7 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
         expect(checks).to_have_count(5)
         for i in range(5):
             expect(checks.nth(i)).to_have_attribute("data-status", "ok")
-        expect(page.locator('[data-check="witnesses"]')).to_contain_text("co-signed by 1 witnesses (1 required)")
+        expect(page.locator('[data-check="witnesses"]')).to_contain_text("Witness cosignatures: 1 valid, 1 required (bank/witness)")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
         # Evaluated, not added as a script tag: the page's CSP (scripts from 'self' only) stays on.
@@ -131,7 +131,7 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
             ("checkpoint", other_header_hash,
              "witnesses", "The checkpoint does not cover block 0 and its header hash."),
             ("orderer", lambda o: {**o, "quorum": 2},
-             "witnesses", "Only 1 valid witness cosignatures; 2 are required."),
+             "witnesses", "Witness cosignatures: only 1 valid, 2 required."),
         ]
         for name, mutate, check, failure in cases:
             page.unroute_all()
