@@ -40,10 +40,14 @@ def verify_texts() -> dict[str, str]:
         "header_hash_bad": _("Block %(block)s’s header does not hash to its header hash."),
         "header_signature_bad": _("The block’s signature does not match the orderer’s key."),
         # 5. the checkpoint and the witnesses
-        "witnesses_ok": _("The checkpoint of block %(block)s (%(size)s transactions so far) is signed by the "
-                          "orderer. Witness cosignatures: %(valid)s valid, %(quorum)s required (%(names)s)."),
-        "witnesses_none_required": _("The checkpoint of block %(block)s is signed by the orderer; no witness "
-                                     "cosignatures are required on this ledger."),
+        "witnesses_ok": _("The checkpoint of block %(block)s (%(size)s transactions so far, this one included) is "
+                          "signed by the orderer. Witness cosignatures: %(valid)s valid, %(quorum)s required "
+                          "(%(names)s)."),
+        "witnesses_none_required": _("The checkpoint of block %(block)s (%(size)s transactions so far, this one "
+                                     "included) is signed by the orderer; no witness cosignatures are required on "
+                                     "this ledger."),
+        "log_inclusion_bad": _("This transaction is not in the ledger log that the checkpoint of block %(block)s "
+                               "commits to."),
         "checkpoint_malformed": _("The block’s checkpoint is malformed."),
         "checkpoint_other_block": _("The checkpoint does not cover block %(block)s and its header hash."),
         "checkpoint_signature_bad": _("The checkpoint’s signature does not match the orderer’s key."),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,17 @@ from tests.frontend.test_browser_phone import PHONE, phone_browser, tap_size
 
 AXE = Path(__file__).resolve().parents[1] / "assets" / "axe-core-4.14.1.min.js"
 API = "/api/v1/ledger/"
+
+
+# WebCrypto as in a browser without Ed25519: importing such a key is "not supported".
+NO_ED25519 = """
+const importKey = SubtleCrypto.prototype.importKey;
+SubtleCrypto.prototype.importKey = function (format, key, algorithm, ...rest) {
+  const name = typeof algorithm === "string" ? algorithm : algorithm && algorithm.name;
+  if (name === "Ed25519") return Promise.reject(new DOMException("Unrecognized name", "NotSupportedError"));
+  return importKey.call(this, format, key, algorithm, ...rest);
+};
+"""
 
 
 def flip_hex(text: str, at: int = 0) -> str:
@@ -100,6 +112,8 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
             expect(checks.nth(i)).to_have_attribute("data-status", "ok")
         expect(page.locator('[data-check="witnesses"]')).to_contain_text("Witness cosignatures: 1 valid, 1 required (bank/witness)")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        if os.environ.get("GRIDCOIN_SCREENSHOTS"):
+            page.screenshot(path=os.path.join(os.environ["GRIDCOIN_SCREENSHOTS"], "verify.png"), full_page=True)
 
         # Evaluated, not added as a script tag: the page's CSP (scripts from 'self' only) stays on.
         page.evaluate(AXE.read_text())
@@ -130,6 +144,8 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
              "witnesses", "The checkpoint’s signature does not match the orderer’s key."),
             ("checkpoint", other_header_hash,
              "witnesses", "The checkpoint does not cover block 0 and its header hash."),
+            ("log_proof", lambda p: {**p, "proof": [flip_hex(p["proof"][0])] + p["proof"][1:]},
+             "witnesses", "This transaction is not in the ledger log that the checkpoint of block 0 commits to."),
             ("orderer", lambda o: {**o, "quorum": 2},
              "witnesses", "Witness cosignatures: only 1 valid, 2 required."),
         ]
@@ -147,5 +163,14 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
         page.goto(f"{live_server.url}/wallet/receipts/{tx_hash}/")
         summary = verify(page, expect)
         expect(summary).to_have_attribute("data-outcome", "summary_genuine")
+
+        # A browser without Ed25519 in WebCrypto says so instead of passing or failing the signatures.
+        page.add_init_script(NO_ED25519)
+        page.reload()
+        summary = verify(page, expect)
+        expect(summary).to_have_attribute("data-outcome", "summary_incomplete")
+        expect(summary).to_contain_text("This browser cannot check Ed25519 signatures")
+        expect(page.locator('[data-check="hash"]')).to_have_attribute("data-status", "ok")
+        expect(page.locator('[data-check="signature"]')).to_have_attribute("data-status", "unavailable")
         assert errors == [], errors
 

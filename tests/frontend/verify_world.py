@@ -25,6 +25,8 @@ ROUTES = {
     "orderer": lambda tx: "orderer/",
     "witnesses": lambda tx: "witnesses/",
     "checkpoint": lambda tx: "checkpoints/0/",
+    # Block 0's checkpoint holds the world's three sealed transactions.
+    "log_proof": lambda tx: f"proofs/inclusion/?tx={tx}&tree_size=3",
 }
 
 
@@ -52,7 +54,9 @@ class VerifyWorld:
         def handler(route) -> None:
             route.fulfill(status=200, content_type="application/json", body=body)
 
-        page.route(f"{base}{API}{ROUTES[name](self.world.tx['alice_to_charlie'])}", handler)
+        url = f"{base}{API}{ROUTES[name](self.world.tx['alice_to_charlie'])}"
+        # A predicate, not a glob: in a glob the query string's "?" would match any one character.
+        page.route(lambda requested: requested == url, handler)
 
 
 def build_verify_world(settings) -> VerifyWorld:

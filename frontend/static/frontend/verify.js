@@ -6,7 +6,8 @@
 //   4. the header's RFC 8785 bytes hash to the block's header hash and carry the orderer's
 //      signature, against the published orderer key;
 //   5. the block's checkpoint (C2SP signed note) names this block and header hash, is signed by
-//      the orderer, and carries at least the quorum of valid witness cosignatures (cosignature/v1).
+//      the orderer, holds this transaction in its global log root (RFC 9162 inclusion), and
+//      carries at least the quorum of valid witness cosignatures (cosignature/v1).
 // Nothing here trusts a "valid" flag from the server: every check recomputes from bytes. The
 // texts come translated from the page (a JSON script element), so no inline script is needed.
 
@@ -326,6 +327,15 @@ export const STEPS = [
       const ordererKey = decode(hexToBytes, orderer.public_key, "checkpoint_signature_bad");
       const signed = lines.find((line) => line.name === orderer.origin);
       must(signed && (await verifyNoteSignature(checkpoint.body, signed, ordererKey)), "checkpoint_signature_bad");
+      // The transaction is a leaf of the global log whose root the checkpoint (and so the
+      // witnesses) commit to: an operator cannot later show a history without it.
+      const inLog = await fetchJson(`${state.api}proofs/inclusion/?tx=${encodeURIComponent(state.txHash)}`
+        + `&tree_size=${body.treeSize}`);
+      const logPath = decode((nodes) => nodes.map(hexToBytes), inLog.proof || [], "log_inclusion_bad");
+      const logRoot = decode(b64ToBytes, body.root, "checkpoint_malformed");
+      must(inLog.tx_hash === state.txHash && inLog.tree_size === body.treeSize
+        && (await verifyInclusion(hexToBytes(state.txHash), inLog.leaf_index, body.treeSize, logPath, logRoot)),
+      "log_inclusion_bad", { block: header.number });
       // Count each registered witness once, with the key the witness list publishes.
       const keys = new Map(listOf(state.witnesses).map((w) => [witnessKeyName(w), w.public_key]));
       const valid = new Set();
@@ -359,7 +369,7 @@ async function load(api, txHash) {
   const number = proof.block && proof.block.number;
   must(Number.isSafeInteger(number), "header_missing");
   const checkpoint = await fetchJson(`${api}checkpoints/${number}/`);
-  return { txHash, doc, proof, orderer, witnesses, checkpoint };
+  return { api, txHash, doc, proof, orderer, witnesses, checkpoint };
 }
 
 export async function verifyTransaction(api, txHash) {
