@@ -239,7 +239,8 @@ function witnessKeyName(witness) {
   return witness.name && witness.name.includes("/") ? witness.name : `${witness.organisation}/${witness.name}`;
 }
 
-// Each step returns {ok, key, params}; `state` carries what later steps need.
+// Each step returns {key?, params} or throws CheckFailed naming what failed; `state` carries what
+// later steps need.
 export const STEPS = [
   {
     id: "hash",
