@@ -90,7 +90,7 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
     from playwright.sync_api import expect
 
     world = sealed_world
-    tx_hash = world.tx["alice_to_charlie"]
+    tx_hash, block = world.tx_hash, world.checkpoint.number
     with phone_browser(monkeypatch) as context:
         page = context.new_page()
         errors = []
@@ -121,7 +121,7 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
             .violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id)""")
         assert violations == []
 
-        base = world.payloads(page, live_server.url, tx_hash)
+        base = world.payloads(page, live_server.url)
         cases = [
             ("document", lambda d: {**d, "bytes": flip_b64(d["bytes"], 10)},
              "hash", "The transaction’s bytes do not hash to its hash."),
@@ -130,10 +130,10 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
             ("document", lambda d: {**d, "invoker_public_key": flip_hex(d["invoker_public_key"], 3)},
              "signature", f"The invoker’s signature does not match {world.alice.identity.qualified_name}’s key."),
             ("proof", lambda p: {**p, "audit_path": [flip_hex(p["audit_path"][0])] + p["audit_path"][1:]},
-             "inclusion", "The inclusion proof does not lead to the Merkle root of block 0."),
+             "inclusion", f"The inclusion proof does not lead to the Merkle root of block {block}."),
             ("proof", lambda p: {**p, "block": {**p["block"], "header": {
                 **p["block"]["header"], "timestamp": p["block"]["header"]["timestamp"].replace("+00:00", "Z")}}},
-             "header", "Block 0’s header does not hash to its header hash."),
+             "header", f"Block {block}’s header does not hash to its header hash."),
             ("proof", lambda p: {**p, "block": {**p["block"], "signature": flip_hex(p["block"]["signature"], 63)}},
              "header", "The block’s signature does not match the orderer’s key."),
             ("orderer", lambda o: {**o, "public_key": flip_hex(o["public_key"], 5)},
@@ -143,9 +143,9 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
             ("checkpoint", flip_orderer_line,
              "witnesses", "The checkpoint’s signature does not match the orderer’s key."),
             ("checkpoint", other_header_hash,
-             "witnesses", "The checkpoint does not cover block 0 and its header hash."),
+             "witnesses", f"The checkpoint does not cover block {block} and its header hash."),
             ("log_proof", lambda p: {**p, "proof": [flip_hex(p["proof"][0])] + p["proof"][1:]},
-             "witnesses", "This transaction is not in the ledger log that the checkpoint of block 0 commits to."),
+             "witnesses", f"This transaction is not in the ledger log that the checkpoint of block {block} commits to."),
             ("orderer", lambda o: {**o, "quorum": 2},
              "witnesses", "Witness cosignatures: only 1 valid, 2 required."),
         ]

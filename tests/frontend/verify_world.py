@@ -1,5 +1,5 @@
-"""A sealed world for the in-browser "Verify" test: the personas' world (block 0 holds three
-transactions), a bank whose witness has co-signed block 0's checkpoint, and a quorum of one.
+"""A sealed world for the in-browser "Verify" test: the personas' world (their transfer sealed in a
+block with others), a bank whose witness has co-signed that block's checkpoint, and a quorum of one.
 Every payload the button checks comes from the app's own read API."""
 
 from __future__ import annotations
@@ -12,37 +12,42 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import log, notes
 from ledger import services as ledger
-from ledger.models import Checkpoint, IdentityKind
+from ledger.models import Checkpoint, IdentityKind, Transaction
 from tests.personas import World, build_world
 
 API = "/api/v1/ledger/"
 COSIGNED_AT = 1_796_000_000
 
-# The API calls of the Verify button, by name, under the API prefix.
-ROUTES = {
-    "document": lambda tx: f"transactions/{tx}/document/",
-    "proof": lambda tx: f"transactions/{tx}/proof/",
-    "orderer": lambda tx: "orderer/",
-    "witnesses": lambda tx: "witnesses/",
-    "checkpoint": lambda tx: "checkpoints/0/",
-    # Block 0's checkpoint holds the world's three sealed transactions.
-    "log_proof": lambda tx: f"proofs/inclusion/?tx={tx}&tree_size=3",
-}
-
-
 @dataclass
 class VerifyWorld:
     world: World
     witness_name: str
+    checkpoint: Checkpoint  # the checkpoint of the block holding tx_hash
 
     def __getattr__(self, name):
         return getattr(self.world, name)
 
-    def payloads(self, page, base: str, tx_hash: str) -> dict[str, Any]:
+    @property
+    def tx_hash(self) -> str:
+        return self.world.tx["alice_to_charlie"]
+
+    def routes(self) -> dict[str, str]:
+        """The API calls of the Verify button, by name, under the API prefix."""
+        tx, checkpoint = self.tx_hash, self.checkpoint
+        return {
+            "document": f"transactions/{tx}/document/",
+            "proof": f"transactions/{tx}/proof/",
+            "orderer": "orderer/",
+            "witnesses": "witnesses/",
+            "checkpoint": f"checkpoints/{checkpoint.number}/",
+            "log_proof": f"proofs/inclusion/?tx={tx}&tree_size={checkpoint.tree_size}",
+        }
+
+    def payloads(self, page, base: str) -> dict[str, Any]:
         """What the app answers the signed-in browser, by route name."""
         served = {}
-        for name, path in ROUTES.items():
-            response = page.request.get(f"{base}{API}{path(tx_hash)}")
+        for name, path in self.routes().items():
+            response = page.request.get(f"{base}{API}{path}")
             assert response.ok, (name, response.status)
             served[name] = response.json()
         return served
@@ -54,7 +59,7 @@ class VerifyWorld:
         def handler(route) -> None:
             route.fulfill(status=200, content_type="application/json", body=body)
 
-        url = f"{base}{API}{ROUTES[name](self.world.tx['alice_to_charlie'])}"
+        url = f"{base}{API}{self.routes()[name]}"
         # A predicate, not a glob: in a glob the query string's "?" would match any one character.
         page.route(lambda requested: requested == url, handler)
 
@@ -67,6 +72,6 @@ def build_verify_world(settings) -> VerifyWorld:
     ledger.identity_register(organisation=bank, name=log.WITNESS_IDENTITY, public_key=notes.raw_public(key),
                              kind=IdentityKind.SERVICE)
     name = notes.witness_name("bank")
-    checkpoint = Checkpoint.objects.get(number=world.block.number)
+    checkpoint = Checkpoint.objects.get(number=Transaction.objects.get(tx_hash=world.tx["alice_to_charlie"]).block.number)
     log.cosignature_add(checkpoint, notes.cosign(checkpoint.body, name, key, COSIGNED_AT))
-    return VerifyWorld(world=world, witness_name=name)
+    return VerifyWorld(world=world, witness_name=name, checkpoint=checkpoint)
