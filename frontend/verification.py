@@ -48,6 +48,7 @@ def verify_texts() -> dict[str, str]:
                                      "this ledger."),
         "log_inclusion_bad": _("This transaction is not in the ledger log that the checkpoint of block %(block)s "
                                "commits to."),
+        "checkpoint_missing": _("No checkpoint of block %(block)s is published, so no witness vouches for it."),
         "checkpoint_malformed": _("The block’s checkpoint is malformed."),
         "checkpoint_other_block": _("The checkpoint does not cover block %(block)s and its header hash."),
         "checkpoint_signature_bad": _("The checkpoint’s signature does not match the orderer’s key."),

@@ -158,6 +158,17 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
             expect(page.locator(f'[data-check="{check}"]')).to_have_attribute("data-status", "failed")
             expect(page.locator(f'[data-check="{check}"]')).to_contain_text(failure)
 
+        # Without a published checkpoint the first four checks still run; the fifth says what is missing.
+        page.unroute_all()
+        world.tamper(page, live_server.url, "checkpoint", {"detail": "Not found."}, status=404)
+        summary = verify(page, expect)
+        expect(summary).to_contain_text(f"No checkpoint of block {block} is published")
+        for check in ("hash", "signature", "inclusion", "header"):
+            expect(page.locator(f'[data-check="{check}"]')).to_have_attribute("data-status", "ok")
+        expect(page.locator('[data-check="witnesses"]')).to_have_attribute("data-status", "failed")
+        assert errors == ["Failed to load resource: the server responded with a status of 404 (Not Found)"], errors
+        errors.clear()
+
         # The receipt carries the same check.
         page.unroute_all()
         page.goto(f"{live_server.url}/wallet/receipts/{tx_hash}/")

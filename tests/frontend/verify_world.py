@@ -52,12 +52,12 @@ class VerifyWorld:
             served[name] = response.json()
         return served
 
-    def tamper(self, page, base: str, name: str, payload: Any) -> None:
+    def tamper(self, page, base: str, name: str, payload: Any, status: int = 200) -> None:
         """Answer the route ``name`` with ``payload`` instead of the app's response."""
         body = json.dumps(payload)
 
         def handler(route) -> None:
-            route.fulfill(status=200, content_type="application/json", body=body)
+            route.fulfill(status=status, content_type="application/json", body=body)
 
         url = f"{base}{API}{self.routes()[name]}"
         # A predicate, not a glob: in a glob the query string's "?" would match any one character.
