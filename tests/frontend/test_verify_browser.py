@@ -1,8 +1,11 @@
 """The in-browser "Verify" (frontend/static/frontend/verify.js) at 390×844 in the system
-Chromium: on a sealed transaction's page every check passes; then, with Playwright rewriting one
-API response at a time, each flipped byte (transaction bytes, invoker signature, proof path,
-header, header signature, orderer key, cosignature) is reported by its own named failure. The
-receipt has the same button; axe-core finds nothing serious on the page with a result showing."""
+Chromium, against the app's own read API: on a sealed transaction's page every check passes;
+then, with Playwright rewriting one API response at a time, each tampering (a flipped byte in the
+transaction bytes, the signature, the invoker's key, the proof path, the header, its signature,
+the orderer key, the checkpoint's signature, a cosignature or the global log proof; a checkpoint
+of another header; a quorum not met; no checkpoint at all) is reported by its own named failure.
+The receipt has the same button; a browser without Ed25519 is told so; axe-core finds nothing
+serious on the page with a result showing, under the page's own CSP."""
 
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ import pytest
 from tests.frontend.test_browser_phone import PHONE, phone_browser, tap_size
 
 AXE = Path(__file__).resolve().parents[1] / "assets" / "axe-core-4.14.1.min.js"
-API = "/api/v1/ledger/"
 
 
 # WebCrypto as in a browser without Ed25519: importing such a key is "not supported".
