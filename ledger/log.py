@@ -194,7 +194,7 @@ def cosignature_add(checkpoint: Checkpoint, line: str) -> tuple[Cosignature, boo
     try:
         name, _ = notes.parse_line(line)
     except notes.NoteError as exc:
-        raise CosignatureRefused(str(exc)) from exc
+        raise CosignatureRefused(f"not a cosignature line: {exc}", 403) from exc
     witness = witness_named(name)
     if witness is None:
         raise CosignatureRefused(f"{name} is not a registered witness", 403)
