@@ -74,7 +74,7 @@ def witnesses_seed() -> list[str]:
 _started = threading.Event()
 
 
-def start_background_witnesses(api: str | None = None, *, interval: float = 0.5) -> threading.Event:
+def start_background_witnesses(api: str | None = None, *, interval: float = 1.0) -> threading.Event:
     """Run each seeded demo witness in a daemon thread once the web server answers; returns the
     event that stops them."""
     api = api or settings.GRIDCOIN_WITNESS_API
