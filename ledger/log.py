@@ -120,33 +120,46 @@ class ProofError(ValueError):
     pass
 
 
+def _stored_proof(ranges: list[tuple[int, int]], size: int) -> list[bytes]:
+    """Hashes for a proof over the first ``size`` leaves. A proof's last range ends at ``size``,
+    and a stored subtree ending there exists only if the log holds ``size`` leaves, so the one
+    lookup also checks the size."""
+    if not ranges and size > latest_size():
+        raise ProofError(f"the log holds {latest_size()} transactions")
+    try:
+        return merkle.hashes_for_ranges(ranges, fetch_nodes)
+    except LogError as exc:
+        raise ProofError(f"the log holds {latest_size()} transactions") from exc
+
+
 def consistency_proof(first: int, second: int) -> list[bytes]:
-    latest = latest_size()
     if not 0 < first <= second:
         raise ProofError("sizes must satisfy 0 < first <= second")
-    if second > latest:
-        raise ProofError(f"the log holds {latest} transactions")
-    return merkle.hashes_for_ranges(merkle.consistency_ranges(first, second), fetch_nodes)
+    return _stored_proof(merkle.consistency_ranges(first, second), second)
 
 
 def leaf_index(tx: Transaction) -> int | None:
     """Position of a sealed transaction in the global log."""
     if tx.block_id is None:
         return None
-    block = tx.block
-    end = Checkpoint.objects.filter(block=block).values_list("tree_size", flat=True).first()
-    if end is None:
+    row = (Checkpoint.objects.filter(block_id=tx.block_id)
+           .values_list("tree_size", "block__tx_count", "block__first_tx_id", "block__last_tx_id").first())
+    if row is None:
         return None
-    return end - block.tx_count + Transaction.objects.in_block(block).filter(id__lt=tx.id).count()
+    end, count, first_id, last_id = row
+    before = Transaction.objects.filter(block_id=tx.block_id, id__lt=tx.id)
+    if first_id is not None:
+        before = before.filter(id__gte=first_id, id__lte=last_id)
+    return end - count + before.count()
 
 
 def inclusion_proof(tx: Transaction, tree_size: int) -> tuple[int, list[bytes]]:
     index = leaf_index(tx)
     if index is None:
         raise ProofError("transaction is not in the log yet")
-    if not index < tree_size <= latest_size():
-        raise ProofError(f"tree_size must be above the leaf index {index} and at most the log's size")
-    return index, merkle.hashes_for_ranges(merkle.inclusion_ranges(index, tree_size), fetch_nodes)
+    if not index < tree_size:
+        raise ProofError(f"tree_size must be above the leaf index {index}")
+    return index, _stored_proof(merkle.inclusion_ranges(index, tree_size), tree_size)
 
 
 def witnesses():
