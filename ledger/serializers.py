@@ -86,7 +86,8 @@ class CheckpointSerializer(serializers.Serializer):
     block = serializers.IntegerField()
     header_hash = serializers.CharField()
     tree_size = serializers.IntegerField()
-    root = serializers.CharField(help_text="RFC 6962 root of the first tree_size transactions, hex")
+    # (``root`` is also a Field attribute, the serializer tree's root: harmless on a plain field)
+    root = serializers.CharField(help_text="RFC 6962 root of the first tree_size transactions, hex")  # type: ignore[assignment]
     origin = serializers.CharField()
     body = serializers.CharField(help_text="the checkpoint note's body, as signed")
     note = serializers.CharField(help_text="body, a blank line, the orderer's line, then cosignature lines")
