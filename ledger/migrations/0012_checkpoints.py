@@ -3,6 +3,32 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+# The log is history like blocks: PostgreSQL refuses to change or delete it (the function is
+# migration 0002's).
+GUARDS = """
+CREATE TRIGGER ledger_lognode_immutable BEFORE UPDATE OR DELETE ON ledger_lognode
+  FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
+CREATE TRIGGER ledger_checkpoint_immutable BEFORE UPDATE OR DELETE ON ledger_checkpoint
+  FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
+CREATE TRIGGER ledger_cosignature_immutable BEFORE UPDATE OR DELETE ON ledger_cosignature
+  FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
+"""
+UNGUARDS = """
+DROP TRIGGER IF EXISTS ledger_cosignature_immutable ON ledger_cosignature;
+DROP TRIGGER IF EXISTS ledger_checkpoint_immutable ON ledger_checkpoint;
+DROP TRIGGER IF EXISTS ledger_lognode_immutable ON ledger_lognode;
+"""
+
+
+def guard(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(GUARDS, params=None)
+
+
+def unguard(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(UNGUARDS, params=None)
+
 
 class Migration(migrations.Migration):
 
@@ -49,4 +75,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('checkpoint', 'witness'), name='cosignature_once_per_witness')],
             },
         ),
+        migrations.RunPython(guard, unguard),
     ]

@@ -128,20 +128,40 @@ def network_hashes() -> list[str]:
     return list(Transaction.objects.filter(block__isnull=False).order_by("id").values_list("tx_hash", flat=True))
 
 
+def _forget_the_log() -> None:
+    """A chain sealed before the log existed (on PostgreSQL the log's rows are immutable, so
+    this takes a superuser)."""
+    from tests.ledger.tampering import superuser
+
+    with superuser():
+        Cosignature.objects.all().delete()
+        Checkpoint.objects.all().delete()
+        LogNode.objects.all().delete()
+
+
+@pytest.mark.postgres
+def test_the_log_is_immutable_in_the_database(network):
+    from django.db import DatabaseError, transaction
+
+    mint(network, 2)
+    seal()
+    for change in (lambda: Checkpoint.objects.update(tree_size=1), lambda: LogNode.objects.all().delete(),
+                   lambda: Checkpoint.objects.all().delete()):
+        with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+            change()
+
+
 def test_an_older_chain_gets_its_checkpoints_backfilled(network):
     mint(network, 3)
     seal()
     mint(network, 4)
     seal()
-    Cosignature.objects.all().delete()
-    Checkpoint.objects.all().delete()
-    LogNode.objects.all().delete()
+    _forget_the_log()
     assert not verify_chain().ok
     mint(network, 2)
     seal()  # the sealer fills in the missing ones first
     assert list(Checkpoint.objects.values_list("tree_size", flat=True)) == [3, 7, 9]
-    Checkpoint.objects.all().delete()
-    LogNode.objects.all().delete()
+    _forget_the_log()
     call_command("ledger_checkpoints")
     assert list(Checkpoint.objects.values_list("tree_size", flat=True)) == [3, 7, 9]
     assert verify_chain().ok
@@ -222,7 +242,10 @@ def test_the_cosignature_endpoint_accepts_only_registered_witnesses_valid_lines(
     assert list(Cosignature.objects.values_list("line", flat=True)) == [good]
     # A forged row put straight into the table is caught by ledger_verify.
     assert verify_chain().ok
-    Cosignature.objects.update(line=later)
+    from tests.ledger.tampering import superuser
+
+    with superuser():
+        Cosignature.objects.update(line=later)
     assert "does not verify" in str(verify_chain().problems[0])
 
 
