@@ -1,7 +1,7 @@
 """The global log: every sealed transaction in sealing order, as one RFC 6962 Merkle tree.
 
 After each block the sealer appends the block's transaction hashes (``append_checkpoint``, in
-the sealing transaction), stores every perfect subtree the append completes (``LogNode``) and
+the sealing transaction), stores every perfect subtree the append completes (``LogChunk``) and
 a checkpoint note signed by the orderer. Proofs of any size are folded from O(log n) stored
 subtrees fetched in one query. Witnesses add cosignatures through ``cosignature_add``.
 """
@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from . import merkle, notes
-from .models import Block, Checkpoint, Cosignature, Identity, LogNode, OrgType, Transaction
+from .models import Block, Checkpoint, Cosignature, Identity, LogChunk, OrgType, Transaction
 
 LEVEL_SHIFT = 48
 WITNESS_IDENTITY = "witness"
@@ -29,37 +29,63 @@ def quorum() -> int:
     return int(getattr(settings, "GRIDCOIN_WITNESS_QUORUM", 0))
 
 
-def position(level: int, index: int) -> int:
-    return (level << LEVEL_SHIFT) | index
+CHUNK = 256  # hashes per LogChunk row
+HASH = 32
 
 
-def fetch_nodes(keys) -> dict[tuple[int, int], bytes]:
-    """Stored perfect subtrees by (level, index), in one query."""
-    keys = set(keys)
-    if not keys:
-        return {}
-    rows = LogNode.objects.filter(position__in=[position(lv, i) for lv, i in keys]).values_list("position", "hash")
-    mask = (1 << LEVEL_SHIFT) - 1
-    found = {(p >> LEVEL_SHIFT, p & mask): bytes(h) for p, h in rows}
-    if len(found) != len(keys):
-        raise LogError("the log's stored subtrees are incomplete")
-    return found
+def chunk_position(level: int, index: int) -> int:
+    return (level << LEVEL_SHIFT) | (index // CHUNK)
 
 
 class LogError(Exception):
     pass
 
 
+def stored_nodes(keys) -> dict[tuple[int, int], bytes]:
+    """The stored perfect subtrees among ``keys`` (level, index), in one query."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    chunks = {p: bytes(h) for p, h in LogChunk.objects.filter(
+        position__in={chunk_position(lv, i) for lv, i in keys}).values_list("position", "hashes")}
+    found = {}
+    for lv, i in keys:
+        data = chunks.get(chunk_position(lv, i), b"")
+        offset = (i % CHUNK) * HASH
+        if len(data) >= offset + HASH:
+            found[(lv, i)] = data[offset:offset + HASH]
+    return found
+
+
+def fetch_nodes(keys) -> dict[tuple[int, int], bytes]:
+    found = stored_nodes(keys)
+    if len(found) != len(set(keys)):
+        raise LogError("the log's stored subtrees are incomplete")
+    return found
+
+
 def _write_nodes(created: list[tuple[tuple[int, int], bytes]]) -> None:
-    positions = [position(lv, i) for (lv, i), _ in created]
-    hashes = [h for _, h in created]
+    """Append the new nodes to their chunks (each level's new nodes come in index order)."""
+    appends: dict[int, tuple[int, bytearray]] = {}
+    for (lv, i), h in created:
+        position = chunk_position(lv, i)
+        if position not in appends:
+            appends[position] = (i % CHUNK, bytearray())
+        appends[position][1].extend(h)
     if connection.vendor == "postgresql":
+        # One pipelined round trip; the trigger of migration 0012 lets a row only grow at its end.
         with connection.cursor() as cur:
-            cur.execute("INSERT INTO ledger_lognode (position, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])",
-                        [positions, hashes])
-    else:
-        LogNode.objects.bulk_create([LogNode(position=p, hash=h) for p, h in zip(positions, hashes, strict=True)],
-                                    batch_size=500)
+            cur.executemany("INSERT INTO ledger_logchunk (position, hashes) VALUES (%s, %s) ON CONFLICT (position) "
+                            "DO UPDATE SET hashes = ledger_logchunk.hashes || EXCLUDED.hashes",
+                            [(p, bytes(data)) for p, (_, data) in appends.items()])
+        return
+    existing = {p: bytes(h) for p, h in LogChunk.objects.filter(position__in=list(appends))
+                .values_list("position", "hashes")}
+    for position, (start, data) in appends.items():
+        have = existing.get(position, b"")
+        if len(have) != start * HASH:
+            raise LogError("the log's stored subtrees do not end where this block starts")
+        LogChunk.objects.update_or_create(position=position, defaults={"hashes": have + bytes(data)})
 
 
 def append_checkpoint(block: Block, tx_hashes: list[str], key) -> Checkpoint:
