@@ -75,9 +75,9 @@ def _write_nodes(created: list[tuple[tuple[int, int], bytes]]) -> None:
     if connection.vendor == "postgresql":
         # One pipelined round trip; the trigger of migration 0012 lets a row only grow at its end.
         with connection.cursor() as cur:
-            cur.executemany("INSERT INTO ledger_logchunk (position, hashes) VALUES (%s, %s) ON CONFLICT (position) "
-                            "DO UPDATE SET hashes = ledger_logchunk.hashes || EXCLUDED.hashes",
-                            [(p, bytes(data)) for p, (_, data) in appends.items()])
+            cur.execute("INSERT INTO ledger_logchunk (position, hashes) SELECT * FROM unnest(%s::bigint[], %s::bytea[]) "
+                        "ON CONFLICT (position) DO UPDATE SET hashes = ledger_logchunk.hashes || EXCLUDED.hashes",
+                        [list(appends), [bytes(data) for _, data in appends.values()]])
         return
     existing = {p: bytes(h) for p, h in LogChunk.objects.filter(position__in=list(appends))
                 .values_list("position", "hashes")}
@@ -93,14 +93,13 @@ def append_checkpoint(block: Block, tx_hashes: list[str], key) -> Checkpoint:
     the sealer inside the block's database transaction; fills in earlier blocks' checkpoints
     first if the chain predates the log."""
     previous = (Checkpoint.objects.filter(number__lt=block.number).order_by("-number")
-                .values_list("number", "tree_size").first())
+                .values_list("number", "tree_size", "frontier").first())
     if block.number > 0 and (previous is None or previous[0] != block.number - 1):
         backfill_checkpoints(key, up_to=block.number - 1)
-        previous = Checkpoint.objects.filter(number=block.number - 1).values_list("number", "tree_size").first()
+        previous = (Checkpoint.objects.filter(number=block.number - 1)
+                    .values_list("number", "tree_size", "frontier").first())
     size = previous[1] if previous else 0
-    pieces = merkle.perfect_pieces(0, size)
-    known = fetch_nodes(pieces)
-    frontier = [(lv, known[(lv, i)]) for lv, i in pieces]
+    frontier = unpack_frontier(size, bytes(previous[2]) if previous else b"")
     frontier, created = merkle.frontier_append(frontier, size, [merkle.leaf_hash(bytes.fromhex(h)) for h in tx_hashes])
     if created:
         _write_nodes(created)
@@ -109,8 +108,16 @@ def append_checkpoint(block: Block, tx_hashes: list[str], key) -> Checkpoint:
     body = notes.checkpoint_body(origin(), size, root, block.number, block.header_hash)
     return Checkpoint.objects.create(
         block=block, number=block.number, header_hash=block.header_hash, tree_size=size, root=root.hex(),
-        body=body, signature_line=notes.sign_note(body, origin(), key),
+        body=body, signature_line=notes.sign_note(body, origin(), key), frontier=b"".join(h for _, h in frontier),
     )
+
+
+def unpack_frontier(size: int, packed: bytes) -> list[tuple[int, bytes]]:
+    """A checkpoint's stored frontier as (level, hash), largest subtree first."""
+    pieces = merkle.perfect_pieces(0, size)
+    if len(packed) != HASH * len(pieces):
+        raise LogError(f"the checkpoint of size {size} stores a frontier of the wrong length")
+    return [(lv, packed[n * HASH:(n + 1) * HASH]) for n, (lv, _) in enumerate(pieces)]
 
 
 def backfill_checkpoints(key=None, *, up_to: int | None = None) -> int:

@@ -302,6 +302,9 @@ class Checkpoint(models.Model):
     root = models.CharField(max_length=64, help_text="RFC 6962 root of the first tree_size leaves, hex")
     body = models.TextField(help_text="the checkpoint note's body, as signed")
     signature_line = models.TextField(help_text="the orderer's signed-note line over the body")
+    # The perfect subtrees of tree_size's binary decomposition, largest first, 32 bytes each:
+    # the next block appends to them without reading the log.
+    frontier = models.BinaryField(default=b"")
 
     class Meta:
         ordering = ["number"]

@@ -462,7 +462,7 @@ def _check_log(v: _Verifier) -> None:
     trusted = [bytes.fromhex(k) for k in v.trusted]
     with connection.cursor() as cur:
         cur.execute("SELECT b.id, b.number, b.header_hash, b.first_tx_id, b.last_tx_id, c.id, c.number, "
-                    "c.header_hash, c.tree_size, c.root, c.body, c.signature_line FROM ledger_block b "
+                    "c.header_hash, c.tree_size, c.root, c.body, c.signature_line, c.frontier FROM ledger_block b "
                     "LEFT JOIN ledger_checkpoint c ON c.block_id = b.id ORDER BY b.number")
         blocks = cur.fetchall()
         cur.execute("SELECT c.number FROM ledger_checkpoint c LEFT JOIN ledger_block b ON b.id = c.block_id "
@@ -480,7 +480,7 @@ def _check_log(v: _Verifier) -> None:
     frontier: list = []
     size = nodes = 0
     for block_id, number, header_hash, first_id, last_id, cp_id, cp_number, cp_header, cp_size, cp_root, body, \
-            line in blocks:
+            line, cp_frontier in blocks:
         with connection.cursor() as cur:
             cur.execute("SELECT tx_hash FROM ledger_transaction WHERE id BETWEEN %s AND %s AND block_id = %s "
                         "ORDER BY id", [first_id or 0, last_id or 0, block_id])
@@ -502,6 +502,8 @@ def _check_log(v: _Verifier) -> None:
             v.fail(f"checkpoint names block {cp_number} {cp_header}, not this block", block=number)
         if cp_size != size:
             v.fail(f"checkpoint tree size {cp_size}, the log holds {size}", block=number)
+        if bytes(cp_frontier or b"") != b"".join(h for _, h in frontier):
+            v.fail("checkpoint's stored frontier differs from the log's", block=number)
         if cp_root != root.hex():
             v.fail(f"checkpoint root {cp_root} differs from the log's root {root.hex()}", block=number)
         if body != expected:
