@@ -387,6 +387,37 @@ def test_refuses_truncation_hidden_by_new_blocks(operated, caplog):
     _assert_refused(witness, operator, "no longer the one signed", caplog)
 
 
+def test_refuses_when_the_signed_checkpoint_or_the_proof_is_withheld(operated, caplog, tmp_path):
+    operator, witness = operated
+    operator.append(2)
+    honest_get = operator.get
+    operator.get = lambda path, params=None: (404, {"detail": "gone"}) if path == "checkpoints/1/" \
+        else honest_get(path, params)
+    _assert_refused(witness, operator, "signed before, is gone", caplog)
+    operator2 = Operator()
+    operator2.append(5)
+    operator2.append(3)
+    other = Witness(org="bank1", transport=operator2, key=generate_private_key(), state_dir=tmp_path / "w2")
+    assert other.step().action == "cosigned"
+    operator2.append(1)
+    get2 = operator2.get
+    operator2.get = lambda path, params=None: (404, {"detail": "no"}) if path == "proofs/consistency/" \
+        else get2(path, params)
+    caplog.clear()
+    _assert_refused(other, operator2, "no consistency proof", caplog)
+
+
+def test_a_server_error_is_retried_not_an_alarm(operated):
+    operator, witness = operated
+    operator.append(2)
+    honest_get = operator.get
+    operator.get = lambda path, params=None: (503, None) if path == "proofs/consistency/" else honest_get(path, params)
+    assert run(witness, once=True) == 1
+    assert not witness.alarmed
+    operator.get = honest_get
+    assert witness.step().action == "cosigned"
+
+
 def test_refuses_a_wrong_consistency_proof(operated, caplog):
     operator, witness = operated
     operator.append(6)
