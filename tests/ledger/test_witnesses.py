@@ -533,3 +533,16 @@ def test_witnesses_refuse_a_history_rewritten_in_the_database_and_resigned(netwo
         evidence = json.loads((w.state_dir / ALARM_FILE).read_text())
         assert evidence["signed"]["block"] == 1 and evidence["presented"]["block"] == 2
         assert evidence["signed"]["root"] != reader.get(PREFIX + "checkpoints/1/").json()["root"]
+
+
+def test_the_witness_client_runs_without_the_project():
+    """It imports only the pure merkle and notes modules: it can run on another machine."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, ledger.witness_client; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'ledger', 'rest_framework')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2], env={"PATH": os.environ.get("PATH", "")})
+    assert out.stdout.strip() == "['ledger', 'ledger.merkle', 'ledger.notes', 'ledger.witness_client']"
