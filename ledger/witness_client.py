@@ -143,8 +143,10 @@ class Witness:
         return (self.state_dir / ALARM_FILE).exists()
 
     # --- one round -----------------------------------------------------------------------------
-    def _get(self, path: str, params=None) -> dict:
+    def _get(self, path: str, params=None, *, missing_is_refusal: str = "") -> dict:
         status, data = self.transport.get(path, params)
+        if status in (400, 404) and missing_is_refusal:
+            raise Refusal(f"{missing_is_refusal} (GET {path} answered {status}: {data})")
         if status != 200 or not isinstance(data, dict):
             raise TransportError(f"GET {path} answered {status}: {data}")
         return data
@@ -220,7 +222,8 @@ class Witness:
             return None
         # The checkpoint signed before must still be served unchanged: a rewritten block header
         # shows here even when the transactions (and so the roots) are the same.
-        old = self._get(f"checkpoints/{signed['block']}/")
+        old = self._get(f"checkpoints/{signed['block']}/",
+                        missing_is_refusal=f"block {signed['block']}'s checkpoint, signed before, is gone")
         if old.get("body") != signed["body"]:
             raise Refusal(f"block {signed['block']}'s checkpoint is no longer the one signed "
                           f"(served: {old.get('header_hash')}, signed: {signed['header_hash']})")
@@ -229,12 +232,15 @@ class Witness:
             if body.root.hex() != signed["root"]:
                 raise Refusal("a different root for the same tree size")
             return []
-        data = self._get("proofs/consistency/", {"first": signed["tree_size"], "second": body.tree_size})
+        data = self._get("proofs/consistency/", {"first": signed["tree_size"], "second": body.tree_size},
+                         missing_is_refusal="the operator has no consistency proof from the size signed before")
         proof = data.get("proof")
+        if not isinstance(proof, list):
+            raise Refusal("the consistency proof is malformed", proof)
         try:
             hashes = [bytes.fromhex(h) for h in proof]
         except (TypeError, ValueError) as exc:
-            raise Refusal("the consistency proof is malformed") from exc
+            raise Refusal("the consistency proof is malformed", proof) from exc
         if data.get("first") != signed["tree_size"] or data.get("second") != body.tree_size or not (
                 merkle.verify_consistency(signed["tree_size"], body.tree_size, hashes,
                                           bytes.fromhex(signed["root"]), body.root)):
