@@ -94,11 +94,15 @@ def _transactions(where: str, params: list, keys: _Keys, limit: int | None = Non
         if not txs:
             return []
         lo, hi = txs[0][0], txs[-1][0]
-        cur.execute("SELECT p.transaction_id, a.key, p.asset_id, p.amount FROM ledger_posting p "
+        cur.execute("SELECT p.transaction_id, a.key, p.asset_id, p.amount, a.asset_id FROM ledger_posting p "
                     "JOIN ledger_account a ON a.id = p.account_id WHERE p.transaction_id BETWEEN %s AND %s "
                     "ORDER BY p.id", [lo, hi])
         postings: dict[int, list] = {}
-        for tx_id, key, asset, amount in cur.fetchall():
+        for tx_id, key, asset, amount, account_asset in cur.fetchall():
+            if asset != account_asset:
+                # A row that moves one asset on another asset's account is no posting the ledger
+                # ever hashed; exported as it stands, the transaction's hash betrays it.
+                asset = f"{asset} (account holds {account_asset})"
             postings.setdefault(tx_id, []).append([key, asset, amount])
         cur.execute("SELECT transaction_id, namespace, key, value, is_delete, version FROM ledger_statewrite "
                     "WHERE transaction_id BETWEEN %s AND %s ORDER BY id", [lo, hi])
