@@ -320,6 +320,12 @@ GRIDCOIN_BLOCK_MAX_TX = int(os.environ.get("GRIDCOIN_BLOCK_MAX_TX", "500"))
 GRIDCOIN_BLOCK_TIMEOUT = float(os.environ.get("GRIDCOIN_BLOCK_TIMEOUT", "1.0"))
 # In the embedded default the sealer runs as a thread inside the web process.
 GRIDCOIN_BACKGROUND_SEALER = os.environ.get("GRIDCOIN_BACKGROUND_SEALER", "0") == "1"
+# The global log's checkpoint origin (C2SP tlog-checkpoint) and how many witness cosignatures
+# the in-browser check and the standalone verifier require (docs/witnesses.md).
+GRIDCOIN_LOG_ORIGIN = os.environ.get("GRIDCOIN_LOG_ORIGIN", "gridcoin.example/ledger")
+GRIDCOIN_WITNESS_QUORUM = int(os.environ.get("GRIDCOIN_WITNESS_QUORUM", "0"))
+# The embedded default also runs the demo organisations' witnesses as threads (docs/witnesses.md).
+GRIDCOIN_BACKGROUND_WITNESSES = os.environ.get("GRIDCOIN_BACKGROUND_WITNESSES", "0") == "1"
 # ... and ended funded windows are settled by a thread instead of Celery beat.
 GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", "0") == "1"
 # A campaign with automatic disbursement disburses its pool at most once per this many seconds.

@@ -116,3 +116,128 @@ class Policies(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return Response(selectors.policies())
+
+
+# --- the global log: checkpoints, proofs and witnesses (docs/witnesses.md) ---------------------
+
+from drf_spectacular.utils import OpenApiParameter  # noqa: E402
+from rest_framework.permissions import AllowAny  # noqa: E402
+
+from . import log  # noqa: E402
+from .serializers import (  # noqa: E402
+    CheckpointSerializer,
+    ConsistencyProofSerializer,
+    CosignatureInSerializer,
+    LogInclusionProofSerializer,
+    OrdererSerializer,
+    WitnessSerializer,
+)
+
+
+def _size_param(request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+class CheckpointLatest(APIView):
+    """The latest checkpoint of the global log, with the cosignatures received so far."""
+
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: CheckpointSerializer})
+    def get(self, request):
+        checkpoint = log.latest_checkpoint()
+        if checkpoint is None:
+            return Response({"detail": "no block has been sealed yet"}, status=404)
+        return Response(log.checkpoint_document(checkpoint))
+
+
+class CheckpointDetail(APIView):
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: CheckpointSerializer})
+    def get(self, request, number: int):
+        checkpoint = get_object_or_404(log.Checkpoint, number=number)
+        return Response(log.checkpoint_document(checkpoint))
+
+
+class CheckpointCosignatures(APIView):
+    """A witness posts its cosignature/v1 line. The signature is the credential: it must verify
+    under the registered witness key over the stored checkpoint body, so no session is needed."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=CosignatureInSerializer,
+                   responses={201: CheckpointSerializer, 200: CheckpointSerializer,
+                              403: OpenApiResponse(DetailSerializer, description="not a registered witness's "
+                                                   "valid cosignature of this checkpoint")})
+    def post(self, request, number: int):
+        checkpoint = get_object_or_404(log.Checkpoint, number=number)
+        line = request.data.get("line") if isinstance(request.data, dict) else None
+        try:
+            _, created = log.cosignature_add(checkpoint, line)
+        except log.CosignatureRefused as refused:
+            return Response({"detail": refused.detail}, status=refused.status)
+        return Response(log.checkpoint_document(checkpoint), status=201 if created else 200)
+
+
+class ConsistencyProof(APIView):
+    """RFC 9162 §2.1.4 proof that the log of size ``second`` extends the log of size ``first``."""
+
+    required_scopes = READ_SCOPE
+
+    @extend_schema(parameters=[OpenApiParameter("first", int, required=True),
+                               OpenApiParameter("second", int, required=True)],
+                   responses={200: ConsistencyProofSerializer})
+    def get(self, request):
+        first, second = _size_param(request, "first"), _size_param(request, "second")
+        if first is None or second is None:
+            return Response({"detail": "first and second must be tree sizes"}, status=400)
+        try:
+            proof = log.consistency_proof(first, second)
+        except log.ProofError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        return Response({"first": first, "second": second, "proof": [h.hex() for h in proof]})
+
+
+class LogInclusionProof(APIView):
+    """RFC 9162 §2.1.3 audit path of a transaction in the global log of ``tree_size`` leaves."""
+
+    required_scopes = READ_SCOPE
+
+    @extend_schema(parameters=[OpenApiParameter("tx", str, required=True),
+                               OpenApiParameter("tree_size", int, required=True)],
+                   responses={200: LogInclusionProofSerializer})
+    def get(self, request):
+        size = _size_param(request, "tree_size")
+        tx = get_object_or_404(selectors.transactions_visible_to(request.user),
+                               tx_hash=request.query_params.get("tx", ""))
+        if size is None:
+            return Response({"detail": "tree_size must be a tree size"}, status=400)
+        try:
+            index, proof = log.inclusion_proof(tx, size)
+        except log.ProofError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        return Response({"tx_hash": tx.tx_hash, "leaf_index": index, "tree_size": size,
+                         "proof": [h.hex() for h in proof]})
+
+
+class WitnessList(APIView):
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: WitnessSerializer(many=True)})
+    def get(self, request):
+        return Response([{"name": w.qualified_name, "organisation": w.organisation.msp_id,
+                          "org_type": w.organisation.org_type, "public_key": bytes(w.public_key).hex()}
+                         for w in log.witnesses()])
+
+
+class Orderer(APIView):
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: OrdererSerializer})
+    def get(self, request):
+        from .sealing import orderer_public_hex
+
+        return Response({"public_key": orderer_public_hex(), "origin": log.origin(), "quorum": log.quorum()})

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from django.conf import settings
 from django.db import connection, transaction
 
 from .canonical import loads_ledger_json
@@ -159,7 +158,26 @@ def _block_record(block: tuple, keys: _Keys, strays: list[int]) -> dict:
     header = block_header(number=number, previous_hash=previous_hash, merkle_root=root,
                           timestamp=as_utc(timestamp), tx_count=tx_count)
     return {"header": header, "header_hash": header_hash, "signature": signature, "signer_public_key": signer,
-            "transactions": [record for _, _, record in rows]}
+            "transactions": [record for _, _, record in rows], "checkpoint": _checkpoint(block_id)}
+
+
+def _checkpoint(block_id: int) -> dict | None:
+    """The block's checkpoint in the global log: size, root, body, the orderer's note line and
+    the witnesses' cosignature lines with the keys they were made with."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, number, header_hash, tree_size, root, body, signature_line FROM ledger_checkpoint "
+                    "WHERE block_id = %s", [block_id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute("SELECT o.msp_id, i.name, i.public_key, s.timestamp, s.line FROM ledger_cosignature s "
+                    "JOIN ledger_identity i ON i.id = s.witness_id JOIN ledger_organisation o "
+                    "ON o.id = i.organisation_id WHERE s.checkpoint_id = %s ORDER BY s.id", [row[0]])
+        cosignatures = [{"witness": f"{m}/{n}", "public_key": bytes(k).hex(), "timestamp": t, "line": line}
+                        for m, n, k, t, line in cur.fetchall()]
+    _, number, header_hash, tree_size, root, body, line = row
+    return {"block": number, "header_hash": header_hash, "tree_size": tree_size, "root": root, "body": body,
+            "signature_line": line, "cosignatures": cosignatures}
 
 
 def _pending(out: _Hashed, keys: _Keys) -> int:
@@ -214,16 +232,15 @@ def _state(out: _Hashed) -> None:
 
 
 def witnesses_and_checkpoint() -> tuple[list[dict], int, dict | None]:
-    """The registered witnesses, the cosignatures required and the latest checkpoint as the API
-    serves them (docs/witnesses.md). Hook: empty until the checkpoint log is installed."""
-    quorum = int(getattr(settings, "GRIDCOIN_WITNESS_QUORUM", 0) or 0)
-    from . import selectors
+    """The registered witnesses, the cosignatures required and the latest checkpoint, as the API
+    serves them (docs/witnesses.md)."""
+    from . import log
 
-    witnesses_of = getattr(selectors, "witnesses", None)
-    latest = getattr(selectors, "checkpoint_latest", None)
-    witnesses = list(witnesses_of()) if callable(witnesses_of) else []
-    checkpoint = latest() if callable(latest) else None
-    return witnesses, quorum, checkpoint
+    witnesses = [{"name": w.qualified_name, "organisation": w.organisation.msp_id,
+                  "org_type": w.organisation.org_type, "public_key": bytes(w.public_key).hex()}
+                 for w in log.witnesses()]
+    latest = log.latest_checkpoint()
+    return witnesses, log.quorum(), (log.checkpoint_document(latest) if latest is not None else None)
 
 
 @contextmanager
@@ -238,6 +255,7 @@ def _snapshot():
 
 
 def export_ledger(out_dir: str | Path, *, blocks_per_file: int = 1000) -> ExportSummary:
+    from .log import origin as log_origin
     from .verify import trusted_orderer_keys
 
     directory = Path(out_dir)
@@ -281,7 +299,7 @@ def export_ledger(out_dir: str | Path, *, blocks_per_file: int = 1000) -> Export
         witnesses, quorum, checkpoint = witnesses_and_checkpoint()
         manifest = {
             "format": FORMAT,
-            "origin": getattr(settings, "GRIDCOIN_LOG_ORIGIN", "gridcoin.example/ledger"),
+            "origin": log_origin(),
             "orderer_public_keys": sorted(trusted_orderer_keys()),
             "policies": policies(),
             "witnesses": witnesses,

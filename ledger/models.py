@@ -272,3 +272,54 @@ class SealerLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'}"
+
+
+# --- the global log (every sealed transaction, in sealing order) and its witnesses ----------
+
+
+class LogNode(models.Model):
+    """A perfect subtree of the global log's Merkle tree: ``position`` = level << 48 | index
+    covers leaves [index << level, (index + 1) << level). Written once by the sealer; proofs
+    of any size are folded from O(log n) of them."""
+
+    position = models.BigIntegerField(primary_key=True)
+    hash = models.BinaryField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"log node level {self.position >> 48} index {self.position & ((1 << 48) - 1)}"
+
+
+class Checkpoint(models.Model):
+    """The log after a block: its size and root, in a note the orderer signed (C2SP
+    tlog-checkpoint / signed-note). Written in the same database transaction as its block."""
+
+    block = models.OneToOneField(Block, on_delete=models.PROTECT, related_name="checkpoint")
+    number = models.BigIntegerField(unique=True, help_text="the block's number")
+    header_hash = models.CharField(max_length=64)
+    tree_size = models.BigIntegerField()
+    root = models.CharField(max_length=64, help_text="RFC 6962 root of the first tree_size leaves, hex")
+    body = models.TextField(help_text="the checkpoint note's body, as signed")
+    signature_line = models.TextField(help_text="the orderer's signed-note line over the body")
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.number} (size {self.tree_size})"
+
+
+class Cosignature(models.Model):
+    """A witness's cosignature/v1 line over a checkpoint's body."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="cosignatures")
+    witness = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="cosignatures")
+    timestamp = models.BigIntegerField(help_text="unix seconds the witness signed at")
+    line = models.TextField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["checkpoint", "witness"], name="cosignature_once_per_witness")]
+
+    def __str__(self) -> str:
+        return f"cosignature of checkpoint {self.checkpoint_id} by {self.witness_id}"

@@ -24,6 +24,7 @@ from .canonical import sha256_hex
 from .crypto import private_key_from_seed, public_bytes, unb64
 from .db import pool_drop_dead_connections
 from .documents import GENESIS_PREVIOUS_HASH, block_header_bytes
+from .log import append_checkpoint
 from .merkle import merkle_root
 from .models import Block, SealerLease
 from .selectors import as_utc
@@ -100,6 +101,7 @@ def seal_next_block(*, holder: str, max_tx: int | None = None, timeout: float | 
             **header, header_hash=sha256_hex(header_bytes), signer_public_key=public_bytes(key).hex(),
             signature=key.sign(header_bytes).hex(), first_tx_id=ids[0], last_tx_id=ids[-1],
         )
+        append_checkpoint(block, [r[1] for r in rows], key)
         with connection.cursor() as cur:
             if connection.vendor == "postgresql":
                 cur.execute("UPDATE ledger_transaction SET block_id = %s WHERE block_id IS NULL AND id = ANY(%s)",

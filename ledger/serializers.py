@@ -121,3 +121,53 @@ class TransactionDocumentSerializer(serializers.Serializer):
 
         return b64(document["proposal_bytes"])
 
+
+# --- the global log: checkpoints, proofs, witnesses (docs/witnesses.md) ------------------------
+
+
+class CosignatureSerializer(serializers.Serializer):
+    witness = serializers.CharField(help_text="<msp_id>/witness")
+    public_key = serializers.CharField(help_text="Ed25519 public key, hex")
+    timestamp = serializers.IntegerField(help_text="unix seconds, as signed")
+    line = serializers.CharField(help_text="the cosignature/v1 signed-note line")
+
+
+class CheckpointSerializer(serializers.Serializer):
+    block = serializers.IntegerField()
+    header_hash = serializers.CharField()
+    tree_size = serializers.IntegerField()
+    root = serializers.CharField(help_text="RFC 6962 root of the first tree_size transactions, hex")
+    origin = serializers.CharField()
+    body = serializers.CharField(help_text="the checkpoint note's body, as signed")
+    note = serializers.CharField(help_text="body, a blank line, the orderer's line, then cosignature lines")
+    cosignatures = CosignatureSerializer(many=True)
+
+
+class CosignatureInSerializer(serializers.Serializer):
+    line = serializers.CharField(trim_whitespace=False)
+
+
+class ConsistencyProofSerializer(serializers.Serializer):
+    first = serializers.IntegerField()
+    second = serializers.IntegerField()
+    proof = serializers.ListField(child=serializers.CharField(), help_text="RFC 9162 §2.1.4 hashes, hex")
+
+
+class LogInclusionProofSerializer(serializers.Serializer):
+    tx_hash = serializers.CharField()
+    leaf_index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    proof = serializers.ListField(child=serializers.CharField(), help_text="RFC 9162 §2.1.3 audit path, hex")
+
+
+class WitnessSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    organisation = serializers.CharField()
+    org_type = serializers.CharField()
+    public_key = serializers.CharField()
+
+
+class OrdererSerializer(serializers.Serializer):
+    public_key = serializers.CharField()
+    origin = serializers.CharField()
+    quorum = serializers.IntegerField()

@@ -14,3 +14,14 @@ urlpatterns = [
     path("accounts/", api.AccountList.as_view(), name="account-list"),
     path("accounts/<int:pk>/", api.AccountDetail.as_view(), name="account-detail"),
 ]
+
+# The global log (docs/witnesses.md).
+urlpatterns += [
+    path("checkpoints/latest/", api.CheckpointLatest.as_view(), name="checkpoint-latest"),
+    path("checkpoints/<int:number>/", api.CheckpointDetail.as_view(), name="checkpoint-detail"),
+    path("checkpoints/<int:number>/cosignatures/", api.CheckpointCosignatures.as_view(), name="checkpoint-cosign"),
+    path("proofs/consistency/", api.ConsistencyProof.as_view(), name="proof-consistency"),
+    path("proofs/inclusion/", api.LogInclusionProof.as_view(), name="proof-inclusion"),
+    path("witnesses/", api.WitnessList.as_view(), name="witness-list"),
+    path("orderer/", api.Orderer.as_view(), name="orderer"),
+]

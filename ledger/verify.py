@@ -96,6 +96,7 @@ def verify_chain(*, check_signatures: bool = True, first_only: bool = True,
     try:
         v.run(progress)
         v.drain_signatures()
+        _check_log(v)
     except _Stop:
         pass
     finally:
@@ -445,3 +446,74 @@ def _verify_hex(public_hex: str, signature_hex: str, message: bytes) -> bool:
         return verify_signature(bytes.fromhex(public_hex), bytes.fromhex(signature_hex), message)
     except ValueError:
         return False
+
+
+# --- the global log: checkpoints, stored subtrees and cosignatures (docs/witnesses.md) ---------
+
+def _check_log(v: _Verifier) -> None:
+    """Every block's checkpoint: its size and root recomputed over the stored transaction hashes
+    in sealing order (the replay above checked those hashes), its link to its block, its body,
+    the orderer's note signature and every stored cosignature; and every stored subtree hash
+    the log serves proofs from."""
+    from . import log, notes
+    from .merkle import frontier_append, frontier_root, leaf_hash
+
+    origin = log.origin()
+    trusted = [bytes.fromhex(k) for k in v.trusted]
+    with connection.cursor() as cur:
+        cur.execute("SELECT b.id, b.number, b.header_hash, b.first_tx_id, b.last_tx_id, c.id, c.number, "
+                    "c.header_hash, c.tree_size, c.root, c.body, c.signature_line FROM ledger_block b "
+                    "LEFT JOIN ledger_checkpoint c ON c.block_id = b.id ORDER BY b.number")
+        blocks = cur.fetchall()
+        cur.execute("SELECT c.number FROM ledger_checkpoint c LEFT JOIN ledger_block b ON b.id = c.block_id "
+                    "WHERE b.id IS NULL ORDER BY c.number")
+        orphans = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT s.checkpoint_id, s.line, s.timestamp, o.msp_id, i.name, i.public_key "
+                    "FROM ledger_cosignature s JOIN ledger_identity i ON i.id = s.witness_id "
+                    "JOIN ledger_organisation o ON o.id = i.organisation_id ORDER BY s.id")
+        cosignatures: dict[int, list[tuple]] = {}
+        for row in cur.fetchall():
+            cosignatures.setdefault(row[0], []).append(row[1:])
+    v.order += 1
+    for number in orphans:
+        v.fail(f"checkpoint {number} belongs to no block of the chain", block=number)
+    frontier: list = []
+    size = nodes = 0
+    for block_id, number, header_hash, first_id, last_id, cp_id, cp_number, cp_header, cp_size, cp_root, body, \
+            line in blocks:
+        with connection.cursor() as cur:
+            cur.execute("SELECT tx_hash FROM ledger_transaction WHERE id BETWEEN %s AND %s AND block_id = %s "
+                        "ORDER BY id", [first_id or 0, last_id or 0, block_id])
+            hashes = [leaf_hash(bytes.fromhex(r[0])) for r in cur.fetchall()]
+        frontier, created = frontier_append(frontier, size, hashes)
+        size += len(hashes)
+        nodes += len(created)
+        stored = log.LogNode.objects.filter(position__in=[log.position(*k) for k, _ in created])
+        stored_hashes = {p: bytes(h) for p, h in stored.values_list("position", "hash")}
+        for key, h in created:
+            if stored_hashes.get(log.position(*key)) != h:
+                v.fail(f"the log's stored subtree at level {key[0]} index {key[1]} is missing or wrong",
+                       block=number)
+        if cp_id is None:
+            v.fail("block has no checkpoint in the global log", block=number)
+            continue
+        root = frontier_root(frontier)
+        expected = notes.checkpoint_body(origin, size, root, number, header_hash)
+        if (cp_number, cp_header) != (number, header_hash):
+            v.fail(f"checkpoint names block {cp_number} {cp_header}, not this block", block=number)
+        if cp_size != size:
+            v.fail(f"checkpoint tree size {cp_size}, the log holds {size}", block=number)
+        if cp_root != root.hex():
+            v.fail(f"checkpoint root {cp_root} differs from the log's root {root.hex()}", block=number)
+        if body != expected:
+            v.fail("checkpoint body differs from the body recomputed from the chain", block=number)
+        if not any(notes.verify_note_line(body, line, origin, key) for key in trusted):
+            v.fail("checkpoint is not signed by a trusted orderer key", block=number)
+        for cosig_line, timestamp, msp_id, name, public_key in cosignatures.get(cp_id, []):
+            witness = f"{msp_id}/{name}"
+            if name != log.WITNESS_IDENTITY:
+                v.fail(f"cosignature by {witness}, which is not a witness", block=number)
+            elif notes.verify_cosignature_line(body, cosig_line, witness, bytes(public_key)) != timestamp:
+                v.fail(f"cosignature by {witness} does not verify", block=number)
+    if log.LogNode.objects.count() != nodes:
+        v.fail(f"the log stores {log.LogNode.objects.count()} subtree hashes, the chain makes {nodes}")

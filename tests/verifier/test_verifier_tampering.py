@@ -224,3 +224,56 @@ def test_helpers_agree_with_the_ledger(sealed):
         assert sha256_hex(document["bytes"]) == tx.tx_hash
         assert body_digest(tx.chaincode, tx.function, tx.args) == tx.body_digest
     assert transaction_hash  # the hash is the document's SHA-256, as docs/ledger-format.md says
+
+
+# --- the global log: checkpoints and witness cosignatures ----------------------------------------
+
+
+@pytest.fixture
+def cosigned(sealed):
+    """Two witnesses (a bank and an auditor) co-sign every checkpoint."""
+    from ledger import log, notes
+    from ledger.models import Checkpoint
+    from tests.ledger_helpers import make_member
+
+    witnesses = []
+    for msp_id, org_type in [("bank-w", "bank"), ("audit-w", "auditor")]:
+        member = make_member(msp_id, org_type, name="witness")
+        Identity.objects.filter(pk=member.identity.pk).update(kind="service")
+        witnesses.append(member)
+    for checkpoint in Checkpoint.objects.order_by("number"):
+        for n, member in enumerate(witnesses):
+            line = notes.cosign(checkpoint.body, f"{member.organisation.msp_id}/witness", member.key, 1_800_000_000 + n)
+            log.cosignature_add(checkpoint, line)
+    return witnesses
+
+
+@pytest.mark.parametrize("column", ["tree_size", "root", "body", "signature_line", "header_hash"])
+def test_any_checkpoint_column(cosigned, pinned, column):
+    from ledger.models import Checkpoint
+
+    for checkpoint in Checkpoint.objects.order_by("number"):
+        value = getattr(checkpoint, column)
+        new = value + 1 if column == "tree_size" else text_variants(value)[1]
+        assert_both_catch(update(Checkpoint, checkpoint.pk, **{column: new}), pinned,
+                          f"checkpoint {checkpoint.number} {column}")
+
+
+def test_cosignatures_and_the_quorum(cosigned, pinned, tmp_path):
+    from ledger.models import Checkpoint, Cosignature
+    from tests.verifier.parity import export_and_verify
+
+    for cosignature in Cosignature.objects.order_by("id")[::3]:
+        assert_both_catch(update(Cosignature, cosignature.pk, line=text_variants(cosignature.line)[2]), pinned,
+                          f"cosignature {cosignature.pk} line")
+        assert_both_catch(update(Cosignature, cosignature.pk, timestamp=cosignature.timestamp + 1), pinned,
+                          f"cosignature {cosignature.pk} time")
+    assert_both_catch(update(Identity, cosigned[0].identity.pk, public_key=public_bytes(generate_private_key())),
+                      pinned, "a witness key swapped")
+    report = export_and_verify(tmp_path / "two", quorum=2)
+    assert report.ok and report.cosignatures == 2, [str(p) for p in report.problems]
+    latest = Checkpoint.objects.order_by("-number").first()
+    Cosignature.objects.filter(checkpoint=latest, witness=cosigned[1].identity).delete()
+    short = export_and_verify(tmp_path / "one", quorum=2)
+    assert "1 valid witness cosignatures, 2 required" in str(short.problems[0])
+    assert export_and_verify(tmp_path / "enough", quorum=1).ok

@@ -127,8 +127,9 @@ class Membership:
 
 class Checker:
     def __init__(self, *, orderer_keys: Iterable[str], policies: dict | None, membership: dict | None = None,
-                 first_only: bool = True, workers: int | None = None):
+                 first_only: bool = True, workers: int | None = None, origin: str = ""):
         self.report = Report()
+        self.origin = origin
         self.orderer_keys = set(orderer_keys)
         self.policies = policies
         self.membership = Membership(membership)
@@ -192,11 +193,55 @@ class Checker:
             self.fail("Merkle root does not match the block's transactions", block=where)
         for leaf in hashes:
             self.tree.append(leaf)
+        if "checkpoint" in record:
+            self._block_checkpoint(record["checkpoint"], where, record.get("header_hash"))
         if self.want_tree_at is None or self.want_tree_at == where:
             self.block_trees[where] = (self.tree.size, self.tree.root(), record.get("header_hash"))
         self.report.blocks += 1
         self.expected_number = where + 1
         self.previous_hash = record.get("header_hash")
+
+    def _block_checkpoint(self, checkpoint: dict | None, number: int, header_hash: str) -> None:
+        """The block's checkpoint in the global log (an export carries one per block): the tree
+        over every transaction so far, its body, the orderer's note signature and each stored
+        witness cosignature."""
+        if checkpoint is None:
+            self.fail("block has no checkpoint in the global log", block=number)
+            return
+        root = self.tree.root()
+        if (checkpoint.get("block"), checkpoint.get("header_hash")) != (number, header_hash):
+            self.fail(f"checkpoint names block {checkpoint.get('block')} {checkpoint.get('header_hash')}, "
+                      "not this block", block=number)
+        if checkpoint.get("tree_size") != self.tree.size:
+            self.fail(f"checkpoint tree size {checkpoint.get('tree_size')}, the chain has {self.tree.size} "
+                      "transactions so far", block=number)
+        if checkpoint.get("root") != root.hex():
+            self.fail(f"checkpoint root {checkpoint.get('root')} differs from the root {root.hex()} of every "
+                      "transaction so far", block=number)
+        body = checkpoint_body(self.origin, self.tree.size, root, number, header_hash)
+        if checkpoint.get("body") != body:
+            self.fail("checkpoint body differs from the body recomputed from the chain", block=number)
+            return
+        if not self._orderer_note(body, [checkpoint.get("signature_line") or ""]):
+            self.fail("checkpoint is not signed by a trusted orderer key", block=number)
+        for cosignature in checkpoint.get("cosignatures") or []:
+            witness = cosignature.get("witness", "")
+            try:
+                (name, blob), = signature_lines(body + "\n" + cosignature.get("line", "") + "\n")
+                valid = (name == witness and witness.endswith("/witness") and verify_cosignature(
+                    name, unhex(cosignature.get("public_key"), 32), body, blob) == cosignature.get("timestamp"))
+            except (FormatError, ValueError):
+                valid = False
+            if not valid:
+                self.fail(f"cosignature by {witness} does not verify", block=number)
+
+    def _orderer_note(self, body: str, lines: list[str]) -> bool:
+        try:
+            parsed = signature_lines(body + "\n" + "\n".join(lines) + "\n")
+        except FormatError:
+            return False
+        return any(name == self.origin and verify_orderer_note(self.origin, unhex(key, 32), body, blob)
+                   for name, blob in parsed for key in self.orderer_keys if _is_key(key))
 
     def pending(self, record: dict) -> None:
         """A transaction not sealed into any block yet."""
@@ -439,7 +484,7 @@ class Checker:
             self.fail(f"checkpoint note: {exc}", block=where)
             return
         if not any(name == origin and any(verify_orderer_note(origin, unhex(k, 32), body, blob)
-                                          for k in self.orderer_keys)
+                                          for k in self.orderer_keys if _is_key(k))
                    for name, blob in lines):
             self.fail("checkpoint note carries no valid orderer signature", block=where)
         keys = {w["name"]: unhex(w["public_key"], 32) for w in witnesses}
@@ -474,3 +519,11 @@ def _described(replayed: tuple[bytes | None, bool, int] | None) -> str:
         return "None"
     digest, is_delete, version = replayed
     return f"version {version}{', deleted' if is_delete else ''}{'' if digest is None else ', a value'}"
+
+
+def _is_key(text: str) -> bool:
+    try:
+        unhex(text, 32)
+    except FormatError:
+        return False
+    return True

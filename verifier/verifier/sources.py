@@ -54,7 +54,7 @@ def verify_export(directory: str | Path, *, orderer_keys: list[str] | None = Non
         raise SourceError(f"not a {EXPORT_FORMAT} export: format {manifest.get('format')!r}")
     pinned = list(orderer_keys or [])
     checker = Checker(orderer_keys=pinned or manifest["orderer_public_keys"], policies=manifest.get("policies"),
-                      first_only=first_only, workers=workers)
+                      first_only=first_only, workers=workers, origin=manifest.get("origin", ""))
     if not pinned:
         checker.report.notes.append("orderer keys taken from the export, not pinned (--orderer-key)")
     checkpoint = manifest.get("checkpoint")
@@ -129,7 +129,8 @@ def verify_api(base: str, *, token: str | None = None, orderer_keys: list[str] |
     orderer = api.get("orderer/", missing_ok=True) or {}
     pinned = list(orderer_keys or [])
     keys = pinned or ([orderer["public_key"]] if orderer.get("public_key") else [])
-    checker = Checker(orderer_keys=keys, policies=api.get("policies/"), first_only=first_only, workers=workers)
+    checker = Checker(orderer_keys=keys, policies=api.get("policies/"), first_only=first_only, workers=workers,
+                      origin=orderer.get("origin", ""))
     if not pinned:
         checker.report.notes.append("orderer key taken from the API, not pinned (--orderer-key)")
     checker.report.notes.append("policies checked only for members created by config transactions "
