@@ -81,3 +81,27 @@ def test_python_m_verifier_on_an_export(tmp_path):
     assert edited.returncode == 1 and "INVALID" in edited.stderr
     missing = _run(str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == 2 and "CANNOT VERIFY" in missing.stderr
+
+
+@pytest.mark.django_db
+def test_worker_processes_give_the_same_verdicts(tmp_path, monkeypatch):
+    """Large exports are analysed in worker processes, a chunk of blocks each; applied in order,
+    the verdict and the first problem are those of the single process."""
+    import verifier
+    from ledger.export import export_ledger
+    from verifier import checker
+
+    sealed_ledger()
+    pin = sorted(trusted_orderer_keys())
+    monkeypatch.setattr(checker, "CHUNK_BYTES", 1500)  # a block or two per chunk
+    export_ledger(tmp_path / "good", blocks_per_file=1)
+    report = verifier.verify_export(tmp_path / "good", orderer_keys=pin, workers=2, parallel=True)
+    assert report.ok and report.transactions == 15, [str(p) for p in report.problems]
+    posting = Posting.objects.filter(transaction__block__number__gte=1).order_by("id").first()
+    with superuser():
+        Posting.objects.filter(pk=posting.pk).update(amount=posting.amount + 1)
+    export_ledger(tmp_path / "bad", blocks_per_file=1)
+    alone = verifier.verify_export(tmp_path / "bad", orderer_keys=pin, workers=1, parallel=False)
+    together = verifier.verify_export(tmp_path / "bad", orderer_keys=pin, workers=2, parallel=True)
+    assert str(alone.problems[0]) == str(together.problems[0])
+    assert posting.transaction.tx_hash in str(together.problems[0])
