@@ -19,7 +19,7 @@ from django.db import connection, transaction
 
 from .canonical import loads_ledger_json
 from .crypto import b64
-from .documents import block_header, proposal_bytes, transaction_document_bytes
+from .documents import block_header, proposal_bytes, timestamp_text, transaction_document_bytes
 from .selectors import CONFIG_NAMESPACE, as_utc, identity_config_key, policies
 
 FORMAT = "gridcoin-ledger-export/1"
@@ -206,7 +206,8 @@ def membership_snapshot() -> dict[str, list[dict]]:
         organisations = [{"msp_id": m, "name": n, "org_type": t} for m, n, t in cur.fetchall()]
         cur.execute("SELECT o.msp_id, i.name, i.kind, i.public_key, i.revoked_at FROM ledger_identity i "
                     "JOIN ledger_organisation o ON o.id = i.organisation_id ORDER BY o.msp_id, i.name")
-        identities = [{"identity": f"{m}/{n}", "kind": k, "public_key": bytes(p).hex(), "revoked": r is not None}
+        identities = [{"identity": f"{m}/{n}", "kind": k, "public_key": bytes(p).hex(),
+                       "revoked": timestamp_text(as_utc(r)) if r is not None else None}
                       for m, n, k, p, r in cur.fetchall()]
         cur.execute("SELECT a.key, a.asset_id, a.kind, o.msp_id, a.balance FROM ledger_account a "
                     "JOIN ledger_organisation o ON o.id = a.organisation_id ORDER BY a.asset_id, a.key")

@@ -483,7 +483,10 @@ class Checker:
             elif kind == "identity":
                 identity = m.snapshot_identities.get(rest)
                 for f in ("public_key", "kind", "revoked"):
-                    if identity is None or (f in value and identity.get(f) != value[f]):
+                    # ``revoked`` is null or the time of revocation: whether it is set is what counts
+                    differs = (bool(identity.get(f)) != bool(value[f]) if f == "revoked"
+                               else identity.get(f) != value[f]) if identity is not None and f in value else False
+                    if identity is None or differs:
                         self.fail(f"identity {rest}: {f} is {identity and identity.get(f)!r} in the membership, "
                                   f"{value.get(f)!r} on chain")
             elif kind == "account":
