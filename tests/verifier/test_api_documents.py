@@ -174,7 +174,8 @@ def test_the_standalone_verifier_checks_the_live_api(world, monkeypatch):
 
     report = verifier.verify_api("http://testserver" + LEDGER_API, orderer_keys=sorted(trusted_orderer_keys()))
     assert report.ok, [str(p) for p in report.problems]
-    assert (report.blocks, report.transactions) == (2, 4)
+    sealed = Transaction.objects.filter(block__isnull=False).count()
+    assert (report.blocks, report.transactions) == (2, sealed) and sealed >= 4
     stranger = public_bytes(generate_private_key()).hex()
     refused = verifier.verify_api("http://testserver" + LEDGER_API, orderer_keys=[stranger])
     assert "untrusted orderer key" in str(refused.problems[0])
