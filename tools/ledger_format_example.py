@@ -49,21 +49,21 @@ def main() -> None:
     from ledger import services as ledger
     from ledger.crypto import private_key_from_seed, public_bytes
     from ledger.export import export_ledger
-    from ledger.models import Checkpoint, Identity
+    from ledger.models import Checkpoint
     from ledger.sealing import lease_acquire, seal_next_block
 
-    def member(msp_id: str, org_type: str, name: str):
+    def member(msp_id: str, org_type: str, name: str, kind: str = "user"):
         org = ledger.organisation_create(msp_id=msp_id, name=msp_id.title(), org_type=org_type)
         key = private_key_from_seed(seed(f"{msp_id}/{name}"))
-        identity = ledger.identity_register(organisation=org, name=name, public_key=public_bytes(key))
+        identity = ledger.identity_register(organisation=org, name=name, public_key=public_bytes(key), kind=kind)
         return org, identity, key
 
     utility, operator, operator_key = member("utility", "utility", "operator")
     ledger.asset_create(code="k", name="Energy coin", scale=3, display_unit="kWh", issuer=utility)
     alice_org, alice, alice_key = member("hh-alice", "household", "alice")
     bob_org, _, _ = member("hh-bob", "household", "bob")
-    bank, witness, witness_key = member("bank-w", "bank", "witness")
-    Identity.objects.filter(pk=witness.pk).update(kind="service")
+    member("bank-w", "bank", "witness", kind="service")
+    witness_key = private_key_from_seed(seed("bank-w/witness"))
     for org in (alice_org, bob_org):
         ledger.account_open(key=f"household:{org.msp_id}", asset="k", organisation=org)
     mint = ledger.invoke(chaincode="token", function="mint", invoker=operator, signer=operator_key,

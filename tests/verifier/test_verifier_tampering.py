@@ -233,14 +233,17 @@ def test_helpers_agree_with_the_ledger(sealed):
 def cosigned(sealed):
     """Two witnesses (a bank and an auditor) co-sign every checkpoint."""
     from ledger import log, notes
+    from ledger import services as ledger
     from ledger.models import Checkpoint
-    from tests.ledger_helpers import make_member
+    from tests.ledger_helpers import Member
 
     witnesses = []
     for msp_id, org_type in [("bank-w", "bank"), ("audit-w", "auditor")]:
-        member = make_member(msp_id, org_type, name="witness")
-        Identity.objects.filter(pk=member.identity.pk).update(kind="service")
-        witnesses.append(member)
+        org = ledger.organisation_create(msp_id=msp_id, name=msp_id, org_type=org_type)
+        key = generate_private_key()
+        identity = ledger.identity_register(organisation=org, name="witness", public_key=public_bytes(key),
+                                            kind="service")
+        witnesses.append(Member(org, identity, key))
     for checkpoint in Checkpoint.objects.order_by("number"):
         for n, member in enumerate(witnesses):
             line = notes.cosign(checkpoint.body, f"{member.organisation.msp_id}/witness", member.key, 1_800_000_000 + n)
