@@ -207,12 +207,28 @@ def test_an_attacker_who_recomputes_every_hash_is_stopped_by_the_orderer_key(sea
     assert "untrusted orderer key" in outside.problems[0].message and outside.problems[0].block == block.number
 
 
-def test_edits_ledger_verify_cannot_see_are_not_flagged_by_the_verifier_either(sealed, pinned):
-    """Without config transactions on the chain, an organisation's type lives only in the
-    database: both verifiers agree (config transactions put it on the chain, where both catch it)."""
-    household = Organisation.objects.get(msp_id="hh-bob")
-    inside, outside = both_after(update(Organisation, household.pk, org_type="bank"), pinned)
-    assert inside.ok == outside.ok
+MEMBERSHIP_EDITS = ["a household turned into a bank", "an account given to another organisation",
+                    "a user turned into a service", "an identity revoked in the table only"]
+
+
+@pytest.mark.parametrize("edit", MEMBERSHIP_EDITS)
+def test_membership_table_edits_agree(sealed, pinned, edit):
+    """An organisation's type, an account's owner, an identity's kind or revocation edited in the
+    tables: with membership on chain (configuration transactions) both verifiers name it; a
+    ledger whose membership lives only in the tables gives neither anything to compare with.
+    Either way they agree."""
+    from django.utils import timezone
+
+    bob = Organisation.objects.get(msp_id="hh-bob")
+    mutate = {
+        MEMBERSHIP_EDITS[0]: update(Organisation, bob.pk, org_type="bank"),
+        MEMBERSHIP_EDITS[1]: update(Account, Account.objects.get(key="household:hh-alice", asset="k").pk,
+                                    organisation_id=bob.pk),
+        MEMBERSHIP_EDITS[2]: update(Identity, sealed.net.alice.identity.pk, kind="service"),
+        MEMBERSHIP_EDITS[3]: update(Identity, sealed.net.alice.identity.pk, revoked_at=timezone.now()),
+    }[edit]
+    inside, outside = both_after(mutate, pinned)
+    assert inside.ok == outside.ok, (edit, inside.problems[:1], outside.problems[:1])
 
 
 def test_helpers_agree_with_the_ledger(sealed):
