@@ -9,7 +9,8 @@ path) and sealed, then
    ratio verifier / ledger_verify.
 
 ``BENCH_VERIFIER_TX=100000`` for a quick run; ``BENCH_VERIFIER_KEEP=1`` keeps the ledger and the
-export from an earlier run of the same size (only the measurements run again).
+export from an earlier run (only the verifiers run again); ``BENCH_VERIFIER_REUSE_DB=1`` keeps
+the ledger of an earlier (possibly interrupted) run and exports it again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ TRANSACTIONS = int(os.environ.get("BENCH_VERIFIER_TX", "1000000"))
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "256"))
 BATCH = 1000
 KEEP = os.environ.get("BENCH_VERIFIER_KEEP") == "1"
+REUSE_DB = os.environ.get("BENCH_VERIFIER_REUSE_DB") == "1"
 
 
 def build_ledger(n: int) -> float:
@@ -109,6 +111,10 @@ def main() -> None:
     if KEEP and (out / "manifest.json").exists():
         setup_django(url)
         print("  reusing the ledger and export of an earlier run (BENCH_VERIFIER_KEEP=1)")
+    elif REUSE_DB:
+        setup_django(url)
+        print("  reusing the ledger of an earlier run (BENCH_VERIFIER_REUSE_DB=1)")
+        shutil.rmtree(out, ignore_errors=True)
     else:
         url = fresh_database()
         setup_django(url)

@@ -73,7 +73,8 @@ def test_python_m_verifier_on_an_export(tmp_path):
     export_ledger(tmp_path / "bad")
     bad = _run(str(tmp_path / "bad"), *pin, cwd=tmp_path)
     assert bad.returncode == 1
-    assert f"INVALID: block 0, transaction {posting.transaction.tx_hash}: hash mismatch" in bad.stderr, bad.stderr
+    tx = posting.transaction
+    assert f"INVALID: block {tx.block.number}, transaction {tx.tx_hash}: hash mismatch" in bad.stderr, bad.stderr
 
     stranger = _run(str(tmp_path / "good"), "--orderer-key", "ab" * 32, cwd=tmp_path)
     assert stranger.returncode == 1 and "untrusted orderer key" in stranger.stderr
