@@ -107,6 +107,11 @@ def run_verifier(out: Path, orderer_key: str) -> tuple[float, float, str]:
 def main() -> None:
     url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/gridcoin_bench"
     out = Path(os.environ.get("BENCH_VERIFIER_DIR") or Path(tempfile.gettempdir()) / "gridcoin-verifier-bench")
+    # The orderer key lives in the data directory: a stable one lets a later run (KEEP, REUSE_DB)
+    # check the blocks an earlier run signed.
+    data = Path(f"{out}-data")
+    data.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GRIDCOIN_DATA_DIR", str(data))
     print(f"outside verification (issue 16) on PostgreSQL, {TRANSACTIONS:,} transactions")
     if KEEP and (out / "manifest.json").exists():
         setup_django(url)
