@@ -47,7 +47,9 @@ run: install
 	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 GRIDCOIN_BACKGROUND_SCHEDULER=0 $(PY) manage.py migrate --noinput
 	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=0 GRIDCOIN_BACKGROUND_SCHEDULER=0 $(PY) manage.py seed_demo --billing-days
 	@echo "GridCoin on http://$(RUN_ADDR)/ (demo logins are listed on the home page; Ctrl-C stops)"
-	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=1 GRIDCOIN_BACKGROUND_SCHEDULER=1 $(PY) manage.py runserver --noreload $(RUN_ADDR)
+	$(EMBEDDED) GRIDCOIN_BACKGROUND_SEALER=1 GRIDCOIN_BACKGROUND_SCHEDULER=1 GRIDCOIN_BACKGROUND_WITNESSES=1 \
+		GRIDCOIN_WITNESS_API=http://$(RUN_ADDR)/api/v1/ledger/ GRIDCOIN_WITNESS_QUORUM=$${GRIDCOIN_WITNESS_QUORUM:-2} \
+		$(PY) manage.py runserver --noreload $(RUN_ADDR)
 
 # honcho gives each process PORT = base + 100 * index; web is first in the Procfile, so it
 # gets the base port: $PORT, or 8000.

@@ -13,6 +13,7 @@ from bench import (  # noqa: E402
     payments_bench,
     reconcile_bench,
     verifier_bench,
+    witness_bench,
 )
 
 if __name__ == "__main__":
@@ -23,3 +24,4 @@ if __name__ == "__main__":
     billing_bench.main()
     gateway_bench.main()
     verifier_bench.main()
+    witness_bench.main()

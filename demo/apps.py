@@ -7,3 +7,11 @@ class DemoConfig(AppConfig):
     processor, so the site runs unchanged without it."""
 
     name = "demo"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        if getattr(settings, "GRIDCOIN_BACKGROUND_WITNESSES", False):
+            from .witnesses import start_background_witnesses
+
+            start_background_witnesses()

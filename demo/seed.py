@@ -18,6 +18,7 @@ from .organisations import DEMO_PASSWORD, organisations_seed
 from .readings import readings_seed
 from .second_factor import second_factors_seed
 from .statements import statements_seed
+from .witnesses import witnesses_seed
 
 
 @transaction.atomic
@@ -29,4 +30,4 @@ def demo_seed() -> list[str]:
         # demo login holds the utility's keys.
         raise DemoSeedError(f"refusing to seed the demo in production: its users share the password {DEMO_PASSWORD!r}")
     return (organisations_seed() + second_factors_seed() + fiat_seed() + devices_seed() + energy_seed()
-            + statements_seed() + charity_seed() + readings_seed() + billing_seed())
+            + statements_seed() + charity_seed() + readings_seed() + billing_seed() + witnesses_seed())

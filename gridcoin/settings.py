@@ -326,6 +326,7 @@ GRIDCOIN_LOG_ORIGIN = os.environ.get("GRIDCOIN_LOG_ORIGIN", "gridcoin.example/le
 GRIDCOIN_WITNESS_QUORUM = int(os.environ.get("GRIDCOIN_WITNESS_QUORUM", "0"))
 # The embedded default also runs the demo organisations' witnesses as threads (docs/witnesses.md).
 GRIDCOIN_BACKGROUND_WITNESSES = os.environ.get("GRIDCOIN_BACKGROUND_WITNESSES", "0") == "1"
+GRIDCOIN_WITNESS_API = os.environ.get("GRIDCOIN_WITNESS_API", "http://127.0.0.1:8000/api/v1/ledger/")
 # ... and ended funded windows are settled by a thread instead of Celery beat.
 GRIDCOIN_BACKGROUND_SCHEDULER = os.environ.get("GRIDCOIN_BACKGROUND_SCHEDULER", "0") == "1"
 # A campaign with automatic disbursement disburses its pool at most once per this many seconds.

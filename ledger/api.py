@@ -120,23 +120,22 @@ class Policies(APIView):
 
 # --- the global log: checkpoints, proofs and witnesses (docs/witnesses.md) ---------------------
 
-from drf_spectacular.utils import OpenApiParameter  # noqa: E402
 from rest_framework.permissions import AllowAny  # noqa: E402
 
 from . import log  # noqa: E402
 from .serializers import (  # noqa: E402
     CheckpointSerializer,
     ConsistencyProofSerializer,
+    ConsistencyQuerySerializer,
     CosignatureInSerializer,
+    InclusionQuerySerializer,
     LogInclusionProofSerializer,
     OrdererSerializer,
     WitnessSerializer,
 )
 
-
-def _size_param(request, name: str) -> int | None:
-    value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 19 else None
+NO_PROOF = OpenApiResponse(DetailSerializer, description="the log has no trees of these sizes (yet), or the "
+                          "transaction is not in it")
 
 
 class CheckpointLatest(APIView):
@@ -174,9 +173,11 @@ class CheckpointCosignatures(APIView):
                                                    "valid cosignature of this checkpoint")})
     def post(self, request, number: int):
         checkpoint = get_object_or_404(log.Checkpoint, number=number)
-        line = request.data.get("line") if isinstance(request.data, dict) else None
+        given = CosignatureInSerializer(data=request.data)
+        if not given.is_valid():
+            return Response({"detail": "give {\"line\": \"\u2014 <msp_id>/witness <base64>\"}"}, status=400)
         try:
-            _, created = log.cosignature_add(checkpoint, line)
+            _, created = log.cosignature_add(checkpoint, given.validated_data["line"])
         except log.CosignatureRefused as refused:
             return Response({"detail": refused.detail}, status=refused.status)
         return Response(log.checkpoint_document(checkpoint), status=201 if created else 200)
@@ -187,17 +188,15 @@ class ConsistencyProof(APIView):
 
     required_scopes = READ_SCOPE
 
-    @extend_schema(parameters=[OpenApiParameter("first", int, required=True),
-                               OpenApiParameter("second", int, required=True)],
-                   responses={200: ConsistencyProofSerializer})
+    @extend_schema(parameters=[ConsistencyQuerySerializer], responses={200: ConsistencyProofSerializer, 404: NO_PROOF})
     def get(self, request):
-        first, second = _size_param(request, "first"), _size_param(request, "second")
-        if first is None or second is None:
-            return Response({"detail": "first and second must be tree sizes"}, status=400)
+        query = ConsistencyQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        first, second = query.validated_data["first"], query.validated_data["second"]
         try:
             proof = log.consistency_proof(first, second)
         except log.ProofError as exc:
-            return Response({"detail": str(exc)}, status=400)
+            return Response({"detail": str(exc)}, status=404)
         return Response({"first": first, "second": second, "proof": [h.hex() for h in proof]})
 
 
@@ -206,19 +205,16 @@ class LogInclusionProof(APIView):
 
     required_scopes = READ_SCOPE
 
-    @extend_schema(parameters=[OpenApiParameter("tx", str, required=True),
-                               OpenApiParameter("tree_size", int, required=True)],
-                   responses={200: LogInclusionProofSerializer})
+    @extend_schema(parameters=[InclusionQuerySerializer], responses={200: LogInclusionProofSerializer, 404: NO_PROOF})
     def get(self, request):
-        size = _size_param(request, "tree_size")
-        tx = get_object_or_404(selectors.transactions_visible_to(request.user),
-                               tx_hash=request.query_params.get("tx", ""))
-        if size is None:
-            return Response({"detail": "tree_size must be a tree size"}, status=400)
+        query = InclusionQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        size = query.validated_data["tree_size"]
+        tx = get_object_or_404(selectors.transactions_visible_to(request.user), tx_hash=query.validated_data["tx"])
         try:
             index, proof = log.inclusion_proof(tx, size)
         except log.ProofError as exc:
-            return Response({"detail": str(exc)}, status=400)
+            return Response({"detail": str(exc)}, status=404)
         return Response({"tx_hash": tx.tx_hash, "leaf_index": index, "tree_size": size,
                          "proof": [h.hex() for h in proof]})
 

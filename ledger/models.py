@@ -277,16 +277,18 @@ class SealerLease(models.Model):
 # --- the global log (every sealed transaction, in sealing order) and its witnesses ----------
 
 
-class LogNode(models.Model):
-    """A perfect subtree of the global log's Merkle tree: ``position`` = level << 48 | index
-    covers leaves [index << level, (index + 1) << level). Written once by the sealer; proofs
-    of any size are folded from O(log n) of them."""
+class LogChunk(models.Model):
+    """Up to 256 consecutive perfect-subtree hashes of one level of the global log's Merkle tree:
+    ``position`` = level << 48 | (index >> 8), ``hashes`` = the 32-byte hashes of indexes
+    (index >> 8) << 8, … in order (the node at (level, index) covers leaves
+    [index << level, (index + 1) << level)). Only ever appended to: a block of 500 transactions
+    adds about a thousand hashes in a dozen rows, not a thousand rows."""
 
     position = models.BigIntegerField(primary_key=True)
-    hash = models.BinaryField(max_length=32)
+    hashes = models.BinaryField()
 
     def __str__(self) -> str:
-        return f"log node level {self.position >> 48} index {self.position & ((1 << 48) - 1)}"
+        return f"log level {self.position >> 48}, nodes from {(self.position & ((1 << 48) - 1)) << 8}"
 
 
 class Checkpoint(models.Model):
@@ -300,6 +302,9 @@ class Checkpoint(models.Model):
     root = models.CharField(max_length=64, help_text="RFC 6962 root of the first tree_size leaves, hex")
     body = models.TextField(help_text="the checkpoint note's body, as signed")
     signature_line = models.TextField(help_text="the orderer's signed-note line over the body")
+    # The perfect subtrees of tree_size's binary decomposition, largest first, 32 bytes each:
+    # the next block appends to them without reading the log.
+    frontier = models.BinaryField(default=b"")
 
     class Meta:
         ordering = ["number"]

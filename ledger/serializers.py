@@ -136,7 +136,8 @@ class CheckpointSerializer(serializers.Serializer):
     block = serializers.IntegerField()
     header_hash = serializers.CharField()
     tree_size = serializers.IntegerField()
-    root = serializers.CharField(help_text="RFC 6962 root of the first tree_size transactions, hex")
+    # (``root`` is also a Field attribute, the serializer tree's root: harmless on a plain field)
+    root = serializers.CharField(help_text="RFC 6962 root of the first tree_size transactions, hex")  # type: ignore[assignment]
     origin = serializers.CharField()
     body = serializers.CharField(help_text="the checkpoint note's body, as signed")
     note = serializers.CharField(help_text="body, a blank line, the orderer's line, then cosignature lines")
@@ -144,7 +145,18 @@ class CheckpointSerializer(serializers.Serializer):
 
 
 class CosignatureInSerializer(serializers.Serializer):
-    line = serializers.CharField(trim_whitespace=False)
+    line = serializers.RegexField(r"^\u2014 [^ \n]+ [A-Za-z0-9+/]+={0,2}\n?$", max_length=500, trim_whitespace=False,
+                                  help_text="'\u2014 <msp_id>/witness <base64(key id, timestamp, signature)>'")
+
+
+class ConsistencyQuerySerializer(serializers.Serializer):
+    first = serializers.IntegerField(min_value=1, max_value=2**62)
+    second = serializers.IntegerField(min_value=1, max_value=2**62)
+
+
+class InclusionQuerySerializer(serializers.Serializer):
+    tx = serializers.RegexField(r"^[0-9a-f]{64}$", help_text="the transaction's hash")
+    tree_size = serializers.IntegerField(min_value=1, max_value=2**62)
 
 
 class ConsistencyProofSerializer(serializers.Serializer):

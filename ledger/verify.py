@@ -462,7 +462,7 @@ def _check_log(v: _Verifier) -> None:
     trusted = [bytes.fromhex(k) for k in v.trusted]
     with connection.cursor() as cur:
         cur.execute("SELECT b.id, b.number, b.header_hash, b.first_tx_id, b.last_tx_id, c.id, c.number, "
-                    "c.header_hash, c.tree_size, c.root, c.body, c.signature_line FROM ledger_block b "
+                    "c.header_hash, c.tree_size, c.root, c.body, c.signature_line, c.frontier FROM ledger_block b "
                     "LEFT JOIN ledger_checkpoint c ON c.block_id = b.id ORDER BY b.number")
         blocks = cur.fetchall()
         cur.execute("SELECT c.number FROM ledger_checkpoint c LEFT JOIN ledger_block b ON b.id = c.block_id "
@@ -480,7 +480,7 @@ def _check_log(v: _Verifier) -> None:
     frontier: list = []
     size = nodes = 0
     for block_id, number, header_hash, first_id, last_id, cp_id, cp_number, cp_header, cp_size, cp_root, body, \
-            line in blocks:
+            line, cp_frontier in blocks:
         with connection.cursor() as cur:
             cur.execute("SELECT tx_hash FROM ledger_transaction WHERE id BETWEEN %s AND %s AND block_id = %s "
                         "ORDER BY id", [first_id or 0, last_id or 0, block_id])
@@ -488,10 +488,9 @@ def _check_log(v: _Verifier) -> None:
         frontier, created = frontier_append(frontier, size, hashes)
         size += len(hashes)
         nodes += len(created)
-        stored = log.LogNode.objects.filter(position__in=[log.position(*k) for k, _ in created])
-        stored_hashes = {p: bytes(h) for p, h in stored.values_list("position", "hash")}
+        stored = log.stored_nodes([k for k, _ in created])
         for key, h in created:
-            if stored_hashes.get(log.position(*key)) != h:
+            if stored.get(key) != h:
                 v.fail(f"the log's stored subtree at level {key[0]} index {key[1]} is missing or wrong",
                        block=number)
         if cp_id is None:
@@ -503,6 +502,8 @@ def _check_log(v: _Verifier) -> None:
             v.fail(f"checkpoint names block {cp_number} {cp_header}, not this block", block=number)
         if cp_size != size:
             v.fail(f"checkpoint tree size {cp_size}, the log holds {size}", block=number)
+        if bytes(cp_frontier or b"") != b"".join(h for _, h in frontier):
+            v.fail("checkpoint's stored frontier differs from the log's", block=number)
         if cp_root != root.hex():
             v.fail(f"checkpoint root {cp_root} differs from the log's root {root.hex()}", block=number)
         if body != expected:
@@ -515,5 +516,8 @@ def _check_log(v: _Verifier) -> None:
                 v.fail(f"cosignature by {witness}, which is not a witness", block=number)
             elif notes.verify_cosignature_line(body, cosig_line, witness, bytes(public_key)) != timestamp:
                 v.fail(f"cosignature by {witness} does not verify", block=number)
-    if log.LogNode.objects.count() != nodes:
-        v.fail(f"the log stores {log.LogNode.objects.count()} subtree hashes, the chain makes {nodes}")
+    with connection.cursor() as cur:
+        cur.execute("SELECT coalesce(sum(length(hashes)), 0) FROM ledger_logchunk")
+        stored_bytes = cur.fetchone()[0]
+    if stored_bytes != nodes * log.HASH:
+        v.fail(f"the log stores {stored_bytes / log.HASH:g} subtree hashes, the chain makes {nodes}")

@@ -231,10 +231,12 @@ class Witness:
             return []
         data = self._get("proofs/consistency/", {"first": signed["tree_size"], "second": body.tree_size})
         proof = data.get("proof")
+        if not isinstance(proof, list):
+            raise Refusal("the consistency proof is malformed", proof)
         try:
             hashes = [bytes.fromhex(h) for h in proof]
         except (TypeError, ValueError) as exc:
-            raise Refusal("the consistency proof is malformed") from exc
+            raise Refusal("the consistency proof is malformed", proof) from exc
         if data.get("first") != signed["tree_size"] or data.get("second") != body.tree_size or not (
                 merkle.verify_consistency(signed["tree_size"], body.tree_size, hashes,
                                           bytes.fromhex(signed["root"]), body.root)):

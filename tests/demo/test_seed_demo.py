@@ -95,9 +95,15 @@ def test_seed_creates_the_demo_network():
         ("alice", "hh-alice", Role.OWNER),
         ("bob", "hh-bob", Role.OWNER),
         ("carol", "hh-alice", Role.MEMBER),
+        # the witnesses' readers of the ledger API (demo.witnesses)
+        ("witness-demobank", "demobank", Role.MEMBER),
+        ("witness-warmhomes", "warmhomes", Role.MEMBER),
+        ("witness-audit", "audit", Role.MEMBER),
     }
     got = set(Membership.objects.values_list("user__username", "organisation__msp_id", "role"))
     assert got == expected
+    witnesses = Identity.objects.filter(name="witness", kind="service")
+    assert sorted(w.organisation.msp_id for w in witnesses) == ["audit", "demobank", "warmhomes"]
     # Members and the six service identities (the utility's operator, the bank's webhook
     # receiver, the charity's campaign automation, the grid's, the distributor's and the
     # utility's billing) hold custodial keys; the nine demo meters hold their own.

@@ -45,7 +45,7 @@ def test_schema_lists_every_ledger_path(signed_in):
     assert schema["openapi"].startswith("3.")
     assert schema["info"]["title"] == "GridCoin API"
     documented = {p for p in schema["paths"] if p.startswith(LEDGER_PREFIX)}
-    assert len(ledger_paths()) == 16
+    assert len(ledger_paths()) == 16  # 7, the global log's 7 (docs/witnesses.md), documents and policies
     assert documented == ledger_paths()
 
 
@@ -54,12 +54,22 @@ def test_ledger_api_is_documented_read_only_and_authenticated(signed_in):
     schemes = schema["components"]["securitySchemes"]
     assert {"cookieAuth", "tokenAuth"} <= set(schemes) and "basicAuth" not in schemes
     assert schemes["tokenAuth"]["type"] == "http" and schemes["tokenAuth"]["scheme"] == "bearer"
-    for path in ledger_paths():
+    for path in ledger_paths() - {COSIGNATURES}:
         operations = schema["paths"][path]
         assert set(operations) == {"get"}, (path, set(operations))
         security = operations["get"]["security"]
         # no anonymous ({}) alternative: every ledger read needs a signed-in caller
         assert {} not in security and security, (path, security)
+
+
+COSIGNATURES = LEDGER_PREFIX + "checkpoints/{number}/cosignatures/"
+
+
+def test_the_one_ledger_write_is_a_witness_cosignature_authenticated_by_its_signature(signed_in):
+    operations = _schema(signed_in)["paths"][COSIGNATURES]
+    assert set(operations) == {"post"}
+    assert operations["post"].get("security", [{}]) in ([{}], [])
+    assert {"200", "201", "403"} <= set(operations["post"]["responses"])
 
 
 def test_proof_endpoint_documents_its_response(signed_in):
