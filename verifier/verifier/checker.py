@@ -470,6 +470,15 @@ class Checker:
         organisation's type, an identity's key, kind or revocation, an account's owner or kind
         changed in the database shows here."""
         m = self.membership
+        if any(key.startswith("org/") for key in m.config):
+            # Membership lives on chain: a row of the tables that no configuration transaction
+            # made is forged.
+            for what, prefix, names in (("organisation", "org/", m.snapshot_orgs),
+                                        ("identity", "identity/", m.snapshot_identities),
+                                        ("account", "account/", {f"{a}/{k}": None for a, k in m.snapshot_accounts})):
+                for name in sorted(names):
+                    if f"{prefix}{name}" not in m.config:
+                        self.fail(f"{what} {name} is in the membership but not on chain (a forged row)")
         for key, value in sorted(m.config.items()):
             if not isinstance(value, dict):
                 continue
