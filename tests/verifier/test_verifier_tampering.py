@@ -208,7 +208,8 @@ def test_an_attacker_who_recomputes_every_hash_is_stopped_by_the_orderer_key(sea
 
 
 MEMBERSHIP_EDITS = ["a household turned into a bank", "an account given to another organisation",
-                    "a user turned into a service", "an identity revoked in the table only"]
+                    "a user turned into a service", "an identity revoked in the table only",
+                    "a forged organisation row"]
 
 
 @pytest.mark.parametrize("edit", MEMBERSHIP_EDITS)
@@ -226,6 +227,7 @@ def test_membership_table_edits_agree(sealed, pinned, edit):
                                     organisation_id=bob.pk),
         MEMBERSHIP_EDITS[2]: update(Identity, sealed.net.alice.identity.pk, kind="service"),
         MEMBERSHIP_EDITS[3]: update(Identity, sealed.net.alice.identity.pk, revoked_at=timezone.now()),
+        MEMBERSHIP_EDITS[4]: lambda: Organisation.objects.create(msp_id="forged", name="Forged", org_type="bank"),
     }[edit]
     inside, outside = both_after(mutate, pinned)
     assert inside.ok == outside.ok, (edit, inside.problems[:1], outside.problems[:1])
