@@ -12,6 +12,7 @@ from bench import (  # noqa: E402
     ledger_bench,
     payments_bench,
     reconcile_bench,
+    verifier_bench,
     witness_bench,
 )
 
@@ -22,4 +23,5 @@ if __name__ == "__main__":
     charity_bench.main()
     billing_bench.main()
     gateway_bench.main()
+    verifier_bench.main()
     witness_bench.main()

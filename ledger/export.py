@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from django.conf import settings
 from django.db import connection, transaction
 
 from .canonical import loads_ledger_json
 from .crypto import b64
-from .documents import block_header, proposal_bytes, transaction_document_bytes
+from .documents import block_header, proposal_bytes, timestamp_text, transaction_document_bytes
 from .selectors import CONFIG_NAMESPACE, as_utc, identity_config_key, policies
 
 FORMAT = "gridcoin-ledger-export/1"
@@ -94,11 +93,15 @@ def _transactions(where: str, params: list, keys: _Keys, limit: int | None = Non
         if not txs:
             return []
         lo, hi = txs[0][0], txs[-1][0]
-        cur.execute("SELECT p.transaction_id, a.key, p.asset_id, p.amount FROM ledger_posting p "
+        cur.execute("SELECT p.transaction_id, a.key, p.asset_id, p.amount, a.asset_id FROM ledger_posting p "
                     "JOIN ledger_account a ON a.id = p.account_id WHERE p.transaction_id BETWEEN %s AND %s "
                     "ORDER BY p.id", [lo, hi])
         postings: dict[int, list] = {}
-        for tx_id, key, asset, amount in cur.fetchall():
+        for tx_id, key, asset, amount, account_asset in cur.fetchall():
+            if asset != account_asset:
+                # A row that moves one asset on another asset's account is no posting the ledger
+                # ever hashed; exported as it stands, the transaction's hash betrays it.
+                asset = f"{asset} (account holds {account_asset})"
             postings.setdefault(tx_id, []).append([key, asset, amount])
         cur.execute("SELECT transaction_id, namespace, key, value, is_delete, version FROM ledger_statewrite "
                     "WHERE transaction_id BETWEEN %s AND %s ORDER BY id", [lo, hi])
@@ -155,7 +158,26 @@ def _block_record(block: tuple, keys: _Keys, strays: list[int]) -> dict:
     header = block_header(number=number, previous_hash=previous_hash, merkle_root=root,
                           timestamp=as_utc(timestamp), tx_count=tx_count)
     return {"header": header, "header_hash": header_hash, "signature": signature, "signer_public_key": signer,
-            "transactions": [record for _, _, record in rows]}
+            "transactions": [record for _, _, record in rows], "checkpoint": _checkpoint(block_id)}
+
+
+def _checkpoint(block_id: int) -> dict | None:
+    """The block's checkpoint in the global log: size, root, body, the orderer's note line and
+    the witnesses' cosignature lines with the keys they were made with."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, number, header_hash, tree_size, root, body, signature_line FROM ledger_checkpoint "
+                    "WHERE block_id = %s", [block_id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute("SELECT o.msp_id, i.name, i.public_key, s.timestamp, s.line FROM ledger_cosignature s "
+                    "JOIN ledger_identity i ON i.id = s.witness_id JOIN ledger_organisation o "
+                    "ON o.id = i.organisation_id WHERE s.checkpoint_id = %s ORDER BY s.id", [row[0]])
+        cosignatures = [{"witness": f"{m}/{n}", "public_key": bytes(k).hex(), "timestamp": t, "line": line}
+                        for m, n, k, t, line in cur.fetchall()]
+    _, number, header_hash, tree_size, root, body, line = row
+    return {"block": number, "header_hash": header_hash, "tree_size": tree_size, "root": root, "body": body,
+            "signature_line": line, "cosignatures": cosignatures}
 
 
 def _pending(out: _Hashed, keys: _Keys) -> int:
@@ -184,7 +206,8 @@ def membership_snapshot() -> dict[str, list[dict]]:
         organisations = [{"msp_id": m, "name": n, "org_type": t} for m, n, t in cur.fetchall()]
         cur.execute("SELECT o.msp_id, i.name, i.kind, i.public_key, i.revoked_at FROM ledger_identity i "
                     "JOIN ledger_organisation o ON o.id = i.organisation_id ORDER BY o.msp_id, i.name")
-        identities = [{"identity": f"{m}/{n}", "kind": k, "public_key": bytes(p).hex(), "revoked": r is not None}
+        identities = [{"identity": f"{m}/{n}", "kind": k, "public_key": bytes(p).hex(),
+                       "revoked": timestamp_text(as_utc(r)) if r is not None else None}
                       for m, n, k, p, r in cur.fetchall()]
         cur.execute("SELECT a.key, a.asset_id, a.kind, o.msp_id, a.balance FROM ledger_account a "
                     "JOIN ledger_organisation o ON o.id = a.organisation_id ORDER BY a.asset_id, a.key")
@@ -210,16 +233,15 @@ def _state(out: _Hashed) -> None:
 
 
 def witnesses_and_checkpoint() -> tuple[list[dict], int, dict | None]:
-    """The registered witnesses, the cosignatures required and the latest checkpoint as the API
-    serves them (docs/witnesses.md). Hook: empty until the checkpoint log is installed."""
-    quorum = int(getattr(settings, "GRIDCOIN_WITNESS_QUORUM", 0) or 0)
-    from . import selectors
+    """The registered witnesses, the cosignatures required and the latest checkpoint, as the API
+    serves them (docs/witnesses.md)."""
+    from . import log
 
-    witnesses_of = getattr(selectors, "witnesses", None)
-    latest = getattr(selectors, "checkpoint_latest", None)
-    witnesses = list(witnesses_of()) if callable(witnesses_of) else []
-    checkpoint = latest() if callable(latest) else None
-    return witnesses, quorum, checkpoint
+    witnesses = [{"name": w.qualified_name, "organisation": w.organisation.msp_id,
+                  "org_type": w.organisation.org_type, "public_key": bytes(w.public_key).hex()}
+                 for w in log.witnesses()]
+    latest = log.latest_checkpoint()
+    return witnesses, log.quorum(), (log.checkpoint_document(latest) if latest is not None else None)
 
 
 @contextmanager
@@ -234,6 +256,7 @@ def _snapshot():
 
 
 def export_ledger(out_dir: str | Path, *, blocks_per_file: int = 1000) -> ExportSummary:
+    from .log import origin as log_origin
     from .verify import trusted_orderer_keys
 
     directory = Path(out_dir)
@@ -277,7 +300,7 @@ def export_ledger(out_dir: str | Path, *, blocks_per_file: int = 1000) -> Export
         witnesses, quorum, checkpoint = witnesses_and_checkpoint()
         manifest = {
             "format": FORMAT,
-            "origin": getattr(settings, "GRIDCOIN_LOG_ORIGIN", "gridcoin.example/ledger"),
+            "origin": log_origin(),
             "orderer_public_keys": sorted(trusted_orderer_keys()),
             "policies": policies(),
             "witnesses": witnesses,

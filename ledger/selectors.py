@@ -511,9 +511,8 @@ def transaction_document(tx: Transaction) -> dict[str, Any]:
     document = transaction_document_bytes(proposal=proposal, signature=tx.signature, status=tx.status,
                                           reason=tx.reason, result=tx.result, events=tx.events,
                                           postings=postings, state_writes=writes)
-    leaf_index = None
-    if tx.block_id is not None:
-        block = tx.block
+    block, leaf_index = tx.block if tx.block_id is not None else None, None
+    if block is not None:
         leaf_index = Transaction.objects.in_block(block).filter(id__lt=tx.pk).count()
     return {
         "tx_hash": tx.tx_hash,
@@ -522,7 +521,7 @@ def transaction_document(tx: Transaction) -> dict[str, Any]:
         "signature": tx.signature,
         "invoker": tx.invoker.qualified_name,
         "invoker_public_key": invoker_key_at(tx).hex(),
-        "block": tx.block.number if tx.block_id is not None else None,
+        "block": block.number if block is not None else None,
         "leaf_index": leaf_index,
     }
 

@@ -24,15 +24,21 @@ class SourceError(Exception):
 # --- export directories ------------------------------------------------------------------------------
 
 
-def _lines(path: Path, expected_sha256: str, checker: Checker) -> Iterator[dict]:
+def _raw_lines(path: Path, expected_sha256: str, checker: Checker) -> Iterator[bytes]:
+    """The file's non-empty lines; its SHA-256 is checked against the manifest at the end."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for line in handle:
             digest.update(line)
             if line.strip():
-                yield json.loads(line)
+                yield line
     if digest.hexdigest() != expected_sha256:
         checker.fail(f"file {path.name} does not match the sha256 in the manifest")
+
+
+def _lines(path: Path, expected_sha256: str, checker: Checker) -> Iterator[dict]:
+    for line in _raw_lines(path, expected_sha256, checker):
+        yield json.loads(line)
 
 
 def _json_file(directory: Path, entry: dict, checker: Checker) -> Any:
@@ -44,7 +50,8 @@ def _json_file(directory: Path, entry: dict, checker: Checker) -> Any:
 
 
 def verify_export(directory: str | Path, *, orderer_keys: list[str] | None = None, quorum: int | None = None,
-                  first_only: bool = True, workers: int | None = None) -> Report:
+                  first_only: bool = True, workers: int | None = None, parallel: bool | None = None) -> Report:
+    """``parallel``: analyse blocks in worker processes (default: when the blocks exceed 8 MB)."""
     directory = Path(directory)
     try:
         manifest = json.loads((directory / "manifest.json").read_bytes())
@@ -54,7 +61,7 @@ def verify_export(directory: str | Path, *, orderer_keys: list[str] | None = Non
         raise SourceError(f"not a {EXPORT_FORMAT} export: format {manifest.get('format')!r}")
     pinned = list(orderer_keys or [])
     checker = Checker(orderer_keys=pinned or manifest["orderer_public_keys"], policies=manifest.get("policies"),
-                      first_only=first_only, workers=workers)
+                      first_only=first_only, workers=workers, origin=manifest.get("origin", ""))
     if not pinned:
         checker.report.notes.append("orderer keys taken from the export, not pinned (--orderer-key)")
     checkpoint = manifest.get("checkpoint")
@@ -63,13 +70,9 @@ def verify_export(directory: str | Path, *, orderer_keys: list[str] | None = Non
     try:
         membership = _json_file(directory, manifest["membership"], checker)
         checker.membership = Membership(membership)  # it only fills in what config transactions lack
-        expected = 0
-        for entry in manifest["files"]:
-            if entry["first_block"] != expected:
-                checker.fail(f"file {entry['name']} starts at block {entry['first_block']}, expected {expected}")
-            for record in _lines(directory / entry["name"], entry["sha256"], checker):
-                checker.block(record)
-            expected = entry["last_block"] + 1
+        total = sum((directory / entry["name"]).stat().st_size for entry in manifest["files"])
+        checker.block_lines(_block_lines(directory, manifest["files"], checker),
+                            parallel=total > PARALLEL_FROM if parallel is None else parallel)
         for record in _lines(directory / manifest["pending"]["name"], manifest["pending"]["sha256"], checker):
             checker.pending(record)
         checker.balances_against(membership["accounts"])
@@ -85,6 +88,19 @@ def verify_export(directory: str | Path, *, orderer_keys: list[str] | None = Non
     finally:
         checker.close()
     return checker.finish()
+
+
+# Below this many bytes of blocks, worker processes cost more to start than they save.
+PARALLEL_FROM = 8 << 20
+
+
+def _block_lines(directory: Path, files: list[dict], checker: Checker) -> Iterator[bytes]:
+    expected = 0
+    for entry in files:
+        if entry["first_block"] != expected:
+            checker.fail(f"file {entry['name']} starts at block {entry['first_block']}, expected {expected}")
+        yield from _raw_lines(directory / entry["name"], entry["sha256"], checker)
+        expected = entry["last_block"] + 1
 
 
 # --- a live read API -----------------------------------------------------------------------------------
@@ -129,7 +145,8 @@ def verify_api(base: str, *, token: str | None = None, orderer_keys: list[str] |
     orderer = api.get("orderer/", missing_ok=True) or {}
     pinned = list(orderer_keys or [])
     keys = pinned or ([orderer["public_key"]] if orderer.get("public_key") else [])
-    checker = Checker(orderer_keys=keys, policies=api.get("policies/"), first_only=first_only, workers=workers)
+    checker = Checker(orderer_keys=keys, policies=api.get("policies/"), first_only=first_only, workers=workers,
+                      origin=orderer.get("origin", ""))
     if not pinned:
         checker.report.notes.append("orderer key taken from the API, not pinned (--orderer-key)")
     checker.report.notes.append("policies checked only for members created by config transactions "
