@@ -61,17 +61,50 @@ def effects_document(*, status: str, reason: str, result: Any, events: list, pos
     }
 
 
-def transaction_hash(*, proposal: bytes, signature: str, checked: bool = False, **effects: Any) -> str:
+def transaction_hash(*, proposal: bytes, signature: str, checked: bool = False,
+                     state_texts: list[bytes | None] | None = None, **effects: Any) -> str:
     """SHA-256 of the canonical ``transaction_document``. The signed proposal is already
     canonical bytes, so the document is assembled around them (keys in JCS order: effects,
-    proposal, signature) instead of serialising the proposal twice."""
+    proposal, signature) instead of serialising the proposal twice. ``state_texts``, one per
+    state write, are the canonical bytes of their values (None for a delete) as ``put_state``
+    made them: the writes are assembled around them too instead of walking every value again."""
     document = b"".join((
-        b'{"effects":', canonical_json(effects_document(**effects), checked=checked),
+        b'{"effects":', effects_bytes(checked=checked, state_texts=state_texts, **effects),
         b',"proposal":', proposal,
         b',"signature":', canonical_json(signature, checked=True),
         b"}",
     ))
     return sha256_hex(document)
+
+
+def effects_bytes(*, status: str, reason: str, result: Any, events: list, postings: list[list],
+                  state_writes: list[list], checked: bool = False,
+                  state_texts: list[bytes | None] | None = None) -> bytes:
+    """The canonical ``effects_document``. JCS is compositional (an object is its sorted keys
+    around its members' canonical forms), so it can be built from canonical parts."""
+    if state_texts is None or len(state_texts) != len(state_writes):
+        return canonical_json(effects_document(status=status, reason=reason, result=result, events=events,
+                                               postings=postings, state_writes=state_writes), checked=checked)
+    names: dict[str, bytes] = {}
+    writes = []
+    for (namespace, key, _, is_delete, version), text in zip(state_writes, state_texts, strict=True):
+        prefix = names.get(namespace)
+        if prefix is None:
+            prefix = names[namespace] = b"[" + canonical_json(namespace, checked=True) + b","
+        if type(version) is not int or type(is_delete) is not bool:
+            raise TypeError("a state write's version is an integer and its is_delete a boolean")
+        writes.append(b"".join((prefix, canonical_json(key, checked=True), b",",
+                                b"null" if text is None else text, b",true," if is_delete else b",false,",
+                                canonical_json(version), b"]")))
+    return b"".join((
+        b'{"events":', canonical_json(events, checked=checked),
+        b',"postings":', canonical_json(postings, checked=checked),
+        b',"reason":', canonical_json(reason, checked=checked),
+        b',"result":', canonical_json(result, checked=checked),
+        b',"state_writes":[', b",".join(writes),
+        b'],"status":', canonical_json(status, checked=checked),
+        b"}",
+    ))
 
 
 def block_header(*, number: int, previous_hash: str, merkle_root: str, timestamp: datetime,
