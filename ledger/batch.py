@@ -394,7 +394,7 @@ class _Batch:
 
     def _write_state(self, cur, ids: dict[str, int]) -> None:
         rows = [(ids[p.tx_hash], ns, key, text, is_delete, version) for p in self.pending
-                for (ns, key, _, is_delete, version), text in zip(p.applied.state_writes, p.applied.value_texts(),
+                for (ns, key, _, is_delete, version), text in zip(p.applied.state_writes, p.applied.value_texts,
                                                                   strict=True)]
         if not rows:
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Any
 
@@ -154,6 +155,7 @@ class Applied:
     # the canonical JSON of each write's value (``Effects.state_texts``), in step with state_writes
     state_texts: list[bytes | None] = field(default_factory=list)
 
+    @cached_property
     def value_texts(self) -> list[str | None]:
         """Each state write's value as JSON text for a ``jsonb`` column (None for a delete)."""
         if len(self.state_texts) == len(self.state_writes):
@@ -322,7 +324,7 @@ def lock_state_keys(namespace: str, keys: list[str]) -> None:
         return
     by_directory: dict[str, list[str]] = {}
     for key in set(keys):
-        by_directory.setdefault(state_directory(key), []).append(key)
+        by_directory.setdefault(key.rpartition("/")[0], []).append(key)  # state_directory, inline: hot
     directories = list(by_directory)
     whole = [len(by_directory[d]) > STATE_LOCK_KEYS for d in directories]
     singly = [f"{namespace}\x1f{key}" for d, bulk in zip(directories, whole, strict=True) if not bulk
@@ -365,9 +367,10 @@ def state_rows(namespace: str, keys: list[str], *, span: bool = False,
     if span and len(keys) > 1 and keys_sort_bytewise():
         ranges: dict[str, list[str]] = {}
         for key in keys:
-            bounds = ranges.get(state_directory(key))
+            directory = key.rpartition("/")[0]  # state_directory, inline: a thousand keys a call
+            bounds = ranges.get(directory)
             if bounds is None:
-                ranges[state_directory(key)] = [key, key]
+                ranges[directory] = [key, key]
             elif key < bounds[0]:
                 bounds[0] = key
             elif key > bounds[1]:
