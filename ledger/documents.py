@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .canonical import canonical_json, sha256_hex
+from .canonical import MAX_SAFE_INTEGER, canonical_json, sha256_hex
 
 GENESIS_PREVIOUS_HASH = "0" * 64
 SIGNATURE_REJECTION = "invalid signature: the proposal is not signed by the invoker's key"
@@ -91,11 +91,14 @@ def effects_bytes(*, status: str, reason: str, result: Any, events: list, postin
         prefix = names.get(namespace)
         if prefix is None:
             prefix = names[namespace] = b"[" + canonical_json(namespace, checked=True) + b","
-        if type(version) is not int or type(is_delete) is not bool:
-            raise TypeError("a state write's version is an integer and its is_delete a boolean")
+        if not isinstance(key, str) or type(is_delete) is not bool or type(version) is not int or version < 0:
+            raise TypeError("a state write is [namespace, key (text), value, is_delete (boolean), version (integer)]")
+        # A key is text and a version a non-negative integer: their canonical forms are orjson's
+        # (canonical_json would say so after a walk each, for every write).
         writes.append(b"".join((prefix, canonical_json(key, checked=True), b",",
                                 b"null" if text is None else text, b",true," if is_delete else b",false,",
-                                canonical_json(version), b"]")))
+                                str(version).encode() if version <= MAX_SAFE_INTEGER else canonical_json(version),
+                                b"]")))
     return b"".join((
         b'{"events":', canonical_json(events, checked=checked),
         b',"postings":', canonical_json(postings, checked=checked),
