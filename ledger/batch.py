@@ -37,11 +37,12 @@ from .execution import (
     idempotency_conflict,
     lock_state_keys,
     prepare,
+    project,
     select_accounts,
     state_rows,
     touched_accounts,
     update_balances,
-    upsert_state,
+    write_state,
 )
 from .models import Identity
 
@@ -141,7 +142,7 @@ class _Snapshot:
         if others:
             self.accounts.update(select_accounts(others, lock=True))
 
-    def lock_state(self, namespace: str, keys: list[str]) -> None:
+    def lock_state(self, namespace: str, keys: list[str], *, span: bool = False) -> None:
         missing = sorted({k for k in keys if (namespace, k) not in self.state})
         if not missing:
             return
@@ -149,7 +150,7 @@ class _Snapshot:
         # reads), so a plain read after them sees the last committed value; a row lock on top
         # would cost a WAL record per key.
         lock_state_keys(namespace, missing)
-        found = state_rows(namespace, missing)
+        found = state_rows(namespace, missing, span=span)
         for key in missing:
             self.state[(namespace, key)] = found.get(key)
 
@@ -184,9 +185,12 @@ class _Reader:
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
         return self.snapshot.state_of(namespace, key)
 
-    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
-        self.snapshot.lock_state(namespace, keys)
+    def states(self, namespace: str, keys: list[str], *, lock: bool, span: bool = False,
+               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]:
+        self.snapshot.lock_state(namespace, keys, span=span)
         rows = {k: self.snapshot.state[(namespace, k)] for k in keys}
+        if fields is not None:
+            return {k: (project(row[0], fields), row[1], row[2]) for k, row in rows.items() if row is not None}
         return {k: row for k, row in rows.items() if row is not None}
 
 
@@ -275,7 +279,7 @@ class _Batch:
             version = (previous[1] if previous else 0) + 1
             snapshot.state[(namespace, key)] = (value, version, is_delete)
             writes.append([namespace, key, value, is_delete, version])
-        return Applied(postings, writes)
+        return Applied(postings, writes, effects.state_texts)
 
     # --- writes ---------------------------------------------------------------------------
     def _write(self) -> None:
@@ -389,12 +393,13 @@ class _Batch:
                    for info, amount in p.applied.postings])
 
     def _write_state(self, cur, ids: dict[str, int]) -> None:
-        rows = [(ids[p.tx_hash], ns, key, None if value is None else json_text(value), is_delete, version)
-                for p in self.pending for ns, key, value, is_delete, version in p.applied.state_writes]
+        rows = [(ids[p.tx_hash], ns, key, text, is_delete, version) for p in self.pending
+                for (ns, key, _, is_delete, version), text in zip(p.applied.state_writes, p.applied.value_texts,
+                                                                  strict=True)]
         if not rows:
             return
         copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version", rows)
-        upsert_state(cur, [row[1:] for row in rows])
+        write_state(cur, [row[1:] for row in rows])
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,17 @@ def _check(value: Any) -> bool:
             raise CanonicalError(f"integer {value} is outside the JSON safe range")
         return True
     if kind is dict:
-        fast = True
-        for key in value:
-            if type(key) is not str and not isinstance(key, str):  # the exact-type test first: it is cheaper
-                raise CanonicalError(f"object key {key!r} is not a string")
-            if not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
-                fast = False
+        try:  # the common case in one C loop: every key text, and ASCII
+            fast = all(map(str.isascii, value))
+        except TypeError:  # a key that is not text: the loop below names it
+            fast = False
+        if not fast:
+            fast = True
+            for key in value:
+                if type(key) is not str and not isinstance(key, str):  # the exact-type test first: it is cheaper
+                    raise CanonicalError(f"object key {key!r} is not a string")
+                if not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
+                    fast = False
         return _check_items(value.values()) and fast
     if kind is list or kind is tuple:
         return _check_items(value)

@@ -51,7 +51,8 @@ class LedgerReader(Protocol):
 
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None: ...
 
-    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]: ...
+    def states(self, namespace: str, keys: list[str], *, lock: bool, span: bool = False,
+               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]: ...
 
 
 @dataclass
@@ -135,6 +136,10 @@ class Effects:
     # this invocation: an applier holding that same transaction needs neither lock nor re-read
     # them to version its writes (a station's slot writes a thousand keys it has just read).
     locked_versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The canonical JSON of each state write's value (None for a delete), in step with
+    # ``state_writes``: made once by ``put_state``'s check, and reused for the transaction's hash
+    # and the rows written, so the value is written as it was when the contract put it.
+    state_texts: list[bytes | None] = field(default_factory=list)
 
 
 class Context:
@@ -267,21 +272,42 @@ class Context:
         self.effects.locked_versions[(self.namespace, key)] = 0 if row is None else row[1]
         return value
 
-    def get_states(self, keys: list[str], *, namespace: str | None = None) -> dict[str, Any]:
+    def get_states(self, keys: list[str], *, namespace: str | None = None, span: bool = False) -> dict[str, Any]:
         """``get_state`` of many keys in one read (absent or deleted keys map to None): a
-        contract that touches thousands of entries must not pay a round trip for each."""
+        contract that touches thousands of entries must not pay a round trip for each.
+        ``span``: the keys of each directory (the key up to its last "/") are nearly all the
+        entries between the smallest and the largest of them, so each directory may be read as
+        one key range (a station's slot: every household's key in it)."""
         if namespace is not None and namespace != self.namespace:
-            rows = self._reader.states(namespace, list(dict.fromkeys(keys)), lock=False)
+            rows = self._reader.states(namespace, list(dict.fromkeys(keys)), lock=False, span=span)
             return {k: _live(rows.get(k)) for k in keys}
         missing = [k for k in dict.fromkeys(keys) if k not in self._state_cache]
         if missing:
-            rows = self._reader.states(self.namespace, missing, lock=True)
+            rows = self._reader.states(self.namespace, missing, lock=True, span=span)
             versions = self.effects.locked_versions
             for k in missing:
                 row = rows.get(k)
                 self._state_cache[k] = _live(row)
                 versions[(self.namespace, k)] = 0 if row is None else row[1]
         return {k: self._state_cache[k] for k in keys}
+
+    def get_fields(self, keys: list[str], fields: tuple[str, ...], *, span: bool = False) -> dict[str, Any]:
+        """``get_states`` of entries whose values are objects, each with only ``fields`` of its
+        members (those it has), for a contract that needs a field or two of thousands of
+        records: the rest is neither sent nor parsed. Locked like ``get_states``; what this
+        invocation has already read or written is answered from that."""
+        missing = [k for k in dict.fromkeys(keys) if k not in self._state_cache]
+        found: dict[str, Any] = {}
+        if missing:
+            rows = self._reader.states(self.namespace, missing, lock=True, span=span, fields=fields)
+            versions = self.effects.locked_versions
+            for k in missing:
+                row = rows.get(k)
+                found[k] = _live(row)
+                versions[(self.namespace, k)] = 0 if row is None else row[1]
+        cache = self._state_cache
+        return {k: found[k] if k in found else None if cache[k] is None else _project(cache[k], fields)
+                for k in keys}
 
     def require_device(self) -> str:
         """The invoker must be a device identity; returns its name (the device's public id)."""
@@ -293,18 +319,24 @@ class Context:
         if value is None:
             raise ContractError("state values cannot be null; use del_state")
         try:
-            canonical_json(value)
+            text = canonical_json(value)
         except CanonicalError as exc:
             raise ContractError(f"state value for {key!r} is not ledger JSON: {exc}") from exc
         self._state_cache[key] = value
         self.effects.state_writes.append((self.namespace, key, value, False))
+        self.effects.state_texts.append(text)
 
     def del_state(self, key: str) -> None:
         self._state_cache[key] = None
         self.effects.state_writes.append((self.namespace, key, None, True))
+        self.effects.state_texts.append(None)
 
     def emit(self, name: str, payload: dict[str, Any]) -> None:
         self.effects.events.append({"name": name, "payload": payload})
+
+
+def _project(value: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {f: value[f] for f in fields if f in value} if isinstance(value, dict) else {}
 
 
 def _live(row: tuple[Any, int, bool] | None) -> Any:

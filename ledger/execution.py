@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
 from django.utils import timezone
 
-from .canonical import CanonicalError, canonical_json
+from .canonical import CanonicalError, canonical_json, json_text
 from .contracts import (
     AccountInfo,
     Context,
@@ -34,7 +35,7 @@ from .contracts import (
     registry,
 )
 from .crypto import b64, public_bytes, verify_signature
-from .db import bound_cursor, sql_in
+from .db import bound_cursor, copy_rows, sql_in
 from .documents import SIGNATURE_REJECTION, body_digest, proposal_document, transaction_hash
 from .models import Identity, TxStatus
 
@@ -151,6 +152,15 @@ class Applied:
 
     postings: list[tuple[AccountInfo, int]] = field(default_factory=list)
     state_writes: list[list] = field(default_factory=list)
+    # the canonical JSON of each write's value (``Effects.state_texts``), in step with state_writes
+    state_texts: list[bytes | None] = field(default_factory=list)
+
+    @cached_property
+    def value_texts(self) -> list[str | None]:
+        """Each state write's value as JSON text for a ``jsonb`` column (None for a delete)."""
+        if len(self.state_texts) == len(self.state_writes):
+            return [None if text is None else text.decode() for text in self.state_texts]
+        return [None if w[2] is None else json_text(w[2]) for w in self.state_writes]
 
 
 # Checks effects against the ledger and applies them (to the database or a snapshot); raises
@@ -201,7 +211,7 @@ class Execution:
             proposal=proposal, signature=b64(self.call.signature), status=self.status, reason=self.reason,
             result=self.result, events=self.effects.events,
             postings=[[info.key, info.asset, amount] for info, amount in applied.postings],
-            state_writes=applied.state_writes,
+            state_writes=applied.state_writes, state_texts=applied.state_texts,
         )
 
 
@@ -314,7 +324,7 @@ def lock_state_keys(namespace: str, keys: list[str]) -> None:
         return
     by_directory: dict[str, list[str]] = {}
     for key in set(keys):
-        by_directory.setdefault(state_directory(key), []).append(key)
+        by_directory.setdefault(key.rpartition("/")[0], []).append(key)  # state_directory, inline: hot
     directories = list(by_directory)
     whole = [len(by_directory[d]) > STATE_LOCK_KEYS for d in directories]
     singly = [f"{namespace}\x1f{key}" for d, bulk in zip(directories, whole, strict=True) if not bulk
@@ -332,23 +342,97 @@ def _planned_each_time() -> dict[str, Any]:
     return {"prepare": False} if connection.vendor == "postgresql" else {}
 
 
-def state_rows(namespace: str, keys: list[str]) -> dict[str, tuple[Any, int, bool]]:
-    """World-state entries (value, version, is_deleted) by key; missing keys are absent."""
+def state_rows(namespace: str, keys: list[str], *, span: bool = False,
+               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]:
+    """World-state entries (value, version, is_deleted) by key; missing keys are absent.
+
+    ``span``: the keys of each directory are (nearly) all the entries between the directory's
+    smallest and largest of them (a station's slot: keys that differ only in the household), so
+    each directory is read as one range of the unique index, where a list of a thousand keys is
+    a thousand index descents; entries in the ranges that were not asked for are dropped.
+    ``fields``: each value (an object) only with these of its members, extracted by PostgreSQL,
+    which then neither writes out nor sends the rest (``project`` elsewhere)."""
     if not keys:
         return {}
+    columns = "key, version, is_deleted, value"
+    column_params: list[Any] = []
+    if fields is not None:
+        if connection.vendor == "postgresql":
+            columns = "key, version, is_deleted, " + ", ".join(["value -> %s::text"] * len(fields))
+            column_params = list(fields)
+        else:
+            return {key: (project(value, fields), version, deleted)
+                    for key, (value, version, deleted) in state_rows(namespace, keys, span=span).items()}
     params: list[Any]
-    if connection.vendor == "postgresql":
-        condition, params = "key = ANY(%b)", [list(keys)]
+    if span and len(keys) > 1 and keys_sort_bytewise():
+        ranges: dict[str, list[str]] = {}
+        for key in keys:
+            directory = key.rpartition("/")[0]  # state_directory, inline: a thousand keys a call
+            bounds = ranges.get(directory)
+            if bounds is None:
+                ranges[directory] = [key, key]
+            elif key < bounds[0]:
+                bounds[0] = key
+            elif key > bounds[1]:
+                bounds[1] = key
+        sql = " UNION ALL ".join([f"SELECT {columns} FROM ledger_stateentry "
+                                  "WHERE namespace = %s AND key >= %s AND key <= %s"] * len(ranges))
+        params = [p for low, high in ranges.values() for p in (*column_params, namespace, low, high)]
+        wanted: set[str] | None = set(keys)
     else:
-        condition, params = f"key IN ({','.join(['%s'] * len(keys))})", list(keys)
+        if connection.vendor == "postgresql":
+            condition, params = "key = ANY(%b)", [list(keys)]
+        else:
+            condition, params = f"key IN ({','.join(['%s'] * len(keys))})", list(keys)
+        sql = f"SELECT {columns} FROM ledger_stateentry WHERE namespace = %s AND {condition}"
+        params = [*column_params, namespace, *params]
+        wanted = None
     with bound_cursor() as cur:
-        cur.execute(f"SELECT key, value, version, is_deleted FROM ledger_stateentry "
-                    f"WHERE namespace = %s AND {condition}", [namespace, *params], **_planned_each_time())
+        cur.execute(sql, params, **_planned_each_time())
         rows = cur.fetchall()
     # orjson: a station's slot reads thousands of entries, where the standard library's decoder
     # was a large share of the invocation. The text is jsonb's, so both parse it the same.
-    return {row[0]: (orjson.loads(row[1]) if isinstance(row[1], (str, bytes)) else row[1], row[2], bool(row[3]))
-            for row in rows}
+    loads = orjson.loads
+    if fields is not None:
+        return {row[0]: ({f: loads(v) if isinstance(v, (str, bytes)) else v
+                          for f, v in zip(fields, row[3:], strict=True) if v is not None}, row[1], bool(row[2]))
+                for row in rows if wanted is None or row[0] in wanted}
+    return {row[0]: (loads(row[3]) if isinstance(row[3], (str, bytes)) else row[3], row[1], bool(row[2]))
+            for row in rows if wanted is None or row[0] in wanted}
+
+
+def project(value: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The members ``fields`` of an object value that it has ({} for anything but an object)."""
+    if not isinstance(value, dict):
+        return {}
+    return {f: value[f] for f in fields if f in value}
+
+
+_BYTEWISE_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8"}
+_bytewise: dict[str, bool] = {}
+
+
+def keys_sort_bytewise() -> bool:
+    """Whether PostgreSQL orders world-state keys as Python orders strings (by code point): then
+    a key range [low, high] holds every key between them as Python sees it. Other collations
+    (a linguistic one ignores punctuation such as "/") are read key by key. Asked once per
+    database per process, in a query that cannot fail on any version."""
+    if connection.vendor != "postgresql":
+        return False
+    name = str(connection.settings_dict.get("NAME"))
+    if name not in _bytewise:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT coalesce(to_jsonb(d) ->> 'datlocprovider', 'c'), d.datcollate, "
+                "(SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+                " WHERE a.attrelid = 'ledger_stateentry'::regclass AND a.attname = 'key') "
+                "FROM pg_database d WHERE d.datname = current_database()")
+            provider, collate, column = cur.fetchone()
+        if column == "default":
+            _bytewise[name] = provider == "c" and collate in _BYTEWISE_COLLATIONS
+        else:
+            _bytewise[name] = column in _BYTEWISE_COLLATIONS
+    return _bytewise[name]
 
 
 def state_versions(namespace: str, keys: list[str]) -> dict[str, int]:
@@ -391,6 +475,25 @@ def upsert_state(cur, rows: list[tuple[str, str, str | None, bool, int]]) -> Non
                 "value = EXCLUDED.value, is_deleted = EXCLUDED.is_deleted, version = EXCLUDED.version", columns)
 
 
+def write_state(cur, rows: list[tuple[str, str, str | None, bool, int]]) -> None:
+    """``upsert_state`` for writers holding the keys' advisory locks, whose versions were read
+    under them: a key whose first row here is version 1 had no entry (a deleted entry keeps its
+    row and version), and no other writer can add one before this transaction ends, so those
+    entries are appended by COPY, several times cheaper per row than an upsert; the others are
+    upserted. One or two statements."""
+    latest: dict[tuple[str, str], tuple] = {}
+    first: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row[0], row[1])
+        latest[key] = row
+        first.setdefault(key, row[4])
+    new = [row for key, row in latest.items() if first[key] == 1]
+    if new:
+        copy_rows(cur, "ledger_stateentry", "namespace, key, value, is_deleted, version", new)
+    if len(new) < len(latest):
+        upsert_state(cur, [row for key, row in latest.items() if first[key] != 1])
+
+
 class NeedsTransaction(Exception):
     """The contract wants to read the ledger: it cannot run as one autocommitted statement."""
 
@@ -407,7 +510,8 @@ class NoReads:
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None:
         raise NeedsTransaction
 
-    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
+    def states(self, namespace: str, keys: list[str], *, lock: bool, span: bool = False,
+               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]:
         raise NeedsTransaction
 
 
@@ -437,10 +541,11 @@ class DatabaseReader:
         value = json.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]
         return value, row[1], bool(row[2])
 
-    def states(self, namespace: str, keys: list[str], *, lock: bool) -> dict[str, tuple[Any, int, bool]]:
+    def states(self, namespace: str, keys: list[str], *, lock: bool, span: bool = False,
+               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]:
         # The keys' advisory locks serialise every writer of them (each takes them before it
         # reads or writes), so a plain read after them sees the last committed values; row locks
         # on top would cost a WAL record per key.
         if lock:
             lock_state_keys(namespace, keys)
-        return state_rows(namespace, keys)
+        return state_rows(namespace, keys, span=span, fields=fields)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import IntegrityError, OperationalError, connection, transaction
 
@@ -52,7 +53,7 @@ from .execution import (
     state_versions,
     touched_accounts,
     update_balances,
-    upsert_state,
+    write_state,
 )
 from .models import (
     Account,
@@ -221,8 +222,8 @@ def _record(execution: Execution) -> InvokeResult:
             copy_rows(cur, "ledger_posting", "transaction_id, account_id, asset_id, amount",
                       [(tx.pk, info.id, info.asset, amount) for info, amount in applied.postings])
             copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version",
-                      [(tx.pk, ns, key, None if value is None else json_text(value), is_delete, version)
-                       for ns, key, value, is_delete, version in applied.state_writes])
+                      [(tx.pk, ns, key, text, is_delete, version) for (ns, key, _, is_delete, version), text
+                       in zip(applied.state_writes, applied.value_texts, strict=True)])
         return InvokeResult(tx_id=tx.pk, tx_hash=tx_hash, status=execution.status, reason=execution.reason,
                             result=execution.result)
     if applied.postings:
@@ -252,28 +253,38 @@ def _apply_to_database(effects: Effects) -> Applied:
 
     versions: dict[tuple[str, str], int] = {}
     known = effects.locked_versions  # read under their locks earlier in this transaction
-    for ns in sorted({w[0] for w in effects.state_writes}):
-        keys = list(dict.fromkeys(w[1] for w in effects.state_writes if w[0] == ns and (w[0], w[1]) not in known))
+    unknown: dict[str, dict[str, None]] = {}
+    for ns, key, _, _ in effects.state_writes:
+        version = known.get((ns, key))
+        if version is None:
+            unknown.setdefault(ns, {})[key] = None
+        elif version:
+            versions[(ns, key)] = version
+    for ns in sorted(unknown):
+        keys = list(unknown[ns])
         lock_state_keys(ns, keys)  # every writer of these keys takes them: the versions read stay current
         versions.update({(ns, key): version for key, version in state_versions(ns, keys).items()})
-    for ns, key, _, _ in effects.state_writes:
-        if (ns, key) in known and known[(ns, key)]:
-            versions[(ns, key)] = known[(ns, key)]
 
     state_writes: list[list] = []
     for ns, key, value, is_delete in effects.state_writes:
-        version = versions.get((ns, key), 0) + 1
-        versions[(ns, key)] = version
+        version = versions[(ns, key)] = versions.get((ns, key), 0) + 1
         state_writes.append([ns, key, value, is_delete, version])
+    if connection.vendor != "postgresql" and len(effects.state_texts) == len(state_writes):
+        # The ORM writes values, not text: the value as the contract put it (the text the hash
+        # covers), even if the contract changed the object afterwards.
+        for write, text in zip(state_writes, effects.state_texts, strict=True):
+            if text is not None:
+                write[2] = orjson.loads(text)
+    applied = Applied([(accounts[k], d) for k, d in deltas.items()], state_writes, effects.state_texts)
 
     if connection.vendor == "postgresql":
         with bound_cursor() as cur:
             update_balances(cur, [(accounts[k].id, d) for k, d in deltas.items()], relative=True)
-            upsert_state(cur, [(ns, key, None if value is None else json_text(value), is_delete, version)
-                               for ns, key, value, is_delete, version in state_writes])
+            write_state(cur, [(ns, key, text, is_delete, version) for (ns, key, _, is_delete, version), text
+                              in zip(state_writes, applied.value_texts, strict=True)])
     else:
         _apply_row_by_row(deltas, accounts, state_writes)
-    return Applied([(accounts[k], d) for k, d in deltas.items()], state_writes)
+    return applied
 
 
 def _apply_row_by_row(deltas: dict[tuple[str, str], int], accounts: dict[tuple[str, str], AccountInfo],

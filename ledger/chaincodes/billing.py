@@ -157,6 +157,7 @@ def price(ctx: Context, station: str, society: str, start: datetime, slot: str) 
 
 
 PRICED_FIELDS = ("avgFreq", "unit", "rate", "amount", "tariff")
+BILLED_UNIT_FIELDS = ("unit", "endTime")  # what a bill takes from the household's units
 
 
 def store_bill(ctx: Context, key: str, bill: dict[str, Any], existing: dict[str, Any] | None,
@@ -436,15 +437,20 @@ def init_bill(ctx: Context) -> dict:
 def init_station_bill(ctx: Context) -> dict:
     """Bill every household the station serves for one slot, all or none."""
     station = _name(ctx, "stationId")
+    # The few records every station's slot needs, in one read (later reads of them are cached).
+    ctx.get_states([BILLING_CONFIG_KEY, TARIFFS_KEY, station_key(station),
+                    freq_key(bm.slot_id(_moment(ctx, "startTime")))])
     start, slot = slot_args(ctx)
     societies = own_station(ctx, station)["societies"]
-    # One read for every household's units and bill; the slot is priced once (its frequency and
-    # tariff are the same for all of them), then each household's units at that rate.
+    # One read for every household's units (only what a bill takes from them) and one for
+    # their bills, each a range of keys (the slot's directory); the slot is priced once (its
+    # frequency and tariff are the same for all of them), then each household's units at that rate.
     unit_keys = [units_key(station, s, slot) for s in societies]
     bill_keys = [bill_key(station, s, slot) for s in societies]
-    states = ctx.get_states(unit_keys + bill_keys)
+    units = ctx.get_fields(unit_keys, BILLED_UNIT_FIELDS, span=True)
+    states = ctx.get_states(bill_keys, span=True)
     priced = slot_price(ctx, start, slot)
-    bills = [household_bill(station, society, slot, states[key], priced)
+    bills = [household_bill(station, society, slot, units[key], priced)
              for society, key in zip(societies, unit_keys, strict=True)]
     billed_at = ctx.now.isoformat()
     billed = amount = 0

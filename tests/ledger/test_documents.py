@@ -25,3 +25,25 @@ def test_assembled_hash_equals_hash_of_canonical_document(args, key, reason, amo
     assert transaction_hash(proposal=proposal_bytes(**fields), signature="c2ln", **effects) == sha256_hex(
         rfc8785.dumps(document)
     )
+
+
+values = st.recursive(st.one_of(texts, ints, st.booleans(), st.none()),
+                      lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)),
+                      max_leaves=8)
+
+
+@given(writes=st.lists(st.tuples(texts, texts, st.one_of(st.none(), st.dictionaries(texts, values, max_size=4)),
+                                 st.integers(min_value=1, max_value=2**53 - 1)), max_size=4),
+       result=st.one_of(st.none(), values), reason=texts)
+def test_hash_assembled_around_state_texts_equals_hash_of_canonical_document(writes, result, reason):
+    """put_state's canonical bytes of each value (any keys, those outside the BMP included), put
+    into the document as they are, hash as the whole document does; a delete's value is null."""
+    from ledger.canonical import canonical_json
+
+    state_writes = [[ns, key, value, value is None, version] for ns, key, value, version in writes]
+    texts_of = [None if value is None else canonical_json(value) for _, _, value, _ in writes]
+    effects = dict(status="valid", reason=reason, result=result, events=[{"name": "e", "payload": {"k": 1}}],
+                   postings=[], state_writes=state_writes)
+    document = transaction_document(proposal={"p": 1}, signature="c2ln", **effects)
+    assert transaction_hash(proposal=b'{"p":1}', signature="c2ln", state_texts=texts_of, **effects) == sha256_hex(
+        rfc8785.dumps(document))
