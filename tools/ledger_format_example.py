@@ -49,6 +49,7 @@ def main() -> None:
     from ledger import services as ledger
     from ledger.crypto import private_key_from_seed, public_bytes
     from ledger.export import export_ledger
+    from ledger.keys import household_account
     from ledger.models import Checkpoint
     from ledger.sealing import lease_acquire, seal_next_block
 
@@ -65,11 +66,11 @@ def main() -> None:
     member("bank-w", "bank", "witness", kind="service")
     witness_key = private_key_from_seed(seed("bank-w/witness"))
     for org in (alice_org, bob_org):
-        ledger.account_open(key=f"household:{org.msp_id}", asset="k", organisation=org)
+        ledger.account_open(key=household_account(org.msp_id), asset="k", organisation=org)
     mint = ledger.invoke(chaincode="token", function="mint", invoker=operator, signer=operator_key,
-                         args={"to": "household:hh-alice", "asset": "k", "amount": 5000}, idempotency_key="example-1")
+                         args={"to": household_account("hh-alice"), "asset": "k", "amount": 5000}, idempotency_key="example-1")
     transfer = ledger.invoke(chaincode="token", function="transfer", invoker=alice, signer=alice_key,
-                             args={"from": "household:hh-alice", "to": "household:hh-bob", "asset": "k",
+                             args={"from": household_account("hh-alice"), "to": household_account("hh-bob"), "asset": "k",
                                    "amount": 1200}, idempotency_key="example-2")
     assert mint.ok and transfer.ok, (mint.reason, transfer.reason)
     assert lease_acquire(holder="example")
