@@ -102,20 +102,40 @@ def build() -> dict:
     return {"distributor": distributor, "stations": stations, "slots": slots}
 
 
-def bench_chaincode(world) -> tuple[float, int, int, float]:
-    """(seconds, slot-bills, total paise, peak MB) for the day billed by ``initStationBill``, the
-    stations shared among WORKERS threads (a billing task per station, as Celery workers would
-    run them; each thread its own database connection, slots in order)."""
+def backend_cpu() -> float | None:
+    """CPU seconds PostgreSQL's backend for this thread's connection has used, where the server
+    runs on this machine (its /proc is readable); None elsewhere. With the process's own CPU time
+    it gives a cost per bill that other load on the machine hardly changes, unlike wall time."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_chaincode(world) -> tuple[float, int, int, float, tuple[float, float | None]]:
+    """(seconds, slot-bills, total paise, peak MB, (CPU seconds of this process, of the workers'
+    PostgreSQL backends)) for the day billed by ``initStationBill``, the stations shared among
+    WORKERS threads (a billing task per station, as Celery workers would run them; each thread its
+    own database connection, slots in order)."""
     import threading
 
     from django.db import connection
 
     stations = list(world["stations"].items())
     totals = [[0, 0] for _ in range(WORKERS)]
+    backends: list[float | None] = [0.0] * WORKERS
     failures: list[BaseException] = []
 
     def work(w: int) -> None:
         try:
+            first = backend_cpu()
             for n, (start, end) in enumerate(world["slots"]):
                 for station, societies in stations[w::WORKERS]:
                     result = _invoke(world["distributor"], "initStationBill",
@@ -124,6 +144,8 @@ def bench_chaincode(world) -> tuple[float, int, int, float]:
                     assert result["billed"] == len(societies), result
                     totals[w][0] += result["billed"]
                     totals[w][1] += result["amount"]
+            last = backend_cpu()
+            backends[w] = None if first is None or last is None else last - first
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)
         finally:
@@ -131,15 +153,16 @@ def bench_chaincode(world) -> tuple[float, int, int, float]:
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
     peak_reset()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if failures:
         raise failures[0]
-    return seconds, sum(t[0] for t in totals), sum(t[1] for t in totals), peak_mb()
+    server = None if any(b is None for b in backends) else sum(b for b in backends if b is not None)
+    return seconds, sum(t[0] for t in totals), sum(t[1] for t in totals), peak_mb(), (cpu, server)
 
 
 def _vector_sql(tariff: dict) -> str:
@@ -151,9 +174,10 @@ def _vector_sql(tariff: dict) -> str:
     return f"CASE {' '.join(arms)} ELSE {int(tariff['floor_rate'])} END"
 
 
-def bench_sql() -> tuple[float, int, int]:
-    """(seconds, bills, total paise): one INSERT ... SELECT pricing every unit record of world state
-    at its slot's frequency and writing the bill as JSON, keyed like the ledger's bills."""
+def bench_sql() -> tuple[float, int, int, float | None]:
+    """(seconds, bills, total paise, CPU seconds of its PostgreSQL backend): one INSERT ... SELECT
+    pricing every unit record of world state at its slot's frequency and writing the bill as
+    JSON, keyed like the ledger's bills."""
     from django.db import connection
 
     from ledger.chaincodes import billing_math as bm
@@ -164,6 +188,7 @@ def bench_sql() -> tuple[float, int, int]:
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_sql_bill")
         cur.execute("CREATE TABLE bench_sql_bill (key text PRIMARY KEY, value jsonb NOT NULL)")
+        first = backend_cpu()
         started = time.perf_counter()
         cur.execute(f"""
             INSERT INTO bench_sql_bill (key, value)
@@ -184,9 +209,10 @@ def bench_sql() -> tuple[float, int, int]:
               ON p.key = 'freq/' || u.slot
         """, [tariff["effective_from"], tariff["kind"]])
         seconds = time.perf_counter() - started
+        last = backend_cpu()
         cur.execute("SELECT count(*), coalesce(sum((value->>'amount')::bigint), 0) FROM bench_sql_bill")
         count, total = cur.fetchone()
-    return seconds, count, int(total)
+    return seconds, count, int(total), None if first is None or last is None else last - first
 
 
 def check_agreement(chaincode_total: int, sql_total: int) -> int:
@@ -237,8 +263,8 @@ def main() -> None:
     started = time.perf_counter()
     world = build()
     print(f"billing: set-up {time.perf_counter() - started:.0f} s (untimed)", flush=True)
-    seconds, bills, total, peak = bench_chaincode(world)
-    sql_seconds, sql_bills, sql_total = bench_sql()
+    seconds, bills, total, peak, (cpu, server) = bench_chaincode(world)
+    sql_seconds, sql_bills, sql_total, sql_server = bench_sql()
     assert sql_bills == bills, (sql_bills, bills)
     sampled = check_agreement(total, sql_total)
     ratio = seconds / sql_seconds
@@ -248,6 +274,10 @@ def main() -> None:
     print(f"billing: the same pricing as one SQL statement {sql_seconds:.2f} s ({sql_bills / sql_seconds:,.0f}/s); "
           f"chaincode / SQL {ratio:.2f}× [target ≤ 3]; totals agree ({total:,} paise), "
           f"{sampled:,} sampled bills identical", flush=True)
+    if server is not None and sql_server is not None:
+        # Wall time moves with whatever else the machine runs; CPU per bill hardly does.
+        print(f"billing: CPU per slot-bill: chaincode {cpu / bills * 1e6:.1f} µs Python + {server / bills * 1e6:.1f} µs "
+              f"PostgreSQL; SQL statement {sql_server / sql_bills * 1e6:.1f} µs PostgreSQL", flush=True)
     if VERIFY:
         verified, transactions = verify()
         print(f"billing: sealed, ledger_verify clean ({transactions:,} transactions, {verified:.1f} s)", flush=True)
