@@ -283,6 +283,13 @@ class Context:
                 versions[(self.namespace, k)] = 0 if row is None else row[1]
         return {k: self._state_cache[k] for k in keys}
 
+    def peek_state(self, key: str) -> Any:
+        """Read a key of this chaincode's state without locking it (a value that only gates the
+        call, such as a policy, need not serialise every caller that reads it)."""
+        if key in self._state_cache:
+            return self._state_cache[key]
+        return _live(self._reader.state(self.namespace, key, lock=False))
+
     def require_device(self) -> str:
         """The invoker must be a device identity; returns its name (the device's public id)."""
         if self.invoker.kind != "device":
