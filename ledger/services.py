@@ -259,10 +259,17 @@ def account_open(*, key: str, asset: Asset | str, organisation: Organisation,
     asset_code = asset.code if isinstance(asset, Asset) else asset
     account = Account.objects.filter(key=key, asset_id=asset_code).first()
     if account is None:
-        done = config_change("openAccount", {"key": key, "asset": asset_code, "kind": str(kind),
-                                             "organisation": organisation.msp_id})
-        return _project(done["applied"], {organisation.msp_id: organisation})[
-            config_chaincode.account_key(asset_code, key)]
+        try:
+            with transaction.atomic():
+                done = config_change("openAccount", {"key": key, "asset": asset_code, "kind": str(kind),
+                                                     "organisation": organisation.msp_id})
+                return _project(done["applied"], {organisation.msp_id: organisation})[
+                    config_chaincode.account_key(asset_code, key)]
+        except MembershipConflict:
+            # Opened meanwhile by a concurrent caller (its commit is what the refusal waited for).
+            account = Account.objects.filter(key=key, asset_id=asset_code).first()
+            if account is None:
+                raise
     if account.organisation_id != organisation.pk:
         raise LedgerError(f"{asset_code} account {key!r} belongs to another organisation")
     return account

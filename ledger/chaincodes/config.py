@@ -117,10 +117,10 @@ def _set_organisation_type(ctx: Context, args: dict[str, Any]) -> Writes:
 def _register_identity(ctx: Context, args: dict[str, Any]) -> Writes:
     msp, name = _identity_name(args)
     kind, public_key = _choice(args, "kind", IDENTITY_KINDS), _public_key(args)
-    found = ctx.get_states([org_key(msp), identity_key(f"{msp}/{name}")])
-    if found[org_key(msp)] is None:
+    # Only the key written is locked: what it refers to is read, not changed.
+    if ctx.peek_state(org_key(msp)) is None:
         raise ContractError(f"no organisation {msp}")
-    if found[identity_key(f"{msp}/{name}")] is not None:
+    if ctx.get_state(identity_key(f"{msp}/{name}")) is not None:
         raise ContractError(f"identity {msp}/{name} already exists")
     return [[identity_key(f"{msp}/{name}"), {"kind": kind, "public_key": public_key, "revoked": None}]]
 
@@ -146,10 +146,9 @@ def _create_asset(ctx: Context, args: dict[str, Any]) -> Writes:
     scale = args.get("scale")
     if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= 18:
         raise ContractError("argument 'scale' must be an integer from 0 to 18")
-    found = ctx.get_states([asset_key(code), org_key(issuer)])
-    if found[asset_key(code)] is not None:
+    if ctx.get_state(asset_key(code)) is not None:
         raise ContractError(f"asset {code} already exists")
-    if found[org_key(issuer)] is None:
+    if ctx.peek_state(org_key(issuer)) is None:
         raise ContractError(f"no organisation {issuer}")
     return [[asset_key(code), {"name": name, "scale": scale, "display_unit": display_unit, "issuer": issuer}],
             [account_key(code, ISSUANCE), {"kind": ISSUANCE, "organisation": issuer}]]
@@ -160,23 +159,22 @@ def _open_account(ctx: Context, args: dict[str, Any]) -> Writes:
     kind = _choice(args, "kind", ACCOUNT_KINDS)
     if key == ISSUANCE:
         raise ContractError("issuance accounts are opened with their asset")
-    found = ctx.get_states([account_key(asset, key), asset_key(asset), org_key(organisation)])
+    found = ctx.peek_states([asset_key(asset), org_key(organisation)])
     if found[asset_key(asset)] is None:
         raise ContractError(f"no asset {asset}")
     if found[org_key(organisation)] is None:
         raise ContractError(f"no organisation {organisation}")
-    if found[account_key(asset, key)] is not None:
+    if ctx.get_state(account_key(asset, key)) is not None:
         raise ContractError(f"{asset} account {key!r} already exists")
     return [[account_key(asset, key), {"kind": kind, "organisation": organisation}]]
 
 
 def _transfer_account(ctx: Context, args: dict[str, Any]) -> Writes:
     key, asset, organisation = _text(args, "key", 120), _text(args, "asset", 10), _text(args, "organisation", 64)
-    found = ctx.get_states([account_key(asset, key), org_key(organisation)])
-    current = found[account_key(asset, key)]
+    current = ctx.get_state(account_key(asset, key))
     if current is None:
         raise ContractError(f"no {asset} account {key!r}")
-    if found[org_key(organisation)] is None:
+    if ctx.peek_state(org_key(organisation)) is None:
         raise ContractError(f"no organisation {organisation}")
     return [[account_key(asset, key), {**current, "organisation": organisation}]]
 
@@ -196,7 +194,7 @@ def _policy_value(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         raise ContractError("the admin rule needs at least one admin")
     if rule == "majority" and not members:
         raise ContractError("the majority rule needs member organisations")
-    known = ctx.get_states([identity_key(a) for a in admins] + [org_key(m) for m in members])
+    known = ctx.peek_states([identity_key(a) for a in admins] + [org_key(m) for m in members])
     for name, value in known.items():
         if value is None:
             raise ContractError(f"no {name.replace('/', ' ', 1)}")
