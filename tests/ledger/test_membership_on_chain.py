@@ -267,3 +267,30 @@ def test_a_ledger_with_members_but_no_configuration_history_fails(net):
 
     report = verify_after(erase)
     assert not report.ok
+
+
+def test_a_ledger_with_members_before_on_chain_membership_adopts_them_in_the_bootstrap(db):
+    """Members made before configuration transactions existed (rows only, as an older ledger
+    has them): the bootstrap lists them, and what they did before verifies against that list."""
+    utility = Organisation.objects.create(msp_id="old-utility", name="Old", org_type="utility")
+    key = generate_private_key()
+    operator = Identity.objects.create(organisation=utility, name="op", public_key=public_bytes(key))
+    from ledger.models import Account as AccountRow
+    from ledger.models import Asset
+
+    asset = Asset.objects.create(code="k", name="Energy coin", scale=3, display_unit="kWh")
+    AccountRow.objects.create(key="issuance", asset=asset, kind="issuance", organisation=utility)
+    AccountRow.objects.create(key="utility:old", asset=asset, kind="holder", organisation=utility)
+    assert ledger.invoke(chaincode="token", function="mint", args={"to": "utility:old", "asset": "k", "amount": 5},
+                         invoker=operator, idempotency_key="old-1", signer=key).ok
+    report = verify_chain()
+    assert not report.ok and "no configuration bootstrap" in messages(report)[0]
+
+    ledger.config_admin()  # what migration 0013 does on such a ledger
+    genesis = Transaction.objects.get(chaincode=CONFIG, function="bootstrap").args["genesis"]
+    assert ["org/old-utility", {"name": "Old", "org_type": "utility"}] in genesis
+    assert ["account/k/utility:old", {"kind": "holder", "organisation": "old-utility"}] in genesis
+    report = verify_chain()
+    assert report.ok, messages(report)
+    assert_named(sql("UPDATE ledger_organisation SET org_type = 'bank' WHERE msp_id = 'old-utility'"),
+                 "organisation old-utility", "type")
