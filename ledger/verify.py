@@ -2,7 +2,10 @@
 
 Every block's number, link, header hash and orderer signature; every transaction's hash,
 body digest and invoker signature; every Merkle root and count; per-transaction zero sums;
-running balances; and the final balances and world state against the stored ones.
+running balances; and the final balances and world state against the stored ones. Membership
+is replayed from the configuration transactions (``membership_replay.py``): each signature is
+checked with the key in force then, each valid transaction against the endorsement policy and
+object rights in force then, and the membership tables against the replayed membership.
 """
 
 from __future__ import annotations
