@@ -16,6 +16,7 @@ work (an app's audit row, say), and nothing ``invoke`` expects (a refusal, a rep
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -99,10 +100,16 @@ _admin_keys: dict[str, Ed25519PrivateKey] = {}
 
 
 def config_admin_key() -> Ed25519PrivateKey:
-    seed = settings.GRIDCOIN_CONFIG_ADMIN_KEY
+    """settings.GRIDCOIN_CONFIG_ADMIN_KEY, or a seed derived from the orderer key."""
+    seed = settings.GRIDCOIN_CONFIG_ADMIN_KEY or settings.GRIDCOIN_ORDERER_KEY
     if seed not in _admin_keys:
+        raw = unb64(seed)
+        if not settings.GRIDCOIN_CONFIG_ADMIN_KEY:
+            raw = hashlib.sha256(b"gridcoin configuration admin\n" + raw).digest()
+        if len(raw) != 32:
+            raise LedgerError("GRIDCOIN_CONFIG_ADMIN_KEY must be 32 bytes, base64-encoded")
         _admin_keys.clear()
-        _admin_keys[seed] = private_key_from_seed(unb64(seed))
+        _admin_keys[seed] = private_key_from_seed(raw)
     return _admin_keys[seed]
 
 
