@@ -73,6 +73,13 @@ else:
     # Off unless asked for: debug pages list every URL and setting to whoever mistypes a path.
     DEBUG = os.environ.get("DEBUG", "0") == "1"
 
+# Ed25519 seed (base64, 32 bytes) of the configuration admin (``<GRIDCOIN_CONFIG_MSP>/admin``),
+# whose key signs the ledger's configuration transactions (membership, keys, accounts) under the
+# admin policy; the first one, ``bootstrap``, registers it. Unless set, derived from the orderer
+# key (the same operator holds both), so nothing new has to be generated or kept.
+GRIDCOIN_CONFIG_ADMIN_KEY = os.environ.get("GRIDCOIN_CONFIG_ADMIN_KEY") or ""
+GRIDCOIN_CONFIG_MSP = os.environ.get("GRIDCOIN_CONFIG_MSP", "network")
+
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 

@@ -309,6 +309,19 @@ class Context:
         return {k: found[k] if k in found else None if cache[k] is None else _project(cache[k], fields)
                 for k in keys}
 
+    def peek_state(self, key: str) -> Any:
+        """Read a key of this chaincode's state without locking it (a value that only gates the
+        call, such as a policy, need not serialise every caller that reads it)."""
+        if key in self._state_cache:
+            return self._state_cache[key]
+        return _live(self._reader.state(self.namespace, key, lock=False))
+
+    def peek_states(self, keys: list[str]) -> dict[str, Any]:
+        """``peek_state`` of many keys in one read."""
+        rows = self._reader.states(self.namespace, [k for k in dict.fromkeys(keys) if k not in self._state_cache],
+                                   lock=False)
+        return {k: self._state_cache[k] if k in self._state_cache else _live(rows.get(k)) for k in keys}
+
     def require_device(self) -> str:
         """The invoker must be a device identity; returns its name (the device's public id)."""
         if self.invoker.kind != "device":

@@ -17,6 +17,9 @@ class OrgType(models.TextChoices):
     AGENT = "agent", _("Agent")
     HOUSEHOLD = "household", _("Household")
     AUDITOR = "auditor", _("Auditor")
+    # The network's configuration administrator (``ledger.chaincodes.config``): signs membership
+    # changes, holds no accounts and invokes nothing else.
+    OPERATOR = "operator", _("Network operator")
 
 
 class Organisation(models.Model):

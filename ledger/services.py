@@ -16,6 +16,7 @@ work (an app's audit row, say), and nothing ``invoke`` expects (a refusal, a rep
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -25,13 +26,16 @@ from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 
 from . import chaincodes  # noqa: F401  (registers the built-in contracts)
 from .canonical import json_text
+from .chaincodes import config as config_chaincode
 from .contracts import ISSUANCE, AccountInfo, ContractError, Effects
-from .crypto import b64
+from .crypto import b64, private_key_from_seed, public_bytes, unb64
 from .db import bound_cursor, constraint_name, copy_rows, sqlstate
+from .documents import timestamp_text
 from .execution import (
     Applied,
     Call,
@@ -62,6 +66,7 @@ from .models import (
     Identity,
     IdentityKind,
     Organisation,
+    OrgType,
     Posting,
     StateEntry,
     StateWrite,
@@ -70,8 +75,9 @@ from .models import (
 )
 
 __all__ = [
-    "IdempotencyConflict", "InvokeResult", "LedgerError", "account_open", "asset_create", "identity_register",
-    "invoke", "invoker_of", "organisation_create",
+    "IdempotencyConflict", "InvokeResult", "LedgerError", "MembershipConflict", "account_open", "account_transfer",
+    "asset_create", "config_change", "identity_register", "identity_revoke", "identity_rotate_key", "invoke",
+    "invoker_of", "organisation_create", "organisation_set_type",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,10 +87,138 @@ RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
 # --- membership and accounts ------------------------------------------------------------------
+# Each change is one configuration transaction (chaincode ``config``) signed by the configuration
+# admin, whose key the platform holds (settings.GRIDCOIN_CONFIG_ADMIN_KEY); the tables follow
+# what it wrote, in the same database transaction.
+
+class MembershipConflict(LedgerError, IntegrityError):
+    """The organisation, identity, asset or account already exists (an IntegrityError, as the
+    unique constraint it replaces raised)."""
+
+
+CONFIG_ADMIN = "admin"
+_admin_keys: dict[str, Ed25519PrivateKey] = {}
+
+
+def config_admin_key() -> Ed25519PrivateKey:
+    """settings.GRIDCOIN_CONFIG_ADMIN_KEY, or a seed derived from the orderer key."""
+    seed = settings.GRIDCOIN_CONFIG_ADMIN_KEY or settings.GRIDCOIN_ORDERER_KEY
+    if seed not in _admin_keys:
+        raw = unb64(seed)
+        if not settings.GRIDCOIN_CONFIG_ADMIN_KEY:
+            raw = hashlib.sha256(b"gridcoin configuration admin\n" + raw).digest()
+        if len(raw) != 32:
+            raise LedgerError("GRIDCOIN_CONFIG_ADMIN_KEY must be 32 bytes, base64-encoded")
+        _admin_keys.clear()
+        _admin_keys[seed] = private_key_from_seed(raw)
+    return _admin_keys[seed]
+
+
+def config_admin() -> Identity:
+    """The configuration admin's identity; the first call on a ledger without configuration
+    makes the bootstrap transaction that registers it."""
+    identity = (Identity.objects.select_related("organisation")
+                .filter(organisation__msp_id=settings.GRIDCOIN_CONFIG_MSP, name=CONFIG_ADMIN).first())
+    return identity if identity is not None else _bootstrap()
+
+
+def _bootstrap() -> Identity:
+    key = config_admin_key()
+    genesis = _genesis_listing() if Organisation.objects.exists() else []
+    org = Organisation.objects.create(msp_id=settings.GRIDCOIN_CONFIG_MSP, name="Network configuration",
+                                      org_type=OrgType.OPERATOR)
+    identity = Identity.objects.create(organisation=org, name=CONFIG_ADMIN, public_key=public_bytes(key),
+                                       kind=IdentityKind.SERVICE)
+    _config_invoke(identity, key, "bootstrap", {
+        "msp_id": org.msp_id, "name": org.name, "org_type": org.org_type, "admin": CONFIG_ADMIN,
+        "public_key": public_bytes(key).hex(), "genesis": genesis,
+    })
+    return identity
+
+
+def _genesis_listing() -> list[list[Any]]:
+    """The members a ledger already has when it adopts on-chain membership, as config state."""
+    entries: list[list[Any]] = []
+    for org in Organisation.objects.order_by("id"):
+        entries.append([config_chaincode.org_key(org.msp_id), {"name": org.name, "org_type": org.org_type}])
+    for ident in Identity.objects.select_related("organisation").order_by("id"):
+        entries.append([config_chaincode.identity_key(ident.qualified_name), _identity_value(ident)])
+    for asset in Asset.objects.order_by("code"):
+        issuer = (Account.objects.filter(asset=asset, key=ISSUANCE).values_list("organisation__msp_id", flat=True)
+                  .first())
+        entries.append([config_chaincode.asset_key(asset.code), {"name": asset.name, "scale": asset.scale,
+                        "display_unit": asset.display_unit, "issuer": issuer}])
+    for account in Account.objects.select_related("organisation").order_by("id"):
+        entries.append([config_chaincode.account_key(account.asset_id, account.key),
+                        {"kind": account.kind, "organisation": account.organisation.msp_id}])
+    return entries
+
+
+def _identity_value(identity: Identity) -> dict[str, Any]:
+    return {"kind": identity.kind, "public_key": bytes(identity.public_key).hex(),
+            "revoked": None if identity.revoked_at is None else timestamp_text(identity.revoked_at)}
+
+
+def _config_invoke(invoker: Identity, key: Ed25519PrivateKey, function: str, args: dict[str, Any]) -> Any:
+    # ``_invoke``: the caller projects the writes itself (it knows the rows it already holds).
+    result = _invoke(chaincode=config_chaincode.CONFIG, function=function, args=args, invoker=invoker,
+                     idempotency_key=None, signer=key, signature=None, proposed_at=None)
+    if not result.ok:
+        if result.reason.endswith("already exists"):
+            raise MembershipConflict(result.reason)
+        raise LedgerError(result.reason)
+    return result.result
+
+
+def config_change(function: str, args: dict[str, Any]) -> Any:
+    """Make a configuration change as the configuration admin (one ledger transaction)."""
+    return _config_invoke(config_admin(), config_admin_key(), function, args)
+
+
+def _project(applied: list[list[Any]], known: dict[str, Organisation] | None = None) -> dict[str, Any]:
+    """Bring the tables in line with configuration writes; returns the rows written by key."""
+    orgs = dict(known or {})
+    rows: dict[str, Any] = {}
+
+    def org_of(msp: str) -> Organisation:
+        if msp not in orgs:
+            orgs[msp] = Organisation.objects.get(msp_id=msp)
+        return orgs[msp]
+
+    for key, value in applied:
+        kind, _, rest = key.partition("/")
+        if kind == "org":
+            org, _ = Organisation.objects.update_or_create(msp_id=rest, defaults={"name": value["name"],
+                                                                                  "org_type": value["org_type"]})
+            orgs[rest] = rows[key] = org
+        elif kind == "identity":
+            msp, _, name = rest.partition("/")
+            revoked = value.get("revoked")
+            rows[key], _ = Identity.objects.update_or_create(
+                organisation=org_of(msp), name=name,
+                defaults={"kind": value["kind"], "public_key": bytes.fromhex(value["public_key"]),
+                          "revoked_at": None if revoked is None else datetime.fromisoformat(revoked)})
+        elif kind == "asset":
+            rows[key], _ = Asset.objects.update_or_create(code=rest, defaults={
+                "name": value["name"], "scale": value["scale"], "display_unit": value["display_unit"]})
+        elif kind == "account":
+            asset, _, account = rest.partition("/")
+            rows[key], _ = Account.objects.update_or_create(
+                key=account, asset_id=asset,
+                defaults={"kind": value["kind"], "organisation": org_of(value["organisation"])})
+    return rows
+
 
 @transaction.atomic
 def organisation_create(*, msp_id: str, name: str, org_type: str) -> Organisation:
-    return Organisation.objects.create(msp_id=msp_id, name=name, org_type=org_type)
+    done = config_change("createOrganisation", {"msp_id": msp_id, "name": name, "org_type": str(org_type)})
+    return _project(done["applied"])[config_chaincode.org_key(msp_id)]
+
+
+@transaction.atomic
+def organisation_set_type(*, organisation: Organisation, org_type: str) -> Organisation:
+    done = config_change("setOrganisationType", {"msp_id": organisation.msp_id, "org_type": str(org_type)})
+    return _project(done["applied"])[config_chaincode.org_key(organisation.msp_id)]
 
 
 @transaction.atomic
@@ -92,14 +226,36 @@ def identity_register(*, organisation: Organisation, name: str, public_key: byte
                       kind: str = IdentityKind.USER) -> Identity:
     if len(public_key) != 32:
         raise LedgerError("an Ed25519 public key is 32 bytes")
-    return Identity.objects.create(organisation=organisation, name=name, public_key=public_key, kind=kind)
+    qualified = f"{organisation.msp_id}/{name}"
+    done = config_change("registerIdentity", {"identity": qualified, "kind": str(kind),
+                                              "public_key": bytes(public_key).hex()})
+    return _project(done["applied"], {organisation.msp_id: organisation})[config_chaincode.identity_key(qualified)]
+
+
+@transaction.atomic
+def identity_rotate_key(*, identity: Identity, public_key: bytes) -> Identity:
+    """Replace an identity's key: its later proposals must be signed by the new one, its earlier
+    transactions still verify with the key in force when they were made."""
+    if len(public_key) != 32:
+        raise LedgerError("an Ed25519 public key is 32 bytes")
+    done = config_change("rotateKey", {"identity": identity.qualified_name, "public_key": bytes(public_key).hex()})
+    return _project(done["applied"], {identity.organisation.msp_id: identity.organisation})[
+        config_chaincode.identity_key(identity.qualified_name)]
+
+
+@transaction.atomic
+def identity_revoke(*, identity: Identity) -> Identity:
+    """Revoke an identity: its later proposals are refused."""
+    done = config_change("revokeIdentity", {"identity": identity.qualified_name})
+    return _project(done["applied"], {identity.organisation.msp_id: identity.organisation})[
+        config_chaincode.identity_key(identity.qualified_name)]
 
 
 @transaction.atomic
 def asset_create(*, code: str, name: str, scale: int, display_unit: str, issuer: Organisation) -> Asset:
-    asset = Asset.objects.create(code=code, name=name, scale=scale, display_unit=display_unit)
-    Account.objects.create(key=ISSUANCE, asset=asset, kind=AccountKind.ISSUANCE, organisation=issuer)
-    return asset
+    done = config_change("createAsset", {"code": code, "name": name, "scale": scale, "display_unit": display_unit,
+                                         "issuer": issuer.msp_id})
+    return _project(done["applied"], {issuer.msp_id: issuer})[config_chaincode.asset_key(code)]
 
 
 @transaction.atomic
@@ -109,12 +265,31 @@ def account_open(*, key: str, asset: Asset | str, organisation: Organisation,
     if kind == AccountKind.ISSUANCE or key == ISSUANCE:
         raise LedgerError("issuance accounts are opened with their asset")
     asset_code = asset.code if isinstance(asset, Asset) else asset
-    account, created = Account.objects.get_or_create(
-        key=key, asset_id=asset_code, defaults={"organisation": organisation, "kind": kind}
-    )
-    if not created and account.organisation_id != organisation.pk:
+    account = Account.objects.filter(key=key, asset_id=asset_code).first()
+    if account is None:
+        try:
+            with transaction.atomic():
+                done = config_change("openAccount", {"key": key, "asset": asset_code, "kind": str(kind),
+                                                     "organisation": organisation.msp_id})
+                return _project(done["applied"], {organisation.msp_id: organisation})[
+                    config_chaincode.account_key(asset_code, key)]
+        except MembershipConflict:
+            # Opened meanwhile by a concurrent caller (its commit is what the refusal waited for).
+            account = Account.objects.filter(key=key, asset_id=asset_code).first()
+            if account is None:
+                raise
+    if account.organisation_id != organisation.pk:
         raise LedgerError(f"{asset_code} account {key!r} belongs to another organisation")
     return account
+
+
+@transaction.atomic
+def account_transfer(*, account: Account, organisation: Organisation) -> Account:
+    """Give an account to another organisation (its balance goes with it)."""
+    done = config_change("transferAccount", {"key": account.key, "asset": account.asset_id,
+                                             "organisation": organisation.msp_id})
+    return _project(done["applied"], {organisation.msp_id: organisation})[
+        config_chaincode.account_key(account.asset_id, account.key)]
 
 
 # --- invoke -----------------------------------------------------------------------------------
@@ -129,6 +304,22 @@ def invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Iden
     same idempotency key with the same body answers the recorded transaction again
     (``replayed``); with another body it raises IdempotencyConflict.
     """
+    if chaincode == config_chaincode.CONFIG:
+        # A configuration change and the tables that show it commit together.
+        with transaction.atomic():
+            result = _invoke(chaincode=chaincode, function=function, args=args, invoker=invoker,
+                             idempotency_key=idempotency_key, signer=signer, signature=signature,
+                             proposed_at=proposed_at)
+            if result.ok and not result.replayed and result.result:
+                _project(result.result.get("applied", []))
+            return result
+    return _invoke(chaincode=chaincode, function=function, args=args, invoker=invoker,
+                   idempotency_key=idempotency_key, signer=signer, signature=signature, proposed_at=proposed_at)
+
+
+def _invoke(*, chaincode: str, function: str, args: dict[str, Any], invoker: Identity,
+            idempotency_key: str | None, signer: Ed25519PrivateKey | None, signature: bytes | None,
+            proposed_at: datetime | None) -> InvokeResult:
     call = prepare(chaincode=chaincode, function=function, args=args, invoker=invoker,
                    idempotency_key=idempotency_key, signer=signer, signature=signature, proposed_at=proposed_at)
     # Keyless or forged proposals are recognised on resubmission only by their transaction hash,

@@ -2,7 +2,10 @@
 
 Every block's number, link, header hash and orderer signature; every transaction's hash,
 body digest and invoker signature; every Merkle root and count; per-transaction zero sums;
-running balances; and the final balances and world state against the stored ones.
+running balances; and the final balances and world state against the stored ones. Membership
+is replayed from the configuration transactions (``membership_replay.py``): each signature is
+checked with the key in force then, each valid transaction against the endorsement policy and
+object rights in force then, and the membership tables against the replayed membership.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .documents import (
     proposal_bytes,
     transaction_hash,
 )
+from .membership_replay import MembershipReplay
 from .merkle import merkle_root
 from .selectors import as_utc
 
@@ -124,6 +128,7 @@ class _Verifier:
         # replaying millions of state writes (a day of bills) holds megabytes, not gigabytes.
         self.state: dict[tuple[str, str], tuple[bytes | None, bool, int]] = {}
         self.current_block: int | None = None
+        self.membership = MembershipReplay()
 
     def fail(self, message: str, *, block: int | None = None, tx: tuple | None = None,
              order: int | None = None, tx_ref: tuple[int, str] | None = None) -> None:
@@ -248,6 +253,7 @@ class _Verifier:
             self._check_transaction(tx, postings, writes, block=None)
         self._check_balances()
         self._check_state()
+        self._check_membership_tables()
 
     def _queued(self, ids: list[int]) -> set[int]:
         marks = ",".join(["%s"] * len(ids))
@@ -353,7 +359,10 @@ class _Verifier:
             self.fail("body digest does not match chaincode, function and args", tx=tx)
         if self.check_signatures:
             forged = reason == SIGNATURE_REJECTION and status == "rejected"
-            self.check_signature(tx, bytes(public_key), signature, signed, expected_valid=not forged)
+            self.check_signature(tx, self._key_in_force(tx, args, bytes(public_key)), signature, signed,
+                                 expected_valid=not forged)
+        else:
+            self._key_in_force(tx, args, bytes(public_key))
         if status not in ("valid", "rejected"):
             self.fail(f"unknown status {status!r}", tx=tx)
         if status == "rejected" and (postings or writes):
@@ -376,8 +385,24 @@ class _Verifier:
             if version != expected_version:
                 self.fail(f"state {ns}/{key} version {version}, expected {expected_version}", tx=tx)
             self.state[(ns, key)] = (_state_digest(value), is_delete, version)
+        self.membership.apply(write_rows)
         self.report.transactions += 1
         return bytes.fromhex(computed)
+
+    # --- membership on chain (membership_replay.py) -------------------------------------------
+    def _key_in_force(self, tx: tuple, args: Any, table_key: bytes) -> bytes:
+        """The invoker's key in force at ``tx``, after checking its membership and policies."""
+        problems: list[str] = []
+        key = self.membership.key_in_force(invoker=f"{tx[14]}/{tx[15]}", table_key=table_key, chaincode=tx[1],
+                                           function=tx[2], args=args, status=tx[8], tx_id=tx[0],
+                                           identity_name=tx[15], problems=problems)
+        for message in problems:
+            self.fail(message, tx=tx)
+        return key
+
+    def _check_membership_tables(self) -> None:
+        for message in self.membership.compare_tables():
+            self.fail(message)
 
     # --- final state ---------------------------------------------------------------------------
     def _check_balances(self) -> None:

@@ -57,3 +57,13 @@ class Network:
         result = self.utility.invoke("token", "mint", {"to": account, "asset": asset, "amount": amount})
         assert result.ok, result.reason
         return result
+
+
+def seal_setup() -> None:
+    """Seal what is pending (a network's configuration transactions) as a block of its own, so a
+    test's blocks hold only its own transactions (they are numbered from 1)."""
+    from ledger.sealing import lease_acquire, lease_release, seal_next_block
+
+    assert lease_acquire(holder="setup")
+    seal_next_block(holder="setup", force=True)
+    lease_release(holder="setup")

@@ -1,3 +1,3 @@
 """Built-in chaincodes. Importing this package registers them."""
 
-from . import billing, billing_dues, charity, energy, reversals, token  # noqa: F401
+from . import billing, billing_dues, charity, config, energy, reversals, token  # noqa: F401

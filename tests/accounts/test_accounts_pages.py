@@ -305,7 +305,9 @@ def test_block_page_shows_header_and_only_visible_transactions(sealed_demo):
     # demo.charity: the campaign opened, GridCo's pledge, Bob's gift, the bank's donation, Bob's
     # group funding opened and his two contributions; of demo.billing: the distributor's station
     # and the utility's dues terms.
+    # And the configuration transactions that made every member, key and account.
     hidden = 1 + 1 + 2 + 2 + 1 + 2 * readings.READINGS_PER_METER + 7 + 1 + 1
+    hidden += Transaction.objects.filter(chaincode="config", block=block).count()
     # Alice's: 2 purchases, 1 funding, her meter's readings; her gift, the disbursement to her
     # meter, the group funding she opened and her two contributions.
     assert block.tx_count == hidden + 2 + 1 + readings.READINGS_PER_METER + 5

@@ -45,6 +45,9 @@ def _build() -> Sealed:
     net = Network.create()
     alice, bob, utility = net.alice, net.bob, net.utility
     ledger.account_open(key="household:hh-alice", asset="INR", organisation=alice.organisation)
+    # The membership's configuration transactions: block 0.
+    assert lease_acquire(holder="tamper")
+    setup = seal_next_block(holder="tamper", force=True).tx_count
     hh_alice, hh_bob = "household:hh-alice", "household:hh-bob"
 
     def transfer(member, source, dest, amount, asset="k"):
@@ -78,9 +81,8 @@ def _build() -> Sealed:
     ]
     results = [step() for step in steps]
     assert [r.status for r in results].count("rejected") == 4, [r.reason for r in results]
-    assert lease_acquire(holder="tamper")
     sizes = [seal_next_block(holder="tamper", max_tx=4, force=True).tx_count for _ in range(4)]
-    assert sizes == [4, 4, 4, 1]
+    assert setup == Transaction.objects.filter(chaincode="config").count() and sizes == [4, 4, 4, 1]
     # not sealed yet: a transfer and a note
     assert transfer(bob, hh_bob, hh_alice, 10).ok
     assert utility.invoke("token", "note", {"key": "n3", "text": "utility"}).ok
@@ -95,7 +97,8 @@ def sealed_ledger() -> Sealed:
     built = _build()
     report = verify_chain()
     assert report.ok, [str(p) for p in report.problems]
-    assert (report.blocks, report.transactions, report.unsealed) == (4, 15, 2)
+    config = Transaction.objects.filter(chaincode="config").count()
+    assert (report.blocks, report.transactions, report.unsealed) == (5, 15 + config, 2)
     return built
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.utils import timezone
 
+from ledger import services as ledger
 from ledger.contracts import Context, Contract, ContractError, registry
 from ledger.models import Account, Posting, StateEntry, StateWrite, Transaction
 from ledger.sealing import lease_acquire, seal_next_block
@@ -114,8 +114,7 @@ def test_unknown_chaincode_or_function_is_rejected_and_recorded(network, chainco
 def test_a_revoked_identity_is_refused(network, who, function, args):
     network.mint(ALICE, 100)
     member = getattr(network, who)
-    member.identity.revoked_at = timezone.now()
-    member.identity.save(update_fields=["revoked_at"])
+    member.identity = ledger.identity_revoke(identity=member.identity)
     before = ledger_footprint()
     result = member.invoke("token", function, args)
     assert_rejected_and_inert(result, before, reason_contains=f"identity {member.identity.qualified_name} is revoked")

@@ -26,6 +26,7 @@ from ledger.merkle import merkle_root
 from ledger.models import Block, SealerLease, Transaction
 from ledger.sealing import LEASE_SECONDS, SealerLoop, lease_acquire, lease_release, orderer_public_hex, seal_next_block
 from ledger.verify import verify_chain
+from tests.ledger_helpers import seal_setup
 
 ALICE = "household:hh-alice"
 HOUR = 3600.0
@@ -73,6 +74,13 @@ def assert_chain_is_sound() -> list[Block]:
     return blocks
 
 
+@pytest.fixture
+def network(network):
+    """The network, its configuration transactions sealed as block 0."""
+    seal_setup()
+    return network
+
+
 # --- one step ---------------------------------------------------------------------------------
 
 @pytest.mark.django_db
@@ -81,16 +89,16 @@ def test_blocks_are_cut_by_size_and_the_rest_waits_for_the_timeout(network):
     assert lease_acquire(holder="t")
     first = seal_next_block(holder="t", max_tx=3, timeout=HOUR)
     second = seal_next_block(holder="t", max_tx=3, timeout=HOUR)
-    assert (first.number, first.tx_count) == (0, 3)
-    assert (second.number, second.tx_count) == (1, 3)
+    assert (first.number, first.tx_count) == (1, 3)
+    assert (second.number, second.tx_count) == (2, 3)
     # one left: not a full block and not old enough
     assert seal_next_block(holder="t", max_tx=3, timeout=HOUR) is None
     assert unsealed() == 1
     last = seal_next_block(holder="t", max_tx=3, timeout=0)
-    assert (last.number, last.tx_count) == (2, 1)
+    assert (last.number, last.tx_count) == (3, 1)
     assert seal_next_block(holder="t", max_tx=3, timeout=0, force=True) is None  # nothing left
     blocks = assert_chain_is_sound()
-    sealed = [list(b.transactions.order_by("id").values_list("tx_hash", flat=True)) for b in blocks]
+    sealed = [list(b.transactions.order_by("id").values_list("tx_hash", flat=True)) for b in blocks[1:]]
     assert sealed == [hashes[0:3], hashes[3:6], hashes[6:7]]
 
 
@@ -136,7 +144,7 @@ def test_settings_give_the_default_size_and_timeout(network, settings):
 def test_nothing_to_seal_is_not_a_block(network):
     assert lease_acquire(holder="t")
     assert seal_next_block(holder="t", force=True) is None
-    assert not Block.objects.exists()
+    assert Block.objects.count() == 1  # the network's setup
 
 
 @pytest.mark.django_db
@@ -146,7 +154,7 @@ def test_blocks_link_across_many_seals(network):
         make_transactions(network, size)
         assert seal_next_block(holder="t", force=True).tx_count == size
     blocks = assert_chain_is_sound()
-    assert [b.tx_count for b in blocks] == [1, 4, 2, 5]
+    assert [b.tx_count for b in blocks[1:]] == [1, 4, 2, 5]
 
 
 # --- the lease --------------------------------------------------------------------------------
@@ -157,7 +165,7 @@ def test_a_sealer_without_the_lease_seals_nothing(network):
     assert seal_next_block(holder="nobody", force=True) is None  # no lease row yet
     assert lease_acquire(holder="a")
     assert seal_next_block(holder="b", force=True) is None
-    assert unsealed() == 3 and not Block.objects.exists()
+    assert unsealed() == 3 and Block.objects.count() == 1
     assert seal_next_block(holder="a", force=True).tx_count == 3
 
 
@@ -207,7 +215,7 @@ def test_sealer_loop_step(network, settings):
     assert two.step() is False  # lease held by "one"
     assert one.step() is True
     assert one.step() is False
-    assert Block.objects.get().tx_count == 2
+    assert Block.objects.get(number=1).tx_count == 2
     assert SealerLease.objects.get().holder == "one"
 
 
@@ -280,8 +288,8 @@ def test_two_sealer_threads_never_fork_the_chain(network, settings, monkeypatch)
     assert Transaction.objects.filter(tx_hash__in=hashes, block__isnull=False).count() == len(hashes)
     blocks = assert_chain_is_sound()
     assert sum(b.tx_count for b in blocks) == Transaction.objects.count()
-    assert len(blocks) == len(sealed_by) >= 2
-    assert sorted(n for _, n in sealed_by) == list(range(len(blocks)))
+    assert len(blocks) - 1 == len(sealed_by) >= 2  # block 0: the network's setup
+    assert sorted(n for _, n in sealed_by) == list(range(1, len(blocks)))
     assert len({holder for holder, _ in sealed_by}) == 1, sealed_by
     assert SealerLease.objects.get().holder == ""  # released on stop
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger import services as ledger
 from ledger.chaincodes.energy_math import fiat_to_wh
 from ledger.models import Transaction, TxStatus
 from payments.models import BankSecret, DeliveryStatus, ProcessedEvent, WebhookEvent
@@ -109,7 +110,7 @@ def test_same_event_id_with_other_content_is_a_conflict(market):
 
 
 def test_event_ids_are_per_bank(market):
-    other = market.bank.__class__.objects.create(msp_id="otherbank", name="Other", org_type="bank")
+    other = ledger.organisation_create(msp_id="otherbank", name="Other", org_type="bank")
     bank_secret_create(organisation=other, label="k1", secret="gcwh_other")
     assert market.deliver(market.notification(id="same-id")).status_code == 200
     response = market.deliver(market.notification(id="same-id", bank="otherbank"), secrets=["gcwh_other"])
@@ -235,7 +236,7 @@ def test_invalid_notifications_are_refused_with_a_message(market, overrides, fra
 
 
 def test_a_bank_cannot_speak_for_another_bank(market):
-    other = market.bank.__class__.objects.create(msp_id="otherbank", name="Other", org_type="bank")
+    other = ledger.organisation_create(msp_id="otherbank", name="Other", org_type="bank")
     bank_secret_create(organisation=other, label="k1", secret="gcwh_other")
     before = snapshot(market)
     refused(market, market.deliver(market.notification(bank="testbank"), secrets=["gcwh_other"]), 401,

@@ -11,7 +11,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.services import membership_create
-from ledger.models import Organisation, Transaction
+from ledger import services as ledger
+from ledger.models import Transaction
 from payments.models import WebhookEvent
 from payments.testing import build_market
 
@@ -133,7 +134,7 @@ def test_stranger_cannot_post(cast):
 
 
 def test_bank_staff_sign_only_as_their_bank(cast):
-    other = Organisation.objects.create(msp_id="otherbank", name="Other", org_type="bank")
+    other = ledger.organisation_create(msp_id="otherbank", name="Other", org_type="bank")
     from payments.services import bank_secret_create
     bank_secret_create(organisation=other, label="k1")
     response = cast.clients["betty"].post(URL, form(cast, bank="otherbank"))
