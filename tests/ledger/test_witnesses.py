@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import dataclass
 
 import pytest
 from django.core.management import call_command
@@ -23,6 +24,7 @@ from ledger.models import Checkpoint, Cosignature, LogChunk
 from ledger.sealing import lease_acquire, orderer_key, orderer_public_hex, seal_next_block
 from ledger.verify import verify_chain
 from ledger.witness_client import ALARM_FILE, HttpTransport, Witness, load_or_create_key, main, run
+from tests.ledger_helpers import seal_setup
 
 PREFIX = "/api/v1/ledger/"
 WITNESS_ORGS = (("bank1", "bank"), ("charity1", "charity"), ("audit1", "auditor"))
@@ -52,6 +54,37 @@ def seal() -> int:
     return block.number
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where the log stands once the setup's configuration transactions (organisations,
+    identities, assets, accounts, witnesses) are sealed: a test's own blocks and transactions
+    come after these."""
+
+    block: int
+    size: int
+    checkpoints: list[tuple[int, int]]
+
+
+def seal_the_setup() -> Start:
+    seal_setup()
+    checkpoints = list(Checkpoint.objects.order_by("number").values_list("number", "tree_size"))
+    block, size = checkpoints[-1]
+    assert size == len(network_hashes()) and not _pending()
+    return Start(block=block, size=size, checkpoints=checkpoints)
+
+
+def _pending() -> bool:
+    from ledger.models import Transaction
+
+    return Transaction.objects.unsealed().exists()
+
+
+class Witnesses(list):
+    """The witnesses, and where the log stood when they were registered."""
+
+    start: Start
+
+
 def mint(network, n: int) -> None:
     for i in range(n):
         network.mint("household:hh-alice", 10 + i)
@@ -70,55 +103,75 @@ def reader(network, django_user_model):
 
 
 @pytest.fixture
-def witnesses(network, reader, tmp_path):
-    """Three witnesses (bank, charity, auditor), registered with witness_register."""
-    out = []
+def start(network) -> Start:
+    """The network's configuration transactions, sealed as a block of their own."""
+    return seal_the_setup()
+
+
+@pytest.fixture
+def witnesses(network, start, reader, tmp_path):
+    """Three witnesses (bank, charity, auditor), registered with witness_register; their
+    configuration transactions are sealed too (``witnesses.start``)."""
+    out = Witnesses()
     for msp_id, org_type in WITNESS_ORGS:
         ledger.organisation_create(msp_id=msp_id, name=msp_id.title(), org_type=org_type)
         key = load_or_create_key(tmp_path / msp_id / "witness.key")
         call_command("witness_register", org=msp_id, public_key=public_bytes(key).hex())
         out.append(Witness(org=msp_id, transport=ClientTransport(reader), key=key, state_dir=tmp_path / msp_id))
+    out.start = seal_the_setup()
+    assert out.start.block == start.block + 1
     return out
 
 
-def test_checkpoints_are_written_with_their_blocks_and_serve_proofs(network, reader):
+def test_checkpoints_are_written_with_their_blocks_and_serve_proofs(network, start, reader):
+    b, s = start.block, start.size  # the setup's configuration transactions come first
+    assert s > 0
     mint(network, 5)
-    seal()
+    assert seal() == b + 1
     mint(network, 8)
-    seal()
+    assert seal() == b + 2
     hashes = [bytes.fromhex(h) for h in network_hashes()]
-    assert len(hashes) == 13
+    assert len(hashes) == s + 13
     cps = list(Checkpoint.objects.order_by("number"))
-    assert [(c.number, c.tree_size) for c in cps] == [(0, 5), (1, 13)]
-    assert cps[1].root == merkle.merkle_root(hashes).hex()
+    assert [(c.number, c.tree_size) for c in cps] == start.checkpoints + [(b + 1, s + 5), (b + 2, s + 13)]
+    assert cps[-3].root == merkle.merkle_root(hashes[:s]).hex()
+    assert cps[-2].root == merkle.merkle_root(hashes[:s + 5]).hex()
+    assert cps[-1].root == merkle.merkle_root(hashes).hex()
     stored = b"".join(bytes(c.hashes) for c in LogChunk.objects.all())
-    assert len(stored) == 32 * sum(13 >> lv for lv in range(5))
+    assert len(stored) == 32 * sum((s + 13) >> lv for lv in range((s + 13).bit_length()))
     doc = reader.get(PREFIX + "checkpoints/latest/").json()
-    assert doc == reader.get(PREFIX + "checkpoints/1/").json()
-    assert doc["body"] == (f"gridcoin.example/ledger\n13\n{notes.base64.b64encode(merkle.merkle_root(hashes)).decode()}"
-                           f"\nblock 1 {cps[1].header_hash}\n")
+    assert doc == reader.get(PREFIX + f"checkpoints/{b + 2}/").json()
+    assert doc["body"] == (f"gridcoin.example/ledger\n{s + 13}\n"
+                           f"{notes.base64.b64encode(merkle.merkle_root(hashes)).decode()}"
+                           f"\nblock {b + 2} {cps[-1].header_hash}\n")
     orderer = reader.get(PREFIX + "orderer/").json()
     assert orderer == {"public_key": orderer_public_hex(), "origin": "gridcoin.example/ledger", "quorum": 0}
     assert notes.verify_note_line(doc["body"], doc["note"].split("\n\n", 1)[1].splitlines()[0],
                                   orderer["origin"], bytes.fromhex(orderer["public_key"]))
-    proof = reader.get(PREFIX + "proofs/consistency/", {"first": 5, "second": 13}).json()
-    assert proof["proof"] == [h.hex() for h in merkle.consistency_proof(hashes, 5, 13)]
-    assert merkle.verify_consistency(5, 13, [bytes.fromhex(h) for h in proof["proof"]],
-                                     bytes.fromhex(cps[0].root), bytes.fromhex(cps[1].root))
-    for size in (7, 13):
-        got = reader.get(PREFIX + "proofs/inclusion/", {"tx": hashes[6].hex(), "tree_size": size}).json()
-        assert got["leaf_index"] == 6 and got["tree_size"] == size
-        assert merkle.verify_inclusion(hashes[6], 6, size, [bytes.fromhex(h) for h in got["proof"]],
+    proof = reader.get(PREFIX + "proofs/consistency/", {"first": s + 5, "second": s + 13}).json()
+    assert proof["proof"] == [h.hex() for h in merkle.consistency_proof(hashes, s + 5, s + 13)]
+    assert merkle.verify_consistency(s + 5, s + 13, [bytes.fromhex(h) for h in proof["proof"]],
+                                     bytes.fromhex(cps[-2].root), bytes.fromhex(cps[-1].root))
+    # ... and from the setup's checkpoint too.
+    proof = reader.get(PREFIX + "proofs/consistency/", {"first": s, "second": s + 13}).json()
+    assert merkle.verify_consistency(s, s + 13, [bytes.fromhex(h) for h in proof["proof"]],
+                                     bytes.fromhex(cps[-3].root), bytes.fromhex(cps[-1].root))
+    i = s + 6  # the seventh transaction of the test's own
+    for size in (s + 7, s + 13):
+        got = reader.get(PREFIX + "proofs/inclusion/", {"tx": hashes[i].hex(), "tree_size": size}).json()
+        assert got["leaf_index"] == i and got["tree_size"] == size
+        assert merkle.verify_inclusion(hashes[i], i, size, [bytes.fromhex(h) for h in got["proof"]],
                                        merkle.merkle_root(hashes[:size]))
-    for params, status in (({"first": 0, "second": 5}, 400), ({"first": "x", "second": 5}, 400), ({}, 400),
-                           ({"first": 6, "second": 5}, 404), ({"first": 5, "second": 14}, 404)):
+    for params, status in (({"first": 0, "second": s + 5}, 400), ({"first": "x", "second": s + 5}, 400), ({}, 400),
+                           ({"first": s + 6, "second": s + 5}, 404), ({"first": s + 5, "second": s + 14}, 404)):
         response = reader.get(PREFIX + "proofs/consistency/", params)
         assert response.status_code == status and response.json(), params
-    for size, status in ((6, 404), (14, 404), (0, 400), ("x", 400)):
-        assert reader.get(PREFIX + "proofs/inclusion/", {"tx": hashes[6].hex(), "tree_size": size}).status_code == status
-    assert reader.get(PREFIX + "proofs/inclusion/", {"tx": "00" * 32, "tree_size": 13}).status_code == 404
-    assert reader.get(PREFIX + "proofs/inclusion/", {"tx": "zz", "tree_size": 13}).status_code == 400
-    assert reader.get(PREFIX + "checkpoints/9/").status_code == 404
+    for size, status in ((s + 6, 404), (s + 14, 404), (0, 400), ("x", 400)):
+        response = reader.get(PREFIX + "proofs/inclusion/", {"tx": hashes[i].hex(), "tree_size": size})
+        assert response.status_code == status, size
+    assert reader.get(PREFIX + "proofs/inclusion/", {"tx": "00" * 32, "tree_size": s + 13}).status_code == 404
+    assert reader.get(PREFIX + "proofs/inclusion/", {"tx": "zz", "tree_size": s + 13}).status_code == 400
+    assert reader.get(PREFIX + f"checkpoints/{b + 9}/").status_code == 404
     assert Client().get(PREFIX + "checkpoints/latest/").status_code == 403
     assert verify_chain().ok
 
@@ -157,7 +210,9 @@ def test_the_log_is_immutable_in_the_database(network):
         transaction.set_rollback(True)
 
 
-def test_an_older_chain_gets_its_checkpoints_backfilled(network):
+def test_an_older_chain_gets_its_checkpoints_backfilled(network, start):
+    s = start.size
+    setup_sizes = [size for _, size in start.checkpoints]
     mint(network, 3)
     seal()
     mint(network, 4)
@@ -166,15 +221,18 @@ def test_an_older_chain_gets_its_checkpoints_backfilled(network):
     assert not verify_chain().ok
     mint(network, 2)
     seal()  # the sealer fills in the missing ones first
-    assert list(Checkpoint.objects.values_list("tree_size", flat=True)) == [3, 7, 9]
+    assert list(Checkpoint.objects.order_by("number").values_list("tree_size", flat=True)) \
+        == setup_sizes + [s + 3, s + 7, s + 9]
     _forget_the_log()
     call_command("ledger_checkpoints")
-    assert list(Checkpoint.objects.values_list("tree_size", flat=True)) == [3, 7, 9]
+    assert list(Checkpoint.objects.order_by("number").values_list("tree_size", flat=True)) \
+        == setup_sizes + [s + 3, s + 7, s + 9]
     assert verify_chain().ok
 
 
 def test_three_witnesses_cosign_and_the_api_reports_them(network, reader, witnesses, settings):
     settings.GRIDCOIN_WITNESS_QUORUM = 3
+    b, s = witnesses.start.block, witnesses.start.size
     mint(network, 4)
     seal()
     assert [w.step().action for w in witnesses] == ["cosigned"] * 3
@@ -185,7 +243,7 @@ def test_three_witnesses_cosign_and_the_api_reports_them(network, reader, witnes
     assert [w.step().action for w in witnesses] == ["cosigned"] * 3
     assert [w.step().action for w in witnesses] == ["up-to-date"] * 3
     doc = reader.get(PREFIX + "checkpoints/latest/").json()
-    assert doc["block"] == 2 and doc["tree_size"] == 9
+    assert doc["block"] == b + 3 and doc["tree_size"] == s + 9
     assert sorted(c["witness"] for c in doc["cosignatures"]) == ["audit1/witness", "bank1/witness",
                                                                  "charity1/witness"]
     note_lines = doc["note"].split("\n\n", 1)[1].splitlines()
@@ -198,8 +256,9 @@ def test_three_witnesses_cosign_and_the_api_reports_them(network, reader, witnes
     assert [(w["organisation"], w["org_type"]) for w in listed] == [("audit1", "auditor"), ("bank1", "bank"),
                                                                      ("charity1", "charity")]
     assert {w["public_key"] for w in listed} == {w.public_key_hex for w in witnesses}
-    # Block 1 was never shown to them as latest: no cosignature there.
-    assert not reader.get(PREFIX + "checkpoints/1/").json()["cosignatures"]
+    # The test's second block was never shown to them as latest: no cosignature there.
+    assert not reader.get(PREFIX + f"checkpoints/{b + 2}/").json()["cosignatures"]
+    assert len(reader.get(PREFIX + f"checkpoints/{b + 1}/").json()["cosignatures"]) == 3
     assert verify_chain().ok
     # The key file is the witness's own and private.
     key_file = witnesses[0].state_dir / "witness.key"
@@ -209,7 +268,8 @@ def test_three_witnesses_cosign_and_the_api_reports_them(network, reader, witnes
 def test_the_cosignature_endpoint_accepts_only_registered_witnesses_valid_lines(network, witnesses):
     mint(network, 2)
     seal()
-    checkpoint = Checkpoint.objects.get()
+    checkpoint = Checkpoint.objects.get(number=witnesses.start.block + 1)
+    assert checkpoint == Checkpoint.objects.order_by("number").last()
     poster = Client(enforce_csrf_checks=True)
     url = PREFIX + f"checkpoints/{checkpoint.number}/cosignatures/"
     bank = witnesses[0]
@@ -219,7 +279,8 @@ def test_the_cosignature_endpoint_accepts_only_registered_witnesses_valid_lines(
 
     good = notes.cosign(checkpoint.body, "bank1/witness", bank.key, 1_800_000_000)
     stranger = generate_private_key()
-    other_body = checkpoint.body.replace("block 0", "block 1")
+    other_body = checkpoint.body.replace(f"block {checkpoint.number} ", f"block {checkpoint.number + 1} ")
+    assert other_body != checkpoint.body
     refusals = {
         "not a line": ("hello", 400),
         "no signature": ("\u2014 bank1/witness", 400),
@@ -239,7 +300,7 @@ def test_the_cosignature_endpoint_accepts_only_registered_witnesses_valid_lines(
         assert response.json()["detail"], what
     assert post(None).status_code == 400
     assert poster.post(url, "[]", content_type="application/json").status_code == 400
-    assert post(good, PREFIX + "checkpoints/5/cosignatures/").status_code == 404
+    assert post(good, PREFIX + f"checkpoints/{checkpoint.number + 5}/cosignatures/").status_code == 404
     assert not Cosignature.objects.exists()
     assert post(good).status_code == 201
     assert post(good).status_code == 200  # idempotent
@@ -512,18 +573,20 @@ def _rewrite_and_resign(tx_id: int, new_hash: str) -> None:
 def test_witnesses_refuse_a_history_rewritten_in_the_database_and_resigned(network, reader, witnesses, caplog):
     from ledger.models import Transaction
 
+    b, s = witnesses.start.block, witnesses.start.size
     mint(network, 4)
     seal()
     mint(network, 3)
     seal()
     assert [w.step().action for w in witnesses] == ["cosigned"] * 3
-    victim = Transaction.objects.order_by("id")[1]
+    victim = Transaction.objects.order_by("id")[s + 1]  # the test's second payment
+    assert victim.tx_hash == network_hashes()[s + 1] and victim.block.number == b + 1
     _rewrite_and_resign(victim.id, merkle.hashlib.sha256(b"a payment that never happened").hexdigest())
     mint(network, 2)
     seal()
     # Everything the orderer signs checks out again; only the witnesses remember.
     doc = reader.get(PREFIX + "checkpoints/latest/").json()
-    assert doc["tree_size"] == 9
+    assert doc["tree_size"] == s + 9
     with caplog.at_level("CRITICAL", logger="gridcoin.witness"):
         outcomes = [w.step() for w in witnesses]
     assert [o.action for o in outcomes] == ["refused"] * 3
@@ -531,8 +594,8 @@ def test_witnesses_refuse_a_history_rewritten_in_the_database_and_resigned(netwo
     assert not reader.get(PREFIX + "checkpoints/latest/").json()["cosignatures"]
     for w in witnesses:
         evidence = json.loads((w.state_dir / ALARM_FILE).read_text())
-        assert evidence["signed"]["block"] == 1 and evidence["presented"]["block"] == 2
-        assert evidence["signed"]["root"] != reader.get(PREFIX + "checkpoints/1/").json()["root"]
+        assert evidence["signed"]["block"] == b + 2 and evidence["presented"]["block"] == b + 3
+        assert evidence["signed"]["root"] != reader.get(PREFIX + f"checkpoints/{b + 2}/").json()["root"]
 
 
 def test_the_witness_client_runs_without_the_project():
