@@ -151,10 +151,13 @@ def test_device_map_shows_tiles_pins_and_attribution_when_online(metered, live_s
     # The resident sees the device's name, never its coordinates.
     popup = live.locator(".leaflet-popup").inner_text()
     assert "Beach Road light" in popup and "9.96" not in popup and "76.24" not in popup
-    link.click()
-    # The link's job is the navigation; the device page's images and module script finishing
-    # ("load") is not what this checks, and on a loaded machine took longer than the timeout.
-    page.wait_for_url(f"{live_server.url}/d/SL-0001", wait_until="domcontentloaded")
+    # Followed from the keyboard: a pointer click lands wherever the popup was when Playwright
+    # measured it, and Leaflet may still be panning the popup into view (a missed click navigated
+    # nowhere on a loaded machine). Enter on the focused link is the same navigation, wherever it is.
+    link.focus()
+    with page.expect_navigation(url=f"{live_server.url}/d/SL-0001", wait_until="domcontentloaded",
+                                timeout=30_000):
+        page.keyboard.press("Enter")
     expect(page.locator("h1")).to_contain_text("Beach Road light")
 
 
