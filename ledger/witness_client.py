@@ -7,7 +7,8 @@ runs on the witnessing organisation's own machine:
 
 For each new checkpoint it checks the orderer's note signature against the key it pinned, that
 the checkpoint it signed last is still served unchanged, and an RFC 9162 consistency proof from
-that one; then it cosigns (cosignature/v1) and posts the line. Any history that does not extend
+that one; then it cosigns (cosignature/v1) and posts the line, and cosigns each block sealed
+since its previous round, every one proven a prefix of the latest. Any history that does not extend
 what it signed (rewritten, reordered or truncated blocks, even re-signed with the orderer's key)
 is refused: the evidence goes to the state directory, a CRITICAL line to the log, and it signs
 nothing more until the alarm file is removed by a person.
@@ -199,15 +200,73 @@ class Witness:
         if signed and signed["block"] == body.block:
             if not any(c.get("witness") == self.name for c in doc.get("cosignatures", [])):
                 self._post(body.block, signed["line"])  # signed before, the post was lost
-            return Outcome("up-to-date", block=body.block)
+            return self._backfill() or Outcome("up-to-date", block=body.block)
         line = notes.cosign(doc["body"], self.name, self.key, int(time.time()))
+        if signed and body.block > signed["block"] + 1:
+            # The blocks sealed between two rounds are cosigned too, after the latest (whose
+            # cosignature is what readers wait for): each one once shown to be a prefix of it.
+            self.state["backfill"] = {"next": signed["block"] + 1, "before": body.block,
+                                      "floor": signed["tree_size"], "tree_size": body.tree_size,
+                                      "root": body.root.hex()}
         self.state["signed"] = {"block": body.block, "tree_size": body.tree_size, "root": body.root.hex(),
                                 "header_hash": body.header_hash, "body": doc["body"], "line": line,
                                 "checkpoint": doc}
         self._save()
         self._post(body.block, line)
         logger.info("%s cosigned block %s (tree size %s)", self.name, body.block, body.tree_size)
-        return Outcome("cosigned", block=body.block)
+        return self._backfill() or Outcome("cosigned", block=body.block)
+
+    def _backfill(self) -> Outcome | None:
+        """Cosign the pending blocks between the previous round's checkpoint and this one's: each
+        is checked (the orderer's signature, a size between the two, a consistency proof into the
+        checkpoint signed last) before it is signed. A refusal here is an alarm like any other."""
+        pending = self.state.get("backfill")
+        if not pending:
+            return None
+        orderer_key, origin = self._pin_orderer()
+        while pending["next"] < pending["before"]:
+            number = pending["next"]
+            doc = self._get(f"checkpoints/{number}/",
+                            missing_is_refusal=f"block {number}'s checkpoint, before one signed, is gone")
+            proof: list[str] | None = None
+            try:
+                body = self._checked(doc, orderer_key, origin)
+                if body.block != number or not pending["floor"] <= body.tree_size <= pending["tree_size"]:
+                    raise Refusal(f"block {number}'s checkpoint (block {body.block}, tree size {body.tree_size}) "
+                                  f"does not lie between tree sizes {pending['floor']} and {pending['tree_size']}")
+                proof = self._proof_into(body.tree_size, body.root, pending["tree_size"],
+                                         bytes.fromhex(pending["root"]))
+            except Refusal as refusal:
+                self._alarm(refusal.reason, presented=doc, proof=refusal.proof if refusal.proof is not None else proof)
+                return Outcome("refused", block=number, detail=refusal.reason)
+            line = notes.cosign(doc["body"], self.name, self.key, int(time.time()))
+            self._post(number, line)
+            pending["next"], pending["floor"] = number + 1, body.tree_size
+            self._save()
+        del self.state["backfill"]
+        self._save()
+        return None
+
+    def _proof_into(self, size: int, root: bytes, later_size: int, later_root: bytes) -> list[str]:
+        """Refuse unless the log of ``size`` with ``root`` is a prefix of the one of ``later_size``."""
+        if size == later_size:
+            if root != later_root:
+                raise Refusal("a different root for the same tree size")
+            return []
+        data = self._get("proofs/consistency/", {"first": size, "second": later_size},
+                         missing_is_refusal=f"the operator has no consistency proof from size {size}")
+        proof = data.get("proof")
+        if not isinstance(proof, list):
+            raise Refusal("the consistency proof is malformed", proof)
+        try:
+            hashes = [bytes.fromhex(h) for h in proof]
+        except (TypeError, ValueError) as exc:
+            raise Refusal("the consistency proof is malformed", proof) from exc
+        if data.get("first") != size or data.get("second") != later_size or not (
+                merkle.verify_consistency(size, later_size, hashes, root, later_root)):
+            raise Refusal(f"the log of size {later_size} does not extend the log of size {size} "
+                          f"(consistency proof fails)", proof)
+        return proof
 
     def _check_extends(self, signed: dict, body: notes.CheckpointBody, doc: dict, orderer_key: bytes,
                        origin: str) -> list[str] | None:
@@ -228,25 +287,7 @@ class Witness:
             raise Refusal(f"block {signed['block']}'s checkpoint is no longer the one signed "
                           f"(served: {old.get('header_hash')}, signed: {signed['header_hash']})")
         self._checked(old, orderer_key, origin)
-        if body.tree_size == signed["tree_size"]:
-            if body.root.hex() != signed["root"]:
-                raise Refusal("a different root for the same tree size")
-            return []
-        data = self._get("proofs/consistency/", {"first": signed["tree_size"], "second": body.tree_size},
-                         missing_is_refusal="the operator has no consistency proof from the size signed before")
-        proof = data.get("proof")
-        if not isinstance(proof, list):
-            raise Refusal("the consistency proof is malformed", proof)
-        try:
-            hashes = [bytes.fromhex(h) for h in proof]
-        except (TypeError, ValueError) as exc:
-            raise Refusal("the consistency proof is malformed", proof) from exc
-        if data.get("first") != signed["tree_size"] or data.get("second") != body.tree_size or not (
-                merkle.verify_consistency(signed["tree_size"], body.tree_size, hashes,
-                                          bytes.fromhex(signed["root"]), body.root)):
-            raise Refusal(f"the log of size {body.tree_size} does not extend the log of size "
-                          f"{signed['tree_size']} this witness signed (consistency proof fails)", proof)
-        return proof
+        return self._proof_into(signed["tree_size"], bytes.fromhex(signed["root"]), body.tree_size, body.root)
 
     def _post(self, block: int, line: str) -> None:
         status, data = self.transport.post(f"checkpoints/{block}/cosignatures/", {"line": line})

@@ -23,7 +23,7 @@ from ledger.crypto import generate_private_key, public_bytes
 from ledger.models import Checkpoint, Cosignature, LogChunk
 from ledger.sealing import lease_acquire, orderer_key, orderer_public_hex, seal_next_block
 from ledger.verify import verify_chain
-from ledger.witness_client import ALARM_FILE, HttpTransport, Witness, load_or_create_key, main, run
+from ledger.witness_client import ALARM_FILE, HttpTransport, TransportError, Witness, load_or_create_key, main, run
 from tests.ledger_helpers import seal_setup
 
 PREFIX = "/api/v1/ledger/"
@@ -256,8 +256,8 @@ def test_three_witnesses_cosign_and_the_api_reports_them(network, reader, witnes
     assert [(w["organisation"], w["org_type"]) for w in listed] == [("audit1", "auditor"), ("bank1", "bank"),
                                                                      ("charity1", "charity")]
     assert {w["public_key"] for w in listed} == {w.public_key_hex for w in witnesses}
-    # The test's second block was never shown to them as latest: no cosignature there.
-    assert not reader.get(PREFIX + f"checkpoints/{b + 2}/").json()["cosignatures"]
+    # The test's second block was never shown to them as latest; they cosigned it after the third.
+    assert len(reader.get(PREFIX + f"checkpoints/{b + 2}/").json()["cosignatures"]) == 3
     assert len(reader.get(PREFIX + f"checkpoints/{b + 1}/").json()["cosignatures"]) == 3
     assert verify_chain().ok
     # The key file is the witness's own and private.
@@ -335,6 +335,7 @@ class Operator:
         self.key = orderer_key()
         self.blocks: list[list[bytes]] = []
         self.bad_proof = False
+        self.posted: list[tuple[int, str]] = []
 
     def append(self, n: int, tag: str = "") -> None:
         start = sum(len(b) for b in self.blocks)
@@ -350,7 +351,9 @@ class Operator:
         body = notes.checkpoint_body(self.origin, len(leaves), root, number, header_hash)
         line = notes.sign_note(body, self.origin, self.key)
         return {"block": number, "header_hash": header_hash, "tree_size": len(leaves), "root": root.hex(),
-                "origin": self.origin, "body": body, "note": notes.note_text(body, [line]), "cosignatures": []}
+                "origin": self.origin, "body": body, "note": notes.note_text(body, [line]),
+                "cosignatures": [{"witness": notes.parse_line(cosigned)[0], "line": cosigned}
+                                 for block, cosigned in self.posted if block == number]}
 
     def get(self, path, params=None):
         if path == "orderer/":
@@ -368,6 +371,7 @@ class Operator:
         raise AssertionError(path)
 
     def post(self, path, body):
+        self.posted.append((int(path.split("/")[1]), body["line"]))
         return 201, {}
 
 
@@ -408,6 +412,53 @@ def test_the_witness_follows_an_honest_log(operated):
     assert witness.step().action == "up-to-date"
     assert witness.state["signed"]["tree_size"] == 18
     assert not (witness.state_dir / ALARM_FILE).exists()
+
+
+def test_every_block_sealed_between_two_rounds_is_cosigned_latest_first(operated):
+    operator, witness = operated
+    for n in (2, 1, 4):
+        operator.append(n)
+    assert witness.step().action == "cosigned"
+    assert [block for block, _ in operator.posted] == [1, 4, 2, 3]
+    for block, line in operator.posted:
+        assert notes.verify_cosignature_line(operator.checkpoint(block)["body"], line, witness.name,
+                                             notes.raw_public(witness.key))
+    assert "backfill" not in witness.state and witness.state["signed"]["block"] == 4
+    assert witness.step().action == "up-to-date" and len(operator.posted) == 4
+
+
+def test_a_lost_backfill_is_finished_next_round(operated):
+    operator, witness = operated
+    operator.append(2)
+    operator.append(3)
+    post = operator.post
+    operator.post = lambda path, body: (503, {}) if path == "checkpoints/2/cosignatures/" else post(path, body)
+    with pytest.raises(TransportError):
+        witness.step()
+    assert witness.state["backfill"]["next"] == 2
+    operator.post = post
+    assert [block for block, _ in operator.posted] == [1, 3]
+    assert witness.step().action == "up-to-date"
+    assert [block for block, _ in operator.posted] == [1, 3, 2]
+    assert "backfill" not in witness.state
+
+
+def test_refuses_a_block_between_rounds_that_is_not_a_prefix_of_the_latest(operated, caplog):
+    operator, witness = operated
+    operator.append(2)
+    operator.append(3)
+    honest = operator.checkpoint
+    forked = Operator()
+    forked.blocks = [list(b) for b in operator.blocks[:2]] + [[merkle.hashlib.sha256(b"other").digest()] * 2]
+    operator.checkpoint = lambda n: forked.checkpoint(n) if n == 2 else honest(n)
+    with caplog.at_level("CRITICAL", logger="gridcoin.witness"):
+        outcome = witness.step()
+    assert outcome.action == "refused" and outcome.block == 2
+    assert "consistency proof fails" in outcome.detail
+    assert (witness.state_dir / ALARM_FILE).exists()
+    assert any("WITNESS ALARM" in r.message for r in caplog.records)
+    assert 2 not in [block for block, _ in operator.posted]
+    assert witness.step().action == "refused"
 
 
 def test_refuses_a_rewritten_block_resigned_by_the_orderer(operated, caplog):
