@@ -16,6 +16,7 @@ STAMP    := $(VENV)/.requirements-$(REQ_HASH)
 
 RUN_ADDR          ?= 127.0.0.1:8000
 PYTEST_ARGS       ?=
+TEST_WORKERS      ?= 2
 BENCH_ARGS        ?=
 BENCH_DATABASE_URL = postgres://postgres@127.0.0.1:5432/gridcoin_bench
 
@@ -29,7 +30,7 @@ help:
 	@echo "make install   create .venv and install requirements.txt (skipped when up to date)"
 	@echo "make run       embedded default: SQLite, no services, demo data, http://$(RUN_ADDR)"
 	@echo "make up        full stack from the Procfile (needs DATABASE_URL and REDIS_URL)"
-	@echo "make test      pytest (extra arguments in PYTEST_ARGS)"
+	@echo "make test      pytest in TEST_WORKERS (2) processes (extra arguments in PYTEST_ARGS)"
 	@echo "make bench     benchmarks against PostgreSQL (DATABASE_URL, default $(BENCH_DATABASE_URL))"
 	@echo "make lint      ruff check and mypy (django-stubs) on ledger/"
 	@echo "make messages  refresh locale/{hi,es} from the marked texts and compile them (needs GNU gettext)"
@@ -62,8 +63,10 @@ up: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 GRIDCOIN_BACKGROUND_SEALER=0 \
 		$(VENV)/bin/honcho start -f Procfile -p "$${PORT:-8000}"
 
+# TEST_WORKERS parallel pytest processes (pytest-xdist); each has its own test database, Redis
+# database and data directory (gridcoin/settings.py), and tests on the MQTT broker share one.
 test: install
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The benchmark drops and recreates the database it is given, so it refuses any database whose
 # name does not say "bench": an exported DATABASE_URL from `make up` must never be wiped.

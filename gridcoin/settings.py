@@ -14,12 +14,31 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+_DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "gridcoin"
+
+
+def _separate_test_worker(worker: str) -> None:
+    """`make test` runs the suite in parallel processes (pytest-xdist names each in
+    PYTEST_XDIST_WORKER); pytest-django gives each its own test database, and this gives each its
+    own data directory and Redis database. The environment itself is changed, once, so a process
+    a test starts inherits the worker's values, and one given other values by its test keeps them."""
+    from urllib.parse import urlsplit
+
+    if os.environ.get("GRIDCOIN_TEST_WORKER") == worker:
+        return
+    os.environ["GRIDCOIN_TEST_WORKER"] = worker
+    os.environ["GRIDCOIN_DATA_DIR"] = str(Path(os.environ.get("GRIDCOIN_DATA_DIR") or _DEFAULT_DATA_DIR) / worker)
+    if os.environ.get("REDIS_URL"):
+        url = urlsplit(os.environ["REDIS_URL"])
+        db = (int(url.path.strip("/") or 0) + int(worker.removeprefix("gw"))) % 16
+        os.environ["REDIS_URL"] = url._replace(path=f"/{db}").geturl()
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _separate_test_worker(os.environ["PYTEST_XDIST_WORKER"])
 ENVIRONMENT = os.environ.get("GRIDCOIN_ENV", "embedded")
 PRODUCTION = ENVIRONMENT == "production"
-DATA_DIR = Path(
-    os.environ.get("GRIDCOIN_DATA_DIR")
-    or Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "gridcoin"
-)
+DATA_DIR = Path(os.environ.get("GRIDCOIN_DATA_DIR") or _DEFAULT_DATA_DIR)
 if not PRODUCTION:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 

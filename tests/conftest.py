@@ -35,6 +35,16 @@ def _service_missing(marker: str) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs the suite in parallel workers (pytest-xdist, ``--dist loadgroup``). The
+    broker's meter topics are the same for every process on the machine, so the tests that talk
+    to it share one worker and run one after another, as they would alone."""
+    for item in items:
+        if item.get_closest_marker("mqtt") is not None:
+            item.add_marker(pytest.mark.xdist_group("mqtt-broker"))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in ("postgres", "redis", "mqtt", "browser"):
         if item.get_closest_marker(marker) is None:
