@@ -76,7 +76,7 @@ from .models import (
 
 __all__ = [
     "IdempotencyConflict", "InvokeResult", "LedgerError", "MembershipConflict", "account_open", "account_transfer",
-    "asset_create", "config_change", "identity_register", "identity_revoke", "identity_rotate_key", "invoke",
+    "asset_create", "config_approve", "config_change", "config_propose", "identity_register", "identity_revoke", "identity_rotate_key", "invoke",
     "invoker_of", "organisation_create", "organisation_set_type",
 ]
 
@@ -290,6 +290,30 @@ def account_transfer(*, account: Account, organisation: Organisation) -> Account
                                              "organisation": organisation.msp_id})
     return _project(done["applied"], {organisation.msp_id: organisation})[
         config_chaincode.account_key(account.asset_id, account.key)]
+
+
+@transaction.atomic
+def config_propose(*, invoker: Identity, signer: Ed25519PrivateKey, proposal_id: str, function: str,
+                   args: dict[str, Any]) -> dict[str, Any]:
+    """Under the majority policy: ``invoker``'s organisation proposes a change (and approves it).
+    Returns the contract's result: ``pending`` while too few approve, the ``applied`` writes once
+    a majority does."""
+    return _member_config_invoke(invoker, signer, "propose", {"id": proposal_id, "function": function, "args": args})
+
+
+@transaction.atomic
+def config_approve(*, invoker: Identity, signer: Ed25519PrivateKey, proposal_id: str) -> dict[str, Any]:
+    """Under the majority policy: ``invoker``'s organisation approves a pending proposal."""
+    return _member_config_invoke(invoker, signer, "approve", {"id": proposal_id})
+
+
+def _member_config_invoke(invoker: Identity, signer: Ed25519PrivateKey, function: str,
+                          args: dict[str, Any]) -> dict[str, Any]:
+    result = invoke(chaincode=config_chaincode.CONFIG, function=function, args=args, invoker=invoker,
+                    idempotency_key=None, signer=signer)
+    if not result.ok:
+        raise LedgerError(result.reason)  # the caller's atomic block drops the rejection with it
+    return result.result
 
 
 # --- invoke -----------------------------------------------------------------------------------
