@@ -54,7 +54,9 @@ class _Hashed:
 
 class _Keys:
     """The invoker's key in force at a transaction: its latest ``config`` identity write before
-    it (key rotation on chain), else the registered key."""
+    it (key rotation on chain); before its first write, the key that write names (the bootstrap
+    signs with the key it registers, and members older than on-chain membership used the key the
+    bootstrap lists for them); with no write at all, the registered key."""
 
     def __init__(self) -> None:
         self.by_identity: dict[str, tuple[list[int], list[str]]] = {}
@@ -73,8 +75,7 @@ class _Keys:
         found = self.by_identity.get(identity_config_key(name))
         if found:
             i = bisect.bisect_left(found[0], tx_id)
-            if i:
-                return found[1][i - 1]
+            return found[1][i - 1] if i else found[1][0]
         return bytes(registered).hex()
 
 
