@@ -17,6 +17,9 @@ POLICY_KEY = "policy"
 ENERGY = "k"
 # Config functions that are not changes of membership themselves.
 PROCEDURE = frozenset({"bootstrap", "propose", "approve"})
+BOOTSTRAP = f"{CONFIG}.bootstrap"
+CONFIG_PREFIX = CONFIG + "."
+MAJORITY_STEPS = frozenset({f"{CONFIG}.propose", f"{CONFIG}.approve"})
 
 
 def _named_source(arg: str, asset: str | None = None) -> Callable[[dict, str, str], tuple[str, str] | None]:
@@ -44,7 +47,7 @@ DEBITS: dict[str, Callable[[dict, str, str], tuple[str, str] | None]] = {
 
 def needs_args(name: str) -> bool:
     """Whether the rights of ``name`` depend on its arguments (phase 1 keeps them only then)."""
-    return name in DEBITS or name.startswith(CONFIG + ".")
+    return name in DEBITS or name.startswith(CONFIG_PREFIX)
 
 
 class Membership:
@@ -76,13 +79,15 @@ class Membership:
 
     def apply_writes(self, name: str, status: str, writes: list) -> list[str]:
         """A transaction's ``config`` writes; the bootstrap's must be the stated genesis."""
+        if not writes:
+            return []
         config_writes = [(w[1], w[5], w[3]) for w in writes if w[0] == CONFIG]
         for key, value, is_delete in config_writes:
             self.apply(key, value, is_delete)
         if self.started or not any(key == POLICY_KEY for key, _, _ in config_writes):
             return []
         self.started = True
-        if self.genesis is None or name != f"{CONFIG}.bootstrap" or status != "valid":
+        if self.genesis is None or name != BOOTSTRAP or status != "valid":
             return []
         written = {key: value for key, value, is_delete in config_writes if not is_delete}
         if written != self.genesis:
@@ -128,7 +133,7 @@ class Membership:
         """What is wrong with a transaction of ``name`` by ``invoker`` in the membership in force:
         an invoker not registered, and for a valid one the configuration policy and the debit
         rights. The bootstrap registers the identity that signs it, with the key it names."""
-        if name == f"{CONFIG}.bootstrap" and not self.started:
+        if name == BOOTSTRAP and not self.started:
             if status != "valid" or not isinstance(args, dict):
                 return []
             problems = []
@@ -147,11 +152,13 @@ class Membership:
                             "on chain)")
         if status != "valid":
             return problems
+        rule = DEBITS.get(name)
+        if rule is None and not name.startswith(CONFIG_PREFIX):
+            return problems
         msp, _, identity_name = invoker.partition("/")
         chaincode, _, function = name.partition(".")
         if chaincode == CONFIG and self.started:
             problems += self._configuration_policy(function, invoker, msp, args)
-        rule = DEBITS.get(name)
         account = rule(args, msp, identity_name) if rule is not None and isinstance(args, dict) else None
         if account is not None:
             owner = self.account_owner(*account)
@@ -179,7 +186,7 @@ class Membership:
         """Under the majority rule, a proposal is applied only with more than half of the member
         organisations approving: the approvals stored with it, plus the approver's. Call before
         the transaction's writes are applied."""
-        if status != "valid" or name not in (f"{CONFIG}.propose", f"{CONFIG}.approve") or not isinstance(args, dict):
+        if name not in MAJORITY_STEPS or status != "valid" or not isinstance(args, dict):
             return []
         proposal_key = f"proposal/{args.get('id')}"
         applied = [w for w in writes if w[0] == CONFIG and w[1] != proposal_key]
