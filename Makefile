@@ -61,6 +61,7 @@ up: install
 	GRIDCOIN_BACKGROUND_SEALER=0 $(PY) manage.py collectstatic --noinput --verbosity 0
 	@mkdir -p var
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 GRIDCOIN_BACKGROUND_SEALER=0 \
+		GRIDCOIN_WITNESS_API="$${GRIDCOIN_WITNESS_API:-http://127.0.0.1:$${PORT:-8000}/api/v1/ledger/}" \
 		$(VENV)/bin/honcho start -f Procfile -p "$${PORT:-8000}"
 
 # TEST_WORKERS parallel pytest processes (pytest-xdist); each has its own test database, Redis

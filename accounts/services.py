@@ -18,13 +18,24 @@ from ledger.keys import ENERGY, UTILITY_SHARDS, household_account, producer_acco
 from ledger.models import Identity, IdentityKind, Organisation, OrgType
 
 from .keys import custodial_key_store, custodial_signer
-from .models import ApiToken, Membership, Profile, Role
+from .models import ApiToken, CustodialKey, Membership, Profile, Role
 from .scopes import SCOPES
 from .selectors import TOKEN_PREFIX, token_hash
 
 
 def household_account_key(organisation: Organisation) -> str:
     return household_account(organisation.msp_id)
+
+
+@transaction.atomic
+def identity_rotate_custodial_key(*, identity: Identity) -> Identity:
+    """A fresh custodial key for ``identity``: rotated on chain (a configuration transaction) and
+    sealed in place of the old one, in one database transaction."""
+    key = generate_private_key()
+    rotated = ledger.identity_rotate_key(identity=identity, public_key=public_bytes(key))
+    CustodialKey.objects.filter(identity=identity).delete()
+    custodial_key_store(identity=rotated, key=key)
+    return rotated
 
 
 @transaction.atomic

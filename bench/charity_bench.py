@@ -46,7 +46,7 @@ def build():
     from ledger import services as ledger
     from ledger.crypto import generate_private_key, public_bytes
     from ledger.keys import ENERGY, device_account, household_account, match_account, pool_account
-    from ledger.models import Account, AccountKind, Asset
+    from ledger.models import AccountKind
 
     def member(msp: str, org_type: str):
         org = ledger.organisation_create(msp_id=msp, name=msp, org_type=org_type)
@@ -60,10 +60,9 @@ def build():
     owners = [ledger.organisation_create(msp_id=f"hh-{n}", name=f"hh-{n}", org_type="household")
               for n in range(OWNERS)]
     devices = [f"HM-{n:06d}" for n in range(BENEFICIARIES)]
-    energy = Asset.objects.get(code=ENERGY)
-    Account.objects.bulk_create([Account(key=device_account(d), asset=energy, kind=AccountKind.DEVICE,
-                                         organisation=owners[n % OWNERS]) for n, d in enumerate(devices)],
-                                batch_size=5000)
+    # Configuration transactions written in batches, so that the bench's ledger verifies.
+    ledger.config_changes([("openAccount", {"key": device_account(d), "asset": ENERGY, "kind": str(AccountKind.DEVICE),
+                                            "organisation": owners[n % OWNERS].msp_id}) for n, d in enumerate(devices)])
     for asset in (ENERGY, "INR"):
         ledger.account_open(key=pool_account("bench"), asset=asset, organisation=charity, kind=AccountKind.POOL)
     ledger.account_open(key=match_account("bench"), asset=ENERGY, organisation=charity, kind=AccountKind.POOL)

@@ -57,13 +57,14 @@ def gateway_redis_url() -> str:
 
 
 def build_fleet(count: int, prefix: str):
-    """Register ``count`` street lights in bulk (setup only: identities, accounts, devices in
-    three inserts), each holding coins minted through the ledger in one transaction."""
+    """Register ``count`` street lights in bulk (setup only): their identities and accounts as
+    configuration transactions written in batches (so the bench's ledger verifies), their device
+    rows in one insert."""
     from django.db import transaction
 
     from ledger import services as ledger
     from ledger.crypto import generate_private_key, public_bytes
-    from ledger.models import Account, AccountKind, Identity, IdentityKind, Organisation
+    from ledger.models import AccountKind, Identity, IdentityKind, Organisation
     from meters.models import Device
     from tests.ledger_helpers import make_member
 
@@ -74,11 +75,13 @@ def build_fleet(count: int, prefix: str):
     org = Organisation.objects.get(msp_id="bench-utility")
     keys = {f"{prefix}-{n:05d}": generate_private_key() for n in range(count)}
     with transaction.atomic():
-        identities = Identity.objects.bulk_create(
-            Identity(organisation=org, name=pid, public_key=public_bytes(k), kind=IdentityKind.DEVICE)
-            for pid, k in keys.items())
-        Account.objects.bulk_create(Account(key=device_account(pid), asset_id=ENERGY, organisation=org,
-                                            kind=AccountKind.DEVICE) for pid in keys)
+        ledger.config_changes(
+            [("registerIdentity", {"identity": f"{org.msp_id}/{pid}", "kind": str(IdentityKind.DEVICE),
+                                   "public_key": public_bytes(k).hex()}) for pid, k in keys.items()]
+            + [("openAccount", {"key": device_account(pid), "asset": ENERGY, "kind": str(AccountKind.DEVICE),
+                                "organisation": org.msp_id}) for pid in keys])
+        by_name = {i.name: i for i in Identity.objects.filter(organisation=org, name__in=list(keys))}
+        identities = [by_name[pid] for pid in keys]
         Device.objects.bulk_create(Device(public_id=pid, name=pid, kind="street_light", organisation=org, identity=i)
                                    for pid, i in zip(keys, identities, strict=True))
     return utility, org, keys

@@ -91,15 +91,25 @@ def start_background_witnesses(api: str | None = None, *, interval: float = 1.0)
                 break
             except OSError:
                 time.sleep(0.5)
-        for msp_id in WITNESS_ORGS:
-            directory = witness_dir(msp_id)
-            if not (directory / "witness.key").exists() or not (directory / TOKEN_FILE).exists():
-                continue
-            witness = Witness(org=msp_id, transport=HttpTransport(api, (directory / TOKEN_FILE).read_text().strip()),
-                              key=load_or_create_key(directory / "witness.key"), state_dir=directory)
-            threading.Thread(target=run, args=[witness], kwargs={"interval": interval, "stopped": stopped},
-                             name=f"gridcoin-witness-{msp_id}", daemon=True).start()
-            logger.info("witness %s running against %s", witness.name, api)
+        start_seeded_witnesses(api, set(), interval=interval, stopped=stopped)
 
     threading.Thread(target=start, name="gridcoin-witnesses", daemon=True).start()
     return stopped
+
+
+def start_seeded_witnesses(api: str, running: set[str], *, interval: float, stopped: threading.Event) -> list[str]:
+    """Start a daemon thread for each demo witness that is seeded (key and token on disk) and not
+    in ``running``; returns the organisations started (and adds them to ``running``)."""
+    started = []
+    for msp_id in WITNESS_ORGS:
+        directory = witness_dir(msp_id)
+        if msp_id in running or not (directory / "witness.key").exists() or not (directory / TOKEN_FILE).exists():
+            continue
+        witness = Witness(org=msp_id, transport=HttpTransport(api, (directory / TOKEN_FILE).read_text().strip()),
+                          key=load_or_create_key(directory / "witness.key"), state_dir=directory)
+        threading.Thread(target=run, args=[witness], kwargs={"interval": interval, "stopped": stopped},
+                         name=f"gridcoin-witness-{msp_id}", daemon=True).start()
+        logger.info("witness %s running against %s", witness.name, api)
+        running.add(msp_id)
+        started.append(msp_id)
+    return started

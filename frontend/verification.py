@@ -11,6 +11,18 @@ def api_base() -> str:
     return reverse("ledger:block-list").removesuffix("blocks/")
 
 
+def verify_trust() -> dict:
+    """The keys the in-browser check trusts, rendered into the page (not fetched alongside what
+    it checks): the orderer's public key, the log's origin, the cosignatures required and the
+    registered witnesses' keys. A response tampered on its way cannot bring its own keys."""
+    from ledger import log
+    from ledger.sealing import orderer_public_hex
+
+    return {"orderer": {"public_key": orderer_public_hex(), "origin": log.origin(), "quorum": log.quorum()},
+            "witnesses": [{"name": w.qualified_name, "public_key": bytes(w.public_key).hex()}
+                          for w in log.witnesses()]}
+
+
 def verify_texts() -> dict[str, str]:
     return {
         "checking": _("Checking in this browser…"),
@@ -63,6 +75,7 @@ def verify_texts() -> dict[str, str]:
         "fetch_failed": _("Could not load %(url)s (HTTP %(status)s)."),
         "network_failed": _("Could not reach %(url)s."),
         "unexpected": _("The check stopped on an unexpected error: %(message)s"),
+        "trust_missing": _("This page carries no orderer key to check against, so nothing could be checked."),
         "summary_genuine": _("This transaction is genuine: its bytes match its hash, %(invoker)s signed it, and "
                              "it is in block %(block)s as the orderer signed it (witness cosignatures: %(valid)s)."),
         "summary_failed": _("This transaction could not be verified: %(reason)s"),

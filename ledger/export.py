@@ -54,7 +54,9 @@ class _Hashed:
 
 class _Keys:
     """The invoker's key in force at a transaction: its latest ``config`` identity write before
-    it (key rotation on chain), else the registered key."""
+    it (key rotation on chain); before its first write, the key that write names (the bootstrap
+    signs with the key it registers, and members older than on-chain membership used the key the
+    bootstrap lists for them); with no write at all, the registered key."""
 
     def __init__(self) -> None:
         self.by_identity: dict[str, tuple[list[int], list[str]]] = {}
@@ -73,8 +75,7 @@ class _Keys:
         found = self.by_identity.get(identity_config_key(name))
         if found:
             i = bisect.bisect_left(found[0], tx_id)
-            if i:
-                return found[1][i - 1]
+            return found[1][i - 1] if i else found[1][0]
         return bytes(registered).hex()
 
 
@@ -216,6 +217,21 @@ def membership_snapshot() -> dict[str, list[dict]]:
     return {"organisations": organisations, "identities": identities, "accounts": accounts}
 
 
+def genesis_membership() -> dict | None:
+    """The configuration bootstrap's hash and its ``config`` writes: the membership in force for
+    the transactions before it (a ledger that adopted on-chain membership late has some)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, tx_hash FROM ledger_transaction WHERE chaincode = %s AND function = 'bootstrap' "
+                    "AND status = 'valid' ORDER BY id LIMIT 1", [CONFIG_NAMESPACE])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute("SELECT key, value FROM ledger_statewrite WHERE transaction_id = %s AND namespace = %s "
+                    "AND NOT is_delete ORDER BY id", [row[0], CONFIG_NAMESPACE])
+        members = [[key, loads_ledger_json(raw)[0]] for key, raw in cur.fetchall()]
+    return {"tx_hash": row[1], "members": members}
+
+
 def _state(out: _Hashed) -> None:
     last = ("", "")
     while True:
@@ -303,6 +319,7 @@ def export_ledger(out_dir: str | Path, *, blocks_per_file: int = 1000) -> Export
             "origin": log_origin(),
             "orderer_public_keys": sorted(trusted_orderer_keys()),
             "policies": policies(),
+            "genesis": genesis_membership(),
             "witnesses": witnesses,
             "quorum": quorum,
             "checkpoint": checkpoint,

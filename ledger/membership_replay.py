@@ -11,6 +11,8 @@ gives the membership in force at every transaction, against which each transacti
 - a valid configuration transaction obeys the configuration policy in force then (an admin
   under the admin rule; proposals and approvals by member organisations under the majority
   rule); the first one is the bootstrap, signed by the identity it creates;
+- under the majority rule, a proposal is applied only with a majority of member organisations
+  approving (the approvals stored with it, plus the approver's);
 - object rights that hold for every call of a function (``OWNER_RULES``): the account it
   debits belongs to the invoker's organisation as in force then.
 
@@ -136,6 +138,25 @@ class MembershipReplay:
             if owner != msp:
                 problems.append(f"object rights: {chaincode}.{function} debits {account[1]} account {account[0]!r}, "
                                 f"owned by {owner} (in force then), not the invoker's {msp}")
+
+    def majority_problems(self, *, chaincode: str, function: str, status: str, args: Any, invoker: str,
+                          writes: list[list]) -> list[str]:
+        """Under the majority rule a proposal is applied only once more than half of the member
+        organisations approve it: the approvals stored with it plus the approver's. Before
+        ``apply`` of the same transaction."""
+        if chaincode != CONFIG or function not in ("propose", "approve") or status != "valid" \
+                or not isinstance(args, dict):
+            return []
+        proposal = f"proposal/{args.get('id')}"
+        if not any(ns == CONFIG and key != proposal for ns, key, *_ in writes):
+            return []  # still pending
+        members = set((self.state.get(POLICY_KEY) or {}).get("members") or [])
+        pending = self.state.get(proposal) if function == "approve" else None
+        approvals = set((pending or {}).get("approvals") or []) | {invoker.partition("/")[0]}
+        if 2 * len(approvals & members) <= len(members):
+            return [f"configuration policy: proposal {args.get('id')} applied with {len(approvals & members)} of "
+                    f"{len(members)} member organisations approving, not a majority"]
+        return []
 
     def apply(self, writes: list[list]) -> None:
         """A transaction's state writes ([namespace, key, value, is_delete, version])."""

@@ -482,12 +482,18 @@ def identity_config_key(qualified_name: str) -> str:
 
 def invoker_key_at(tx: Transaction) -> bytes:
     """The invoker's public key in force when ``tx`` was made: the latest ``config`` write of
-    its identity before ``tx`` (key rotation on chain), else the identity's registered key."""
+    its identity before ``tx`` (key rotation on chain), else its first one, else the identity's
+    registered key."""
     from .models import StateWrite
 
-    write = (StateWrite.objects.filter(namespace=CONFIG_NAMESPACE, key=identity_config_key(tx.invoker.qualified_name),
-                                       transaction_id__lt=tx.pk, is_delete=False)
-             .order_by("-transaction_id", "-id").values_list("value", flat=True).first())
+    writes = StateWrite.objects.filter(namespace=CONFIG_NAMESPACE, key=identity_config_key(tx.invoker.qualified_name),
+                                       is_delete=False)
+    write = (writes.filter(transaction_id__lt=tx.pk).order_by("-transaction_id", "-id").values_list("value", flat=True)
+             .first())
+    if write is None:
+        # Before its first write: the key that write names (the bootstrap's own, or the one the
+        # bootstrap lists for a member older than on-chain membership).
+        write = writes.order_by("transaction_id", "id").values_list("value", flat=True).first()
     if isinstance(write, dict) and isinstance(write.get("public_key"), str):
         try:
             return bytes.fromhex(write["public_key"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,7 +77,7 @@ from .models import (
 
 __all__ = [
     "IdempotencyConflict", "InvokeResult", "LedgerError", "MembershipConflict", "account_open", "account_transfer",
-    "asset_create", "config_change", "identity_register", "identity_revoke", "identity_rotate_key", "invoke",
+    "asset_create", "config_approve", "config_change", "config_changes", "config_propose", "identity_register", "identity_revoke", "identity_rotate_key", "invoke",
     "invoker_of", "organisation_create", "organisation_set_type",
 ]
 
@@ -173,6 +174,66 @@ def _config_invoke(invoker: Identity, key: Ed25519PrivateKey, function: str, arg
 def config_change(function: str, args: dict[str, Any]) -> Any:
     """Make a configuration change as the configuration admin (one ledger transaction)."""
     return _config_invoke(config_admin(), config_admin_key(), function, args)
+
+
+@transaction.atomic
+def config_changes(changes: list[tuple[str, dict[str, Any]]], *, batch_size: int = 500) -> list[Any]:
+    """Many configuration changes as the configuration admin, in order: one ledger transaction
+    each, written a batch at a time (``ledger.batch``), the tables brought in line after each
+    batch. For registering a fleet; all or nothing."""
+    from .batch import Request, invoke_batch
+
+    admin, key = config_admin(), config_admin_key()
+    results: list[Any] = []
+    for start in range(0, len(changes), batch_size):
+        requests = [Request(chaincode=config_chaincode.CONFIG, function=function, args=args, invoker=admin,
+                            idempotency_key=f"config-bulk:{secrets.token_hex(12)}", signer=key)
+                    for function, args in changes[start:start + batch_size]]
+        done = []
+        for outcome in invoke_batch(requests):
+            if isinstance(outcome, LedgerError) or not outcome.ok:
+                reason = outcome if isinstance(outcome, LedgerError) else outcome.reason
+                if str(reason).endswith("already exists"):
+                    raise MembershipConflict(str(reason))
+                raise LedgerError(str(reason))
+            done.append(outcome.result)
+        _project_many([write for result in done for write in result["applied"]])
+        results += done
+    return results
+
+
+def _project_many(applied: list[list[Any]]) -> None:
+    """``_project`` for many writes: identities and accounts that have no row yet are inserted
+    in bulk; everything else (organisations, assets, changed rows) goes through ``_project``."""
+    final: dict[str, Any] = {}
+    for key, value in applied:
+        final[key] = value  # the last write of a key is what the table shows
+    identities = {k: v for k, v in final.items() if k.startswith("identity/")}
+    accounts = {k: v for k, v in final.items() if k.startswith("account/")}
+    existing = {config_chaincode.identity_key(f"{msp}/{name}") for msp, name in Identity.objects.filter(
+        name__in={k.rsplit("/", 1)[1] for k in identities}).values_list("organisation__msp_id", "name")}
+    existing |= {config_chaincode.account_key(asset, key) for asset, key in Account.objects.filter(
+        key__in={k.split("/", 2)[2] for k in accounts}).values_list("asset_id", "key")}
+    fresh = (set(identities) | set(accounts)) - existing
+    _project([[k, v] for k, v in final.items() if k not in fresh])
+    orgs = {o.msp_id: o for o in Organisation.objects.filter(
+        msp_id__in={k.split("/")[1] for k in fresh if k.startswith("identity/")}
+        | {v["organisation"] for k, v in accounts.items() if k in fresh})}
+    new_identities = []
+    for key in (k for k in identities if k in fresh):
+        msp, _, name = key.removeprefix("identity/").partition("/")
+        value = identities[key]
+        revoked = value.get("revoked")
+        new_identities.append(Identity(organisation=orgs[msp], name=name, kind=value["kind"],
+                                       public_key=bytes.fromhex(value["public_key"]),
+                                       revoked_at=None if revoked is None else datetime.fromisoformat(revoked)))
+    Identity.objects.bulk_create(new_identities, batch_size=2000)
+    new_accounts = []
+    for key in (k for k in accounts if k in fresh):
+        asset, _, account = key.removeprefix("account/").partition("/")
+        new_accounts.append(Account(key=account, asset_id=asset, kind=accounts[key]["kind"],
+                                    organisation=orgs[accounts[key]["organisation"]]))
+    Account.objects.bulk_create(new_accounts, batch_size=2000)
 
 
 def _project(applied: list[list[Any]], known: dict[str, Organisation] | None = None) -> dict[str, Any]:
@@ -290,6 +351,30 @@ def account_transfer(*, account: Account, organisation: Organisation) -> Account
                                              "organisation": organisation.msp_id})
     return _project(done["applied"], {organisation.msp_id: organisation})[
         config_chaincode.account_key(account.asset_id, account.key)]
+
+
+@transaction.atomic
+def config_propose(*, invoker: Identity, signer: Ed25519PrivateKey, proposal_id: str, function: str,
+                   args: dict[str, Any]) -> dict[str, Any]:
+    """Under the majority policy: ``invoker``'s organisation proposes a change (and approves it).
+    Returns the contract's result: ``pending`` while too few approve, the ``applied`` writes once
+    a majority does."""
+    return _member_config_invoke(invoker, signer, "propose", {"id": proposal_id, "function": function, "args": args})
+
+
+@transaction.atomic
+def config_approve(*, invoker: Identity, signer: Ed25519PrivateKey, proposal_id: str) -> dict[str, Any]:
+    """Under the majority policy: ``invoker``'s organisation approves a pending proposal."""
+    return _member_config_invoke(invoker, signer, "approve", {"id": proposal_id})
+
+
+def _member_config_invoke(invoker: Identity, signer: Ed25519PrivateKey, function: str,
+                          args: dict[str, Any]) -> dict[str, Any]:
+    result = invoke(chaincode=config_chaincode.CONFIG, function=function, args=args, invoker=invoker,
+                    idempotency_key=None, signer=signer)
+    if not result.ok:
+        raise LedgerError(result.reason)  # the caller's atomic block drops the rejection with it
+    return result.result
 
 
 # --- invoke -----------------------------------------------------------------------------------

@@ -385,6 +385,9 @@ class _Verifier:
             if version != expected_version:
                 self.fail(f"state {ns}/{key} version {version}, expected {expected_version}", tx=tx)
             self.state[(ns, key)] = (_state_digest(value), is_delete, version)
+        for message in self.membership.majority_problems(chaincode=chaincode, function=function, status=status,
+                                                         args=args, invoker=f"{msp_id}/{name}", writes=write_rows):
+            self.fail(message, tx=tx)
         self.membership.apply(write_rows)
         self.report.transactions += 1
         return bytes.fromhex(computed)

@@ -1,6 +1,6 @@
 from django import template
 
-from frontend.verification import api_base, verify_texts
+from frontend.verification import api_base, verify_texts, verify_trust
 
 register = template.Library()
 
@@ -8,4 +8,6 @@ register = template.Library()
 @register.inclusion_tag("frontend/explorer/_verify.html")
 def verify_panel(tx) -> dict:
     """The "Verify" button and its results for one transaction (sealed or not)."""
-    return {"tx": tx, "api": api_base(), "texts": verify_texts()}
+    if not tx.block_id:
+        return {"tx": tx}
+    return {"tx": tx, "api": api_base(), "texts": verify_texts(), "trust": verify_trust()}

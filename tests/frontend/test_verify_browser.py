@@ -138,7 +138,7 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
              "header", f"Block {block}’s header does not hash to its header hash."),
             ("proof", lambda p: {**p, "block": {**p["block"], "signature": flip_hex(p["block"]["signature"], 63)}},
              "header", "The block’s signature does not match the orderer’s key."),
-            ("orderer", lambda o: {**o, "public_key": flip_hex(o["public_key"], 5)},
+            ("trust", lambda t: {**t, "orderer": {**t["orderer"], "public_key": flip_hex(t["orderer"]["public_key"], 5)}},
              "header", "The block’s signature does not match the orderer’s key."),
             ("checkpoint", flip_cosignature,
              "witnesses", "The cosignature of bank/witness does not match the witness’s key."),
@@ -148,17 +148,43 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
              "witnesses", f"The checkpoint does not cover block {block} and its header hash."),
             ("log_proof", lambda p: {**p, "proof": [flip_hex(p["proof"][0])] + p["proof"][1:]},
              "witnesses", f"This transaction is not in the ledger log that the checkpoint of block {block} commits to."),
-            ("orderer", lambda o: {**o, "quorum": 2},
+            ("trust", lambda t: {**t, "orderer": {**t["orderer"], "quorum": 2}},
              "witnesses", "Witness cosignatures: only 1 valid, 2 required."),
+            ("trust", lambda t: {**t, "witnesses": [{**w, "public_key": flip_hex(w["public_key"], 2)}
+                                                    for w in t["witnesses"]]},
+             "witnesses", "The cosignature of bank/witness does not match the witness’s key."),
         ]
+        trust = world.trust(page)
+        assert trust["orderer"] == base["orderer"] and trust["witnesses"] == [
+            {"name": w["name"], "public_key": w["public_key"]} for w in base["witnesses"]]
         for name, mutate, check, failure in cases:
             page.unroute_all()
-            world.tamper(page, live_server.url, name, mutate(copy.deepcopy(base[name])))
+            world.pin(page, trust)
+            if name == "trust":
+                world.pin(page, mutate(copy.deepcopy(trust)))
+            else:
+                world.tamper(page, live_server.url, name, mutate(copy.deepcopy(base[name])))
             summary = verify(page, expect)
             expect(summary).to_have_attribute("data-outcome", "summary_failed")
             expect(summary).to_contain_text(failure)
             expect(page.locator(f'[data-check="{check}"]')).to_have_attribute("data-status", "failed")
             expect(page.locator(f'[data-check="{check}"]')).to_contain_text(failure)
+
+        # The keys are the page's: an API that answers with an attacker's orderer key, witnesses
+        # and quorum changes nothing, and a page that pins no key checks nothing.
+        page.unroute_all()
+        world.pin(page, trust)
+        attacker = "ab" * 32
+        world.tamper(page, live_server.url, "orderer", {**base["orderer"], "public_key": attacker, "quorum": 0})
+        world.tamper(page, live_server.url, "witnesses", [{**w, "public_key": attacker} for w in base["witnesses"]])
+        summary = verify(page, expect)
+        expect(summary).to_have_attribute("data-outcome", "summary_genuine")
+        page.unroute_all()
+        world.pin(page, None)
+        summary = verify(page, expect)
+        expect(summary).to_have_attribute("data-outcome", "trust_missing")
+        expect(summary).to_contain_text("This page carries no orderer key to check against")
+        world.pin(page, trust)
 
         # Without a published checkpoint the first four checks still run; the fifth says what is missing.
         page.unroute_all()

@@ -1,6 +1,6 @@
 """The "Verify" panel as the server renders it (the checks themselves run in the browser:
 test_verify_browser.py): on a sealed transaction's page and receipt, the button with the API
-prefix, the transaction's hash and the translated texts as JSON; on an unsealed one, a note
+prefix, the transaction's hash, the translated texts and the pinned keys as JSON; on an unsealed one, a note
 instead; and no inline executable script (CSP)."""
 
 from __future__ import annotations
@@ -51,6 +51,16 @@ def test_a_sealed_transaction_has_the_verify_button(client, world, page):
     texts = _texts(html)
     assert texts["header_signature_bad"] == "The block’s signature does not match the orderer’s key."
     assert "%(invoker)s" in texts["summary_genuine"]
+    # The keys the check trusts come with the page, not with the API answers it checks.
+    assert 'data-trust="verify-trust"' in panel
+    found = re.search(r'<script id="verify-trust" type="application/json">(.*?)</script>', html, re.S)
+    assert found, "no pinned keys"
+    from ledger import log
+    from ledger.sealing import orderer_public_hex
+
+    assert json.loads(found.group(1)) == {
+        "orderer": {"public_key": orderer_public_hex(), "origin": log.origin(), "quorum": log.quorum()},
+        "witnesses": [{"name": w.qualified_name, "public_key": bytes(w.public_key).hex()} for w in log.witnesses()]}
     _no_inline_script(html)
 
 

@@ -52,6 +52,15 @@ class VerifyWorld:
             served[name] = response.json()
         return served
 
+    def trust(self, page) -> Any:
+        """The keys the page pins for the check (its JSON script element)."""
+        return page.evaluate("JSON.parse(document.getElementById('verify-trust').textContent)")
+
+    def pin(self, page, trust: Any) -> None:
+        """Replace the keys the page pins, as a page served with other keys would carry."""
+        page.evaluate("(text) => { document.getElementById('verify-trust').textContent = text; }",
+                      json.dumps(trust))
+
     def tamper(self, page, base: str, name: str, payload: Any, status: int = 200) -> None:
         """Answer the route ``name`` with ``payload`` instead of the app's response."""
         body = json.dumps(payload)

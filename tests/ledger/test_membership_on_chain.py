@@ -294,3 +294,25 @@ def test_a_ledger_with_members_before_on_chain_membership_adopts_them_in_the_boo
     assert report.ok, messages(report)
     assert_named(sql("UPDATE ledger_organisation SET org_type = 'bank' WHERE msp_id = 'old-utility'"),
                  "organisation old-utility", "type")
+
+
+def test_config_changes_registers_a_fleet_in_batches_and_is_all_or_nothing(net):
+    keys = {f"m-{n}": generate_private_key() for n in range(5)}
+    changes = [("registerIdentity", {"identity": f"utility/{name}", "kind": "device",
+                                     "public_key": public_bytes(key).hex()}) for name, key in keys.items()]
+    changes += [("openAccount", {"key": f"device:{name}", "asset": "k", "kind": "device", "organisation": "utility"})
+                for name in keys]
+    results = ledger.config_changes(changes, batch_size=4)
+    assert len(results) == 10
+    assert sorted(Identity.objects.filter(name__startswith="m-").values_list("name", flat=True)) == sorted(keys)
+    assert bytes(Identity.objects.get(name="m-3").public_key) == public_bytes(keys["m-3"])
+    assert Account.objects.get(key="device:m-4", asset="k").organisation == net.utility.organisation
+    report = verify_chain()
+    assert report.ok, messages(report)
+
+    count = Transaction.objects.count()
+    with pytest.raises(ledger.MembershipConflict):
+        ledger.config_changes([("createOrganisation", {"msp_id": "fresh", "name": "Fresh", "org_type": "bank"}),
+                               ("openAccount", {"key": "device:m-1", "asset": "k", "kind": "device",
+                                                "organisation": "utility"})])
+    assert Transaction.objects.count() == count and not Organisation.objects.filter(msp_id="fresh").exists()

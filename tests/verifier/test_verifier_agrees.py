@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from ledger import services as ledger
@@ -34,7 +34,7 @@ steps = st.one_of(
     st.tuples(st.just("seal"), st.integers(1, 4), st.just(0)),
 )
 TAMPERING = [None, "posting_amount", "tx_reason", "tx_args", "block_timestamp", "balance", "state_value",
-             "identity_key", "delete_tx", "unseal"]
+             "identity_key", "delete_tx", "unseal", "lent_debit", "made_admin"]
 
 
 def _run(net: Network, step: tuple) -> None:
@@ -62,7 +62,7 @@ def _run(net: Network, step: tuple) -> None:
         seal_next_block(holder="agree", max_tx=a, force=True)
 
 
-def _tamper(kind: str | None, pick: int) -> None:
+def _tamper(kind: str | None, pick: int, net: Network) -> None:
     def nth(qs):
         rows = list(qs)
         return rows[pick % len(rows)] if rows else None
@@ -88,6 +88,20 @@ def _tamper(kind: str | None, pick: int) -> None:
             cur.execute("DELETE FROM ledger_transaction WHERE id = %s", [t.pk])
     elif kind == "unseal" and (t := nth(Transaction.objects.filter(block__isnull=False).order_by("id"))):
         Transaction.objects.filter(pk=t.pk).update(block=None)
+    elif kind == "lent_debit":
+        # Bob's account lent to alice in the table while she spends from it, then given back.
+        account = Account.objects.get(key=HOUSEHOLDS[1], asset="k")
+        Account.objects.filter(pk=account.pk).update(organisation=net.alice.organisation)
+        net.alice.invoke("token", "transfer", {"from": HOUSEHOLDS[1], "to": HOUSEHOLDS[0], "asset": "k",
+                                               "amount": 1 + pick % 3})
+        Account.objects.filter(pk=account.pk).update(organisation=account.organisation)
+    elif kind == "made_admin":
+        # Alice made a configuration admin in the world state for one change, then not.
+        entry = StateEntry.objects.get(namespace="config", key="policy")
+        StateEntry.objects.filter(pk=entry.pk).update(value={**entry.value, "admins": [*entry.value["admins"],
+                                                                                        "hh-alice/alice"]})
+        net.alice.invoke("config", "setOrganisationType", {"msp_id": "hh-alice", "org_type": "household"})
+        StateEntry.objects.filter(pk=entry.pk).update(value=entry.value)
 
 
 @pytest.fixture
@@ -99,6 +113,9 @@ def net(db) -> Network:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(program=st.lists(steps, min_size=1, max_size=12), tampering=st.sampled_from(TAMPERING),
        pick=st.integers(0, 50))
+# Attacks on the rights replayed from membership on chain, every run.
+@example(program=[("mint", HOUSEHOLDS[1], 100), ("seal", 2, 0)], tampering="lent_debit", pick=0)
+@example(program=[("note", "a", "x")], tampering="made_admin", pick=0)
 def test_ledger_verify_and_the_standalone_verifier_agree(net, tmp_path_factory, program, tampering, pick):
     pinned = sorted(trusted_orderer_keys())
     with transaction.atomic():
@@ -107,10 +124,12 @@ def test_ledger_verify_and_the_standalone_verifier_agree(net, tmp_path_factory, 
         clean = export_and_verify(tmp_path_factory.mktemp("clean"), orderer_keys=pinned)
         assert verify_chain(workers=0).ok and clean.ok, [str(p) for p in clean.problems]
         with superuser():
-            _tamper(tampering, pick)
+            _tamper(tampering, pick, net)
         inside = verify_chain(workers=0)
         outside = export_and_verify(tmp_path_factory.mktemp("edited"), orderer_keys=pinned)
         event(f"{tampering}: {'accepted' if inside.ok else 'refused'}")
+        if tampering == "made_admin":
+            assert not inside.ok and "configuration policy" in inside.problems[0].message, inside.problems[:1]
         assert inside.ok == outside.ok, (tampering, [str(p) for p in inside.problems],
                                          [str(p) for p in outside.problems])
         transaction.set_rollback(True)

@@ -39,6 +39,7 @@ from .formats import (
     verify_cosignature,
     verify_orderer_note,
 )
+from .policy import Membership, needs_args
 
 CONFIG = "config"
 # Work sent to a worker process at a time (bytes of export lines, about 3,000 transactions).
@@ -91,46 +92,6 @@ class Stop(Exception):
     pass
 
 
-class Membership:
-    """Organisation types, identity keys and account owners in force: the ``config`` world state
-    replayed so far, falling back on the export's snapshot for what predates config transactions."""
-
-    def __init__(self, snapshot: dict | None):
-        # Without a snapshot of organisations (the API serves none), a member that predates config
-        # transactions has no known type, and its policies go unchecked.
-        self.knows_every_org = bool(snapshot and "organisations" in snapshot)
-        snapshot = snapshot or {}
-        self.snapshot_orgs = {o["msp_id"]: o for o in snapshot.get("organisations", [])}
-        self.snapshot_identities = {i["identity"]: i for i in snapshot.get("identities", [])}
-        self.snapshot_accounts = {(a["asset"], a["key"]): a for a in snapshot.get("accounts", [])}
-        self.config: dict[str, Any] = {}
-
-    def apply(self, key: str, value: Any, is_delete: bool) -> None:
-        if is_delete:
-            self.config.pop(key, None)
-        else:
-            self.config[key] = value
-
-    def org_type(self, msp_id: str) -> str | None:
-        org = self.config.get(f"org/{msp_id}")
-        if isinstance(org, dict):
-            return org.get("org_type")
-        org = self.snapshot_orgs.get(msp_id)
-        return org.get("org_type") if org else None
-
-    def identity(self, name: str) -> dict | None:
-        """The identity's config entry (None: it predates config transactions)."""
-        entry = self.config.get(f"identity/{name}")
-        return entry if isinstance(entry, dict) else None
-
-    def account_kind(self, key: str, asset: str) -> str | None:
-        entry = self.config.get(f"account/{asset}/{key}")
-        if isinstance(entry, dict):
-            return entry.get("kind")
-        account = self.snapshot_accounts.get((asset, key))
-        return account.get("kind") if account else None
-
-
 # --- phase 1: what needs no history (worker processes) ----------------------------------------------
 
 
@@ -162,6 +123,8 @@ def analyse_transaction(record: dict) -> dict:
                  name=f"{proposal['chaincode']}.{proposal['function']}", postings=effects["postings"],
                  writes=[(ns, key, _digest(value), is_delete, version, value if ns == CONFIG else None)
                          for ns, key, value, is_delete, version in effects["state_writes"]])
+    if needs_args(facts["name"]):
+        facts["args"] = proposal["args"]
     try:
         signature = b64decode(document["signature"])
     except FormatError:
@@ -368,6 +331,10 @@ class Checker:
             self.fail("a rejected transaction has effects", block=block, tx_hash=tx_hash)
         if status == "valid":
             self._policy(facts["name"], invoker, block, tx_hash)
+        for message in [*self.membership.rights(facts["name"], invoker, facts.get("args"), status, facts["stated_key"]),
+                        *self.membership.majority_problems(facts["name"], status, facts.get("args"), invoker,
+                                                           facts["writes"])]:
+            self.fail(message, block=block, tx_hash=tx_hash)
         sums: dict[str, int] = {}
         for key, asset, amount in facts["postings"]:
             if amount == 0:
@@ -380,14 +347,14 @@ class Checker:
         for asset, total in sums.items():
             if total:
                 self.fail(f"{asset} postings sum to {total}, not zero", block=block, tx_hash=tx_hash)
-        for ns, key, digest, is_delete, version, config_value in facts["writes"]:
+        for ns, key, digest, is_delete, version, _ in facts["writes"]:
             previous = self.state.get((ns, key))
             expected = (previous[2] if previous else 0) + 1
             if version != expected:
                 self.fail(f"state {ns}/{key} version {version}, expected {expected}", block=block, tx_hash=tx_hash)
             self.state[(ns, key)] = (digest, is_delete, version)
-            if ns == CONFIG:
-                self.membership.apply(key, config_value, is_delete)
+        for message in self.membership.apply_writes(facts["name"], status, facts["writes"]):
+            self.fail(message, block=block, tx_hash=tx_hash)
         self.report.transactions += 1
         return bytes.fromhex(computed)
 
@@ -400,7 +367,7 @@ class Checker:
             if stated is not None and stated != in_force.get("public_key"):
                 self.fail(f"invoker key {stated} is not the key in force on chain ({in_force.get('public_key')})",
                           block=block, tx_hash=tx_hash)
-            if in_force.get("revoked") and valid:
+            if in_force.get("revoked") and valid and self.membership.started:
                 self.fail(f"invoker {invoker} was revoked", block=block, tx_hash=tx_hash)
         if "sig_valid" in facts:
             verified = facts["sig_valid"]
@@ -427,7 +394,7 @@ class Checker:
         msp_id = invoker.split("/", 1)[0]
         org_type = self.membership.org_type(msp_id)
         if org_type is None:
-            if self.membership.knows_every_org:
+            if self.membership.knows_every_org or self.membership.started:
                 self.fail(f"organisation {msp_id} is not a member", block=block, tx_hash=tx_hash)
         elif org_type not in allowed:
             self.fail(f"endorsement policy: {name} may be invoked by {', '.join(allowed)}, not {org_type} "
@@ -470,6 +437,8 @@ class Checker:
         organisation's type, an identity's key, kind or revocation, an account's owner or kind
         changed in the database shows here."""
         m = self.membership
+        if m.unconfirmed_genesis():
+            self.fail(m.unconfirmed_genesis())
         if any(key.startswith("org/") for key in m.config):
             # Membership lives on chain: a row of the tables that no configuration transaction
             # made is forged.

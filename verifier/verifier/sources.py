@@ -69,7 +69,7 @@ def verify_export(directory: str | Path, *, orderer_keys: list[str] | None = Non
         checker.want_tree_at = checkpoint.get("block")
     try:
         membership = _json_file(directory, manifest["membership"], checker)
-        checker.membership = Membership(membership)  # it only fills in what config transactions lack
+        checker.membership = Membership(membership, manifest.get("genesis"))  # what config transactions lack
         total = sum((directory / entry["name"]).stat().st_size for entry in manifest["files"])
         checker.block_lines(_block_lines(directory, manifest["files"], checker),
                             parallel=total > PARALLEL_FROM if parallel is None else parallel)

@@ -4,12 +4,14 @@
 //   2. the invoker's Ed25519 signature over the proposal inside those bytes;
 //   3. the RFC 9162 inclusion proof up to the Merkle root in the block header;
 //   4. the header's RFC 8785 bytes hash to the block's header hash and carry the orderer's
-//      signature, against the published orderer key;
+//      signature, against the orderer key the page was served with;
 //   5. the block's checkpoint (C2SP signed note) names this block and header hash, is signed by
 //      the orderer, holds this transaction in its global log root (RFC 9162 inclusion), and
 //      carries at least the quorum of valid witness cosignatures (cosignature/v1).
-// Nothing here trusts a "valid" flag from the server: every check recomputes from bytes. The
-// texts come translated from the page (a JSON script element), so no inline script is needed.
+// Nothing here trusts a "valid" flag from the server: every check recomputes from bytes. The keys
+// it checks against (the orderer's, the witnesses', the quorum) are pinned by the page itself (a
+// JSON script element rendered with it), never taken from the API responses being checked. The
+// texts come translated from the page too, so no inline script is needed.
 
 const enc = new TextEncoder();
 
@@ -342,7 +344,7 @@ export const STEPS = [
       must(inLog.tx_hash === state.txHash && inLog.tree_size === body.treeSize
         && (await verifyInclusion(hexToBytes(state.txHash), inLog.leaf_index, body.treeSize, logPath, logRoot)),
       "log_inclusion_bad", { block: header.number });
-      // Count each registered witness once, with the key the witness list publishes.
+      // Count each registered witness once, with the key the page pins for it.
       const keys = new Map(listOf(state.witnesses).map((w) => [witnessKeyName(w), w.public_key]));
       const valid = new Set();
       const bad = [];
@@ -364,25 +366,28 @@ export const STEPS = [
   },
 ];
 
-async function load(api, txHash) {
+async function load(api, txHash, trust) {
   const tx = encodeURIComponent(txHash);
-  const [doc, proof, orderer, witnesses] = await Promise.all([
+  const [doc, proof] = await Promise.all([
     fetchJson(`${api}transactions/${tx}/document/`),
     fetchJson(`${api}transactions/${tx}/proof/`),
-    fetchJson(`${api}orderer/`),
-    fetchJson(`${api}witnesses/`),
   ]);
-  return { api, txHash, doc, proof, orderer, witnesses };
+  return { api, txHash, doc, proof, orderer: trust.orderer, witnesses: trust.witnesses };
 }
 
-export async function verifyTransaction(api, txHash) {
+// `trust`: {orderer: {public_key, origin, quorum}, witnesses: [{name, public_key}]}, as pinned by
+// the page.
+export async function verifyTransaction(api, txHash, trust) {
   const results = [];
   if (!globalThis.crypto || !crypto.subtle) {
     return { results, fatal: "no_webcrypto" };
   }
+  if (!trust || !trust.orderer || typeof trust.orderer.public_key !== "string") {
+    return { results, fatal: "trust_missing" };
+  }
   let state;
   try {
-    state = await load(api, txHash);
+    state = await load(api, txHash, trust);
   } catch (error) {
     return { results, fatal: error.key || "fetch_failed", params: error.params || {} };
   }
@@ -457,6 +462,15 @@ function render(panel, texts, outcome) {
   summary.textContent = format(texts[key] || key, params);
 }
 
+function pinned(panel) {
+  const element = panel.dataset.trust && document.getElementById(panel.dataset.trust);
+  try {
+    return element ? JSON.parse(element.textContent) : null;
+  } catch (error) {
+    return null;
+  }
+}
+
 function start(panel) {
   const texts = JSON.parse(document.getElementById(panel.dataset.texts).textContent);
   const button = panel.querySelector("[data-verify-button]");
@@ -468,7 +482,8 @@ function start(panel) {
     summary.textContent = texts.checking;
     let outcome;
     try {
-      outcome = await verifyTransaction(panel.dataset.api, panel.dataset.txHash);
+      // Read at each click: the keys are the page's, whatever the API answers meanwhile.
+      outcome = await verifyTransaction(panel.dataset.api, panel.dataset.txHash, pinned(panel));
     } catch (error) {
       outcome = { results: [], fatal: "unexpected", params: { message: String(error) } };
     }
