@@ -107,6 +107,23 @@ class TransactionDocument(APIView):
         return Response(TransactionDocumentSerializer(selectors.transaction_document(tx)).data)
 
 
+class GenesisMembership(APIView):
+    """The configuration bootstrap's hash and its ``config`` writes: the membership in force for
+    the transactions made before it (docs/ledger-format.md §7), for the utility and auditors."""
+
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 403: DetailSerializer, 404: DetailSerializer})
+    def get(self, request):
+        try:
+            genesis = selectors.genesis_membership_visible_to(request.user)
+        except PermissionError as exc:
+            return Response({"detail": str(exc)}, status=403)
+        if genesis is None:
+            return Response({"detail": "the ledger has no configuration bootstrap yet"}, status=404)
+        return Response(genesis)
+
+
 class Policies(APIView):
     """Endorsement policy of every function: ``{"<chaincode>.<function>": [organisation types]
     or null (any type)}``."""

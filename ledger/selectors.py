@@ -87,6 +87,17 @@ def transactions_visible_to(user) -> TransactionQuerySet:
     return qs.filter(Q(invoker__organisation__in=orgs) | Q(postings__account__organisation__in=orgs)).distinct()
 
 
+def genesis_membership_visible_to(user) -> dict | None:
+    """The membership the configuration bootstrap adopted (what the transactions before it are
+    checked against), for overseers: it names every member, key and account. None when the
+    ledger has no bootstrap yet; PermissionError for anyone else."""
+    if not _is_overseer(organisations_of(user)):
+        raise PermissionError("the genesis membership is served to the utility and auditors")
+    from .export import genesis_membership
+
+    return genesis_membership()
+
+
 def blocks_visible_to(user) -> QuerySet[Block]:
     """Block headers carry only hashes; any signed-in member may read and verify them."""
     return Block.objects.order_by("number")

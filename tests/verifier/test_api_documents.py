@@ -174,8 +174,21 @@ def test_the_standalone_verifier_checks_the_live_api(world, monkeypatch):
 
     report = verifier.verify_api("http://testserver" + LEDGER_API, orderer_keys=sorted(trusted_orderer_keys()))
     assert report.ok, [str(p) for p in report.problems]
+    assert not any("genesis" in note for note in report.notes), report.notes
     sealed = Transaction.objects.filter(block__isnull=False).count()
     assert (report.blocks, report.transactions) == (2, sealed) and sealed >= 4
     stranger = public_bytes(generate_private_key()).hex()
     refused = verifier.verify_api("http://testserver" + LEDGER_API, orderer_keys=[stranger])
     assert "untrusted orderer key" in str(refused.problems[0])
+
+
+def test_the_genesis_membership_is_served_to_overseers_only(world):
+    from ledger.export import genesis_membership
+
+    seal_all()
+    bootstrap = Transaction.objects.get(chaincode="config", function="bootstrap")
+    served = world.client("uma").get(f"{LEDGER_API}membership/genesis/")
+    assert served.status_code == 200, served.content
+    assert served.json() == genesis_membership() and served.json()["tx_hash"] == bootstrap.tx_hash
+    refused = world.client("alice").get(f"{LEDGER_API}membership/genesis/")
+    assert refused.status_code == 403 and "utility and auditors" in refused.json()["detail"]

@@ -149,10 +149,17 @@ def verify_api(base: str, *, token: str | None = None, orderer_keys: list[str] |
                       origin=orderer.get("origin", ""))
     if not pinned:
         checker.report.notes.append("orderer key taken from the API, not pinned (--orderer-key)")
-    checker.report.notes.append("policies checked only for members created by config transactions "
-                                "(the API serves no membership snapshot); balances not compared")
-    # Account kinds tell issuance accounts (which may go below zero) from the others.
-    checker.membership = Membership({"accounts": list(api.pages("accounts/"))})
+    checker.report.notes.append("balances not compared (the API serves no final world state)")
+    # Account kinds tell issuance accounts (which may go below zero) from the others; the genesis
+    # membership is what the transactions before the configuration bootstrap are checked against.
+    try:
+        genesis = api.get("membership/genesis/", missing_ok=True)
+    except SourceError:  # 403: a token that is not an overseer's
+        genesis = None
+    if not genesis:
+        checker.report.notes.append("the API serves no genesis membership to this token: transactions "
+                                    "before the configuration bootstrap are checked against no membership")
+    checker.membership = Membership({"accounts": list(api.pages("accounts/"))}, genesis or None)
     checkpoint = api.get("checkpoints/latest/", missing_ok=True)
     if checkpoint:
         checker.want_tree_at = checkpoint.get("block")
