@@ -117,6 +117,10 @@ class Load:
         self.web, self.seeded, self.meter, self.publisher = web, seeded, meter, publisher
         self.failed_attempts = {"webhook": 0, "funding": 0}
         self.acknowledged = {"webhook": [], "funding": []}
+        # Each kind of load stops half way until the restart begins, so all three are in flight
+        # through it however fast each one runs on the machine of the day.
+        self.halfway = {"webhook": threading.Event(), "funding": threading.Event(), "readings": threading.Event()}
+        self.resume = threading.Event()
         csrf = secrets.token_hex(16)  # 32 characters: Django takes it as the unmasked secret
         self.resident = {"Cookie": f"sessionid={seeded['session']}; csrftoken={csrf}", "X-CSRFToken": csrf,
                          "Content-Type": "application/json"}
@@ -148,13 +152,20 @@ class Load:
             assert time.monotonic() < deadline, f"{kind} {ident} was never acknowledged"
             time.sleep(0.1)
 
+    def _half_way(self, kind: str, index: int, count: int) -> None:
+        if index == count // 2:
+            self.halfway[kind].set()
+            assert self.resume.wait(120), f"{kind}: the restart never began"
+
     def webhooks(self, ids: list[str]) -> None:
-        for event_id in ids:
+        for index, event_id in enumerate(ids):
+            self._half_way("webhook", index, len(ids))
             self.until_acknowledged("webhook", lambda e=event_id: self.webhook(e), 200, event_id)
             time.sleep(0.05)
 
     def fundings(self, keys: list[str], public_id: str) -> None:
-        for key in keys:
+        for index, key in enumerate(keys):
+            self._half_way("funding", index, len(keys))
             self.until_acknowledged("funding", lambda k=key: self.funding(k, public_id), 201, key)
             time.sleep(0.05)
 
@@ -162,6 +173,7 @@ class Load:
         """QoS 1: the broker has it once the publish is acknowledged; the gateway's persistent
         session keeps it until the gateway committed it."""
         for counter in range(1, count + 1):
+            self._half_way("readings", counter - 1, count)
             reading = self.meter.reading(counter=counter, import_wh=READING_WH * counter, export_wh=0,
                                          timestamp=T0 + timedelta(seconds=counter))
             info = self.publisher.publish(meter_topic(self.meter.public_id, "readings"), json.dumps(reading), qos=1)
@@ -227,14 +239,16 @@ def test_the_stack_recovers_from_a_postgres_restart_under_load_and_loses_nothing
                                " WHERE d.public_id = %s AND r.status = 'applied'", (public_id,))
 
         load = Load(web, seeded, meter, publisher)
-        threads = [
-            threading.Thread(target=load.webhooks, args=([f"evt-{n}" for n in range(WEBHOOKS)],)),
-            threading.Thread(target=load.fundings, args=([f"fund-{n}" for n in range(FUNDINGS)], public_id)),
-            threading.Thread(target=load.readings, args=(READINGS,)),
+        threads = [  # daemons: a failed test does not wait for a load paused half way
+            threading.Thread(target=load.webhooks, args=([f"evt-{n}" for n in range(WEBHOOKS)],), daemon=True),
+            threading.Thread(target=load.fundings, args=([f"fund-{n}" for n in range(FUNDINGS)], public_id),
+                             daemon=True),
+            threading.Thread(target=load.readings, args=(READINGS,), daemon=True),
         ]
         for thread in threads:
             thread.start()
-        wait_until(lambda: len(load.acknowledged["webhook"]) >= WEBHOOKS // 3, 30, "a third of the webhooks")
+        wait_until(lambda: all(e.is_set() for e in load.halfway.values()), 60, "half of every kind of load")
+        load.resume.set()
         cluster.restart()
         restarted_with = {kind: len(done) for kind, done in load.acknowledged.items()}
         restarted_with["readings"] = applied()
