@@ -186,7 +186,8 @@ class _Reader:
         return self.snapshot.state_of(namespace, key)
 
     def states(self, namespace: str, keys: list[str], *, lock: bool, span: bool = False,
-               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]:
+               fields: tuple[str, ...] | None = None, shared: bool = False) -> dict[str, tuple[Any, int, bool]]:
+        # ``shared`` changes nothing: the snapshot holds every key it read for writing.
         self.snapshot.lock_state(namespace, keys, span=span)
         rows = {k: self.snapshot.state[(namespace, k)] for k in keys}
         if fields is not None:
