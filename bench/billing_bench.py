@@ -127,7 +127,10 @@ def _bill_worker(world: dict, pairs: list[tuple[int, str]], ready, results) -> N
     error on ``results``."""
     from django.db import connection
 
+    from gridcoin.celery import worker_gc_settle
+
     try:
+        worker_gc_settle()  # as a Celery pool process does when it starts
         peak_reset()
         connection.ensure_connection()
         first = backend_cpu()
