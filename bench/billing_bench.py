@@ -3,7 +3,8 @@
 1. set-up, untimed: BENCH_STATIONS stations (default 10) serving BENCH_HOUSEHOLDS households in
    all (default 10,000), the grid's frequency for each of a Kolkata day's 96 slots (spread over
    every band of the CERC 2014 vector, the default tariff), and every household's units in every
-   slot, recorded from meter readings by ``initStationUnits`` (one invocation per station and slot);
+   slot, recorded from meter readings by ``initStationUnits`` (one invocation per station and slot,
+   the stations shared among the worker processes of step 2);
 2. timed: the whole day billed through the real chaincode path, one ``initStationBill``
    invocation per station and slot through ``ledger.services.invoke`` as the billing task does
    (signed, hashed, every bill a state write on the ledger), the station slots shared among
@@ -77,13 +78,22 @@ def build() -> dict:
         avg = 4960 + n % 51 if n % 4 == 0 else rng.randint(4985, 5008)
         _invoke(grid, "initFreq", {"startTime": start.isoformat(), "endTime": end.isoformat(), "avgFreq": avg},
                 f"freq-{n}")
-    imported = {s: 0 for societies in stations.values() for s in societies}
-    exported = dict(imported)
     started = time.perf_counter()
+    _forked(_record_units, [(distributor, list(stations.items())[w::WORKERS], slots, w == 0, started)
+                            for w in range(WORKERS)])
+    return {"distributor": distributor, "stations": stations, "slots": slots}
+
+
+def _record_units(distributor, stations: list[tuple[str, list[str]]], slots, report: bool, started: float) -> None:
+    """Every household's units of ``stations`` in every slot, slot by slot (random, but the same
+    for a station on every run)."""
+    rngs = {station: random.Random(f"units-{station}") for station, _ in stations}
+    imported = {s: 0 for _, societies in stations for s in societies}
+    exported = dict(imported)
     for n, (start, end) in enumerate(slots):
         solar = 24 <= n % 96 < 64  # midday: some households export
-        for station, societies in stations.items():
-            units = []
+        for station, societies in stations:
+            rng, units = rngs[station], []
             for society in societies:
                 first = {"counter": n, "import_wh": imported[society], "export_wh": exported[society],
                          "tx": _tx(society, n)}
@@ -97,10 +107,57 @@ def build() -> dict:
             _invoke(distributor, "initStationUnits", {"stationId": station, "startTime": start.isoformat(),
                                                       "endTime": end.isoformat(), "units": units},
                     f"units-{station}-{n}")
-        if n % 24 == 23:
+        if report and n % 24 == 23:
             print(f"billing: set-up, units of {n + 1} slots recorded ({time.perf_counter() - started:.0f} s)",
                   flush=True)
-    return {"distributor": distributor, "stations": stations, "slots": slots}
+
+
+def _forked(target, shares: list[tuple], ready=None) -> tuple[list, float]:
+    """``target(*share)`` in a forked process per share, each with its own database connection
+    (this process's are closed first: a child must not share them or their pool): their results
+    in the order they finish (or the first failure, raised) and when they started
+    (``time.perf_counter``). With ``ready`` (a barrier of len(shares) + 1), the children wait on
+    it once connected, and they start when this process has joined it."""
+    import multiprocessing
+
+    from bench.common import _close_django_connections
+
+    _close_django_connections()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def run(share: tuple) -> None:
+        from django.db import connection
+
+        from gridcoin.celery import worker_gc_settle
+
+        try:
+            worker_gc_settle()  # as a Celery pool process does when it starts
+            peak_reset()
+            connection.ensure_connection()
+            if ready is not None:
+                ready.wait()
+            results.put(target(*share))
+        except BaseException as exc:  # reported by the parent
+            import traceback
+
+            results.put(RuntimeError(f"worker process failed: {exc!r}\n{traceback.format_exc()}"))
+        finally:
+            connection.close()
+
+    children = [context.Process(target=run, args=(share,), daemon=True) for share in shares]
+    for child in children:
+        child.start()
+    if ready is not None:
+        ready.wait()
+    started = time.perf_counter()
+    outcomes = [results.get() for _ in children]
+    for child in children:
+        child.join()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes, started
 
 
 def backend_cpu() -> float | None:
@@ -120,42 +177,22 @@ def backend_cpu() -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _bill_worker(world: dict, pairs: list[tuple[int, str]], ready, results) -> None:
-    """One billing worker process (forked, as Celery's prefork pool forks its workers): its own
-    database connection, the ``initStationBill`` invocations of ``pairs`` (slot number, station)
-    in order; puts (slot-bills, paise, CPU seconds, its backend's CPU seconds, peak MB) or the
-    error on ``results``."""
-    from django.db import connection
-
-    from gridcoin.celery import worker_gc_settle
-
-    try:
-        worker_gc_settle()  # as a Celery pool process does when it starts
-        peak_reset()
-        connection.ensure_connection()
-        first = backend_cpu()
-        ready.wait()
-        cpu = time.process_time()
-        bills = amount = 0
-        slots, stations = world["slots"], world["stations"]
-        for n, station in pairs:
-            start, end = slots[n]
-            result = _invoke(world["distributor"], "initStationBill",
-                             {"stationId": station, "startTime": start.isoformat(), "endTime": end.isoformat()},
-                             f"bill-{station}-{n}")
-            assert result["billed"] == len(stations[station]), result
-            bills += result["billed"]
-            amount += result["amount"]
-        cpu = time.process_time() - cpu
-        last = backend_cpu()
-        server = None if first is None or last is None else last - first
-        results.put((bills, amount, cpu, server, peak_mb()))
-    except BaseException as exc:  # reported by the parent
-        import traceback
-
-        results.put(RuntimeError(f"billing worker failed: {exc!r}\n{traceback.format_exc()}"))
-    finally:
-        connection.close()
+def _bill(world: dict, pairs: list[tuple[int, str]]) -> tuple[int, int, float, float | None, float]:
+    """One billing worker's share: the ``initStationBill`` invocations of ``pairs`` (slot number,
+    station) in order; (slot-bills, paise, CPU seconds, its backend's CPU seconds, peak MB)."""
+    first, cpu = backend_cpu(), time.process_time()
+    bills = amount = 0
+    slots, stations = world["slots"], world["stations"]
+    for n, station in pairs:
+        start, end = slots[n]
+        result = _invoke(world["distributor"], "initStationBill",
+                         {"stationId": station, "startTime": start.isoformat(), "endTime": end.isoformat()},
+                         f"bill-{station}-{n}")
+        assert result["billed"] == len(stations[station]), result
+        bills += result["billed"]
+        amount += result["amount"]
+    cpu, last = time.process_time() - cpu, backend_cpu()
+    return bills, amount, cpu, None if first is None or last is None else last - first, peak_mb()
 
 
 def bench_chaincode(world) -> tuple[float, int, int, float, tuple[float, float | None]]:
@@ -168,27 +205,11 @@ def bench_chaincode(world) -> tuple[float, int, int, float, tuple[float, float |
     it are counted in both, so the sum overstates what the machine spends)."""
     import multiprocessing
 
-    from bench.common import _close_django_connections
-
     pairs = [(n, station) for n in range(len(world["slots"])) for station in world["stations"]]
-    _close_django_connections()  # a forked worker must not share this process's connections or pool
-    context = multiprocessing.get_context("fork")
-    ready = context.Barrier(WORKERS + 1)
-    results = context.Queue()
+    ready = multiprocessing.get_context("fork").Barrier(WORKERS + 1)
     peak_reset()
-    workers = [context.Process(target=_bill_worker, args=(world, pairs[w::WORKERS], ready, results), daemon=True)
-               for w in range(WORKERS)]
-    for worker in workers:
-        worker.start()
-    ready.wait()
-    started = time.perf_counter()
-    reports = [results.get() for _ in workers]
+    reports, started = _forked(_bill, [(world, pairs[w::WORKERS]) for w in range(WORKERS)], ready=ready)
     seconds = time.perf_counter() - started
-    for worker in workers:
-        worker.join()
-    failures = [r for r in reports if isinstance(r, BaseException)]
-    if failures:
-        raise failures[0]
     backends = [r[3] for r in reports]
     server = None if any(b is None for b in backends) else sum(backends)
     return (seconds, sum(r[0] for r in reports), sum(r[1] for r in reports), peak_mb() + sum(r[4] for r in reports),
