@@ -42,7 +42,7 @@ from .execution import (
     state_rows,
     touched_accounts,
     update_balances,
-    write_state,
+    write_state_after_history,
 )
 from .models import Identity
 
@@ -400,7 +400,7 @@ class _Batch:
         if not rows:
             return
         copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version", rows)
-        write_state(cur, [row[1:] for row in rows])
+        write_state_after_history(cur, list(ids.values()), [row[1:] for row in rows])
 
 
 @dataclass(frozen=True)

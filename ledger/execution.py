@@ -505,6 +505,27 @@ def write_state(cur, rows: list[tuple[str, str, str | None, bool, int]]) -> None
         upsert_state(cur, [row for key, row in latest.items() if first[key] != 1])
 
 
+def write_state_after_history(cur, transaction_ids: list[int], rows: list[tuple[str, str, str | None, bool, int]]) -> None:
+    """``write_state`` of writes whose history rows (``ledger_statewrite`` of ``transaction_ids``)
+    this database transaction has just inserted. When every key comes once and had no entry (its
+    version is 1), the entries are those rows, which the server copies: each value is then
+    parsed from JSON once, for the history, instead of once more for the entry (parsing was a
+    third of the server's work per bill). Otherwise as ``write_state``."""
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        if row[4] != 1 or (row[0], row[1]) in seen:
+            write_state(cur, rows)
+            return
+        seen.add((row[0], row[1]))
+    if not rows:
+        return
+    cur.execute("INSERT INTO ledger_stateentry (namespace, key, value, is_deleted, version) "
+                "SELECT namespace, key, value, is_delete, version FROM ledger_statewrite "
+                "WHERE transaction_id = ANY(%b)", [sorted(set(transaction_ids))])
+    if cur.rowcount != len(rows):  # the history of these transactions is these writes, or it is wrong
+        raise LedgerError(f"{cur.rowcount} history rows for {len(rows)} state writes")
+
+
 class NeedsTransaction(Exception):
     """The contract wants to read the ledger: it cannot run as one autocommitted statement."""
 
