@@ -314,8 +314,11 @@ def main() -> None:
     started = time.perf_counter()
     world = build()
     print(f"billing: set-up {time.perf_counter() - started:.0f} s (untimed)", flush=True)
+    load = os.getloadavg()[0]
     seconds, bills, total, peak, (cpu, server) = bench_chaincode(world)
     sql_seconds, sql_bills, sql_total, sql_server = bench_sql()
+    # The machine may be shared: its load says how far the wall times can be trusted.
+    print(f"billing: load average {load:.2f} before billing, {os.getloadavg()[0]:.2f} after the SQL", flush=True)
     assert sql_bills == bills, (sql_bills, bills)
     sampled = check_agreement(total, sql_total)
     ratio = seconds / sql_seconds
