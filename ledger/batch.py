@@ -42,7 +42,7 @@ from .execution import (
     state_rows,
     touched_accounts,
     update_balances,
-    write_state,
+    write_state_after_history,
 )
 from .models import Identity
 
@@ -186,7 +186,8 @@ class _Reader:
         return self.snapshot.state_of(namespace, key)
 
     def states(self, namespace: str, keys: list[str], *, lock: bool, span: bool = False,
-               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]:
+               fields: tuple[str, ...] | None = None, shared: bool = False) -> dict[str, tuple[Any, int, bool]]:
+        # ``shared`` changes nothing: the snapshot holds every key it read for writing.
         self.snapshot.lock_state(namespace, keys, span=span)
         rows = {k: self.snapshot.state[(namespace, k)] for k in keys}
         if fields is not None:
@@ -399,7 +400,7 @@ class _Batch:
         if not rows:
             return
         copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version", rows)
-        write_state(cur, [row[1:] for row in rows])
+        write_state_after_history(cur, list(ids.values()), [row[1:] for row in rows])
 
 
 @dataclass(frozen=True)

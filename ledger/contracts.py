@@ -52,7 +52,7 @@ class LedgerReader(Protocol):
     def state(self, namespace: str, key: str, *, lock: bool) -> tuple[Any, int, bool] | None: ...
 
     def states(self, namespace: str, keys: list[str], *, lock: bool, span: bool = False,
-               fields: tuple[str, ...] | None = None) -> dict[str, tuple[Any, int, bool]]: ...
+               fields: tuple[str, ...] | None = None, shared: bool = False) -> dict[str, tuple[Any, int, bool]]: ...
 
 
 @dataclass
@@ -272,19 +272,25 @@ class Context:
         self.effects.locked_versions[(self.namespace, key)] = 0 if row is None else row[1]
         return value
 
-    def get_states(self, keys: list[str], *, namespace: str | None = None, span: bool = False) -> dict[str, Any]:
+    def get_states(self, keys: list[str], *, namespace: str | None = None, span: bool = False,
+                   shared: bool = False) -> dict[str, Any]:
         """``get_state`` of many keys in one read (absent or deleted keys map to None): a
         contract that touches thousands of entries must not pay a round trip for each.
         ``span``: the keys of each directory (the key up to its last "/") are nearly all the
         entries between the smallest and the largest of them, so each directory may be read as
-        one key range (a station's slot: every household's key in it)."""
+        one key range (a station's slot: every household's key in it).
+        ``shared``: keys the contract only reads (a configuration every call of it reads), locked
+        so that their writers wait until this invocation ends but other readers do not; writing
+        one of them after all takes its writer's lock then (see ``lock_state_keys``)."""
         if namespace is not None and namespace != self.namespace:
             rows = self._reader.states(namespace, list(dict.fromkeys(keys)), lock=False, span=span)
             return {k: _live(rows.get(k)) for k in keys}
         missing = [k for k in dict.fromkeys(keys) if k not in self._state_cache]
         if missing:
-            rows = self._reader.states(self.namespace, missing, lock=True, span=span)
-            versions = self.effects.locked_versions
+            rows = self._reader.states(self.namespace, missing, lock=True, span=span, shared=shared)
+            # Versions read under a shared lock are not recorded: a write of such a key must
+            # take the writer's lock, which the applier does for keys it has no version of.
+            versions = self.effects.locked_versions if not shared else {}
             for k in missing:
                 row = rows.get(k)
                 self._state_cache[k] = _live(row)

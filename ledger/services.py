@@ -58,7 +58,7 @@ from .execution import (
     state_versions,
     touched_accounts,
     update_balances,
-    write_state,
+    write_state_after_history,
 )
 from .models import (
     Account,
@@ -497,9 +497,11 @@ def _record(execution: Execution) -> InvokeResult:
         with bound_cursor() as cur:
             copy_rows(cur, "ledger_posting", "transaction_id, account_id, asset_id, amount",
                       [(tx.pk, info.id, info.asset, amount) for info, amount in applied.postings])
+            rows = [(ns, key, text, is_delete, version) for (ns, key, _, is_delete, version), text
+                    in zip(applied.state_writes, applied.value_texts, strict=True)]
             copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version",
-                      [(tx.pk, ns, key, text, is_delete, version) for (ns, key, _, is_delete, version), text
-                       in zip(applied.state_writes, applied.value_texts, strict=True)])
+                      [(tx.pk, *row) for row in rows])
+            write_state_after_history(cur, [tx.pk], rows)
         return InvokeResult(tx_id=tx.pk, tx_hash=tx_hash, status=execution.status, reason=execution.reason,
                             result=execution.result)
     if applied.postings:
@@ -554,10 +556,9 @@ def _apply_to_database(effects: Effects) -> Applied:
     applied = Applied([(accounts[k], d) for k, d in deltas.items()], state_writes, effects.state_texts)
 
     if connection.vendor == "postgresql":
+        # World state is written with the history (``_record``), once the transaction has an id.
         with bound_cursor() as cur:
             update_balances(cur, [(accounts[k].id, d) for k, d in deltas.items()], relative=True)
-            write_state(cur, [(ns, key, text, is_delete, version) for (ns, key, _, is_delete, version), text
-                              in zip(state_writes, applied.value_texts, strict=True)])
     else:
         _apply_row_by_row(deltas, accounts, state_writes)
     return applied

@@ -375,6 +375,9 @@ def init_station_units(ctx: Context) -> dict:
     reading transaction's hash) whose difference is the unit, so anyone can check it against what
     the meter signed. Units already recorded unchanged are not rewritten."""
     station = _name(ctx, "stationId")
+    # Read, not written: locked for reading, so other stations' slots are recorded (and billed)
+    # at the same time (later reads of them are cached).
+    ctx.get_states([BILLING_CONFIG_KEY, station_key(station)], shared=True)
     _, slot = slot_args(ctx)
     end = _moment(ctx, "endTime").astimezone(bm.UTC).isoformat()
     record = own_station(ctx, station)
@@ -437,9 +440,12 @@ def init_bill(ctx: Context) -> dict:
 def init_station_bill(ctx: Context) -> dict:
     """Bill every household the station serves for one slot, all or none."""
     station = _name(ctx, "stationId")
-    # The few records every station's slot needs, in one read (later reads of them are cached).
+    # The few records every station's slot needs, in one read (later reads of them are cached),
+    # locked for reading only: slots of other stations (or other slots of this one) are billed
+    # at the same time, while a change of any of them waits for this invocation (and the next
+    # bill of the slot prices by it).
     ctx.get_states([BILLING_CONFIG_KEY, TARIFFS_KEY, station_key(station),
-                    freq_key(bm.slot_id(_moment(ctx, "startTime")))])
+                    freq_key(bm.slot_id(_moment(ctx, "startTime")))], shared=True)
     start, slot = slot_args(ctx)
     societies = own_station(ctx, station)["societies"]
     # One read for every household's units (only what a bill takes from them) and one for

@@ -1,5 +1,5 @@
 """World-state reads by key range (``span``) and of some members only (``fields``), and the
-writes of new entries by COPY: the same answers as reading key by key."""
+writes of new entries by COPY or from their history rows: the same answers as reading key by key."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 from ledger import execution
 from ledger.db import bound_cursor
-from ledger.execution import state_rows, write_state
-from ledger.models import StateEntry
+from ledger.execution import LedgerError, state_rows, write_state, write_state_after_history
+from ledger.models import StateEntry, StateWrite
 
 pytestmark = pytest.mark.postgres
 
@@ -60,6 +60,66 @@ def test_new_entries_are_copied_and_existing_ones_upserted(entries):
         f"{DIR}/hh-1", f"{DIR}/hh-new", f"{DIR}/hh-gone"])}
     assert got == {f"{DIR}/hh-1": ({"unit": 10}, 2, False), f"{DIR}/hh-new": ({"unit": 2}, 2, False),
                    f"{DIR}/hh-gone": ({"unit": 3}, 4, False)}
+
+
+@pytest.fixture
+def tx(db) -> int:
+    """A recorded transaction for history rows to belong to."""
+    import uuid
+
+    from django.utils import timezone
+
+    from ledger.models import Transaction
+    from tests.ledger_helpers import make_member
+
+    member = make_member(f"history-{uuid.uuid4().hex[:6]}", "utility")
+    return Transaction.objects.create(chaincode="test", function="write", args={}, invoker_id=member.identity.pk,
+                                      body_digest="0" * 64, proposed_at=timezone.now(), signature="s",
+                                      status="VALID", reason="", events=[], tx_hash=uuid.uuid4().hex).pk
+
+
+def _history_then_state(tx_id: int, rows: list[tuple]) -> None:
+    from ledger.db import copy_rows
+
+    with bound_cursor() as cur:
+        copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version",
+                  [(tx_id, *row) for row in rows])
+        write_state_after_history(cur, [tx_id], rows)
+
+
+def _entries(keys: list[str]) -> dict:
+    return {e.key: (e.value, e.version, e.is_deleted) for e in StateEntry.objects.filter(namespace="billing",
+                                                                                       key__in=keys)}
+
+
+def test_first_writes_of_keys_become_entries_copied_from_their_history_rows(entries, tx, monkeypatch):
+    monkeypatch.setattr(execution, "write_state", lambda cur, rows: pytest.fail("values sent twice"))
+    rows = [("billing", f"{DIR}/hh-new-{n}", f'{{"unit": {n}, "tariff": {{"kind": "v"}}}}', False, 1)
+            for n in range(3)]
+    rows.append(("billing", f"{DIR}/hh-never", None, True, 1))  # a delete of a key that had no entry
+    _history_then_state(tx, rows)
+    assert _entries([r[1] for r in rows]) == {
+        **{f"{DIR}/hh-new-{n}": ({"unit": n, "tariff": {"kind": "v"}}, 1, False) for n in range(3)},
+        f"{DIR}/hh-never": (None, 1, True)}
+    assert StateWrite.objects.filter(transaction_id=tx).count() == 4
+
+
+def test_rewrites_and_keys_written_twice_are_written_as_before(entries, tx):
+    rows = [("billing", f"{DIR}/hh-new", '{"unit": 1}', False, 1), ("billing", f"{DIR}/hh-new", '{"unit": 2}', False, 2),
+            ("billing", f"{DIR}/hh-1", '{"unit": 10}', False, 2)]
+    _history_then_state(tx, rows)
+    assert _entries([f"{DIR}/hh-new", f"{DIR}/hh-1"]) == {f"{DIR}/hh-new": ({"unit": 2}, 2, False),
+                                                          f"{DIR}/hh-1": ({"unit": 10}, 2, False)}
+
+
+def test_history_rows_that_are_not_the_writes_are_refused(entries, tx):
+    from ledger.db import copy_rows
+
+    with bound_cursor() as cur:
+        copy_rows(cur, "ledger_statewrite", "transaction_id, namespace, key, value, is_delete, version",
+                  [(tx, "billing", f"{DIR}/hh-other", '{"unit": 5}', False, 1)])
+    with pytest.raises(LedgerError, match="2 history rows for 1 state writes"):
+        _history_then_state(tx, [("billing", f"{DIR}/hh-new", '{"unit": 1}', False, 1)])
 
 
 class _Reader:
