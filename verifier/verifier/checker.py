@@ -26,13 +26,16 @@ from .formats import (
     b64decode,
     body_digest,
     canonical,
+    canonical_text,
     check_document_shape,
     checkpoint_body,
     ed25519_verify,
+    ed25519_verify_hex,
     header_bytes,
     in_fast_domain,
     merkle_root,
     parse,
+    parse_text,
     sha256_hex,
     signature_lines,
     unhex,
@@ -144,37 +147,70 @@ def analyse_transaction(record: dict) -> dict:
         facts.update(computed="00" * 32, error=f"transaction bytes: {exc}")
         return facts
     facts["computed"] = sha256_hex(raw)
-    try:
-        document = parse(raw)
-        check_document_shape(document)
-        fast = in_fast_domain(raw)
-        if canonical(document, checked=fast) != raw:
-            raise FormatError("the bytes are not the canonical JSON of the document")
-        proposal = document["proposal"]
-        signed = canonical(proposal, checked=fast)
-        if "body_digest" in record:
-            facts["digest_ok"] = body_digest(proposal, checked=fast) == record["body_digest"]
-    except FormatError as exc:
-        facts["error"] = f"transaction document: {exc}"
-        return facts
-    effects = document["effects"]
+    parts = _canonical_parts(raw) if in_fast_domain(raw) else None
+    if parts is None:
+        try:
+            document, signed, digest = _document_parts(raw)
+        except FormatError as exc:
+            facts["error"] = f"transaction document: {exc}"
+            return facts
+        value_digest = _digest
+    else:
+        document, signed, digest = parts
+        value_digest = _fast_digest
+    proposal, effects = document["proposal"], document["effects"]
+    if "body_digest" in record:
+        facts["digest_ok"] = digest == record["body_digest"]
     facts.update(status=effects["status"], reason=effects["reason"], invoker=proposal["invoker"],
                  name=f"{proposal['chaincode']}.{proposal['function']}", postings=effects["postings"],
-                 writes=[(ns, key, _digest(value), is_delete, version, value if ns == CONFIG else None)
+                 writes=[(ns, key, value_digest(value), is_delete, version, value if ns == CONFIG else None)
                          for ns, key, value, is_delete, version in effects["state_writes"]])
     try:
         signature = b64decode(document["signature"])
     except FormatError:
         signature = b""
-    facts["signature"] = signature
-    facts["signed"] = signed
     if facts["stated_key"] is not None:
-        try:
-            facts["sig_valid"] = ed25519_verify(unhex(facts["stated_key"], 32), signature, signed)
-        except FormatError:
-            facts["sig_valid"] = False
-        del facts["signed"], facts["signature"]  # nothing left to check against another key
+        facts["sig_valid"] = ed25519_verify_hex(facts["stated_key"], signature, signed)
+    else:  # checked in chain order, under the key in force
+        facts["signature"] = signature
+        facts["signed"] = signed
     return facts
+
+
+_PROPOSAL_MEMBERS = ("chaincode", "function")
+
+
+def _canonical_parts(raw: bytes) -> tuple[dict, bytes, str] | None:
+    """(document, proposal bytes, body digest) of canonical document bytes in the fast domain;
+    None when anything is amiss (``_document_parts`` then says what). The document's canonical
+    text is ``{"effects":E,"proposal":P,"signature":S}`` with E, P and S the canonical texts of
+    the members, so the bytes are compared with that and P is the signed proposal, without
+    encoding the proposal twice."""
+    text = raw.decode("ascii")
+    try:
+        document = parse_text(text)
+        check_document_shape(document)
+    except FormatError:
+        return None
+    proposal = document["proposal"]
+    signed = canonical_text(proposal)
+    if text != "".join(('{"effects":', canonical_text(document["effects"]), ',"proposal":', signed,
+                         ',"signature":', canonical_text(document["signature"]), "}")):
+        return None
+    body = canonical_text({"args": proposal["args"], "chaincode": proposal["chaincode"],
+                           "function": proposal["function"]})
+    return document, signed.encode("ascii"), sha256_hex(body.encode("ascii"))
+
+
+def _document_parts(raw: bytes) -> tuple[dict, bytes, str]:
+    """What ``_canonical_parts`` gives, for any bytes: the general path, and the one that names
+    the problem."""
+    document = parse(raw)
+    check_document_shape(document)
+    if canonical(document) != raw:
+        raise FormatError("the bytes are not the canonical JSON of the document")
+    proposal = document["proposal"]
+    return document, canonical(proposal), body_digest(proposal)
 
 
 def analyse_block(record: dict, orderer_keys: frozenset[str]) -> dict:
@@ -549,6 +585,11 @@ class Checker:
         self.report.problems.sort(key=lambda p: p.order)
         self.report.seconds = time.perf_counter() - self.started
         return self.report
+
+
+def _fast_digest(value: Any) -> bytes | None:
+    """``_digest`` of a value parsed from text ``in_fast_domain`` accepted."""
+    return None if value is None else hashlib.sha256(canonical_text(value).encode("ascii")).digest()
 
 
 def _digest(value: Any) -> bytes | None:
