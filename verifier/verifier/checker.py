@@ -31,6 +31,7 @@ from .formats import (
     checkpoint_body,
     ed25519_verify,
     ed25519_verify_hex,
+    encode_string,
     header_bytes,
     in_fast_domain,
     merkle_root,
@@ -182,10 +183,13 @@ _PROPOSAL_MEMBERS = ("chaincode", "function")
 
 def _canonical_parts(raw: bytes) -> tuple[dict, bytes, str] | None:
     """(document, proposal bytes, body digest) of canonical document bytes in the fast domain;
-    None when anything is amiss (``_document_parts`` then says what). The document's canonical
-    text is ``{"effects":E,"proposal":P,"signature":S}`` with E, P and S the canonical texts of
-    the members, so the bytes are compared with that and P is the signed proposal, without
-    encoding the proposal twice."""
+    None when anything is amiss (``_document_parts`` then says what).
+
+    The canonical text of a document is ``{"effects":E,"proposal":P,"signature":S}`` with E, P
+    and S the canonical texts of its members, so the bytes are compared with that and P is the
+    signed proposal, encoded once. P is in turn ``{"args":A,"chaincode":C,"function":F`` followed
+    by the tail ``,"idempotency_key":I,"invoker":V,"proposed_at":T}``; the body whose digest is
+    checked, ``{"args":A,"chaincode":C,"function":F}``, is P without that tail, plus ``}``."""
     text = raw.decode("ascii")
     try:
         document = parse_text(text)
@@ -195,10 +199,13 @@ def _canonical_parts(raw: bytes) -> tuple[dict, bytes, str] | None:
     proposal = document["proposal"]
     signed = canonical_text(proposal)
     if text != "".join(('{"effects":', canonical_text(document["effects"]), ',"proposal":', signed,
-                         ',"signature":', canonical_text(document["signature"]), "}")):
+                         ',"signature":', encode_string(document["signature"]), "}")):
         return None
-    body = canonical_text({"args": proposal["args"], "chaincode": proposal["chaincode"],
-                           "function": proposal["function"]})
+    idempotency_key = proposal["idempotency_key"]
+    tail = "".join((',"idempotency_key":', encode_string(idempotency_key) if type(idempotency_key) is str
+                    else canonical_text(idempotency_key), ',"invoker":', encode_string(proposal["invoker"]),
+                    ',"proposed_at":', encode_string(proposal["proposed_at"]), "}"))
+    body = signed[:len(signed) - len(tail)] + "}"
     return document, signed.encode("ascii"), sha256_hex(body.encode("ascii"))
 
 

@@ -103,6 +103,8 @@ def _make_encoder() -> Any:
 
 # The canonical JSON text (str) of a value parsed from text that ``in_fast_domain`` accepted.
 canonical_text = _make_encoder()
+# The canonical JSON text of a string, as the encoder writes strings.
+encode_string = json.encoder.encode_basestring
 
 
 def canonical(value: Any, *, checked: bool = False) -> bytes:
@@ -289,15 +291,20 @@ def body_digest(proposal: dict, *, checked: bool = False) -> str:
                                  "args": proposal["args"]}, checked=checked))
 
 
+_DOCUMENT_KEYS, _PROPOSAL_KEYS, _EFFECTS_KEYS = map(frozenset, (DOCUMENT_FIELDS, PROPOSAL_FIELDS, EFFECTS_FIELDS))
+
+
 def check_document_shape(document: Any) -> None:
-    if not isinstance(document, dict) or tuple(sorted(document)) != DOCUMENT_FIELDS:
+    # ``keys() ==`` a set: a dict's keys are distinct, so this is "exactly these members".
+    if not isinstance(document, dict) or document.keys() != _DOCUMENT_KEYS:
         raise FormatError(f"a transaction document has exactly the fields {', '.join(DOCUMENT_FIELDS)}")
     proposal, effects = document["proposal"], document["effects"]
-    if not isinstance(proposal, dict) or tuple(sorted(proposal)) != PROPOSAL_FIELDS:
+    if not isinstance(proposal, dict) or proposal.keys() != _PROPOSAL_KEYS:
         raise FormatError(f"a proposal has exactly the fields {', '.join(PROPOSAL_FIELDS)}")
-    if not isinstance(effects, dict) or tuple(sorted(effects)) != EFFECTS_FIELDS:
+    if not isinstance(effects, dict) or effects.keys() != _EFFECTS_KEYS:
         raise FormatError(f"effects have exactly the fields {', '.join(EFFECTS_FIELDS)}")
-    if not all(isinstance(proposal[f], str) for f in ("chaincode", "function", "invoker", "proposed_at")):
+    if not (isinstance(proposal["chaincode"], str) and isinstance(proposal["function"], str)
+            and isinstance(proposal["invoker"], str) and isinstance(proposal["proposed_at"], str)):
         raise FormatError("proposal chaincode, function, invoker and proposed_at are strings")
     if not isinstance(proposal["args"], dict):
         raise FormatError("proposal args are an object")
