@@ -220,7 +220,7 @@ def _document_parts(raw: bytes) -> tuple[dict, bytes, str]:
     return document, canonical(proposal), body_digest(proposal)
 
 
-def analyse_block(record: dict, orderer_keys: frozenset[str]) -> dict:
+def analyse_block(record: dict, orderer_keys: frozenset[str], origin: str = "") -> dict:
     header = record.get("header")
     facts: dict[str, Any] = {"record": {k: v for k, v in record.items() if k != "transactions"}, "header_error": None}
     try:
@@ -234,14 +234,49 @@ def analyse_block(record: dict, orderer_keys: frozenset[str]) -> dict:
                 facts["orderer_ok"] = False
     except FormatError as exc:
         facts["header_error"] = f"header: {exc}"
+    checkpoint = record.get("checkpoint")
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("body"), str):
+        # Over the body as stated: chain order later holds it to the body recomputed from the
+        # chain, and looks at these verdicts only when the two are the same.
+        try:
+            facts["checkpoint_signatures"] = checkpoint_signatures(checkpoint, checkpoint["body"], orderer_keys, origin)
+        except Exception:  # noqa: BLE001 (a malformed checkpoint: chain order says what is wrong)
+            pass
     txs = [analyse_transaction(tx) for tx in record.get("transactions") or []]
     facts["txs"] = txs
     facts["root"] = merkle_root([bytes.fromhex(t["computed"]) for t in txs]).hex()
     return facts
 
 
-def analyse_lines(lines: list[bytes], orderer_keys: frozenset[str]) -> list[dict]:
-    return [analyse_block(json.loads(line), orderer_keys) for line in lines]
+def analyse_lines(lines: list[bytes], orderer_keys: frozenset[str], origin: str = "") -> list[dict]:
+    return [analyse_block(json.loads(line), orderer_keys, origin) for line in lines]
+
+
+def checkpoint_signatures(checkpoint: dict, body: str, orderer_keys: frozenset[str],
+                          origin: str) -> tuple[bool, list[bool]]:
+    """Whether the checkpoint's orderer line, and each of its witness cosignatures, verifies
+    over ``body``."""
+    note_ok = orderer_note_ok(body, [checkpoint.get("signature_line") or ""], orderer_keys, origin)
+    cosignatures = []
+    for cosignature in checkpoint.get("cosignatures") or []:
+        witness = cosignature.get("witness", "")
+        try:
+            (name, blob), = signature_lines(body + "\n" + cosignature.get("line", "") + "\n")
+            valid = (name == witness and witness.endswith("/witness") and verify_cosignature(
+                name, unhex(cosignature.get("public_key"), 32), body, blob) == cosignature.get("timestamp"))
+        except (FormatError, ValueError):
+            valid = False
+        cosignatures.append(valid)
+    return note_ok, cosignatures
+
+
+def orderer_note_ok(body: str, lines: list[str], orderer_keys: frozenset[str], origin: str) -> bool:
+    try:
+        parsed = signature_lines(body + "\n" + "\n".join(lines) + "\n")
+    except FormatError:
+        return False
+    return any(name == origin and verify_orderer_note(origin, unhex(key, 32), body, blob)
+               for name, blob in parsed for key in orderer_keys if _is_key(key))
 
 
 # --- phase 2: in chain order ----------------------------------------------------------------------------
@@ -276,14 +311,14 @@ class Checker:
 
     # --- blocks --------------------------------------------------------------------------------
     def block(self, record: dict) -> None:
-        self.apply_block(analyse_block(record, self.orderer_keys))
+        self.apply_block(analyse_block(record, self.orderer_keys, self.origin))
 
     def block_lines(self, lines: Iterable[bytes], *, parallel: bool = True) -> None:
         """Blocks as export lines, analysed in worker processes when ``parallel`` and more than
         one worker is allowed; applied in order either way."""
         if not parallel or self.workers <= 1:
             for line in lines:
-                self.apply_block(analyse_block(json.loads(line), self.orderer_keys))
+                self.apply_block(analyse_block(json.loads(line), self.orderer_keys, self.origin))
             return
         self._pool = self._pool or ProcessPoolExecutor(self.workers)
         inflight: deque = deque()
@@ -293,13 +328,13 @@ class Checker:
             chunk.append(line)
             size += len(line)
             if size >= CHUNK_BYTES:
-                inflight.append(self._pool.submit(analyse_lines, chunk, self.orderer_keys))
+                inflight.append(self._pool.submit(analyse_lines, chunk, self.orderer_keys, self.origin))
                 chunk, size = [], 0
                 while len(inflight) > 2 * self.workers:
                     for facts in inflight.popleft().result():
                         self.apply_block(facts)
         if chunk:
-            inflight.append(self._pool.submit(analyse_lines, chunk, self.orderer_keys))
+            inflight.append(self._pool.submit(analyse_lines, chunk, self.orderer_keys, self.origin))
         while inflight:
             for facts in inflight.popleft().result():
                 self.apply_block(facts)
@@ -331,17 +366,20 @@ class Checker:
         for leaf in hashes:
             self.tree.append(leaf)
         if "checkpoint" in record:
-            self._block_checkpoint(record["checkpoint"], where, record.get("header_hash"))
+            self._block_checkpoint(record["checkpoint"], where, record.get("header_hash"),
+                                   facts.get("checkpoint_signatures"))
         if self.want_tree_at is None or self.want_tree_at == where:
             self.block_trees[where] = (self.tree.size, self.tree.root(), record.get("header_hash"))
         self.report.blocks += 1
         self.expected_number = where + 1
         self.previous_hash = record.get("header_hash")
 
-    def _block_checkpoint(self, checkpoint: dict | None, number: int, header_hash: str) -> None:
+    def _block_checkpoint(self, checkpoint: dict | None, number: int, header_hash: str,
+                          signatures: tuple[bool, list[bool]] | None) -> None:
         """The block's checkpoint in the global log (an export carries one per block): the tree
         over every transaction so far, its body, the orderer's note signature and each stored
-        witness cosignature."""
+        witness cosignature. ``signatures``: those verdicts over the checkpoint's stated body,
+        if the block's analysis has them."""
         if checkpoint is None:
             self.fail("block has no checkpoint in the global log", block=number)
             return
@@ -359,26 +397,12 @@ class Checker:
         if checkpoint.get("body") != body:
             self.fail("checkpoint body differs from the body recomputed from the chain", block=number)
             return
-        if not self._orderer_note(body, [checkpoint.get("signature_line") or ""]):
+        note_ok, cosignatures = signatures or checkpoint_signatures(checkpoint, body, self.orderer_keys, self.origin)
+        if not note_ok:
             self.fail("checkpoint is not signed by a trusted orderer key", block=number)
-        for cosignature in checkpoint.get("cosignatures") or []:
-            witness = cosignature.get("witness", "")
-            try:
-                (name, blob), = signature_lines(body + "\n" + cosignature.get("line", "") + "\n")
-                valid = (name == witness and witness.endswith("/witness") and verify_cosignature(
-                    name, unhex(cosignature.get("public_key"), 32), body, blob) == cosignature.get("timestamp"))
-            except (FormatError, ValueError):
-                valid = False
+        for cosignature, valid in zip(checkpoint.get("cosignatures") or [], cosignatures):
             if not valid:
-                self.fail(f"cosignature by {witness} does not verify", block=number)
-
-    def _orderer_note(self, body: str, lines: list[str]) -> bool:
-        try:
-            parsed = signature_lines(body + "\n" + "\n".join(lines) + "\n")
-        except FormatError:
-            return False
-        return any(name == self.origin and verify_orderer_note(self.origin, unhex(key, 32), body, blob)
-                   for name, blob in parsed for key in self.orderer_keys if _is_key(key))
+                self.fail(f"cosignature by {cosignature.get('witness', '')} does not verify", block=number)
 
     def pending(self, record: dict) -> None:
         """A transaction not sealed into any block yet."""
