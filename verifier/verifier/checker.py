@@ -178,9 +178,6 @@ def analyse_transaction(record: dict) -> dict:
     return facts
 
 
-_PROPOSAL_MEMBERS = ("chaincode", "function")
-
-
 def _canonical_parts(raw: bytes) -> tuple[dict, bytes, str] | None:
     """(document, proposal bytes, body digest) of canonical document bytes in the fast domain;
     None when anything is amiss (``_document_parts`` then says what).
@@ -400,7 +397,7 @@ class Checker:
         note_ok, cosignatures = signatures or checkpoint_signatures(checkpoint, body, self.orderer_keys, self.origin)
         if not note_ok:
             self.fail("checkpoint is not signed by a trusted orderer key", block=number)
-        for cosignature, valid in zip(checkpoint.get("cosignatures") or [], cosignatures):
+        for cosignature, valid in zip(checkpoint.get("cosignatures") or [], cosignatures, strict=True):
             if not valid:
                 self.fail(f"cosignature by {cosignature.get('witness', '')} does not verify", block=number)
 
