@@ -4,9 +4,12 @@ path) and sealed, then
 
 1. ``ledger_export`` of it (tx/s, size on disk, peak memory of the exporting process);
 2. the standalone verifier (``python -m verifier DIR`` in its own process, all signatures
-   checked): tx/s and peak memory;
-3. ``ledger_verify`` with signatures on the same ledger, in the same run: the baseline, and the
-   ratio verifier / ledger_verify.
+   checked, ``--workers`` one per core): tx/s, CPU time per transaction and peak memory;
+3. the ceiling, measured just before and just after it: Ed25519 verifications per second with
+   ``cryptography`` (all the verifier may use) in as many processes as the verifier has
+   workers, and the verifier's ratio to it (each transaction carries one signature);
+4. ``ledger_verify`` with signatures on the same ledger, in the same run, and the ratio
+   verifier / ledger_verify.
 
 ``BENCH_VERIFIER_TX=100000`` for a quick run; ``BENCH_VERIFIER_KEEP=1`` keeps the ledger and the
 export from an earlier run (only the verifiers run again); ``BENCH_VERIFIER_REUSE_DB=1`` keeps
@@ -15,6 +18,8 @@ the ledger of an earlier (possibly interrupted) run and exports it again.
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
 import resource
 import shutil
@@ -91,17 +96,86 @@ def run_export(out: Path) -> tuple[float, float]:
     return t.seconds, _peak_mb_children()
 
 
-def run_verifier(out: Path, orderer_key: str) -> tuple[float, float, str]:
-    """``python -m verifier`` as a stranger runs it: its own process, only its package on the path."""
+# ``python -m verifier`` as run by ``runpy``, then its own peak memory and its workers' (the
+# verifier exits through SystemExit; the figures go to stderr as the last line).
+_VERIFIER = """
+import json, resource, runpy, sys
+try:
+    runpy.run_module("verifier", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+peak = {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+print(json.dumps(peak), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run_verifier(out: Path, orderer_key: str, processes: int) -> dict:
+    """``python -m verifier`` as a stranger runs it: its own process, only its package on the path.
+    Returns seconds, CPU seconds (the verifier and its workers), peak MB of the main process and
+    of the largest worker, and what it printed."""
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
     env["PYTHONPATH"] = str(ROOT / "verifier")
-    before = _peak_mb_children()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Timer() as t:
-        done = subprocess.run([sys.executable, "-m", "verifier", str(out), "--orderer-key", orderer_key],
+        done = subprocess.run([sys.executable, "-c", _VERIFIER, str(out), "--orderer-key", orderer_key,
+                               "--workers", str(processes)],
                               env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stderr[-2000:]
-    peak = _peak_mb_children()
-    return t.seconds, peak if peak > before else before, done.stdout.strip()
+    peak = json.loads(done.stderr.strip().splitlines()[-1])
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"seconds": t.seconds, "cpu": cpu, "peak_main": peak["main"], "peak_worker": peak["workers"],
+            "said": done.stdout.strip()}
+
+
+def _verify_signatures(seconds: float, start_at: float) -> tuple[int, float, float]:
+    """One process of the ceiling: Ed25519 verifications with ``cryptography`` of 300-byte
+    messages (a proposal's size) under one key, from ``start_at`` for ``seconds``. Returns the
+    count, the seconds and the CPU seconds spent."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    signed = [(key.sign(m), m) for m in (os.urandom(300) for _ in range(64))]
+    while time.time() < start_at:
+        time.sleep(0.001)
+    started, cpu, count = time.perf_counter(), time.process_time(), 0
+    while time.perf_counter() - started < seconds:
+        for signature, message in signed:
+            public.verify(signature, message)
+        count += len(signed)
+    return count, time.perf_counter() - started, time.process_time() - cpu
+
+
+def ed25519_ceiling(processes: int, seconds: float = 8.0) -> tuple[float, float]:
+    """Verifications per second over ``processes`` processes running at once, and the CPU
+    microseconds of one verification."""
+    context = multiprocessing.get_context("spawn")  # nothing of this Django process in the children
+    pool = context.Pool(processes)
+    try:
+        start_at = time.time() + 2.0
+        results = pool.starmap(_verify_signatures, [(seconds, start_at)] * processes)
+    finally:
+        pool.close()
+        pool.join()  # reaped, so their CPU time is not counted as the verifier's
+    rate = sum(count / elapsed for count, elapsed, _ in results)
+    cpu_us = 1e6 * sum(cpu for _, _, cpu in results) / sum(count for count, _, _ in results)
+    return rate, cpu_us
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -136,11 +210,24 @@ def main() -> None:
         size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
         print(f"  ledger_export:                             {n / seconds:10,.0f} tx/s ({seconds:.1f} s, "
               f"{size:,.0f} MB, peak {peak:,.0f} MB)")
-    seconds, peak, said = run_verifier(out, orderer_public_hex())
-    outside = n / seconds
-    print(f"  standalone verifier, with signatures:      {outside:10,.0f} tx/s ({seconds:.1f} s, peak {peak:,.0f} MB;"
-          f" target >= 20,000)")
-    print(f"    {said}")
+    processes = workers()
+    print(f"  {processes} cores; {_load()}")
+    ceiling_before, sig_cpu_before = ed25519_ceiling(processes)
+    run = run_verifier(out, orderer_public_hex(), processes)
+    ceiling_after, sig_cpu_after = ed25519_ceiling(processes)
+    outside = n / run["seconds"]
+    ceiling, sig_cpu = (ceiling_before + ceiling_after) / 2, (sig_cpu_before + sig_cpu_after) / 2
+    tx_cpu = 1e6 * run["cpu"] / n
+    print(f"  standalone verifier, with signatures:      {outside:10,.0f} tx/s ({run['seconds']:.1f} s, "
+          f"{processes} workers; target >= 20,000)")
+    print(f"    CPU {tx_cpu:.0f} µs per transaction (the verifier and its workers); peak {run['peak_main']:,.0f} MB "
+          f"main process, {run['peak_worker']:,.0f} MB largest worker")
+    print(f"    {run['said']}")
+    print(f"  ceiling: Ed25519 verify (cryptography), {processes} processes: {ceiling:10,.0f} /s "
+          f"(before {ceiling_before:,.0f}, after {ceiling_after:,.0f}; CPU {sig_cpu:.0f} µs per verification)")
+    print(f"  ratio verifier / ceiling:                  {outside / ceiling:10.2f}x wall, "
+          f"{sig_cpu / tx_cpu:.2f}x CPU (a signature's CPU / a transaction's)")
+    print(f"  {_load()}")
     report = verify_chain(check_signatures=True)
     assert report.ok, report.problems[:3]
     inside = report.transactions / report.seconds

@@ -4,9 +4,9 @@ hashes, Ed25519, RFC 6962 Merkle trees, block headers and checkpoint notes."""
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
-import re
 from typing import Any
 
 import rfc8785
@@ -36,10 +36,16 @@ _DECODER = json.JSONDecoder(parse_float=_no_floats, parse_constant=_no_floats)
 def parse(data: bytes) -> Any:
     """Parse ledger JSON: UTF-8, no floats, integers within the safe range."""
     try:
-        value = _DECODER.decode(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parse_text(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise FormatError(f"not JSON: {exc}") from exc
-    return value
+
+
+def parse_text(text: str) -> Any:
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"not JSON: {exc}") from exc
 
 
 def _safe(value: Any) -> bool:
@@ -66,13 +72,39 @@ def _safe(value: Any) -> bool:
     return True
 
 
-_LONG_NUMBER = re.compile(rb"\d{16,}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SIXTEEN_DIGITS = b"0" * 16
 
 
 def in_fast_domain(raw: bytes) -> bool:
     """JSON text that is ASCII holds no key outside the BMP, and without a run of 16 digits no
     integer outside the safe range: its parsed value needs no walk before ``canonical``."""
-    return raw.isascii() and not _LONG_NUMBER.search(raw)
+    return raw.isascii() and _SIXTEEN_DIGITS not in raw.translate(_DIGITS_AS_ZERO)
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def _make_encoder() -> Any:
+    """Sorted-key compact ``json.dumps`` without its per-call set-up: the C encoder of the standard
+    library when it is there and gives ``json.dumps``'s text, else the public encoder."""
+    public = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    try:
+        make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+        encoder = make(None, _no_default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+        sample = {"b": [1, -2, None, True, False], "a": {"\u00e9\n\"": "x\u0001\u2028"}, "": ""}
+        if "".join(encoder(sample, 0)) == public.encode(sample):
+            return lambda value: "".join(encoder(value, 0))
+    except Exception:  # noqa: BLE001 (any doubt about the private encoder: use the public one)
+        pass
+    return public.encode
+
+
+# The canonical JSON text (str) of a value parsed from text that ``in_fast_domain`` accepted.
+canonical_text = _make_encoder()
+# The canonical JSON text of a string, as the encoder writes strings.
+encode_string = json.encoder.encode_basestring
 
 
 def canonical(value: Any, *, checked: bool = False) -> bytes:
@@ -97,9 +129,9 @@ def sha256_hex(data: bytes) -> str:
 
 def b64decode(text: str) -> bytes:
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise FormatError(f"not standard base64: {text[:40]!r}") from exc
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
+        raise FormatError(f"not standard base64: {str(text)[:40]!r}") from exc
 
 
 def b64encode(data: bytes) -> str:
@@ -133,6 +165,30 @@ def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
         if len(_keys) > 100_000:
             _keys.clear()
         _keys[public_key] = key
+    if key is None or len(signature) != 64:
+        return False
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+_keys_by_hex: dict[Any, Ed25519PublicKey | None] = {}
+
+
+def ed25519_verify_hex(public_key: Any, signature: bytes, message: bytes) -> bool:
+    """``ed25519_verify`` under a key given as 64 lowercase hex digits (anything else fails),
+    each key decoded once."""
+    key = _keys_by_hex.get(public_key, False) if isinstance(public_key, str) else None
+    if key is False:
+        try:
+            key = Ed25519PublicKey.from_public_bytes(unhex(public_key, 32))
+        except (FormatError, ValueError):
+            key = None
+        if len(_keys_by_hex) > 100_000:
+            _keys_by_hex.clear()
+        _keys_by_hex[public_key] = key
     if key is None or len(signature) != 64:
         return False
     try:
@@ -235,15 +291,20 @@ def body_digest(proposal: dict, *, checked: bool = False) -> str:
                                  "args": proposal["args"]}, checked=checked))
 
 
+_DOCUMENT_KEYS, _PROPOSAL_KEYS, _EFFECTS_KEYS = map(frozenset, (DOCUMENT_FIELDS, PROPOSAL_FIELDS, EFFECTS_FIELDS))
+
+
 def check_document_shape(document: Any) -> None:
-    if not isinstance(document, dict) or tuple(sorted(document)) != DOCUMENT_FIELDS:
+    # ``keys() ==`` a set: a dict's keys are distinct, so this is "exactly these members".
+    if not isinstance(document, dict) or document.keys() != _DOCUMENT_KEYS:
         raise FormatError(f"a transaction document has exactly the fields {', '.join(DOCUMENT_FIELDS)}")
     proposal, effects = document["proposal"], document["effects"]
-    if not isinstance(proposal, dict) or tuple(sorted(proposal)) != PROPOSAL_FIELDS:
+    if not isinstance(proposal, dict) or proposal.keys() != _PROPOSAL_KEYS:
         raise FormatError(f"a proposal has exactly the fields {', '.join(PROPOSAL_FIELDS)}")
-    if not isinstance(effects, dict) or tuple(sorted(effects)) != EFFECTS_FIELDS:
+    if not isinstance(effects, dict) or effects.keys() != _EFFECTS_KEYS:
         raise FormatError(f"effects have exactly the fields {', '.join(EFFECTS_FIELDS)}")
-    if not all(isinstance(proposal[f], str) for f in ("chaincode", "function", "invoker", "proposed_at")):
+    if not (isinstance(proposal["chaincode"], str) and isinstance(proposal["function"], str)
+            and isinstance(proposal["invoker"], str) and isinstance(proposal["proposed_at"], str)):
         raise FormatError("proposal chaincode, function, invoker and proposed_at are strings")
     if not isinstance(proposal["args"], dict):
         raise FormatError("proposal args are an object")
