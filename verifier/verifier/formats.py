@@ -165,6 +165,13 @@ def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
         if len(_keys) > 100_000:
             _keys.clear()
         _keys[public_key] = key
+    return _verify_with(key, signature, message)
+
+
+_keys_by_hex: dict[Any, Ed25519PublicKey | None] = {}
+
+
+def _verify_with(key: Ed25519PublicKey | None, signature: bytes, message: bytes) -> bool:
     if key is None or len(signature) != 64:
         return False
     try:
@@ -172,9 +179,6 @@ def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
-
-
-_keys_by_hex: dict[Any, Ed25519PublicKey | None] = {}
 
 
 def ed25519_verify_hex(public_key: Any, signature: bytes, message: bytes) -> bool:
@@ -189,13 +193,7 @@ def ed25519_verify_hex(public_key: Any, signature: bytes, message: bytes) -> boo
         if len(_keys_by_hex) > 100_000:
             _keys_by_hex.clear()
         _keys_by_hex[public_key] = key
-    if key is None or len(signature) != 64:
-        return False
-    try:
-        key.verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
+    return _verify_with(key, signature, message)
 
 
 def verify_batch(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
