@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.db import OperationalError, connection, transaction
 
 from ledger import services as ledger
 from ledger.crypto import generate_private_key, public_bytes
@@ -67,3 +70,25 @@ def seal_setup() -> None:
     assert lease_acquire(holder="setup")
     seal_next_block(holder="setup", force=True)
     lease_release(holder="setup")
+
+
+def elsewhere(work: Callable[[], Any], *, lock_timeout_ms: int = 300) -> tuple[bool, Any]:
+    """Run ``work`` on another connection in a transaction that waits at most ``lock_timeout_ms``
+    for a lock: (True, its result) or (False, the lock timeout)."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def attempt() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cur:
+                    cur.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
+                outcome.append((True, work()))
+        except OperationalError as exc:
+            outcome.append((False, exc))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return outcome[0]

@@ -5,43 +5,18 @@ takes the writer's lock and versions the write from the current entry."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
 
 from ledger.contracts import Context, Contract, registry
 from ledger.models import StateEntry, StateWrite
-from tests.ledger_helpers import make_member
+from tests.ledger_helpers import elsewhere, make_member
 
 from .world import STATION, T0, build_billing_world, slot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def elsewhere(work: Callable[[], Any]) -> tuple[bool, Any]:
-    """Run ``work`` on another connection in a transaction that waits at most 300 ms for a lock:
-    (True, its result) or (False, the lock timeout)."""
-    outcome: list[tuple[bool, Any]] = []
-
-    def attempt() -> None:
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cur:
-                    cur.execute("SET LOCAL lock_timeout = '300ms'")
-                outcome.append((True, work()))
-        except OperationalError as exc:
-            outcome.append((False, exc))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=attempt)
-    thread.start()
-    thread.join()
-    return outcome[0]
 
 
 def test_two_station_slots_are_billed_at_once_and_what_they_rest_on_waits_for_them():

@@ -107,30 +107,10 @@ def test_a_batch_serialises_world_state_keys_by_advisory_lock_not_row_lock(db):
 
 def _lock_elsewhere(namespace: str, keys: list[str]) -> bool:
     """Whether another connection's transaction gets ``lock_state_keys`` within 200 ms."""
-    import threading
-
-    from django.db import OperationalError
-
     from ledger.execution import lock_state_keys
+    from tests.ledger_helpers import elsewhere
 
-    outcome: list[bool] = []
-
-    def attempt() -> None:
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cur:
-                    cur.execute("SET LOCAL lock_timeout = '200ms'")
-                lock_state_keys(namespace, keys)
-            outcome.append(True)
-        except OperationalError:
-            outcome.append(False)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=attempt)
-    thread.start()
-    thread.join()
-    return outcome[0]
+    return elsewhere(lambda: lock_state_keys(namespace, keys), lock_timeout_ms=200)[0]
 
 
 def test_a_station_slot_of_40000_keys_takes_one_lock_per_directory(db):
