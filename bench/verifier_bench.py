@@ -4,10 +4,12 @@ path) and sealed, then
 
 1. ``ledger_export`` of it (tx/s, size on disk, peak memory of the exporting process);
 2. the standalone verifier (``python -m verifier DIR`` in its own process, all signatures
-   checked, ``--workers`` one per core): tx/s, CPU time per transaction and peak memory;
-3. the ceiling, measured just before and just after it: Ed25519 verifications per second with
-   ``cryptography`` (all the verifier may use) in as many processes as the verifier has
-   workers, and the verifier's ratio to it (each transaction carries one signature);
+   checked, ``--workers`` one per core): tx/s, CPU time per transaction and peak memory, twice:
+   as installed with its optional ``sodium`` extra (libsodium checks, OpenSSL decides each
+   refusal) and with ``--ed25519 openssl`` (its two required dependencies alone);
+3. each run's ceiling, measured just before and just after it: Ed25519 verifications per
+   second with that implementation in as many processes as the verifier has workers, and the
+   verifier's ratio to it (each transaction carries one signature);
 4. ``ledger_verify`` with signatures on the same ledger, in the same run, and the ratio
    verifier / ledger_verify.
 
@@ -120,7 +122,7 @@ def workers() -> int:
         return os.cpu_count() or 1
 
 
-def run_verifier(out: Path, orderer_key: str, processes: int) -> dict:
+def run_verifier(out: Path, orderer_key: str, processes: int, implementation: str) -> dict:
     """``python -m verifier`` as a stranger runs it: its own process, only its package on the path.
     Returns seconds, CPU seconds (the verifier and its workers), peak MB of the main process and
     of the largest worker, and what it printed."""
@@ -129,7 +131,7 @@ def run_verifier(out: Path, orderer_key: str, processes: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Timer() as t:
         done = subprocess.run([sys.executable, "-c", _VERIFIER, str(out), "--orderer-key", orderer_key,
-                               "--workers", str(processes)],
+                               "--workers", str(processes), "--ed25519", implementation],
                               env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -139,33 +141,39 @@ def run_verifier(out: Path, orderer_key: str, processes: int) -> dict:
             "said": done.stdout.strip()}
 
 
-def _verify_signatures(seconds: float, start_at: float) -> tuple[int, float, float]:
-    """One process of the ceiling: Ed25519 verifications with ``cryptography`` of 300-byte
-    messages (a proposal's size) under one key, from ``start_at`` for ``seconds``. Returns the
-    count, the seconds and the CPU seconds spent."""
+def _verify_signatures(seconds: float, start_at: float, implementation: str) -> tuple[int, float, float]:
+    """One process of the ceiling: Ed25519 verifications of 300-byte messages (a proposal's
+    size) under one key, with ``cryptography`` (OpenSSL) or PyNaCl (libsodium), from
+    ``start_at`` for ``seconds``. Returns the count, the seconds and the CPU seconds spent."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from nacl.bindings import crypto_sign_open
 
     key = Ed25519PrivateKey.generate()
     public = key.public_key()
+    raw = public.public_bytes_raw()
     signed = [(key.sign(m), m) for m in (os.urandom(300) for _ in range(64))]
     while time.time() < start_at:
         time.sleep(0.001)
     started, cpu, count = time.perf_counter(), time.process_time(), 0
     while time.perf_counter() - started < seconds:
-        for signature, message in signed:
-            public.verify(signature, message)
+        if implementation == "openssl":
+            for signature, message in signed:
+                public.verify(signature, message)
+        else:
+            for signature, message in signed:
+                crypto_sign_open(signature + message, raw)
         count += len(signed)
     return count, time.perf_counter() - started, time.process_time() - cpu
 
 
-def ed25519_ceiling(processes: int, seconds: float = 8.0) -> tuple[float, float]:
+def ed25519_ceiling(processes: int, implementation: str, seconds: float = 8.0) -> tuple[float, float]:
     """Verifications per second over ``processes`` processes running at once, and the CPU
     microseconds of one verification."""
     context = multiprocessing.get_context("spawn")  # nothing of this Django process in the children
     pool = context.Pool(processes)
     try:
         start_at = time.time() + 2.0
-        results = pool.starmap(_verify_signatures, [(seconds, start_at)] * processes)
+        results = pool.starmap(_verify_signatures, [(seconds, start_at, implementation)] * processes)
     finally:
         pool.close()
         pool.join()  # reaped, so their CPU time is not counted as the verifier's
@@ -176,6 +184,28 @@ def ed25519_ceiling(processes: int, seconds: float = 8.0) -> tuple[float, float]
 
 def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _verifier_run(out: Path, n: int, processes: int, implementation: str, label: str) -> float:
+    """One verifier run between two measures of its implementation's ceiling; returns its tx/s."""
+    from ledger.sealing import orderer_public_hex
+
+    ceiling_before, sig_cpu_before = ed25519_ceiling(processes, implementation)
+    run = run_verifier(out, orderer_public_hex(), processes, implementation)
+    ceiling_after, sig_cpu_after = ed25519_ceiling(processes, implementation)
+    rate = n / run["seconds"]
+    ceiling, sig_cpu = (ceiling_before + ceiling_after) / 2, (sig_cpu_before + sig_cpu_after) / 2
+    tx_cpu = 1e6 * run["cpu"] / n
+    print(f"  standalone verifier, {label} ({implementation}): {rate:10,.0f} tx/s ({run['seconds']:.1f} s, "
+          f"{processes} workers; target >= 20,000)")
+    print(f"    CPU {tx_cpu:.0f} µs per transaction (the verifier and its workers); peak {run['peak_main']:,.0f} MB "
+          f"main process, {run['peak_worker']:,.0f} MB largest worker")
+    print(f"    {run['said']}")
+    print(f"    ceiling: Ed25519 verify ({implementation}), {processes} processes: {ceiling:10,.0f} /s "
+          f"(before {ceiling_before:,.0f}, after {ceiling_after:,.0f}; CPU {sig_cpu:.0f} µs per verification)")
+    print(f"    ratio verifier / ceiling: {rate / ceiling:.2f}x wall, "
+          f"{sig_cpu / tx_cpu:.2f}x CPU (a signature's CPU / a transaction's)")
+    return rate
 
 
 def main() -> None:
@@ -201,7 +231,6 @@ def main() -> None:
         print(f"  built and sealed through invoke_batch:     {built:8.1f} s ({TRANSACTIONS / built:,.0f} tx/s)")
         shutil.rmtree(out, ignore_errors=True)
     from ledger.models import Transaction
-    from ledger.sealing import orderer_public_hex
     from ledger.verify import verify_chain
 
     n = Transaction.objects.count()
@@ -212,27 +241,16 @@ def main() -> None:
               f"{size:,.0f} MB, peak {peak:,.0f} MB)")
     processes = workers()
     print(f"  {processes} cores; {_load()}")
-    ceiling_before, sig_cpu_before = ed25519_ceiling(processes)
-    run = run_verifier(out, orderer_public_hex(), processes)
-    ceiling_after, sig_cpu_after = ed25519_ceiling(processes)
-    outside = n / run["seconds"]
-    ceiling, sig_cpu = (ceiling_before + ceiling_after) / 2, (sig_cpu_before + sig_cpu_after) / 2
-    tx_cpu = 1e6 * run["cpu"] / n
-    print(f"  standalone verifier, with signatures:      {outside:10,.0f} tx/s ({run['seconds']:.1f} s, "
-          f"{processes} workers; target >= 20,000)")
-    print(f"    CPU {tx_cpu:.0f} µs per transaction (the verifier and its workers); peak {run['peak_main']:,.0f} MB "
-          f"main process, {run['peak_worker']:,.0f} MB largest worker")
-    print(f"    {run['said']}")
-    print(f"  ceiling: Ed25519 verify (cryptography), {processes} processes: {ceiling:10,.0f} /s "
-          f"(before {ceiling_before:,.0f}, after {ceiling_after:,.0f}; CPU {sig_cpu:.0f} µs per verification)")
-    print(f"  ratio verifier / ceiling:                  {outside / ceiling:10.2f}x wall, "
-          f"{sig_cpu / tx_cpu:.2f}x CPU (a signature's CPU / a transaction's)")
-    print(f"  {_load()}")
+    outside = {}
+    for implementation, label in (("libsodium", "with the sodium extra"), ("openssl", "OpenSSL alone")):
+        outside[implementation] = _verifier_run(out, n, processes, implementation, label)
+        print(f"  {_load()}")
     report = verify_chain(check_signatures=True)
     assert report.ok, report.problems[:3]
     inside = report.transactions / report.seconds
     print(f"  ledger_verify, with signatures:            {inside:10,.0f} tx/s ({report.seconds:.1f} s)")
-    print(f"  ratio verifier / ledger_verify:            {outside / inside:10.2f}x")
+    for implementation, rate in outside.items():
+        print(f"  ratio verifier ({implementation}) / ledger_verify: {rate / inside:6.2f}x")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak memory of this process (ledger_verify): {own:,.0f} MB")
 

@@ -19,6 +19,17 @@ from tests.ledger.tampering import sealed_ledger, superuser
 
 VERIFIER_ROOT = Path(__file__).resolve().parents[2] / "verifier"
 ALLOWED = {"cryptography", "rfc8785", "verifier"}
+# The optional ``sodium`` extra: imported only where an ImportError is caught.
+OPTIONAL = {"nacl"}
+
+
+def _optional_imports(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside a ``try`` that catches ImportError."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(getattr(h.type, "id", "") == "ImportError" for h in node.handlers):
+            found |= {id(sub) for stmt in node.body for sub in ast.walk(stmt)}
+    return found
 
 
 def test_the_verifier_imports_only_the_standard_library_cryptography_and_rfc8785():
@@ -26,7 +37,9 @@ def test_the_verifier_imports_only_the_standard_library_cryptography_and_rfc8785
     assert {p.name for p in sources} >= {"__init__.py", "__main__.py", "checker.py", "formats.py", "sources.py"}
     seen = set()
     for path in sources:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        optional = _optional_imports(tree)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -40,10 +53,13 @@ def test_the_verifier_imports_only_the_standard_library_cryptography_and_rfc8785
             for name in names:
                 top = name.split(".")[0]
                 seen.add(top)
+                if top in OPTIONAL and id(node) in optional:
+                    continue
                 assert top in ALLOWED or top in sys.stdlib_module_names, f"{path.name} imports {name}"
     assert {"cryptography", "rfc8785"} <= seen
     declared = (VERIFIER_ROOT / "pyproject.toml").read_text()
     assert 'dependencies = ["cryptography>=42", "rfc8785>=0.1.4"]' in declared
+    assert 'sodium = ["PyNaCl>=1.5"]' in declared
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from .formats import BACKENDS, choose_ed25519
 from .sources import SourceError, verify_api, verify_export
 
 
@@ -21,9 +22,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="witness cosignatures the latest checkpoint needs (default: as published)")
     parser.add_argument("--workers", type=int, default=None, help="processes for signature checks")
     parser.add_argument("--all", action="store_true", help="report every problem, not only the first")
+    parser.add_argument("--ed25519", choices=BACKENDS, default="auto",
+                        help="signature checks: libsodium when PyNaCl is installed (auto), or OpenSSL alone; "
+                             "the verdicts are OpenSSL's either way")
     args = parser.parse_args(argv)
     if bool(args.directory) == bool(args.api):
         parser.error("give an export directory or --api URL")
+    try:
+        choose_ed25519(args.ed25519)
+    except ValueError as exc:
+        parser.error(str(exc))
     options = dict(orderer_keys=args.orderer_key, quorum=args.quorum, first_only=not args.all, workers=args.workers)
     try:
         if args.api:

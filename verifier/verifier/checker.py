@@ -29,6 +29,9 @@ from .formats import (
     canonical_text,
     check_document_shape,
     checkpoint_body,
+    choose_ed25519,
+    ed25519_backend,
+    ed25519_description,
     ed25519_verify,
     ed25519_verify_hex,
     encode_string,
@@ -280,7 +283,7 @@ class Checker:
             for line in lines:
                 self.apply_block(analyse_block(json.loads(line), self.orderer_keys, self.origin))
             return
-        self._pool = self._pool or ProcessPoolExecutor(self.workers)
+        pool = self.worker_pool()
         inflight: deque = deque()
         chunk: list[bytes] = []
         size = 0
@@ -288,16 +291,23 @@ class Checker:
             chunk.append(line)
             size += len(line)
             if size >= CHUNK_BYTES:
-                inflight.append(self._pool.submit(analyse_lines, chunk, self.orderer_keys, self.origin))
+                inflight.append(pool.submit(analyse_lines, chunk, self.orderer_keys, self.origin))
                 chunk, size = [], 0
                 while len(inflight) > 2 * self.workers:
                     for facts in inflight.popleft().result():
                         self.apply_block(facts)
         if chunk:
-            inflight.append(self._pool.submit(analyse_lines, chunk, self.orderer_keys, self.origin))
+            inflight.append(pool.submit(analyse_lines, chunk, self.orderer_keys, self.origin))
         while inflight:
             for facts in inflight.popleft().result():
                 self.apply_block(facts)
+
+    def worker_pool(self) -> ProcessPoolExecutor:
+        """The worker processes, started on first use; they check signatures with the Ed25519
+        implementation chosen in this process."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, initializer=choose_ed25519, initargs=(ed25519_backend(),))
+        return self._pool
 
     def apply_block(self, facts: dict) -> None:
         self.order += 1
@@ -579,6 +589,7 @@ class Checker:
 
     def finish(self) -> Report:
         self.close()
+        self.report.notes.append(ed25519_description())
         self.report.problems.sort(key=lambda p: p.order)
         self.report.seconds = time.perf_counter() - self.started
         return self.report
