@@ -292,6 +292,9 @@ def propose(ctx: Context) -> dict[str, Any]:
         raise ContractError(f"argument 'function' must be one of {', '.join(CHANGES)}, with 'args' an object")
     if ctx.get_state(f"proposal/{proposal_id}") is not None:
         raise ContractError(f"proposal {proposal_id} already exists")
+    # A change that could not apply now is refused now, not left for the members to approve in
+    # vain (approval checks it again against the state then).
+    CHANGES[function](ctx, args)
     pending = {"function": function, "args": args, "proposer": ctx.invoker.name, "approvals": [ctx.invoker.msp_id]}
     return _decide(ctx, policy, proposal_id, pending, stored=False)
 

@@ -138,12 +138,19 @@ def test_majority_policy_propose_and_approve(net, tmp_path):
     out = run("approve", "p1", "--as", "hh-alice/alice", "--key-file", str(alice_seed))
     assert "proposal p1 is applied, approved by hh-alice, utility" in out
     assert Organisation.objects.get(msp_id="hh-bob").org_type == "charity"
-    # A change the contract refuses once a majority approves it: refused, rolled back, still pending.
-    run("propose", "p2", "setOrganisationType", "--args", '{"msp_id": "nobody", "org_type": "bank"}', "--as",
-        "utility/operator", "--key-file", str(utility_seed))
-    refused("approve", "p2", "--as", "hh-alice/alice", "--key-file", str(alice_seed),
-            match="refused, nothing changed: no organisation nobody")
-    assert "proposal/p2: setOrganisationType" in run("show")
+    # A change that could not apply is refused when proposed.
+    refused("propose", "p2", "setOrganisationType", "--args", '{"msp_id": "nobody", "org_type": "bank"}', "--as",
+            "utility/operator", "--key-file", str(utility_seed), match="refused, nothing changed: no organisation nobody")
+    assert "proposal/p2" not in run("show")
+    # One the contract refuses by the time a majority approves it: refused, rolled back, still pending.
+    dave = '{"msp_id": "hh-dave", "name": "Dave", "org_type": "household"}'
+    for proposal in ("p3", "p4"):
+        run("propose", proposal, "createOrganisation", "--args", dave, "--as", "utility/operator", "--key-file",
+            str(utility_seed))
+    assert "proposal p3 is applied" in run("approve", "p3", "--as", "hh-alice/alice", "--key-file", str(alice_seed))
+    refused("approve", "p4", "--as", "hh-alice/alice", "--key-file", str(alice_seed),
+            match="refused, nothing changed: organisation hh-dave already exists")
+    assert "proposal/p4: createOrganisation" in run("show")
     assert_verifies()
 
 
