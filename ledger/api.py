@@ -124,6 +124,22 @@ class GenesisMembership(APIView):
         return Response(genesis)
 
 
+class LedgerSnapshot(APIView):
+    """The newest block, the membership tables with every account's balance, and the
+    transactions in no block, read at one moment (docs/ledger-format.md §8): a verifier working
+    from the API replays the blocks up to ``block`` and those transactions, and compares. For the
+    utility and auditors."""
+
+    required_scopes = READ_SCOPE
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 403: DetailSerializer})
+    def get(self, request):
+        try:
+            return Response(selectors.ledger_snapshot_visible_to(request.user))
+        except PermissionError as exc:
+            return Response({"detail": str(exc)}, status=403)
+
+
 class Policies(APIView):
     """Endorsement policy of every function: ``{"<chaincode>.<function>": [organisation types]
     or null (any type)}``."""

@@ -181,23 +181,42 @@ def _checkpoint(block_id: int) -> dict | None:
             "signature_line": line, "cosignatures": cosignatures}
 
 
-def _pending(out: _Hashed, keys: _Keys) -> int:
+def pending_records(keys: _Keys) -> Iterator[dict]:
     """Transactions in no block of the chain: not sealed yet, or claiming a block that is gone."""
-    count, last = 0, 0
+    last = 0
     while True:
         rows = _transactions("t.id > %s AND (t.block_id IS NULL OR NOT EXISTS (SELECT 1 FROM ledger_block b "
                              "WHERE b.id = t.block_id))", [last], keys, limit=CHUNK)
         if not rows:
-            return count
+            return
         ids = [r[0] for r in rows]
         marks = ",".join(["%s"] * len(ids))
         with connection.cursor() as cur:
             cur.execute(f"SELECT transaction_id FROM ledger_unsealedtransaction WHERE transaction_id IN ({marks})", ids)
             queued = {r[0] for r in cur.fetchall()}
         for tx_id, block_id, record in rows:
-            out.write({**record, "queued": tx_id in queued, "claims_block": block_id is not None})
-            count += 1
+            yield {**record, "queued": tx_id in queued, "claims_block": block_id is not None}
         last = ids[-1]
+
+
+def _pending(out: _Hashed, keys: _Keys) -> int:
+    count = 0
+    for record in pending_records(keys):
+        out.write(record)
+        count += 1
+    return count
+
+
+def ledger_snapshot() -> dict:
+    """What the read API's ``snapshot/`` serves (docs/ledger-format.md §8): the newest block, the
+    membership tables with every balance, and the transactions in no block, all as of one
+    moment, so that a verifier replaying the blocks up to that one and then those transactions
+    must arrive at exactly those balances and that membership."""
+    with _snapshot():
+        with connection.cursor() as cur:
+            cur.execute("SELECT max(number) FROM ledger_block")
+            newest = cur.fetchone()[0]
+        return {"block": newest, "membership": membership_snapshot(), "pending": list(pending_records(_Keys()))}
 
 
 def membership_snapshot() -> dict[str, list[dict]]:

@@ -98,6 +98,16 @@ def genesis_membership_visible_to(user) -> dict | None:
     return genesis_membership()
 
 
+def ledger_snapshot_visible_to(user) -> dict:
+    """The membership with every balance and the unsealed transactions as of the newest block,
+    for overseers (it names every member, account and balance); PermissionError for anyone else."""
+    if not _is_overseer(organisations_of(user)):
+        raise PermissionError("the ledger snapshot is served to the utility and auditors")
+    from .export import ledger_snapshot
+
+    return ledger_snapshot()
+
+
 def blocks_visible_to(user) -> QuerySet[Block]:
     """Block headers carry only hashes; any signed-in member may read and verify them."""
     return Block.objects.order_by("number")

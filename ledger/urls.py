@@ -12,6 +12,7 @@ urlpatterns = [
     path("transactions/<str:tx_hash>/document/", api.TransactionDocument.as_view(), name="transaction-document"),
     path("policies/", api.Policies.as_view(), name="policies"),
     path("membership/genesis/", api.GenesisMembership.as_view(), name="membership-genesis"),
+    path("snapshot/", api.LedgerSnapshot.as_view(), name="snapshot"),
     path("accounts/", api.AccountList.as_view(), name="account-list"),
     path("accounts/<int:pk>/", api.AccountDetail.as_view(), name="account-detail"),
 ]

@@ -140,7 +140,10 @@ class Api:
 def verify_api(base: str, *, token: str | None = None, orderer_keys: list[str] | None = None,
                quorum: int | None = None, first_only: bool = True, workers: int | None = None) -> Report:
     """Everything the API serves to an overseer's token (utility or auditor: a narrower token sees
-    only some transactions, and the block counts then say so)."""
+    only some transactions, and the block counts then say so).
+
+    The chain is checked up to the newest block of the API's ``snapshot/``, then the snapshot's
+    unsealed transactions; the balances and membership so replayed must be the snapshot's."""
     api = Api(base, token)
     orderer = api.get("orderer/", missing_ok=True) or {}
     pinned = list(orderer_keys or [])
@@ -149,22 +152,29 @@ def verify_api(base: str, *, token: str | None = None, orderer_keys: list[str] |
                       origin=orderer.get("origin", ""))
     if not pinned:
         checker.report.notes.append("orderer key taken from the API, not pinned (--orderer-key)")
-    checker.report.notes.append("balances not compared (the API serves no final world state)")
-    # Account kinds tell issuance accounts (which may go below zero) from the others; the genesis
-    # membership is what the transactions before the configuration bootstrap are checked against.
-    try:
-        genesis = api.get("membership/genesis/", missing_ok=True)
-    except SourceError:  # 403: a token that is not an overseer's
-        genesis = None
+    # The genesis membership is what the transactions before the configuration bootstrap are
+    # checked against.
+    genesis = _overseers_only(api, "membership/genesis/")
     if not genesis:
         checker.report.notes.append("the API serves no genesis membership to this token: transactions "
                                     "before the configuration bootstrap are checked against no membership")
-    checker.membership = Membership({"accounts": list(api.pages("accounts/"))}, genesis or None)
-    checkpoint = api.get("checkpoints/latest/", missing_ok=True)
+    checkpoint = api.get("checkpoints/latest/", missing_ok=True)  # before the snapshot: it is no newer
+    snapshot = _overseers_only(api, "snapshot/")
+    if snapshot is None:
+        checker.report.notes.append("balances and membership not compared (the API serves no snapshot to "
+                                    "this token)")
+        membership = {"accounts": list(api.pages("accounts/"))}  # account kinds: issuance may go negative
+    else:
+        checker.report.notes.append("world state not compared (the API serves none)")
+        membership = snapshot["membership"]
+    checker.membership = Membership(membership, genesis or None)
     if checkpoint:
         checker.want_tree_at = checkpoint.get("block")
+    newest = snapshot.get("block") if snapshot else None
     try:
         for block in api.pages("blocks/"):
+            if snapshot is not None and (newest is None or block["number"] > newest):
+                break  # sealed after the snapshot: its transactions are among the snapshot's pending
             header = block.get("header") or {k: block.get(k) for k in
                                              ("number", "previous_hash", "merkle_root", "timestamp", "tx_count")}
             transactions = []
@@ -174,6 +184,14 @@ def verify_api(base: str, *, token: str | None = None, orderer_keys: list[str] |
                                      "invoker_public_key": document["invoker_public_key"]})
             checker.block({"header": header, "header_hash": block["header_hash"], "signature": block["signature"],
                            "signer_public_key": block["signer_public_key"], "transactions": transactions})
+        if snapshot is not None:
+            if checker.expected_number != (newest + 1 if newest is not None else 0):
+                checker.fail(f"the snapshot's newest block is {newest}, the API serves blocks up to "
+                             f"{checker.expected_number - 1}")
+            for record in snapshot["pending"]:
+                checker.pending(record)
+            checker.balances_against(membership["accounts"])
+            checker.membership_against_snapshot()
         if checkpoint:
             witnesses = api.get("witnesses/", missing_ok=True) or []
             checker.checkpoint(checkpoint, origin=checkpoint.get("origin") or orderer.get("origin", ""),
@@ -186,3 +204,13 @@ def verify_api(base: str, *, token: str | None = None, orderer_keys: list[str] |
     finally:
         checker.close()
     return checker.finish()
+
+
+def _overseers_only(api: Api, path: str) -> Any:
+    """What the API serves to the utility and auditors: None for a 404, or a 403 to other tokens."""
+    try:
+        return api.get(path, missing_ok=True)
+    except SourceError as exc:
+        if "HTTP 403" in str(exc):
+            return None
+        raise
