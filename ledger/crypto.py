@@ -8,6 +8,7 @@ import os
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -36,6 +37,12 @@ def public_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     if isinstance(key, Ed25519PrivateKey):
         key = key.public_key()
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def usable_public_key(public_key: bytes) -> bool:
+    """A canonical encoding of a point of the prime-order group: no key of small order (which
+    verifies signatures of any message) or with a small-order part."""
+    return len(public_key) == 32 and crypto_core_ed25519_is_valid_point(public_key)
 
 
 _verify_keys: dict[bytes, VerifyKey] = {}

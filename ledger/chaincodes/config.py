@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..contracts import Context, Contract, ContractError, registry
+from ..crypto import usable_public_key
 from ..documents import timestamp_text
 
 CONFIG = "config"
@@ -78,6 +79,10 @@ def _public_key(args: dict[str, Any]) -> str:
             raise ValueError
     except ValueError:
         raise ContractError("argument 'public_key' must be 32 bytes in lowercase hex (Ed25519)") from None
+    if not usable_public_key(bytes.fromhex(value)):
+        # A point of small order would verify signatures of messages nobody signed.
+        raise ContractError("argument 'public_key' is not a usable Ed25519 key (not a canonical point of the "
+                            "curve's prime-order group)")
     return value
 
 

@@ -126,6 +126,27 @@ def test_type_change_and_account_transfer_through_the_ledger_verify(net):
 
 # --- keys ------------------------------------------------------------------------------------------
 
+NEUTRAL_POINT = bytes([1]) + bytes(31)  # small order: under it, one signature verifies every message
+
+
+def test_a_key_of_small_order_is_never_registered(net):
+    from ledger.crypto import usable_public_key
+
+    last = Transaction.objects.order_by("-id").values_list("id", flat=True).first()
+    order_8 = (2707385501144840649318225287225658788936804267575313519463743609750303402022).to_bytes(32, "little")
+    for key in (NEUTRAL_POINT, order_8, bytes(32)):
+        assert not usable_public_key(key)
+        with pytest.raises(ledger.LedgerError, match="not a usable Ed25519 key"):
+            ledger.config_change("registerIdentity", {"identity": "utility/meter-x", "kind": "device",
+                                                      "public_key": key.hex()})
+        with pytest.raises(ledger.LedgerError, match="not a usable Ed25519 key"):
+            ledger.identity_rotate_key(identity=net.alice.identity, public_key=key)
+    assert usable_public_key(public_bytes(generate_private_key()))
+    assert not Transaction.objects.filter(id__gt=last, status="valid").exists()  # refused, recorded as such
+    assert not Identity.objects.filter(name="meter-x").exists()
+    assert bytes(Identity.objects.get(pk=net.alice.identity.pk).public_key) == bytes(net.alice.identity.public_key)
+
+
 def test_key_rotation_old_transactions_still_verify_and_the_old_key_is_refused(net):
     assert transfer(net.alice, "household:hh-alice", "household:hh-bob", 1).ok
     new_key = generate_private_key()

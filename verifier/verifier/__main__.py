@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="processes for signature checks")
     parser.add_argument("--all", action="store_true", help="report every problem, not only the first")
     parser.add_argument("--ed25519", choices=BACKENDS, default="auto",
-                        help="signature checks: libsodium when PyNaCl is installed (auto), or OpenSSL alone; "
-                             "the verdicts are OpenSSL's either way")
+                        help="signature checks: libsodium when PyNaCl is installed (auto), or OpenSSL with the "
+                             "small-order checks done here; the verdicts are the same")
     args = parser.parse_args(argv)
     if bool(args.directory) == bool(args.api):
         parser.error("give an export directory or --api URL")

@@ -152,16 +152,40 @@ def unhex(text: Any, size: int | None = None) -> bytes:
 
 # --- Ed25519 ---------------------------------------------------------------------------------------
 #
-# OpenSSL (through ``cryptography``) decides every verdict. libsodium, when PyNaCl is installed
-# (``pip install gridcoin-verifier[sodium]``), checks about twice as fast; it refuses everything
-# OpenSSL refuses and more besides (small-order and non-canonical points), so a signature it
-# accepts is one OpenSSL accepts, and each of its refusals is put to OpenSSL: the verdicts are
-# OpenSSL's either way (docs/ledger-format.md, conventions).
+# The rule (docs/ledger-format.md, conventions) is RFC 8032's verification, cofactorless, refusing
+# also a public key that is not canonical or of small order and an R of small order: libsodium's
+# rule, which the ledger applies to every proposal it is sent. libsodium (PyNaCl, the optional
+# ``sodium`` extra: ``pip install gridcoin-verifier[sodium]``) applies it at about twice the speed;
+# without it OpenSSL (through ``cryptography``) checks the equation and the checks below refuse
+# the points.
 
 try:
     from nacl.bindings import crypto_sign_open as _sodium_open
 except ImportError:  # the optional extra is not installed
     _sodium_open = None
+
+FIELD_PRIME = 2**255 - 19
+# y of the order-8 points (the other is p - y): y^2 = (-1 + sqrt(1 + d)) / d for the root whose
+# square root exists; tests/verifier/test_verifier_ed25519.py derives it from the curve.
+ORDER_8_Y = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+# The y of every point of small order (orders 1, 2, 4, 8), and p and p + 1, the non-canonical
+# encodings of 0 and 1. An encoding names its y in its low 255 bits and the sign of x in the top
+# bit; small order does not depend on that sign.
+SMALL_ORDER_Y = frozenset({0, 1, FIELD_PRIME - 1, FIELD_PRIME, FIELD_PRIME + 1, ORDER_8_Y, FIELD_PRIME - ORDER_8_Y})
+_Y_MASK = (1 << 255) - 1
+
+
+def _y(encoding: bytes) -> int:
+    return int.from_bytes(encoding, "little") & _Y_MASK
+
+
+def usable_public_key(encoding: bytes) -> bool:
+    """32 bytes naming a canonical y (below p) of a point not of small order."""
+    if len(encoding) != 32:
+        return False
+    y = _y(encoding)
+    return y < FIELD_PRIME and y not in SMALL_ORDER_Y
+
 
 BACKENDS = ("auto", "openssl", "libsodium")
 _use_sodium = _sodium_open is not None
@@ -184,8 +208,7 @@ def ed25519_backend() -> str:
 
 
 def ed25519_description() -> str:
-    return ("Ed25519 checked with libsodium, each refusal confirmed by OpenSSL" if _use_sodium
-            else "Ed25519 checked with OpenSSL")
+    return "Ed25519 checked with libsodium" if _use_sodium else "Ed25519 checked with OpenSSL"
 
 
 # Decoded keys by their raw bytes and by their hex text: (raw bytes, OpenSSL key), or None for
@@ -195,6 +218,8 @@ _keys_by_hex: dict[Any, tuple[bytes, Ed25519PublicKey] | None] = {}
 
 
 def _decoded(raw: bytes) -> tuple[bytes, Ed25519PublicKey] | None:
+    if not usable_public_key(raw):
+        return None
     try:
         return raw, Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:
@@ -217,9 +242,11 @@ def _verify_with(key: tuple[bytes, Ed25519PublicKey] | None, signature: bytes, m
     if _use_sodium:
         try:
             _sodium_open(signature + message, key[0])
-            return True
-        except Exception:  # noqa: BLE001 (a refusal, or a key libsodium will not load: OpenSSL decides)
-            pass
+        except Exception:  # noqa: BLE001 (BadSignatureError, or a ValueError for what is no key)
+            return False
+        return True
+    if _y(signature[:32]) in SMALL_ORDER_Y:
+        return False
     try:
         key[1].verify(signature, message)
     except InvalidSignature:
