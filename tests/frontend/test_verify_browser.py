@@ -213,3 +213,44 @@ def test_verify_passes_then_names_each_tampering(live_server, sealed_world, monk
         expect(page.locator('[data-check="signature"]')).to_have_attribute("data-status", "unavailable")
         assert errors == [], errors
 
+
+
+@pytest.mark.browser
+def test_a_small_order_key_is_refused_though_webcrypto_accepts_it(live_server, monkeypatch):
+    """Chromium's WebCrypto checks only the equation: under the neutral point as key, R = [a]B and
+    S = a verify for every message. verify.js refuses it (and R of small order) as the ledger's
+    rule says, and still accepts a genuine signature."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    order = 2**252 + 27742317777372353535851937790883648493
+    seed = bytes(range(32))
+    clamped = bytearray(hashlib.sha512(seed).digest()[:32])
+    clamped[0] &= 248
+    clamped[31] = (clamped[31] & 127) | 64
+    private = Ed25519PrivateKey.from_private_bytes(seed)
+    public = private.public_key().public_bytes_raw()
+    any_message = public + (int.from_bytes(clamped, "little") % order).to_bytes(32, "little")
+    neutral = bytes([1]) + bytes(31)
+    k = int.from_bytes(hashlib.sha512(neutral + public + b"m").digest(), "little") % order
+    neutral_r = neutral + (k * int.from_bytes(clamped, "little") % order).to_bytes(32, "little")
+    cases = {"neutral key": [neutral.hex(), any_message.hex()], "neutral R": [public.hex(), neutral_r.hex()],
+             "genuine": [public.hex(), private.sign(b"m").hex()]}
+    check = """async ([key, signature, strict]) => {
+        const hex = (t) => new Uint8Array(t.match(/../g).map((x) => parseInt(x, 16)));
+        const message = new TextEncoder().encode("m");
+        if (!strict) {
+          const imported = await crypto.subtle.importKey("raw", hex(key), {name: "Ed25519"}, false, ["verify"]);
+          return crypto.subtle.verify({name: "Ed25519"}, imported, hex(signature), message);
+        }
+        const module = await import("/static/frontend/verify.js");
+        return module.verifyEd25519(hex(key), hex(signature), message);
+    }"""
+    with phone_browser(monkeypatch) as context:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/accounts/login/")
+        webcrypto = {name: page.evaluate(check, [*args, False]) for name, args in cases.items()}
+        assert webcrypto == {"neutral key": True, "neutral R": True, "genuine": True}
+        strict = {name: page.evaluate(check, [*args, True]) for name, args in cases.items()}
+        assert strict == {"neutral key": False, "neutral R": False, "genuine": True}

@@ -138,9 +138,31 @@ export async function ed25519Supported() {
   return ed25519Support;
 }
 
+// The ledger's Ed25519 rule (docs/ledger-format.md, conventions) refuses keys and R of small order
+// and keys whose y is not below p. WebCrypto checks only the equation, under which the neutral
+// point as a key verifies a signature of every message, so those points are refused here first.
+const FIELD_PRIME = (1n << 255n) - 19n;
+const ORDER_8_Y = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
+const SMALL_ORDER_Y = new Set([0n, 1n, FIELD_PRIME - 1n, FIELD_PRIME, FIELD_PRIME + 1n, ORDER_8_Y,
+  FIELD_PRIME - ORDER_8_Y]);
+
+// y of a point's encoding: little-endian, without the top bit (the sign of x).
+function pointY(encoding) {
+  let y = 0n;
+  for (let i = 31; i >= 0; i -= 1) y = (y << 8n) | BigInt(i === 31 ? encoding[i] & 0x7f : encoding[i]);
+  return y;
+}
+
+export function usablePublicKey(encoding) {
+  if (encoding.length !== 32) return false;
+  const y = pointY(encoding);
+  return y < FIELD_PRIME && !SMALL_ORDER_Y.has(y);
+}
+
 export async function verifyEd25519(publicKey, signature, message) {
   if (!(await ed25519Supported())) throw new Ed25519Unavailable("Ed25519 is not available in this browser");
   if (publicKey.length !== 32 || signature.length !== 64) return false;
+  if (!usablePublicKey(publicKey) || SMALL_ORDER_Y.has(pointY(signature.subarray(0, 32)))) return false;
   let key;
   try {
     key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
