@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from verifier.checker import Checker
 
 from verifier import formats
-from verifier.checker import Checker
 
 VERIFIER_ROOT = Path(__file__).resolve().parents[2] / "verifier"
 ORDER = 2**252 + 27742317777372353535851937790883648493  # L, the order of the base point
@@ -109,7 +109,7 @@ def test_the_small_order_points_are_derived_from_the_curve():
         orders[y] = _order((x, y))
     assert sorted(orders.values()) == [1, 2, 4, 8, 8]
     assert formats.ORDER_8_Y in orders and orders[formats.ORDER_8_Y] == 8
-    assert formats.SMALL_ORDER_Y == set(orders) | {P, P + 1}
+    assert set(orders) | {P, P + 1} == formats.SMALL_ORDER_Y
     for y in formats.SMALL_ORDER_Y:
         for sign in (0, 1 << 255):
             assert not formats.usable_public_key(((y | sign) & ((1 << 256) - 1)).to_bytes(32, "little"))
