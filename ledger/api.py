@@ -50,6 +50,23 @@ class BlockTransactions(generics.ListAPIView):
         return selectors.transactions_visible_to(self.request.user).in_block(block)
 
 
+class BlockDocuments(generics.ListAPIView):
+    """The documents (as ``transactions/<hash>/document/``) of the block's transactions the caller
+    may see, in block order: a verifier reads a block in one request, not one per transaction."""
+
+    required_scopes = READ_SCOPE
+    serializer_class = TransactionDocumentSerializer
+
+    def get_queryset(self):
+        block = get_object_or_404(selectors.blocks_visible_to(self.request.user), number=self.kwargs["number"])
+        return selectors.transactions_visible_to(self.request.user).in_block(block).select_related(
+            "block", "invoker__organisation")
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else [selectors.transaction_document(tx) for tx in page]
+
+
 class TransactionDetail(generics.RetrieveAPIView):
     required_scopes = READ_SCOPE
     serializer_class = TransactionSerializer

@@ -7,6 +7,7 @@ urlpatterns = [
     path("blocks/", api.BlockList.as_view(), name="block-list"),
     path("blocks/<int:number>/", api.BlockDetail.as_view(), name="block-detail"),
     path("blocks/<int:number>/transactions/", api.BlockTransactions.as_view(), name="block-transactions"),
+    path("blocks/<int:number>/documents/", api.BlockDocuments.as_view(), name="block-documents"),
     path("transactions/<str:tx_hash>/", api.TransactionDetail.as_view(), name="transaction-detail"),
     path("transactions/<str:tx_hash>/proof/", api.TransactionProof.as_view(), name="transaction-proof"),
     path("transactions/<str:tx_hash>/document/", api.TransactionDocument.as_view(), name="transaction-document"),

@@ -138,6 +138,6 @@ def test_the_fuzzed_users_credentials_are_accepted(client, fuzz_world, user, pat
 
 def test_every_api_operation_is_fuzzed():
     operations = {result.ok().label for result in as_anonymous.get_all_operations()}
-    assert len(operations) == 27 and "POST /api/v1/meters/{meter_id}/readings" in operations
+    assert len(operations) == 28 and "POST /api/v1/meters/{meter_id}/readings" in operations
     assert {"GET /api/v1/ledger/transactions/{tx_hash}/document/", "GET /api/v1/ledger/policies/",
             "GET /api/v1/ledger/snapshot/"} <= operations

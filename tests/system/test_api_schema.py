@@ -45,7 +45,7 @@ def test_schema_lists_every_ledger_path(signed_in):
     assert schema["openapi"].startswith("3.")
     assert schema["info"]["title"] == "GridCoin API"
     documented = {p for p in schema["paths"] if p.startswith(LEDGER_PREFIX)}
-    assert len(ledger_paths()) == 18  # 7, the global log's 7 (docs/witnesses.md), documents, policies, genesis, snapshot
+    assert len(ledger_paths()) == 19  # 7, the global log's 7 (docs/witnesses.md), documents (2), policies, genesis, snapshot
     assert documented == ledger_paths()
 
 

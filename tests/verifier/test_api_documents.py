@@ -192,3 +192,25 @@ def test_the_genesis_membership_is_served_to_overseers_only(world):
     assert served.json() == genesis_membership() and served.json()["tx_hash"] == bootstrap.tx_hash
     refused = world.client("alice").get(f"{LEDGER_API}membership/genesis/")
     assert refused.status_code == 403 and "utility and auditors" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize("persona", ["uma", "alice"])
+def test_a_block_s_documents_come_in_one_request_as_each_transaction_s(world, persona):
+    """``blocks/<n>/documents/``: the caller's visible transactions of the block, in block order,
+    each exactly as its own ``transactions/<hash>/document/`` serves it."""
+    seal_all()
+    client = world.client(persona)
+    for block in client.get(f"{LEDGER_API}blocks/").json()["results"]:
+        number = block["number"]
+        served = client.get(f"{LEDGER_API}blocks/{number}/documents/", {"limit": 500}).json()
+        listed = client.get(f"{LEDGER_API}blocks/{number}/transactions/", {"limit": 500}).json()
+        assert [d["tx_hash"] for d in served["results"]] == [t["tx_hash"] for t in listed["results"]]
+        for document in served["results"]:
+            assert document == client.get(f"{LEDGER_API}transactions/{document['tx_hash']}/document/").json()
+            check_document(document)
+    visible = {d["tx_hash"] for b in client.get(f"{LEDGER_API}blocks/").json()["results"]
+               for d in client.get(f"{LEDGER_API}blocks/{b['number']}/documents/", {"limit": 500}).json()["results"]}
+    assert {world.tx[name] for name in VISIBLE[persona]} <= visible
+    hidden = {tx for name, tx in world.tx.items() if name not in VISIBLE[persona]}
+    assert not hidden & visible
+    assert client.get(f"{LEDGER_API}blocks/999/documents/").status_code == 404
