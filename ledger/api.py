@@ -58,13 +58,13 @@ class BlockDocuments(generics.ListAPIView):
     serializer_class = TransactionDocumentSerializer
 
     def get_queryset(self):
-        block = get_object_or_404(selectors.blocks_visible_to(self.request.user), number=self.kwargs["number"])
-        return selectors.transactions_visible_to(self.request.user).in_block(block).select_related(
-            "block", "invoker__organisation")
+        self.block = get_object_or_404(selectors.blocks_visible_to(self.request.user), number=self.kwargs["number"])
+        return selectors.transactions_visible_to(self.request.user).in_block(self.block).select_related(
+            "invoker__organisation").order_by("id")
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
-        return None if page is None else [selectors.transaction_document(tx) for tx in page]
+        return None if page is None else selectors.block_documents(self.block, list(page))
 
 
 class TransactionDetail(generics.RetrieveAPIView):

@@ -52,17 +52,25 @@ class _Hashed:
         return self.digest.hexdigest()
 
 
-class _Keys:
+class InvokerKeys:
     """The invoker's key in force at a transaction: its latest ``config`` identity write before
     it (key rotation on chain); before its first write, the key that write names (the bootstrap
     signs with the key it registers, and members older than on-chain membership used the key the
-    bootstrap lists for them); with no write at all, the registered key."""
+    bootstrap lists for them); with no write at all, the registered key. ``identities``: only
+    these (qualified names), else every identity."""
 
-    def __init__(self) -> None:
+    def __init__(self, identities: list[str] | None = None) -> None:
         self.by_identity: dict[str, tuple[list[int], list[str]]] = {}
+        if identities is None:
+            which, params = "key LIKE %s", [identity_config_key("%")]
+        elif not identities:
+            return
+        else:
+            which, params = "key IN (" + ",".join(["%s"] * len(identities)) + ")", [
+                identity_config_key(name) for name in identities]
         with connection.cursor() as cur:
             cur.execute("SELECT key, transaction_id, value, is_delete FROM ledger_statewrite WHERE namespace = %s "
-                        "AND key LIKE %s ORDER BY transaction_id, id", [CONFIG_NAMESPACE, identity_config_key("%")])
+                        f"AND {which} ORDER BY transaction_id, id", [CONFIG_NAMESPACE, *params])
             for key, tx_id, raw, is_delete in cur.fetchall():
                 value = loads_ledger_json(raw)[0] if raw is not None else None
                 if is_delete or not isinstance(value, dict) or not isinstance(value.get("public_key"), str):
@@ -85,9 +93,23 @@ _TX_COLUMNS = ("SELECT t.id, t.chaincode, t.function, t.args, t.idempotency_key,
                "JOIN ledger_organisation o ON o.id = i.organisation_id ")
 
 
-def _transactions(where: str, params: list, keys: _Keys, limit: int | None = None,
-                  ) -> list[tuple[int, int | None, dict]]:
-    """(id, block id, export record) of the transactions matching ``where``, in id order."""
+@dataclass
+class Rebuilt:
+    """A transaction's canonical proposal and document bytes, rebuilt from its rows."""
+
+    tx_id: int
+    block_id: int | None
+    tx_hash: str
+    body_digest: str
+    invoker: str
+    proposal: bytes
+    signature: str
+    document: bytes
+    invoker_public_key: str
+
+
+def rebuilt_transactions(where: str, params: list, keys: InvokerKeys, limit: int | None = None) -> list[Rebuilt]:
+    """The transactions matching ``where``, in id order, three queries for all of them."""
     with connection.cursor() as cur:
         cur.execute(_TX_COLUMNS + f"WHERE {where} ORDER BY t.id" + (f" LIMIT {int(limit)}" if limit else ""), params)
         txs = cur.fetchall()
@@ -119,9 +141,17 @@ def _transactions(where: str, params: list, keys: _Keys, limit: int | None = Non
             proposal=proposal, signature=signature, status=status, reason=reason,
             result=loads_ledger_json(result)[0], events=loads_ledger_json(events)[0],
             postings=postings.get(tx_id, []), state_writes=writes.get(tx_id, []))
-        out.append((tx_id, block_id, {"tx_hash": tx_hash, "bytes": b64(document), "body_digest": digest,
-                                      "invoker_public_key": keys.at(invoker, tx_id, public_key)}))
+        out.append(Rebuilt(tx_id, block_id, tx_hash, digest, invoker, proposal, signature, document,
+                           keys.at(invoker, tx_id, public_key)))
     return out
+
+
+def _transactions(where: str, params: list, keys: InvokerKeys, limit: int | None = None,
+                  ) -> list[tuple[int, int | None, dict]]:
+    """(id, block id, export record) of the transactions matching ``where``, in id order."""
+    return [(tx.tx_id, tx.block_id, {"tx_hash": tx.tx_hash, "bytes": b64(tx.document), "body_digest": tx.body_digest,
+                                     "invoker_public_key": tx.invoker_public_key})
+            for tx in rebuilt_transactions(where, params, keys, limit)]
 
 
 def _blocks() -> Iterator[tuple]:
@@ -150,7 +180,7 @@ def _strays() -> dict[int, list[int]]:
     return strays
 
 
-def _block_record(block: tuple, keys: _Keys, strays: list[int]) -> dict:
+def _block_record(block: tuple, keys: InvokerKeys, strays: list[int]) -> dict:
     block_id, number, previous_hash, root, timestamp, tx_count, header_hash, signer, signature, first, last = block
     rows = _transactions("t.id BETWEEN %s AND %s AND t.block_id = %s", [first or 0, last or 0, block_id], keys)
     if strays:
@@ -181,7 +211,7 @@ def _checkpoint(block_id: int) -> dict | None:
             "signature_line": line, "cosignatures": cosignatures}
 
 
-def pending_records(keys: _Keys) -> Iterator[dict]:
+def pending_records(keys: InvokerKeys) -> Iterator[dict]:
     """Transactions in no block of the chain: not sealed yet, or claiming a block that is gone."""
     last = 0
     while True:
@@ -199,7 +229,7 @@ def pending_records(keys: _Keys) -> Iterator[dict]:
         last = ids[-1]
 
 
-def _pending(out: _Hashed, keys: _Keys) -> int:
+def _pending(out: _Hashed, keys: InvokerKeys) -> int:
     count = 0
     for record in pending_records(keys):
         out.write(record)
@@ -216,7 +246,7 @@ def ledger_snapshot() -> dict:
         with connection.cursor() as cur:
             cur.execute("SELECT max(number) FROM ledger_block")
             newest = cur.fetchone()[0]
-        return {"block": newest, "membership": membership_snapshot(), "pending": list(pending_records(_Keys()))}
+        return {"block": newest, "membership": membership_snapshot(), "pending": list(pending_records(InvokerKeys()))}
 
 
 def membership_snapshot() -> dict[str, list[dict]]:
@@ -298,7 +328,7 @@ def export_ledger(out_dir: str | Path, *, blocks_per_file: int = 1000) -> Export
     directory.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary()
     with _snapshot():
-        keys = _Keys()
+        keys = InvokerKeys()
         strays = _strays()
         files: list[dict] = []
         current: _Hashed | None = None
