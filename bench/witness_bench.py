@@ -9,7 +9,10 @@
 3. sealing-to-cosigned latency: three witnesses (bank, charity, auditor) run as threads of this
    process, each talking only HTTP to the server and polling every BENCH_WITNESS_INTERVAL seconds
    (default 0.5); a block is sealed, and the time until its checkpoint holds all three
-   cosignatures is measured, BENCH_LATENCY_BLOCKS times (default 40). Target: p95 <= 2 s.
+   cosignatures is measured, BENCH_LATENCY_BLOCKS times (default 40). Target: p95 <= 2 s;
+4. the standalone verifier against the same server's read API (``python -m verifier --api``, its
+   own process, only its package on the path, the orderer key pinned): the whole ledger checked
+   as an outsider holding an auditor's token would, in tx/s.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -189,6 +195,24 @@ def _wait_cosigned(number: int, cosignature_model, timeout: float) -> None:
         time.sleep(0.005)
 
 
+def verify_through_api(port: int, token: str) -> tuple[float, int, str]:
+    """``python -m verifier --api`` against the server; returns the seconds, the transactions it
+    checked and what it printed."""
+    from ledger.sealing import orderer_public_hex
+
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = str(common.ROOT / "verifier")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "verifier", "--api", f"http://127.0.0.1:{port}{PREFIX}",
+                           "--token", token, "--orderer-key", orderer_public_hex()],
+                          env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - started
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    found = re.search(r"(\d+) transactions", done.stdout)
+    assert found, done.stdout
+    return seconds, int(found.group(1)), done.stdout.strip()
+
+
 def main() -> None:
     from bench.payments_bench import start_daphne, stop_daphne
 
@@ -205,12 +229,17 @@ def main() -> None:
         print(f"  proofs served through daphne (HTTP keep-alive, token):     {served:10,.0f} /s  (p95 {latency * 1000:.1f} ms)")
         print(f"  ratio served / in process:                                  {served / local:10.2f}x")
         samples = bench_cosigned_latency(port, token, utility)
+        api_seconds, api_tx, said = verify_through_api(port, token)
     finally:
         stop_daphne(server)
     print(f"  sealed -> cosigned by 3 witnesses (poll {INTERVAL} s), {len(samples)} blocks: "
           f"p50 {statistics.median(samples) * 1000:.0f} ms, p95 {p95(samples) * 1000:.0f} ms, "
           f"max {max(samples) * 1000:.0f} ms  (target p95 <= 2,000 ms)")
+    print(f"  standalone verifier through the API (--api, pinned key): {api_tx / api_seconds:10,.0f} tx/s "
+          f"({api_tx:,} transactions in {api_seconds:.1f} s)")
+    print(f"    {said}")
     print(json.dumps({"proofs_in_process": round(local), "proofs_served": round(served),
+                      "verifier_api_tx_per_s": round(api_tx / api_seconds),
                       "cosigned_p50_ms": round(statistics.median(samples) * 1000),
                       "cosigned_p95_ms": round(p95(samples) * 1000)}))
 
