@@ -1,7 +1,7 @@
 """Checkpoint notes and their signatures (C2SP tlog-checkpoint, signed-note, tlog-cosignature).
 
-Pure: standard library and ``cryptography`` only, so a witness or a verifier on another machine
-can use it without the project. Formats are in docs/witnesses.md.
+Pure: standard library, ``cryptography`` and PyNaCl only, so a witness or a verifier on another
+machine can use it without the project. Formats are in docs/witnesses.md.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 DASH = "\u2014"  # every signature line starts with an em dash and a space
 ED25519 = 0x01  # signed-note signature type of an Ed25519 note signature
@@ -142,8 +143,13 @@ def note_text(body: str, lines: list[str]) -> str:
 
 
 def _verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """The ledger's Ed25519 rule (docs/ledger-format.md): libsodium's, which also refuses keys and R
+    of small order; OpenSSL's check alone would take the neutral point as a key that signed
+    every message."""
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        crypto_sign_open(signature + message, public_key)
+    except (BadSignatureError, ValueError):
         return False
     return True

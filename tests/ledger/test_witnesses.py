@@ -660,3 +660,33 @@ def test_the_witness_client_runs_without_the_project():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2], env={"PATH": os.environ.get("PATH", "")})
     assert out.stdout.strip() == "['ledger', 'ledger.merkle', 'ledger.notes', 'ledger.witness_client']"
+
+
+def test_a_note_signed_under_a_small_order_key_is_refused():
+    """Under the neutral point as key, R = [a]B with S = a satisfies OpenSSL's equation for every
+    message; the ledger's rule (libsodium's) refuses such a key for note and cosignature lines."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    order = 2**252 + 27742317777372353535851937790883648493
+    seed = bytes(range(32))
+    clamped = bytearray(hashlib.sha512(seed).digest()[:32])
+    clamped[0] &= 248
+    clamped[31] = (clamped[31] & 127) | 64
+    forged = notes.raw_public(Ed25519PrivateKey.from_private_bytes(seed)) + (
+        int.from_bytes(clamped, "little") % order).to_bytes(32, "little")
+    neutral = bytes([1]) + bytes(31)
+    body = "gridcoin.example/log\n5\n" + "A" * 43 + "=\nblock 4 " + "ab" * 32 + "\n"
+    Ed25519PublicKey.from_public_bytes(neutral).verify(forged, body.encode())  # OpenSSL alone: accepted
+    name = "bank1/witness"
+    line = notes._line(name, notes.key_id(name, notes.ED25519, neutral) + forged)
+    assert notes.verify_note_line(body, line, name, neutral) is False
+    timestamp = 1_800_000_000
+    Ed25519PublicKey.from_public_bytes(neutral).verify(forged, notes.cosignature_message(body, timestamp))
+    cosigned = notes._line(name, notes.key_id(name, notes.COSIGNATURE_V1, neutral)
+                           + timestamp.to_bytes(8, "big") + forged)
+    assert notes.verify_cosignature_line(body, cosigned, name, neutral) is None
+    genuine = Ed25519PrivateKey.generate()
+    good = notes.cosign(body, name, genuine, timestamp)
+    assert notes.verify_cosignature_line(body, good, name, notes.raw_public(genuine)) == timestamp
