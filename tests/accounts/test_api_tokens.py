@@ -107,6 +107,13 @@ def test_a_token_stops_when_its_owner_leaves_the_organisation(mw):
     assert Client().get("/api/v1/ledger/blocks/", **bearer(raw)).status_code == 401
 
 
+def test_a_token_stops_when_its_owner_is_deactivated(mw):
+    raw = token_for(mw.uma, "ledger:read")
+    assert Client().get("/api/v1/ledger/blocks/", **bearer(raw)).status_code == 200
+    type(mw.uma.user).objects.filter(pk=mw.uma.user.pk).update(is_active=False)
+    assert Client().get("/api/v1/ledger/blocks/", **bearer(raw)).status_code == 401
+
+
 def test_basic_auth_with_the_right_password_is_a_401(mw):
     mw.uma.user.set_password("uma-password-1")
     mw.uma.user.save()
