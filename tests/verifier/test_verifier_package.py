@@ -16,6 +16,7 @@ import pytest
 from ledger.models import Block, Posting, Transaction
 from ledger.verify import trusted_orderer_keys
 from tests.ledger.tampering import sealed_ledger, superuser
+from tests.ledger_helpers import make_member
 
 VERIFIER_ROOT = Path(__file__).resolve().parents[2] / "verifier"
 ALLOWED = {"cryptography", "rfc8785", "verifier"}
@@ -99,6 +100,36 @@ def test_python_m_verifier_on_an_export(tmp_path):
     assert edited.returncode == 1 and "INVALID" in edited.stderr
     missing = _run(str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == 2 and "CANNOT VERIFY" in missing.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_m_verifier_on_a_live_api(live_server, tmp_path):
+    """An outsider's run over real HTTP: ``python -m verifier --api URL --token T`` with an
+    auditor's token and the orderer key pinned; then a balance edited by a superuser."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import api_token_create, membership_create
+    from ledger.models import Account
+
+    built = sealed_ledger()
+    auditor = make_member("outside-audit", "auditor")
+    user = get_user_model().objects.create_user(username="outside-auditor", password=None)
+    membership_create(user=user, organisation=auditor.organisation)
+    _, token = api_token_create(user=user, organisation=auditor.organisation, name="verify", scopes=["ledger:read"])
+    pin = [arg for key in sorted(trusted_orderer_keys()) for arg in ("--orderer-key", key)]
+    api = f"{live_server.url}/api/v1/ledger/"
+    ok = _run("--api", api, "--token", token, *pin, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    unsealed = Transaction.objects.filter(block__isnull=True).count()
+    assert ok.stdout.startswith(f"OK 5 blocks, {Transaction.objects.count()} transactions ({unsealed} not yet sealed)")
+    account = Account.objects.get(key=f"household:{built.net.alice.organisation.msp_id}", asset="k")
+    with superuser():
+        Account.objects.filter(pk=account.pk).update(balance=account.balance + 1)
+    bad = _run("--api", api, "--token", token, *pin, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert f"stores balance {account.balance + 1}, postings sum to {account.balance}" in bad.stderr, bad.stderr
+    refused = _run("--api", api, "--token", "gct_" + "x" * 43, cwd=tmp_path)
+    assert refused.returncode == 2 and "HTTP 401" in refused.stderr
 
 
 @pytest.mark.django_db
