@@ -64,7 +64,7 @@ class BlockDocuments(generics.ListAPIView):
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
-        return None if page is None else selectors.block_documents(self.block, list(page))
+        return None if page is None else selectors.transaction_documents(list(page), self.block)
 
 
 class TransactionDetail(generics.RetrieveAPIView):

@@ -501,73 +501,31 @@ def identity_config_key(qualified_name: str) -> str:
     return f"identity/{qualified_name}"
 
 
-def invoker_key_at(tx: Transaction) -> bytes:
-    """The invoker's public key in force when ``tx`` was made: the latest ``config`` write of
-    its identity before ``tx`` (key rotation on chain), else its first one, else the identity's
-    registered key."""
-    from .models import StateWrite
-
-    writes = StateWrite.objects.filter(namespace=CONFIG_NAMESPACE, key=identity_config_key(tx.invoker.qualified_name),
-                                       is_delete=False)
-    write = (writes.filter(transaction_id__lt=tx.pk).order_by("-transaction_id", "-id").values_list("value", flat=True)
-             .first())
-    if write is None:
-        # Before its first write: the key that write names (the bootstrap's own, or the one the
-        # bootstrap lists for a member older than on-chain membership).
-        write = writes.order_by("transaction_id", "id").values_list("value", flat=True).first()
-    if isinstance(write, dict) and isinstance(write.get("public_key"), str):
-        try:
-            return bytes.fromhex(write["public_key"])
-        except ValueError:
-            pass
-    return bytes(tx.invoker.public_key)
-
-
 def transaction_document(tx: Transaction) -> dict[str, Any]:
     """The canonical proposal the invoker signed and the canonical transaction document whose
-    SHA-256 is ``tx.tx_hash``, rebuilt from the stored rows, with where the transaction sits."""
-    from .documents import proposal_bytes, transaction_document_bytes
-
-    proposal = proposal_bytes(chaincode=tx.chaincode, function=tx.function, args=tx.args,
-                              invoker=tx.invoker.qualified_name, idempotency_key=tx.idempotency_key,
-                              proposed_at=as_utc(tx.proposed_at))
-    postings = [[key, asset, amount] for key, asset, amount in
-                tx.postings.order_by("id").values_list("account__key", "asset_id", "amount")]
-    writes = [[ns, key, value, is_delete, version] for ns, key, value, is_delete, version in
-              tx.state_writes.order_by("id").values_list("namespace", "key", "value", "is_delete", "version")]
-    document = transaction_document_bytes(proposal=proposal, signature=tx.signature, status=tx.status,
-                                          reason=tx.reason, result=tx.result, events=tx.events,
-                                          postings=postings, state_writes=writes)
-    block, leaf_index = tx.block if tx.block_id is not None else None, None
-    if block is not None:
-        leaf_index = Transaction.objects.in_block(block).filter(id__lt=tx.pk).count()
-    return {
-        "tx_hash": tx.tx_hash,
-        "bytes": document,
-        "proposal_bytes": proposal,
-        "signature": tx.signature,
-        "invoker": tx.invoker.qualified_name,
-        "invoker_public_key": invoker_key_at(tx).hex(),
-        "block": block.number if block is not None else None,
-        "leaf_index": leaf_index,
-    }
+    SHA-256 is ``tx.tx_hash``, rebuilt from the stored rows, with where the transaction sits and
+    the invoker's key in force then (docs/ledger-format.md)."""
+    return transaction_documents([tx], tx.block if tx.block_id is not None else None)[0]
 
 
-def block_documents(block: Block, txs: list[Transaction]) -> list[dict[str, Any]]:
-    """``transaction_document`` of each of ``txs`` (transactions of ``block``, in block order),
-    rebuilt together: a few queries for the lot rather than several per transaction."""
+def transaction_documents(txs: list[Transaction], block: Block | None) -> list[dict[str, Any]]:
+    """``transaction_document`` of each of ``txs`` (all in ``block``, or all unsealed), in id
+    order, rebuilt together: a few queries for the lot rather than several per transaction."""
     from .export import InvokerKeys, rebuilt_transactions
 
     if not txs:
         return []
     ids = [tx.pk for tx in txs]
-    positions = {tx_id: i for i, tx_id in enumerate(Transaction.objects.in_block(block).order_by("id")
-                                                    .values_list("id", flat=True))}
+    positions: dict[int, int] = {}
+    if block is not None:
+        positions = {tx_id: i for i, tx_id in enumerate(Transaction.objects.in_block(block).order_by("id")
+                                                        .values_list("id", flat=True))}
     keys = InvokerKeys(sorted({tx.invoker.qualified_name for tx in txs}))
     rebuilt = rebuilt_transactions("t.id IN (" + ",".join(["%s"] * len(ids)) + ")", ids, keys)
     return [{"tx_hash": tx.tx_hash, "bytes": tx.document, "proposal_bytes": tx.proposal, "signature": tx.signature,
-             "invoker": tx.invoker, "invoker_public_key": tx.invoker_public_key, "block": block.number,
-             "leaf_index": positions[tx.tx_id]} for tx in rebuilt]
+             "invoker": tx.invoker, "invoker_public_key": tx.invoker_public_key,
+             "block": block.number if block is not None else None, "leaf_index": positions.get(tx.tx_id)}
+            for tx in rebuilt]
 
 
 def signed_block_header(block: Block) -> dict[str, Any]:

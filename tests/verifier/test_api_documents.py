@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger.contracts import Context, Contract, registry
 from ledger.crypto import generate_private_key, public_bytes
 from ledger.models import Transaction
-from ledger.selectors import invoker_key_at, policies
+from ledger.selectors import policies, transaction_document
 from tests.personas import LEDGER_API, World, build_world, seal_all
 
 pytestmark = pytest.mark.django_db
@@ -147,8 +147,8 @@ def test_the_key_in_force_follows_config_writes_of_the_identity(world):
     finally:
         registry._contracts.pop(contract.name, None)
     before = Transaction.objects.get(tx_hash=world.tx["alice_to_charlie"])
-    assert invoker_key_at(before) == bytes(world.alice.identity.public_key)
-    assert invoker_key_at(Transaction.objects.get(tx_hash=later.tx_hash)).hex() == new_key
+    assert transaction_document(before)["invoker_public_key"] == bytes(world.alice.identity.public_key).hex()
+    assert transaction_document(Transaction.objects.get(tx_hash=later.tx_hash))["invoker_public_key"] == new_key
     served = world.client("alice").get(f"{LEDGER_API}transactions/{later.tx_hash}/document/").json()
     assert served["invoker_public_key"] == new_key
 
